@@ -1,0 +1,281 @@
+//! From query bytes to response bytes: protocol checks, routing to a server block, the plugin
+//! chain, and encoding within the client's size limit.
+//!
+//! No I/O, no `.await`: the packet loops call [`Handler::handle`] inline.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, LowerName, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use tracing::{error, info};
+
+use crate::plugin::{Outcome, Plugin, Reply, Request, matching_zone};
+
+/// The UDP payload size we advertise in OPT (the DNS Flag Day 2020 value).
+pub const EDNS_PAYLOAD: u16 = 1232;
+/// The largest UDP response to a client that sent no OPT (RFC 1035).
+const PLAIN_UDP_LIMIT: usize = 512;
+/// The largest DNS message; TCP responses may use all of it.
+const TCP_LIMIT: usize = 65535;
+const HEADER_LEN: usize = 12;
+
+/// How the query arrived, which decides how large the response may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
+/// One server block: the zones it serves and its plugins in chain order.
+#[derive(Debug)]
+pub struct Block {
+    pub zones: Vec<LowerName>,
+    pub plugins: Vec<Plugin>,
+    pub log: bool,
+    pub errors: bool,
+}
+
+/// Everything served on one port.
+#[derive(Debug)]
+pub struct Handler {
+    blocks: Vec<Block>,
+}
+
+impl Handler {
+    pub fn new(blocks: Vec<Block>) -> Self {
+        Self { blocks }
+    }
+
+    /// Answers `query` into `out`. Returns false when nothing is to be sent (the packet is
+    /// too short to carry an ID, or is itself a response).
+    pub fn handle(
+        &self,
+        query: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        out.clear();
+        if query.len() < HEADER_LEN || query[2] & 0x80 != 0 {
+            return false;
+        }
+        let started = Instant::now();
+        let msg = match Message::from_vec(query) {
+            Ok(msg) => msg,
+            Err(_) => {
+                header_only(query, ResponseCode::FormErr, out);
+                return true;
+            }
+        };
+        if msg.op_code() != OpCode::Query {
+            header_only(query, ResponseCode::NotImp, out);
+            return true;
+        }
+        let [question] = msg.queries() else {
+            header_only(query, ResponseCode::FormErr, out);
+            return true;
+        };
+        let limit = match (transport, msg.extensions()) {
+            (Transport::Tcp, _) => TCP_LIMIT,
+            (Transport::Udp, Some(edns)) => usize::from(edns.max_payload()).max(PLAIN_UDP_LIMIT),
+            (Transport::Udp, None) => PLAIN_UDP_LIMIT,
+        };
+        let (reply, block) = self.reply(&msg, question);
+        encode(&msg, question, &reply, limit, out);
+        if let Some(block) = block {
+            if block.log {
+                log_query(
+                    &msg,
+                    question,
+                    src,
+                    transport,
+                    query.len(),
+                    &reply,
+                    out,
+                    started,
+                );
+            }
+            if block.errors && reply.rcode == ResponseCode::ServFail {
+                error!(name = %question.name(), qtype = %question.query_type(), "SERVFAIL");
+            }
+        }
+        true
+    }
+
+    fn reply(&self, msg: &Message, question: &Query) -> (Reply, Option<&Block>) {
+        let refused = || Reply::authoritative(ResponseCode::Refused).not_authoritative();
+        if msg.extensions().as_ref().is_some_and(|e| e.version() > 0) {
+            return (
+                Reply::authoritative(ResponseCode::BADVERS).not_authoritative(),
+                None,
+            );
+        }
+        let qtype = question.query_type();
+        if matches!(qtype, RecordType::OPT) {
+            return (
+                Reply::authoritative(ResponseCode::FormErr).not_authoritative(),
+                None,
+            );
+        }
+        let req = Request::new(question.name().clone(), qtype);
+        let Some(block) = self
+            .blocks
+            .iter()
+            .filter_map(|b| matching_zone(&b.zones, &req.lower).map(|z| (z.num_labels(), b)))
+            .max_by_key(|(n, _)| *n)
+            .map(|(_, b)| b)
+        else {
+            return (refused(), None);
+        };
+        // Zone transfers are not offered; other classes than IN hold nothing here.
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR)
+            || !matches!(question.query_class(), DNSClass::IN)
+        {
+            return (refused(), Some(block));
+        }
+        for plugin in &block.plugins {
+            if let Outcome::Reply(reply) = plugin.serve(&req) {
+                return (reply, Some(block));
+            }
+        }
+        // Every plugin passed: nothing here holds the name.
+        (refused(), Some(block))
+    }
+}
+
+impl Reply {
+    fn not_authoritative(mut self) -> Self {
+        self.authoritative = false;
+        self
+    }
+}
+
+/// A response of just a header: the query's ID, opcode and RD, the given rcode, no sections.
+/// Used when the query cannot be parsed far enough to echo its question.
+fn header_only(query: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&query[..2]);
+    // QR=1, the query's opcode and RD; AA, TC, RA, Z, AD, CD clear.
+    out.push(0x80 | (query[2] & 0x79));
+    out.push(u8::from(rcode.low()));
+    out.extend_from_slice(&[0; 8]);
+}
+
+/// Encodes the response; when it is over `limit`, sends it empty with TC set instead.
+fn encode(msg: &Message, question: &Query, reply: &Reply, limit: usize, out: &mut Vec<u8>) {
+    let mut resp = Message::new();
+    resp.set_id(msg.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(msg.recursion_desired())
+        .set_checking_disabled(msg.checking_disabled())
+        .set_authoritative(reply.authoritative)
+        .set_recursion_available(reply.recursion_available)
+        .set_response_code(reply.rcode);
+    resp.add_query(question.clone());
+    if let Some(req_edns) = msg.extensions() {
+        let mut edns = Edns::new();
+        edns.set_max_payload(EDNS_PAYLOAD);
+        edns.set_version(0);
+        edns.set_dnssec_ok(req_edns.flags().dnssec_ok);
+        resp.set_edns(edns);
+    }
+    resp.add_answers(reply.answers.iter().cloned());
+    resp.add_name_servers(reply.authority.iter().cloned());
+    resp.add_additionals(reply.additional.iter().cloned());
+    if emit(&resp, out) && out.len() <= limit {
+        return;
+    }
+    resp.take_answers();
+    resp.take_name_servers();
+    resp.take_additionals();
+    resp.set_truncated(true);
+    if !emit(&resp, out) {
+        header_only(
+            &msg.to_vec().unwrap_or_else(|_| vec![0; HEADER_LEN]),
+            ResponseCode::ServFail,
+            out,
+        );
+    }
+}
+
+fn emit(resp: &Message, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    let mut encoder = BinEncoder::new(out);
+    resp.emit(&mut encoder).is_ok()
+}
+
+/// One line per query in CoreDNS's default `log` format:
+/// `{remote}:{port} - {id} "{type} {class} {name} {proto} {size} {do} {bufsize}" {rcode} {rflags} {rsize} {duration}`.
+#[allow(clippy::too_many_arguments)]
+fn log_query(
+    msg: &Message,
+    question: &Query,
+    src: SocketAddr,
+    transport: Transport,
+    size: usize,
+    reply: &Reply,
+    out: &[u8],
+    started: Instant,
+) {
+    let (dnssec_ok, bufsize) = match msg.extensions() {
+        Some(e) => (e.flags().dnssec_ok, e.max_payload()),
+        None => (false, 512),
+    };
+    let mut flags = vec!["qr"];
+    if reply.authoritative {
+        flags.push("aa");
+    }
+    if out.len() > 2 && out[2] & 0x02 != 0 {
+        flags.push("tc");
+    }
+    if msg.recursion_desired() {
+        flags.push("rd");
+    }
+    if reply.recursion_available {
+        flags.push("ra");
+    }
+    info!(
+        target: "clusterdns::log",
+        "{}:{} - {} \"{} {} {} {} {} {} {}\" {} {} {} {:.9}s",
+        src.ip(),
+        src.port(),
+        msg.id(),
+        question.query_type(),
+        question.query_class(),
+        question.name(),
+        transport.as_str(),
+        size,
+        dnssec_ok,
+        bufsize,
+        rcode_name(reply.rcode),
+        flags.join(","),
+        out.len(),
+        started.elapsed().as_secs_f64(),
+    );
+}
+
+/// Response codes as CoreDNS (miekg/dns) writes them in logs.
+fn rcode_name(rcode: ResponseCode) -> String {
+    match rcode {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        ResponseCode::BADVERS => "BADVERS".into(),
+        other => format!("RCODE{}", u16::from(other)),
+    }
+}

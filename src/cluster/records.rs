@@ -1,0 +1,470 @@
+//! The records the Kubernetes DNS specification (1.1.0) gives a cluster, as CoreDNS's
+//! `kubernetes` plugin serves them where the specification is silent.
+//!
+//! Records are built once per change of the cluster, not per query: the answer path is one
+//! table lookup. Pod names under `pods insecure` are the exception: they are not stored
+//! but synthesised from the query name ([`insecure_pod_address`]).
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+
+use super::{ClusterObjects, Endpoint, Port, Service, ServiceKind};
+use crate::config::PodMode;
+use crate::table::{Records, record};
+
+/// The schema version `dns-version.ZONE` answers.
+pub const SCHEMA_VERSION: &str = "1.1.0";
+/// CoreDNS's TTL for the `dns-version` TXT record.
+const SCHEMA_TTL: u32 = 28800;
+/// CoreDNS caps the SOA's own TTL at this.
+const SOA_MAX_TTL: u32 = 300;
+
+/// How records are made: the `kubernetes` directive's settings.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// The zones served, forward and reverse, lowercase and fully qualified.
+    pub zones: Vec<Name>,
+    pub ttl: u32,
+    pub pods: PodMode,
+    /// Exposed namespaces; empty exposes all.
+    pub namespaces: Vec<String>,
+    pub endpoint_pod_names: bool,
+    pub noendpoints: bool,
+}
+
+/// One zone's apex records, for the authority section of negative answers.
+#[derive(Debug, Clone)]
+pub struct Apex {
+    pub zone: LowerName,
+    pub soa: Record,
+}
+
+/// Everything the kubernetes plugin answers from, built in one go.
+#[derive(Debug, Clone)]
+pub struct ClusterSnapshot {
+    pub records: Records,
+    /// Namespaces that exist and are exposed.
+    pub namespaces: BTreeSet<String>,
+    pub apexes: Vec<Apex>,
+}
+
+impl ClusterSnapshot {
+    /// The SOA of the zone that holds `name`, the longest match.
+    pub fn soa_for(&self, name: &LowerName) -> Option<&Record> {
+        self.apexes
+            .iter()
+            .filter(|a| a.zone.zone_of(name))
+            .max_by_key(|a| a.zone.num_labels())
+            .map(|a| &a.soa)
+    }
+}
+
+fn is_reverse(zone: &Name) -> bool {
+    let s = zone.to_ascii();
+    s.ends_with("in-addr.arpa.") || s.ends_with("ip6.arpa.")
+}
+
+fn name(labels: &[&str], zone: &Name) -> Option<Name> {
+    Name::from_labels(labels.iter().map(|l| l.as_bytes()))
+        .ok()?
+        .append_domain(zone)
+        .ok()
+}
+
+fn address(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
+    match ip {
+        IpAddr::V4(v4) => record(owner, ttl, RData::A(A(v4))),
+        IpAddr::V6(v6) => record(owner, ttl, RData::AAAA(AAAA(v6))),
+    }
+}
+
+/// The name of an endpoint under its service: its hostname, its pod's name under
+/// `endpoint_pod_names`, or its address with dashes (`10-36-0-1`, `fd00--1`).
+pub fn endpoint_label(ep: &Endpoint, ip: IpAddr, endpoint_pod_names: bool) -> String {
+    if let Some(h) = &ep.hostname {
+        return h.clone();
+    }
+    if endpoint_pod_names {
+        if let Some(t) = &ep.target_name {
+            return t.clone();
+        }
+    }
+    dashed(ip)
+}
+
+/// An address written as one label, as CoreDNS writes it.
+pub fn dashed(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string().replace('.', "-"),
+        IpAddr::V6(v6) => v6.to_string().replace(':', "-"),
+    }
+}
+
+/// The address a pod name stands for under `pods insecure`: `10-0-0-1` or `fd00--1`
+/// (CoreDNS's rule: three dashes and no `--` is IPv4, anything else is tried as IPv6).
+pub fn insecure_pod_address(label: &str) -> Option<IpAddr> {
+    let ip = if label.matches('-').count() == 3 && !label.contains("--") {
+        label.replace('-', ".")
+    } else {
+        label.replace('-', ":")
+    };
+    ip.parse().ok()
+}
+
+/// One SRV "entry" in CoreDNS's sense: an address and port behind a name. Weights are
+/// computed over all entries, duplicates included, as CoreDNS does.
+struct Entry<'a> {
+    target: Name,
+    ip: IpAddr,
+    port: Option<&'a Port>,
+}
+
+struct Builder<'a> {
+    opts: &'a ClusterOptions,
+    records: Records,
+    primary: &'a Name,
+}
+
+/// Builds the records of a cluster. `serial` is the SOA serial (CoreDNS uses the time of the
+/// last change, in seconds).
+pub fn build(objects: &ClusterObjects, opts: &ClusterOptions, serial: u32) -> ClusterSnapshot {
+    let namespaces: BTreeSet<String> = objects
+        .all_namespaces()
+        .into_iter()
+        .filter(|ns| opts.namespaces.is_empty() || opts.namespaces.contains(ns))
+        .collect();
+    let primary = opts
+        .zones
+        .iter()
+        .find(|z| !is_reverse(z))
+        .expect("config guarantees a forward zone");
+    let mut b = Builder {
+        opts,
+        records: Records::default(),
+        primary,
+    };
+    let mut apexes = Vec::new();
+    for zone in &opts.zones {
+        apexes.push(b.apex(zone, objects, serial));
+        if is_reverse(zone) {
+            continue;
+        }
+        for ns in &namespaces {
+            b.ensure(&[ns, "svc"], zone);
+            if opts.pods != PodMode::Disabled {
+                b.ensure(&[ns, "pod"], zone);
+            }
+        }
+        for svc in objects.services.values() {
+            if namespaces.contains(&svc.namespace) {
+                b.service(svc, objects, zone);
+            }
+        }
+        if opts.pods == PodMode::Verified {
+            for pod in objects.pods.values() {
+                if !namespaces.contains(&pod.namespace) {
+                    continue;
+                }
+                for &ip in &pod.ips {
+                    if let Some(owner) = name(&[&dashed(ip), &pod.namespace, "pod"], zone) {
+                        b.records.add(zone, address(&owner, opts.ttl, ip));
+                    }
+                }
+            }
+        }
+    }
+    b.reverse(objects, &namespaces);
+    ClusterSnapshot {
+        records: b.records,
+        namespaces,
+        apexes,
+    }
+}
+
+impl Builder<'_> {
+    fn ensure(&mut self, labels: &[&str], zone: &Name) {
+        if let Some(n) = name(labels, zone) {
+            self.records.ensure(&n, zone);
+        }
+    }
+
+    /// SOA and NS at the apex, `ns.dns`, and `dns-version`.
+    fn apex(&mut self, zone: &Name, objects: &ClusterObjects, serial: u32) -> Apex {
+        let ttl = self.opts.ttl;
+        let ns_name = name(&["ns", "dns"], zone).expect("short name");
+        let soa = record(
+            zone,
+            ttl.min(SOA_MAX_TTL),
+            RData::SOA(SOA::new(
+                ns_name.clone(),
+                name(&["hostmaster"], zone).expect("short name"),
+                serial,
+                7200,
+                1800,
+                86400,
+                ttl,
+            )),
+        );
+        self.records.ensure(zone, zone);
+        self.records.add(zone, soa.clone());
+        self.records
+            .add(zone, record(zone, ttl, RData::NS(NS(ns_name.clone()))));
+        self.records.ensure(&ns_name, zone);
+        // The server's own address: the kube-dns service, where the cluster has one.
+        let kube_dns = objects
+            .services
+            .get(&("kube-system".to_string(), "kube-dns".to_string()));
+        if let Some(Service {
+            kind: ServiceKind::ClusterIp(ips),
+            ..
+        }) = kube_dns
+        {
+            for &ip in ips {
+                let a = address(&ns_name, ttl, ip);
+                self.records.add(zone, a.clone());
+                self.records.add_additional(zone, zone, RecordType::NS, a);
+            }
+        }
+        if !is_reverse(zone) {
+            let version = name(&["dns-version"], zone).expect("short name");
+            self.records.add(
+                zone,
+                record(
+                    &version,
+                    SCHEMA_TTL,
+                    RData::TXT(TXT::new(vec![SCHEMA_VERSION.to_string()])),
+                ),
+            );
+        }
+        Apex {
+            zone: LowerName::new(zone),
+            soa,
+        }
+    }
+
+    fn service(&mut self, svc: &Service, objects: &ClusterObjects, zone: &Name) {
+        let ttl = self.opts.ttl;
+        let Some(base) = name(&[&svc.name, &svc.namespace, "svc"], zone) else {
+            return;
+        };
+        // Endpoints are named under every kind of service but ExternalName (CoreDNS answers
+        // `endpoint.service` for ClusterIP services too).
+        let mut endpoint_entries: Vec<(Name, IpAddr, Vec<Option<&Port>>)> = Vec::new();
+        if !matches!(svc.kind, ServiceKind::ExternalName(_)) && !self.opts.noendpoints {
+            for set in objects.endpoint_sets(&svc.namespace, &svc.name) {
+                let ports: Vec<Option<&Port>> = if set.ports.is_empty() {
+                    vec![None]
+                } else {
+                    set.ports.iter().map(Some).collect()
+                };
+                for ep in &set.endpoints {
+                    if !(ep.ready || svc.publish_not_ready) {
+                        continue;
+                    }
+                    for &ip in &ep.addresses {
+                        let label = endpoint_label(ep, ip, self.opts.endpoint_pod_names);
+                        let Ok(target) = Name::from_labels([label.as_bytes()])
+                            .and_then(|l| l.append_domain(&base))
+                        else {
+                            continue;
+                        };
+                        endpoint_entries.push((target, ip, ports.clone()));
+                    }
+                }
+            }
+        }
+        // Each endpoint name: its addresses, and SRV for its ports.
+        for (target, ip, ports) in &endpoint_entries {
+            self.records.add(zone, address(target, ttl, *ip));
+            let entries: Vec<Entry> = ports
+                .iter()
+                .map(|&port| Entry {
+                    target: target.clone(),
+                    ip: *ip,
+                    port,
+                })
+                .collect();
+            self.srv_set(target, &entries, zone);
+        }
+        match &svc.kind {
+            ServiceKind::ExternalName(target) => {
+                self.records.add(
+                    zone,
+                    record(&base, ttl, RData::CNAME(CNAME(target.clone()))),
+                );
+            }
+            ServiceKind::ClusterIp(ips) => {
+                // A service without an address yet still exists (NODATA, as CoreDNS answers).
+                self.records.ensure(&base, zone);
+                let ports: Vec<Option<&Port>> = if svc.ports.is_empty() {
+                    vec![None]
+                } else {
+                    svc.ports.iter().map(Some).collect()
+                };
+                let entries: Vec<Entry> = ports
+                    .iter()
+                    .flat_map(|&port| {
+                        let base = &base;
+                        ips.iter().map(move |&ip| Entry {
+                            target: base.clone(),
+                            ip,
+                            port,
+                        })
+                    })
+                    .collect();
+                self.addressed(&base, &entries, zone);
+            }
+            ServiceKind::Headless => {
+                let entries: Vec<Entry> = endpoint_entries
+                    .iter()
+                    .flat_map(|(target, ip, ports)| {
+                        ports.iter().map(move |&port| Entry {
+                            target: target.clone(),
+                            ip: *ip,
+                            port,
+                        })
+                    })
+                    .collect();
+                // No ready endpoint: the name does not exist.
+                if !entries.is_empty() {
+                    self.addressed(&base, &entries, zone);
+                }
+            }
+        }
+    }
+
+    /// A service name with its entries: A/AAAA, SRV over all ports, and `_port._proto` names.
+    fn addressed(&mut self, base: &Name, entries: &[Entry], zone: &Name) {
+        let ttl = self.opts.ttl;
+        for e in entries {
+            self.records.add(zone, address(base, ttl, e.ip));
+        }
+        self.srv_set(base, entries, zone);
+        let named: BTreeSet<(&str, &str)> = entries
+            .iter()
+            .filter_map(|e| e.port)
+            .filter(|p| !p.name.is_empty())
+            .map(|p| (p.name.as_str(), p.protocol.label()))
+            .collect();
+        for (port_name, proto) in named {
+            let Ok(owner) = Name::from_labels([
+                format!("_{port_name}").as_bytes(),
+                format!("_{proto}").as_bytes(),
+            ])
+            .and_then(|n| n.append_domain(base)) else {
+                continue;
+            };
+            let matching: Vec<Entry> = entries
+                .iter()
+                .filter(|e| {
+                    e.port
+                        .is_some_and(|p| p.name == port_name && p.protocol.label() == proto)
+                })
+                .map(|e| Entry {
+                    target: e.target.clone(),
+                    ip: e.ip,
+                    port: e.port,
+                })
+                .collect();
+            // CoreDNS answers A/AAAA at the SRV name too.
+            for e in &matching {
+                self.records.add(zone, address(&owner, ttl, e.ip));
+            }
+            self.srv_set(&owner, &matching, zone);
+        }
+    }
+
+    /// SRV records at `owner`, weighted as CoreDNS weighs them: 100 / entries, at least 1.
+    fn srv_set(&mut self, owner: &Name, entries: &[Entry], zone: &Name) {
+        let ttl = self.opts.ttl;
+        if entries.is_empty() {
+            return;
+        }
+        let weight = ((100 / entries.len()) as u16).max(1);
+        for e in entries {
+            let Some(port) = e.port else { continue };
+            let srv = record(
+                owner,
+                ttl,
+                RData::SRV(SRV::new(0, weight, port.port, e.target.clone())),
+            );
+            self.records.add(zone, srv);
+            self.records.add_additional(
+                zone,
+                owner,
+                RecordType::SRV,
+                address(&e.target, ttl, e.ip),
+            );
+        }
+    }
+
+    /// PTR records in the reverse zones: cluster IPs name their service; endpoint addresses
+    /// (of any service) name the endpoint, unless the address is a cluster IP.
+    fn reverse(&mut self, objects: &ClusterObjects, namespaces: &BTreeSet<String>) {
+        let reverse_zones: Vec<Name> = self
+            .opts
+            .zones
+            .iter()
+            .filter(|z| is_reverse(z))
+            .cloned()
+            .collect();
+        if reverse_zones.is_empty() {
+            return;
+        }
+        let ttl = self.opts.ttl;
+        let primary = self.primary.clone();
+        let mut cluster_ips = BTreeSet::new();
+        let mut ptrs: Vec<(IpAddr, Name)> = Vec::new();
+        for svc in objects.services.values() {
+            if !namespaces.contains(&svc.namespace) {
+                continue;
+            }
+            if let ServiceKind::ClusterIp(ips) = &svc.kind {
+                if let Some(target) = name(&[&svc.name, &svc.namespace, "svc"], &primary) {
+                    for &ip in ips {
+                        if cluster_ips.insert(ip) {
+                            ptrs.push((ip, target.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        if !self.opts.noendpoints {
+            for svc in objects.services.values() {
+                if !namespaces.contains(&svc.namespace)
+                    || matches!(svc.kind, ServiceKind::ExternalName(_))
+                {
+                    continue;
+                }
+                for set in objects.endpoint_sets(&svc.namespace, &svc.name) {
+                    for ep in set
+                        .endpoints
+                        .iter()
+                        .filter(|e| e.ready || svc.publish_not_ready)
+                    {
+                        for &ip in ep.addresses.iter().filter(|ip| !cluster_ips.contains(ip)) {
+                            let label = endpoint_label(ep, ip, self.opts.endpoint_pod_names);
+                            if let Some(target) =
+                                name(&[&label, &svc.name, &svc.namespace, "svc"], &primary)
+                            {
+                                ptrs.push((ip, target));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (ip, target) in ptrs {
+            let mut owner = Name::from(ip);
+            owner.set_fqdn(true);
+            let Some(zone) = reverse_zones.iter().find(|z| z.zone_of(&owner)) else {
+                continue;
+            };
+            self.records
+                .add(zone, record(&owner, ttl, RData::PTR(PTR(target))));
+        }
+    }
+}

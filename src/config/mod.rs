@@ -1,0 +1,756 @@
+//! Configuration: the Corefile turned into validated settings, before any socket is bound.
+//!
+//! [`corefile`] parses the text into server blocks and directives; this module gives the
+//! directives their meaning (CoreDNS's semantics and defaults) and rejects what it cannot serve,
+//! naming the file and line.
+
+pub mod corefile;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hickory_proto::rr::{LowerName, Name};
+
+pub use corefile::{Directive, Pos, ServerBlock};
+
+/// Everything that can be wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{pos}: {message}")]
+    Syntax { pos: String, message: String },
+    #[error("{pos}: {directive}: {message}")]
+    Directive {
+        pos: String,
+        directive: String,
+        message: String,
+    },
+}
+
+/// The directives this build serves, in the order queries pass through them (CoreDNS's
+/// `plugin.cfg` order, not the order they are written in).
+pub const SUPPORTED: &[&str] = &["errors", "log", "hosts", "kubernetes"];
+
+/// CoreDNS directives that are known but not served yet.
+const NOT_YET: &[&str] = &[
+    "acl",
+    "any",
+    "auto",
+    "autopath",
+    "azure",
+    "bind",
+    "bufsize",
+    "cache",
+    "cancel",
+    "chaos",
+    "clouddns",
+    "debug",
+    "dns64",
+    "dnssec",
+    "dnstap",
+    "erratic",
+    "etcd",
+    "file",
+    "forward",
+    "geoip",
+    "grpc",
+    "header",
+    "health",
+    "k8s_external",
+    "loadbalance",
+    "local",
+    "loop",
+    "metadata",
+    "minimal",
+    "multisocket",
+    "nsid",
+    "on",
+    "pprof",
+    "prometheus",
+    "ready",
+    "reload",
+    "rewrite",
+    "root",
+    "route53",
+    "secondary",
+    "sign",
+    "template",
+    "timeouts",
+    "tls",
+    "trace",
+    "transfer",
+    "tsig",
+    "view",
+    "whoami",
+];
+
+/// The whole configuration: one entry per server block.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub servers: Vec<ServerConfig>,
+}
+
+/// One server block: the zones it serves on a port, and its plugins.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub zones: Vec<LowerName>,
+    pub port: u16,
+    pub errors: bool,
+    pub log: bool,
+    pub hosts: Option<HostsConfig>,
+    pub kubernetes: Option<KubernetesConfig>,
+    pub pos: Pos,
+}
+
+/// `fallthrough [ZONES...]`: names in these zones (all when empty) pass to the next plugin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fallthrough {
+    zones: Option<Vec<LowerName>>,
+}
+
+impl Fallthrough {
+    /// Whether `name` falls through.
+    pub fn through(&self, name: &LowerName) -> bool {
+        match &self.zones {
+            None => false,
+            Some(zones) => zones.is_empty() || zones.iter().any(|z| z.zone_of(name)),
+        }
+    }
+
+    fn parse(args: &[String], d: &Directive, parent: &str) -> Result<Self, ConfigError> {
+        let zones = args
+            .iter()
+            .map(|a| parse_zone(a).map_err(|m| directive_err(d, parent, m)))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { zones: Some(zones) })
+    }
+}
+
+/// `pods insecure|verified|disabled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodMode {
+    Disabled,
+    Insecure,
+    Verified,
+}
+
+/// The `kubernetes` directive.
+#[derive(Debug, Clone)]
+pub struct KubernetesConfig {
+    /// The zones it answers, forward and reverse; the first forward one is primary.
+    pub zones: Vec<LowerName>,
+    pub manifests: Vec<PathBuf>,
+    pub pods: PodMode,
+    pub ttl: u32,
+    /// Exposed namespaces; empty exposes every namespace.
+    pub namespaces: Vec<String>,
+    pub fallthrough: Fallthrough,
+    pub endpoint_pod_names: bool,
+    pub noendpoints: bool,
+    /// How often the manifest files are checked for changes.
+    pub reload: Duration,
+}
+
+/// The `hosts` directive.
+#[derive(Debug, Clone)]
+pub struct HostsConfig {
+    pub file: Option<PathBuf>,
+    pub zones: Vec<LowerName>,
+    pub inline: Vec<(IpAddr, Vec<Name>)>,
+    pub ttl: u32,
+    pub reload: Duration,
+    pub no_reverse: bool,
+    pub fallthrough: Fallthrough,
+}
+
+/// CoreDNS's default TTL for the kubernetes plugin.
+const KUBERNETES_DEFAULT_TTL: u32 = 5;
+/// CoreDNS's limit on the kubernetes plugin's `ttl`.
+const KUBERNETES_MAX_TTL: u32 = 3600;
+/// CoreDNS's default TTL for the hosts plugin.
+const HOSTS_DEFAULT_TTL: u32 = 3600;
+/// CoreDNS's default interval for re-reading a hosts file.
+const HOSTS_DEFAULT_RELOAD: Duration = Duration::from_secs(5);
+/// How often manifest files are checked for changes.
+const MANIFESTS_RELOAD: Duration = Duration::from_secs(1);
+
+impl Config {
+    /// Reads and validates the Corefile at `path`. `default_port` is `-dns.port`.
+    pub fn load(path: &Path, default_port: u16) -> Result<Self, ConfigError> {
+        let blocks = corefile::parse_file(path)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Self::from_blocks(blocks, default_port, dir)
+    }
+
+    /// Validates parsed server blocks. Relative paths are taken from `dir`.
+    pub fn from_blocks(
+        blocks: Vec<ServerBlock>,
+        default_port: u16,
+        dir: &Path,
+    ) -> Result<Self, ConfigError> {
+        let mut servers: Vec<ServerConfig> = Vec::new();
+        for block in blocks {
+            let server = server_block(&block, default_port, dir)?;
+            for zone in &server.zones {
+                if servers
+                    .iter()
+                    .any(|s| s.port == server.port && s.zones.contains(zone))
+                {
+                    return Err(ConfigError::Syntax {
+                        pos: block.pos.to_string(),
+                        message: format!("zone {zone} on port {} is defined twice", server.port),
+                    });
+                }
+            }
+            servers.push(server);
+        }
+        if servers.is_empty() {
+            return Err(ConfigError::Syntax {
+                pos: "Corefile".into(),
+                message: "no server blocks".into(),
+            });
+        }
+        Ok(Self { servers })
+    }
+}
+
+fn directive_err(d: &Directive, name: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Directive {
+        pos: d.pos.to_string(),
+        directive: name.to_string(),
+        message: message.into(),
+    }
+}
+
+fn server_block(
+    block: &ServerBlock,
+    default_port: u16,
+    dir: &Path,
+) -> Result<ServerConfig, ConfigError> {
+    let mut zones = Vec::new();
+    let mut port = None;
+    for key in &block.keys {
+        let (zone, p) = parse_key(key, default_port).map_err(|message| ConfigError::Syntax {
+            pos: block.pos.to_string(),
+            message,
+        })?;
+        if port.is_some_and(|q| q != p) {
+            return Err(ConfigError::Syntax {
+                pos: block.pos.to_string(),
+                message: "all keys of a server block must use the same port".into(),
+            });
+        }
+        port = Some(p);
+        zones.push(zone);
+    }
+    let mut server = ServerConfig {
+        zones,
+        port: port.unwrap_or(default_port),
+        errors: false,
+        log: false,
+        hosts: None,
+        kubernetes: None,
+        pos: block.pos.clone(),
+    };
+    for d in &block.directives {
+        let name = d.name.as_str();
+        let seen = match name {
+            "errors" => std::mem::replace(&mut server.errors, true),
+            "log" => std::mem::replace(&mut server.log, true),
+            "hosts" => server
+                .hosts
+                .replace(hosts(d, &server.zones, dir)?)
+                .is_some(),
+            "kubernetes" => server
+                .kubernetes
+                .replace(kubernetes(d, &server.zones, dir)?)
+                .is_some(),
+            _ if NOT_YET.contains(&name) => {
+                return Err(directive_err(d, name, "not supported yet"));
+            }
+            _ => return Err(directive_err(d, name, "unknown directive")),
+        };
+        if seen {
+            return Err(directive_err(
+                d,
+                name,
+                "can only be used once per server block",
+            ));
+        }
+        if matches!(name, "errors" | "log") && !d.block.is_empty() {
+            return Err(directive_err(d, name, "takes no block in this build"));
+        }
+    }
+    Ok(server)
+}
+
+/// Splits a server block key `[dns://]ZONE[:PORT]`.
+fn parse_key(key: &str, default_port: u16) -> Result<(LowerName, u16), String> {
+    let key = key.strip_prefix("dns://").unwrap_or(key);
+    if key.contains("://") {
+        return Err(format!("{key}: only dns:// servers are supported"));
+    }
+    let (zone, port) = match key.rsplit_once(':') {
+        Some((z, p)) => {
+            let port = p
+                .parse::<u16>()
+                .map_err(|_| format!("{key}: bad port {p:?}"))?;
+            (z, port)
+        }
+        None => (key, default_port),
+    };
+    Ok((parse_zone(zone)?, port))
+}
+
+/// A zone as written in a Corefile: a name, or a CIDR for a reverse zone.
+pub fn parse_zone(zone: &str) -> Result<LowerName, String> {
+    if zone.is_empty() {
+        return Err("empty zone".into());
+    }
+    if let Some((ip, len)) = zone.split_once('/') {
+        return reverse_zone(ip, len).ok_or_else(|| {
+            format!("{zone}: only CIDRs on octet (IPv4) or nibble (IPv6) boundaries are supported")
+        });
+    }
+    let name = Name::from_ascii(zone).map_err(|e| format!("{zone}: bad zone: {e}"))?;
+    let mut name = name.to_lowercase();
+    name.set_fqdn(true);
+    Ok(LowerName::new(&name))
+}
+
+fn reverse_zone(ip: &str, len: &str) -> Option<LowerName> {
+    let ip: IpAddr = ip.parse().ok()?;
+    let len: usize = len.parse().ok()?;
+    let labels: Vec<String> = match ip {
+        IpAddr::V4(v4) if len <= 32 && len % 8 == 0 => v4.octets()[..len / 8]
+            .iter()
+            .rev()
+            .map(u8::to_string)
+            .chain(["in-addr".into(), "arpa".into()])
+            .collect(),
+        IpAddr::V6(v6) if len <= 128 && len % 4 == 0 => {
+            let nibbles: Vec<String> = v6
+                .octets()
+                .iter()
+                .flat_map(|b| [b >> 4, b & 0xf])
+                .map(|n| format!("{n:x}"))
+                .collect();
+            nibbles[..len / 4]
+                .iter()
+                .rev()
+                .cloned()
+                .chain(["ip6".into(), "arpa".into()])
+                .collect()
+        }
+        _ => return None,
+    };
+    let name = Name::from_ascii(labels.join(".") + ".").ok()?;
+    Some(LowerName::new(&name))
+}
+
+fn is_reverse(zone: &LowerName) -> bool {
+    let arpa = [
+        LowerName::new(&Name::from_ascii("in-addr.arpa.").expect("static name")),
+        LowerName::new(&Name::from_ascii("ip6.arpa.").expect("static name")),
+    ];
+    arpa.iter().any(|a| a.zone_of(zone))
+}
+
+/// Plugin zones: the arguments, or the server block's zones when there are none.
+fn plugin_zones(
+    d: &Directive,
+    name: &str,
+    args: &[String],
+    block_zones: &[LowerName],
+) -> Result<Vec<LowerName>, ConfigError> {
+    if args.is_empty() {
+        return Ok(block_zones.to_vec());
+    }
+    args.iter()
+        .map(|a| parse_zone(a).map_err(|m| directive_err(d, name, m)))
+        .collect()
+}
+
+fn one_arg<'a>(d: &'a Directive, parent: &str) -> Result<&'a str, ConfigError> {
+    match d.args.as_slice() {
+        [a] => Ok(a),
+        _ => Err(directive_err(
+            d,
+            parent,
+            format!("{} takes exactly one argument", d.name),
+        )),
+    }
+}
+
+fn number<T: std::str::FromStr>(d: &Directive, parent: &str) -> Result<T, ConfigError> {
+    let a = one_arg(d, parent)?;
+    a.parse().map_err(|_| {
+        directive_err(
+            d,
+            parent,
+            format!("{}: {a:?} is not a valid number", d.name),
+        )
+    })
+}
+
+fn resolve(dir: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
+}
+
+fn kubernetes(
+    d: &Directive,
+    block_zones: &[LowerName],
+    dir: &Path,
+) -> Result<KubernetesConfig, ConfigError> {
+    const NAME: &str = "kubernetes";
+    let zones = plugin_zones(d, NAME, &d.args, block_zones)?;
+    if !zones.iter().any(|z| !is_reverse(z)) {
+        return Err(directive_err(
+            d,
+            NAME,
+            "needs at least one forward zone (e.g. cluster.local)",
+        ));
+    }
+    let mut k = KubernetesConfig {
+        zones,
+        manifests: Vec::new(),
+        pods: PodMode::Disabled,
+        ttl: KUBERNETES_DEFAULT_TTL,
+        namespaces: Vec::new(),
+        fallthrough: Fallthrough::default(),
+        endpoint_pod_names: false,
+        noendpoints: false,
+        reload: MANIFESTS_RELOAD,
+    };
+    for o in &d.block {
+        match o.name.as_str() {
+            "manifests" => {
+                if o.args.is_empty() {
+                    return Err(directive_err(
+                        o,
+                        NAME,
+                        "manifests needs at least one file or directory",
+                    ));
+                }
+                k.manifests.extend(o.args.iter().map(|a| resolve(dir, a)));
+            }
+            "pods" => {
+                k.pods = match one_arg(o, NAME)? {
+                    "disabled" => PodMode::Disabled,
+                    "insecure" => PodMode::Insecure,
+                    "verified" => PodMode::Verified,
+                    other => {
+                        return Err(directive_err(
+                            o,
+                            NAME,
+                            format!("pods: {other:?} is not one of disabled, insecure, verified"),
+                        ));
+                    }
+                }
+            }
+            "ttl" => {
+                let ttl: u32 = number(o, NAME)?;
+                if ttl > KUBERNETES_MAX_TTL {
+                    return Err(directive_err(
+                        o,
+                        NAME,
+                        format!("ttl must be in range [0, {KUBERNETES_MAX_TTL}]: {ttl}"),
+                    ));
+                }
+                k.ttl = ttl;
+            }
+            "namespaces" => {
+                if o.args.is_empty() {
+                    return Err(directive_err(
+                        o,
+                        NAME,
+                        "namespaces needs at least one namespace",
+                    ));
+                }
+                k.namespaces.extend(o.args.iter().cloned());
+            }
+            "fallthrough" => k.fallthrough = Fallthrough::parse(&o.args, o, NAME)?,
+            "endpoint_pod_names" => k.endpoint_pod_names = true,
+            "noendpoints" => k.noendpoints = true,
+            "endpoint"
+            | "tls"
+            | "kubeconfig"
+            | "namespace_labels"
+            | "labels"
+            | "ignore"
+            | "startup_timeout"
+            | "multicluster"
+            | "apiserver_qps"
+            | "apiserver_burst"
+            | "apiserver_max_inflight" => {
+                return Err(directive_err(
+                    o,
+                    NAME,
+                    format!(
+                        "{}: the Kubernetes API source is not supported yet; use `manifests`",
+                        o.name
+                    ),
+                ));
+            }
+            other => {
+                return Err(directive_err(
+                    o,
+                    NAME,
+                    format!("unknown property {other:?}"),
+                ));
+            }
+        }
+    }
+    if k.manifests.is_empty() {
+        return Err(directive_err(
+            d,
+            NAME,
+            "no `manifests`: the Kubernetes API source is not supported yet",
+        ));
+    }
+    Ok(k)
+}
+
+fn hosts(d: &Directive, block_zones: &[LowerName], dir: &Path) -> Result<HostsConfig, ConfigError> {
+    const NAME: &str = "hosts";
+    let (file, zone_args) = match d.args.split_first() {
+        Some((f, rest)) => (Some(resolve(dir, f)), rest),
+        None => (None, &[][..]),
+    };
+    let mut h = HostsConfig {
+        file,
+        zones: plugin_zones(d, NAME, zone_args, block_zones)?,
+        inline: Vec::new(),
+        ttl: HOSTS_DEFAULT_TTL,
+        reload: HOSTS_DEFAULT_RELOAD,
+        no_reverse: false,
+        fallthrough: Fallthrough::default(),
+    };
+    for o in &d.block {
+        match o.name.as_str() {
+            "ttl" => {
+                let ttl: u32 = number(o, NAME)?;
+                if !(1..=65535).contains(&ttl) {
+                    return Err(directive_err(
+                        o,
+                        NAME,
+                        format!("ttl must be in range [1, 65535]: {ttl}"),
+                    ));
+                }
+                h.ttl = ttl;
+            }
+            "reload" => {
+                h.reload = parse_duration(one_arg(o, NAME)?)
+                    .map_err(|m| directive_err(o, NAME, format!("reload: {m}")))?;
+            }
+            "no_reverse" => h.no_reverse = true,
+            "fallthrough" => h.fallthrough = Fallthrough::parse(&o.args, o, NAME)?,
+            ip if ip.parse::<IpAddr>().is_ok() => {
+                let addr: IpAddr = ip.parse().expect("checked above");
+                if o.args.is_empty() {
+                    return Err(directive_err(o, NAME, format!("{ip}: no names")));
+                }
+                let names = o
+                    .args
+                    .iter()
+                    .map(|n| host_name(n).map_err(|m| directive_err(o, NAME, m)))
+                    .collect::<Result<_, _>>()?;
+                h.inline.push((addr, names));
+            }
+            other => {
+                return Err(directive_err(
+                    o,
+                    NAME,
+                    format!("unknown property {other:?}"),
+                ));
+            }
+        }
+    }
+    Ok(h)
+}
+
+/// A name from a hosts entry, lowercased and fully qualified.
+pub fn host_name(s: &str) -> Result<Name, String> {
+    let mut name = Name::from_ascii(s)
+        .map_err(|e| format!("{s:?} is not a valid name: {e}"))?
+        .to_lowercase();
+    if name.is_root() {
+        return Err(format!("{s:?} is not a valid name"));
+    }
+    name.set_fqdn(true);
+    Ok(name)
+}
+
+/// Parses a Go-style duration: `5s`, `1m30s`, `100ms`, `0`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(|| format!("{s:?}: missing unit"))?;
+        let value: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            u => return Err(format!("{s:?}: unknown unit {u:?}")),
+        };
+        total += Duration::try_from_secs_f64(value * scale)
+            .map_err(|_| format!("{s:?} is out of range"))?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let blocks = corefile::parse_str(text, "Corefile", None)?;
+        Config::from_blocks(blocks, 53, Path::new("/etc/coredns"))
+    }
+
+    fn name(s: &str) -> LowerName {
+        parse_zone(s).unwrap()
+    }
+
+    #[test]
+    fn the_sample_shape_loads_with_coredns_defaults() {
+        let c = load(
+            ".:1053 {\n errors\n log\n kubernetes cluster.local in-addr.arpa ip6.arpa {\n  manifests a.yaml /abs/dir\n  pods insecure\n  ttl 30\n  namespaces prod default\n  fallthrough in-addr.arpa ip6.arpa\n }\n hosts /etc/hosts.extra {\n  10.0.0.5 registry.example.internal\n  fallthrough\n }\n}\n",
+        )
+        .unwrap();
+        let s = &c.servers[0];
+        assert_eq!(s.port, 1053);
+        assert_eq!(s.zones, vec![name(".")]);
+        assert!(s.errors && s.log);
+        let k = s.kubernetes.as_ref().unwrap();
+        assert_eq!(
+            k.zones,
+            vec![
+                name("cluster.local"),
+                name("in-addr.arpa"),
+                name("ip6.arpa")
+            ]
+        );
+        assert_eq!(
+            k.manifests,
+            vec![
+                PathBuf::from("/etc/coredns/a.yaml"),
+                PathBuf::from("/abs/dir")
+            ]
+        );
+        assert_eq!(k.pods, PodMode::Insecure);
+        assert_eq!(k.ttl, 30);
+        assert_eq!(k.namespaces, vec!["prod", "default"]);
+        assert!(k.fallthrough.through(&name("1.0.0.10.in-addr.arpa")));
+        assert!(!k.fallthrough.through(&name("x.cluster.local")));
+        let h = s.hosts.as_ref().unwrap();
+        assert_eq!(h.file, Some(PathBuf::from("/etc/hosts.extra")));
+        assert_eq!(h.ttl, 3600);
+        assert_eq!(h.inline[0].0, "10.0.0.5".parse::<IpAddr>().unwrap());
+        assert!(h.fallthrough.through(&name("anything.example.org")));
+    }
+
+    #[test]
+    fn defaults_port_and_ttl() {
+        let c = load("cluster.local {\n kubernetes {\n  manifests m.yaml\n }\n}\n").unwrap();
+        assert_eq!(c.servers[0].port, 53);
+        let k = c.servers[0].kubernetes.as_ref().unwrap();
+        assert_eq!(k.ttl, 5);
+        assert_eq!(k.pods, PodMode::Disabled);
+        assert_eq!(k.zones, vec![name("cluster.local")]);
+    }
+
+    #[test]
+    fn reverse_zones_from_cidrs() {
+        assert_eq!(parse_zone("10.0.0.0/8").unwrap(), name("10.in-addr.arpa"));
+        assert_eq!(
+            parse_zone("192.168.1.0/24").unwrap(),
+            name("1.168.192.in-addr.arpa")
+        );
+        assert_eq!(parse_zone("fd00::/8").unwrap(), name("d.f.ip6.arpa"));
+        assert!(parse_zone("10.0.0.0/12").is_err());
+    }
+
+    #[test]
+    fn rejections_name_the_line() {
+        for (text, line, needle) in [
+            (".:53 {\n forward . 8.8.8.8\n}\n", 2, "not supported yet"),
+            (".:53 {\n cache 30\n}\n", 2, "not supported yet"),
+            (".:53 {\n frobnicate\n}\n", 2, "unknown directive"),
+            (
+                ".:53 {\n kubernetes {\n  manifests m\n  ttl 3601\n }\n}\n",
+                4,
+                "ttl",
+            ),
+            (
+                ".:53 {\n kubernetes {\n  manifests m\n  ttl x\n }\n}\n",
+                4,
+                "ttl",
+            ),
+            (
+                ".:53 {\n kubernetes {\n  manifests m\n  pods maybe\n }\n}\n",
+                4,
+                "pods",
+            ),
+            (
+                ".:53 {\n kubernetes {\n  manifests m\n  bogus\n }\n}\n",
+                4,
+                "unknown property",
+            ),
+            (
+                ".:53 {\n kubernetes {\n  endpoint http://x\n }\n}\n",
+                3,
+                "not supported yet",
+            ),
+            (".:53 {\n kubernetes\n}\n", 2, "manifests"),
+            (".:53 {\n log\n log\n}\n", 3, "once"),
+            (".:53 {\n hosts {\n  10.0.0.1\n }\n}\n", 3, "no names"),
+            (".:53 {\n hosts {\n  reload 5q\n }\n}\n", 3, "unit"),
+            (".:x {\n log\n}\n", 1, "bad port"),
+            (".:53 {\n log\n}\n.:53 {\n errors\n}\n", 4, "twice"),
+        ] {
+            let e = load(text).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("Corefile:{line}:")), "{text:?}: {e}");
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+}

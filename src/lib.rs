@@ -1,0 +1,96 @@
+//! clusterdns: a CoreDNS-compatible DNS server for Kubernetes.
+//!
+//! Code map (ARCHITECTURE.md has the long version):
+//! - [`config`]: the Corefile, parsed and validated before anything is bound.
+//! - [`source`]: where data comes from (manifest files, hosts files); strips it to the model.
+//! - [`cluster`]: the Kubernetes model and the records the DNS specification gives it.
+//! - [`table`]: records by name, published as snapshots that readers load without locking.
+//! - [`plugin`]: the directives that answer (`kubernetes`, `hosts`), one snapshot per query.
+//! - [`answer`]: query bytes to response bytes: checks, routing, the chain, encoding.
+//! - [`server`]: sockets and the UDP/TCP loops.
+
+pub mod answer;
+pub mod cluster;
+pub mod config;
+pub mod plugin;
+pub mod server;
+pub mod source;
+pub mod table;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use answer::Block;
+use config::Config;
+use plugin::{Hosts, Kubernetes, Plugin};
+use source::manifests::{self, ManifestError};
+
+/// A task that keeps a source up to date while the server runs.
+pub type Background = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Bind(#[from] server::BindError),
+}
+
+/// Everything a configuration asks for, loaded: each server block with its port, and the
+/// tasks that keep its sources current.
+pub struct Assembly {
+    pub blocks: Vec<(u16, Block)>,
+    pub background: Vec<Background>,
+}
+
+/// Loads every source the configuration names. Any error here stops the start.
+pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
+    let mut blocks = Vec::new();
+    let mut background: Vec<Background> = Vec::new();
+    for server in &config.servers {
+        let mut plugins = Vec::new();
+        if let Some(h) = &server.hosts {
+            let hosts = Hosts::new(h);
+            if let Some((file, reload)) = hosts.reloader() {
+                background.push(Box::pin(source::watch_files(
+                    "hosts",
+                    vec![file],
+                    h.reload,
+                    reload,
+                )));
+            }
+            plugins.push(Plugin::Hosts(hosts));
+        }
+        if let Some(k) = &server.kubernetes {
+            let objects = manifests::load(&k.manifests)?;
+            let kubernetes = Kubernetes::new(k, &objects);
+            let publish = kubernetes.publisher();
+            let paths = k.manifests.clone();
+            let reload = move || {
+                let objects = manifests::load(&paths).map_err(|e| e.to_string())?;
+                publish(&objects);
+                Ok(())
+            };
+            background.push(Box::pin(source::watch_files(
+                "manifests",
+                k.manifests.clone(),
+                k.reload,
+                reload,
+            )));
+            plugins.push(Plugin::Kubernetes(kubernetes));
+        }
+        blocks.push((
+            server.port,
+            Block {
+                zones: server.zones.clone(),
+                plugins,
+                log: server.log,
+                errors: server.errors,
+            },
+        ));
+    }
+    Ok(Assembly { blocks, background })
+}

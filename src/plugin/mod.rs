@@ -1,0 +1,96 @@
+//! Plugins: each answers the names it is authoritative for, or passes the query on.
+//!
+//! A plugin reads one snapshot per query and returns a [`Reply`] or [`Outcome::Next`]
+//! (CoreDNS's fallthrough). Plugins do no I/O on the query path.
+
+pub mod hosts;
+pub mod kubernetes;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{LowerName, Name, Record, RecordType};
+
+pub use hosts::Hosts;
+pub use kubernetes::Kubernetes;
+
+/// The question a plugin answers.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The name as the client wrote it; answers are owned by it, letter case included.
+    pub name: Name,
+    pub lower: LowerName,
+    pub qtype: RecordType,
+}
+
+impl Request {
+    pub fn new(name: Name, qtype: RecordType) -> Self {
+        Self {
+            lower: LowerName::new(&name),
+            name,
+            qtype,
+        }
+    }
+}
+
+/// What a plugin made of a query.
+#[derive(Debug)]
+pub enum Outcome {
+    Reply(Reply),
+    /// Not this plugin's to answer: the next plugin gets it.
+    Next,
+}
+
+/// An answer, before it is encoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub rcode: ResponseCode,
+    pub authoritative: bool,
+    pub recursion_available: bool,
+    pub answers: Vec<Record>,
+    pub authority: Vec<Record>,
+    pub additional: Vec<Record>,
+}
+
+impl Reply {
+    /// An authoritative answer with no records yet.
+    pub fn authoritative(rcode: ResponseCode) -> Self {
+        Self {
+            rcode,
+            authoritative: true,
+            recursion_available: false,
+            answers: Vec::new(),
+            authority: Vec::new(),
+            additional: Vec::new(),
+        }
+    }
+}
+
+/// One configured plugin, in chain order.
+#[derive(Debug)]
+pub enum Plugin {
+    Hosts(Hosts),
+    Kubernetes(Kubernetes),
+}
+
+impl Plugin {
+    pub fn serve(&self, req: &Request) -> Outcome {
+        match self {
+            Self::Hosts(h) => h.serve(req),
+            Self::Kubernetes(k) => k.serve(req),
+        }
+    }
+}
+
+/// The longest of `zones` that holds `name`.
+pub fn matching_zone<'a>(zones: &'a [LowerName], name: &LowerName) -> Option<&'a LowerName> {
+    zones
+        .iter()
+        .filter(|z| z.zone_of(name))
+        .max_by_key(|z| z.num_labels())
+}
+
+/// `record` with its owner set to the name the client asked for.
+pub fn owned_by(record: &Record, owner: &Name) -> Record {
+    let mut r = record.clone();
+    r.set_name(owner.clone());
+    r
+}

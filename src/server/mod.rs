@@ -1,0 +1,92 @@
+//! The only part that knows about sockets: binds every port the configuration names and runs
+//! the UDP and TCP loops on it.
+
+mod socket;
+pub mod tcp;
+pub mod udp;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::answer::{Block, Handler};
+
+/// A port with everything served on it, bound and ready to run.
+pub struct Listener {
+    pub handler: Arc<Handler>,
+    udp: Vec<std::net::UdpSocket>,
+    tcp: std::net::TcpListener,
+}
+
+impl Listener {
+    /// The UDP (and TCP) address actually bound: useful when the port was 0.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.udp[0].local_addr()
+    }
+}
+
+/// Errors binding a port.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on port {port}: {source}")]
+pub struct BindError {
+    pub port: u16,
+    pub source: std::io::Error,
+}
+
+/// Binds UDP (`workers` sockets sharing the port) and TCP for each port. Blocks that share a
+/// port are routed by zone within one handler. Port 0 picks a free port, the same for UDP
+/// and TCP.
+pub fn bind(blocks: Vec<(u16, Block)>, workers: usize) -> Result<Vec<Listener>, BindError> {
+    let mut by_port: BTreeMap<u16, Vec<Block>> = BTreeMap::new();
+    for (port, block) in blocks {
+        by_port.entry(port).or_default().push(block);
+    }
+    let v6 = socket::ipv6_available();
+    let mut listeners = Vec::new();
+    for (port, blocks) in by_port {
+        let err = |source| BindError { port, source };
+        let (first, tcp) = bind_pair(port, v6).map_err(err)?;
+        let mut udp = vec![first];
+        for _ in 1..workers.max(1) {
+            udp.push(socket::udp_like(&udp[0]).map_err(err)?);
+        }
+        listeners.push(Listener {
+            handler: Arc::new(Handler::new(blocks)),
+            udp,
+            tcp,
+        });
+    }
+    Ok(listeners)
+}
+
+/// A UDP socket and a TCP listener on the same port; for port 0, retries until the port the
+/// kernel picked for UDP is free for TCP too.
+fn bind_pair(port: u16, v6: bool) -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
+    const ATTEMPTS: usize = 20;
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let udp = socket::udp(port, v6)?;
+        let bound = udp.local_addr()?.port();
+        match socket::tcp(bound, v6) {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if port == 0 => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free port")))
+}
+
+/// Runs every listener's loops until the returned future is dropped.
+pub async fn run(listeners: Vec<Listener>) -> std::io::Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for l in listeners {
+        for s in l.udp {
+            let socket = tokio::net::UdpSocket::from_std(s)?;
+            tasks.spawn(udp::serve(socket, Arc::clone(&l.handler)));
+        }
+        let tcp = tokio::net::TcpListener::from_std(l.tcp)?;
+        tasks.spawn(tcp::serve(tcp, Arc::clone(&l.handler)));
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! Socket setup (socket2), and nothing else: the loops take sockets already bound.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// How many connections the kernel queues before we accept them.
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// The wildcard addresses a port is served on: `[::]` taking IPv4 too, or `0.0.0.0` where the
+/// machine has no IPv6.
+fn wildcard(port: u16, v6: bool) -> SocketAddr {
+    if v6 {
+        SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))
+    } else {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))
+    }
+}
+
+fn socket(addr: SocketAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(protocol))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// A UDP socket on `port`, one of several sharing it through `SO_REUSEPORT`.
+pub fn udp(port: u16, v6: bool) -> io::Result<std::net::UdpSocket> {
+    let addr = wildcard(port, v6);
+    let socket = socket(addr, Type::DGRAM, Protocol::UDP)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// A UDP socket bound like the first one (`port` may have been 0: reuse what it got).
+pub fn udp_like(first: &std::net::UdpSocket) -> io::Result<std::net::UdpSocket> {
+    let addr = first.local_addr()?;
+    let socket = socket(addr, Type::DGRAM, Protocol::UDP)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// A TCP listener on `port`.
+pub fn tcp(port: u16, v6: bool) -> io::Result<std::net::TcpListener> {
+    let addr = wildcard(port, v6);
+    let socket = socket(addr, Type::STREAM, Protocol::TCP)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Whether this machine can open an IPv6 socket at all.
+pub fn ipv6_available() -> bool {
+    Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))
+        .and_then(|s| s.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)).into()))
+        .is_ok()
+}

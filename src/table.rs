@@ -1,0 +1,186 @@
+//! The record table: names to record sets, published as immutable snapshots.
+//!
+//! Readers ([`RecordTable::load`]) never wait for a writer: a writer builds a whole new
+//! snapshot and swaps it in with one atomic store ([`RecordTable::publish`]), so a query sees
+//! either the old records or the new ones, never a mix (the RCU scheme Knot DNS uses for zones).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+
+/// The records of one type at one name, and what goes in the additional section with them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RrSet {
+    pub records: Vec<Record>,
+    pub additional: Vec<Record>,
+}
+
+/// Everything at one name. A node with no sets is an empty non-terminal: the name exists.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Node {
+    sets: Vec<(RecordType, RrSet)>,
+}
+
+impl Node {
+    /// The record set of `rtype`, if the name has one.
+    pub fn get(&self, rtype: RecordType) -> Option<&RrSet> {
+        self.sets.iter().find(|(t, _)| *t == rtype).map(|(_, s)| s)
+    }
+
+    /// Every record set at this name.
+    pub fn sets(&self) -> impl Iterator<Item = &RrSet> {
+        self.sets.iter().map(|(_, s)| s)
+    }
+
+    fn set_mut(&mut self, rtype: RecordType) -> &mut RrSet {
+        let i = match self.sets.iter().position(|(t, _)| *t == rtype) {
+            Some(i) => i,
+            None => {
+                self.sets.push((rtype, RrSet::default()));
+                self.sets.len() - 1
+            }
+        };
+        &mut self.sets[i].1
+    }
+}
+
+/// Names to nodes, with empty non-terminals filled in.
+#[derive(Debug, Clone, Default)]
+pub struct Records {
+    nodes: HashMap<LowerName, Node>,
+}
+
+impl Records {
+    /// The node at `name`.
+    pub fn get(&self, name: &LowerName) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    /// How many names the table holds.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the table holds no names.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Makes `name` exist, with every name between it and `zone` (empty non-terminals).
+    pub fn ensure(&mut self, name: &Name, zone: &Name) -> &mut Node {
+        let mut parent = name.base_name();
+        while parent.num_labels() > zone.num_labels() {
+            self.nodes.entry(LowerName::new(&parent)).or_default();
+            parent = parent.base_name();
+        }
+        self.nodes.entry(LowerName::new(name)).or_default()
+    }
+
+    /// Adds a record at its owner name, unless that exact record is there already.
+    /// Returns whether it was added.
+    pub fn add(&mut self, zone: &Name, record: Record) -> bool {
+        let set = self
+            .ensure(record.name(), zone)
+            .set_mut(record.record_type());
+        if set.records.iter().any(|r| r.data() == record.data()) {
+            return false;
+        }
+        set.records.push(record);
+        true
+    }
+
+    /// Adds a record to the additional section of the `rtype` set at `owner`, once.
+    pub fn add_additional(&mut self, zone: &Name, owner: &Name, rtype: RecordType, record: Record) {
+        let set = self.ensure(owner, zone).set_mut(rtype);
+        if !set
+            .additional
+            .iter()
+            .any(|r| r.name() == record.name() && r.data() == record.data())
+        {
+            set.additional.push(record);
+        }
+    }
+}
+
+/// Shorthand for a record with class IN.
+pub fn record(name: &Name, ttl: u32, rdata: RData) -> Record {
+    Record::from_rdata(name.clone(), ttl, rdata)
+}
+
+/// A value published as snapshots: readers load the current one without locking.
+#[derive(Debug)]
+pub struct RecordTable<T> {
+    current: ArcSwap<T>,
+}
+
+impl<T> RecordTable<T> {
+    pub fn new(initial: T) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(initial),
+        }
+    }
+
+    /// The current snapshot. Hold it for one query; it stays valid after a publish.
+    pub fn load(&self) -> Arc<T> {
+        self.current.load_full()
+    }
+
+    /// Replaces the snapshot. Readers that loaded the old one keep it until they drop it.
+    pub fn publish(&self, next: T) {
+        self.current.store(Arc::new(next));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::rdata::A;
+
+    fn n(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    #[test]
+    fn adding_a_record_fills_in_empty_non_terminals_up_to_the_zone() {
+        let zone = n("cluster.local.");
+        let mut t = Records::default();
+        t.add(
+            &zone,
+            record(
+                &n("web.prod.svc.cluster.local."),
+                5,
+                RData::A(A::new(10, 0, 0, 1)),
+            ),
+        );
+        for ent in ["prod.svc.cluster.local.", "svc.cluster.local."] {
+            let node = t.get(&LowerName::new(&n(ent))).unwrap();
+            assert_eq!(node.sets().count(), 0, "{ent}");
+        }
+        assert!(t.get(&LowerName::new(&n("cluster.local."))).is_none());
+        let web = t
+            .get(&LowerName::new(&n("WEB.prod.svc.cluster.local.")))
+            .unwrap();
+        assert_eq!(web.get(RecordType::A).unwrap().records.len(), 1);
+    }
+
+    #[test]
+    fn duplicate_records_are_kept_once() {
+        let zone = n("cluster.local.");
+        let mut t = Records::default();
+        let r = record(&n("a.cluster.local."), 5, RData::A(A::new(10, 0, 0, 1)));
+        assert!(t.add(&zone, r.clone()));
+        assert!(!t.add(&zone, r));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn readers_keep_their_snapshot_across_a_publish() {
+        let table = RecordTable::new(1u32);
+        let before = table.load();
+        table.publish(2);
+        assert_eq!(*before, 1);
+        assert_eq!(*table.load(), 2);
+    }
+}
