@@ -168,7 +168,7 @@ fn header_only(query: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) {
     out.extend_from_slice(&query[..2]);
     // QR=1, the query's opcode and RD; AA, TC, RA, Z, AD, CD clear.
     out.push(0x80 | (query[2] & 0x79));
-    out.push(u8::from(rcode.low()));
+    out.push(rcode.low());
     out.extend_from_slice(&[0; 8]);
 }
 

@@ -116,7 +116,7 @@ fn run() -> anyhow::Result<()> {
             tokio::spawn(task);
         }
         tokio::select! {
-            r = clusterdns::server::run(listeners) => r.context("serving")?,
+            r = clusterdns::server::run(listeners, Default::default()) => r.context("serving")?,
             () = shutdown_signal() => info!("shutting down"),
         }
         Ok(())

@@ -87,10 +87,8 @@ pub fn endpoint_label(ep: &Endpoint, ip: IpAddr, endpoint_pod_names: bool) -> St
     if let Some(h) = &ep.hostname {
         return h.clone();
     }
-    if endpoint_pod_names {
-        if let Some(t) = &ep.target_name {
-            return t.clone();
-        }
+    if endpoint_pod_names && let Some(t) = &ep.target_name {
+        return t.clone();
     }
     dashed(ip)
 }
@@ -422,12 +420,12 @@ impl Builder<'_> {
             if !namespaces.contains(&svc.namespace) {
                 continue;
             }
-            if let ServiceKind::ClusterIp(ips) = &svc.kind {
-                if let Some(target) = name(&[&svc.name, &svc.namespace, "svc"], &primary) {
-                    for &ip in ips {
-                        if cluster_ips.insert(ip) {
-                            ptrs.push((ip, target.clone()));
-                        }
+            if let ServiceKind::ClusterIp(ips) = &svc.kind
+                && let Some(target) = name(&[&svc.name, &svc.namespace, "svc"], &primary)
+            {
+                for &ip in ips {
+                    if cluster_ips.insert(ip) {
+                        ptrs.push((ip, target.clone()));
                     }
                 }
             }

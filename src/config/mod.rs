@@ -327,13 +327,13 @@ fn reverse_zone(ip: &str, len: &str) -> Option<LowerName> {
     let ip: IpAddr = ip.parse().ok()?;
     let len: usize = len.parse().ok()?;
     let labels: Vec<String> = match ip {
-        IpAddr::V4(v4) if len <= 32 && len % 8 == 0 => v4.octets()[..len / 8]
+        IpAddr::V4(v4) if len <= 32 && len.is_multiple_of(8) => v4.octets()[..len / 8]
             .iter()
             .rev()
             .map(u8::to_string)
             .chain(["in-addr".into(), "arpa".into()])
             .collect(),
-        IpAddr::V6(v6) if len <= 128 && len % 4 == 0 => {
+        IpAddr::V6(v6) if len <= 128 && len.is_multiple_of(4) => {
             let nibbles: Vec<String> = v6
                 .octets()
                 .iter()

@@ -76,16 +76,18 @@ fn bind_pair(port: u16, v6: bool) -> std::io::Result<(std::net::UdpSocket, std::
     Err(last.unwrap_or_else(|| std::io::Error::other("no free port")))
 }
 
+pub use tcp::TcpOptions;
+
 /// Runs every listener's loops until the returned future is dropped.
-pub async fn run(listeners: Vec<Listener>) -> std::io::Result<()> {
+pub async fn run(listeners: Vec<Listener>, tcp: TcpOptions) -> std::io::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for l in listeners {
         for s in l.udp {
             let socket = tokio::net::UdpSocket::from_std(s)?;
             tasks.spawn(udp::serve(socket, Arc::clone(&l.handler)));
         }
-        let tcp = tokio::net::TcpListener::from_std(l.tcp)?;
-        tasks.spawn(tcp::serve(tcp, Arc::clone(&l.handler)));
+        let listener = tokio::net::TcpListener::from_std(l.tcp)?;
+        tasks.spawn(tcp::serve(listener, Arc::clone(&l.handler), tcp));
     }
     while tasks.join_next().await.is_some() {}
     Ok(())

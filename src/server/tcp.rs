@@ -11,15 +11,28 @@ use tracing::{debug, warn};
 
 use crate::answer::{Handler, Transport};
 
-/// How long a connection may sit without a complete query (CoreDNS's read timeout is 10 s;
-/// RFC 7766 asks for seconds, not minutes).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How many connections are served at once; more wait in the kernel's backlog.
-pub const MAX_CONNECTIONS: usize = 1000;
+/// TCP limits.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpOptions {
+    /// How long a connection may sit without a complete query (CoreDNS's read timeout is
+    /// 10 s; RFC 7766 asks for seconds, not minutes).
+    pub idle_timeout: Duration,
+    /// How many connections are served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+impl Default for TcpOptions {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(10),
+            max_connections: 1000,
+        }
+    }
+}
 
 /// Accepts connections on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, handler: Arc<Handler>) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+pub async fn serve(listener: TcpListener, handler: Arc<Handler>, opts: TcpOptions) {
+    let permits = Arc::new(Semaphore::new(opts.max_connections));
     loop {
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
             return;
@@ -34,7 +47,7 @@ pub async fn serve(listener: TcpListener, handler: Arc<Handler>) {
         };
         let handler = Arc::clone(&handler);
         tokio::spawn(async move {
-            if let Err(error) = connection(stream, &handler).await {
+            if let Err(error) = connection(stream, &handler, opts.idle_timeout).await {
                 debug!(%error, %src, "tcp connection closed");
             }
             drop(permit);
@@ -42,7 +55,7 @@ pub async fn serve(listener: TcpListener, handler: Arc<Handler>) {
     }
 }
 
-async fn connection(stream: TcpStream, handler: &Handler) -> std::io::Result<()> {
+async fn connection(stream: TcpStream, handler: &Handler, idle: Duration) -> std::io::Result<()> {
     let src = stream.peer_addr()?;
     stream.set_nodelay(true)?;
     let (reader, writer) = stream.into_split();
@@ -51,7 +64,7 @@ async fn connection(stream: TcpStream, handler: &Handler) -> std::io::Result<()>
     let mut query = Vec::new();
     let mut response = Vec::new();
     loop {
-        let len = match tokio::time::timeout(IDLE_TIMEOUT, reader.read_u16()).await {
+        let len = match tokio::time::timeout(idle, reader.read_u16()).await {
             Ok(Ok(len)) => usize::from(len),
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Ok(Err(e)) => return Err(e),
@@ -61,7 +74,7 @@ async fn connection(stream: TcpStream, handler: &Handler) -> std::io::Result<()>
             return Ok(());
         }
         query.resize(len, 0);
-        match tokio::time::timeout(IDLE_TIMEOUT, reader.read_exact(&mut query)).await {
+        match tokio::time::timeout(idle, reader.read_exact(&mut query)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(()),

@@ -23,10 +23,10 @@ pub async fn serve(socket: UdpSocket, handler: Arc<Handler>) {
                 continue;
             }
         };
-        if handler.handle(&query[..len], src, Transport::Udp, &mut response) {
-            if let Err(error) = socket.send_to(&response, src).await {
-                debug!(%error, %src, "udp send");
-            }
+        if handler.handle(&query[..len], src, Transport::Udp, &mut response)
+            && let Err(error) = socket.send_to(&response, src).await
+        {
+            debug!(%error, %src, "udp send");
         }
     }
 }

@@ -4,7 +4,6 @@
 pub mod hosts;
 pub mod manifests;
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,35 +11,32 @@ use tracing::{info, warn};
 
 /// Polls `paths` every `interval` and calls `reload` when any file under them changed.
 /// `reload` returns an error to keep the last good state; it is logged once per change.
-pub fn watch_files<F>(
+pub async fn watch_files<F>(
     what: &'static str,
     paths: Vec<PathBuf>,
     interval: Duration,
     mut reload: F,
-) -> impl Future<Output = ()> + Send
-where
+) where
     F: FnMut() -> Result<(), String> + Send + 'static,
 {
-    async move {
-        if interval.is_zero() {
-            return;
-        }
-        let mut seen = manifests::fingerprint(&paths);
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    if interval.is_zero() {
+        return;
+    }
+    let mut seen = manifests::fingerprint(&paths);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
         ticker.tick().await;
-        loop {
-            ticker.tick().await;
-            let now = manifests::fingerprint(&paths);
-            if now == seen {
-                continue;
-            }
-            seen = now;
-            match reload() {
-                Ok(()) => info!(source = what, "reloaded after a change on disk"),
-                Err(error) => {
-                    warn!(source = what, %error, "reload failed; keeping the last good records")
-                }
+        let now = manifests::fingerprint(&paths);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match reload() {
+            Ok(()) => info!(source = what, "reloaded after a change on disk"),
+            Err(error) => {
+                warn!(source = what, %error, "reload failed; keeping the last good records")
             }
         }
     }

@@ -1,0 +1,135 @@
+//! Starts the real server on loopback sockets and talks DNS to it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+
+/// How long a client waits for an answer before the test fails.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The test data directory (`tests/data`).
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+/// A running server; it stops when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl TestServer {
+    /// Serves `corefile` (`DATA` stands for the test data directory; blocks should use port 0).
+    pub fn start(corefile: &str) -> Self {
+        Self::start_with(corefile, clusterdns::server::TcpOptions::default())
+    }
+
+    pub fn start_with(corefile: &str, tcp: clusterdns::server::TcpOptions) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let text = corefile.replace("DATA", data_dir().to_str().unwrap());
+        let path = dir.path().join("Corefile");
+        std::fs::write(&path, text).unwrap();
+        let config = clusterdns::config::Config::load(&path, 0).unwrap();
+        let assembly = clusterdns::assemble(&config).unwrap();
+        let listeners = clusterdns::server::bind(assembly.blocks, 2).unwrap();
+        let port = listeners[0].local_addr().unwrap().port();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.spawn(async move {
+            for task in assembly.background {
+                tokio::spawn(task);
+            }
+            clusterdns::server::run(listeners, tcp).await.unwrap();
+        });
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _dir: dir,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// A UDP query with EDNS (1232 bytes), parsed.
+    pub fn query(&self, name: &str, qtype: RecordType) -> Message {
+        let bytes = udp(self.addr, &query_bytes(name, qtype, Some(1232))).expect("no reply");
+        Message::from_vec(&bytes).unwrap()
+    }
+
+    /// The same over TCP.
+    pub fn query_tcp(&self, name: &str, qtype: RecordType) -> Message {
+        let bytes = tcp(self.addr, &[query_bytes(name, qtype, Some(1232))]).remove(0);
+        Message::from_vec(&bytes).unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A query message: ID 0x1234, RD set, EDNS with `payload` when given.
+pub fn query_message(name: &str, qtype: RecordType, payload: Option<u16>) -> Message {
+    let mut m = Message::new();
+    m.set_id(0x1234)
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(true);
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    if let Some(payload) = payload {
+        let mut edns = Edns::new();
+        edns.set_max_payload(payload);
+        m.set_edns(edns);
+    }
+    m
+}
+
+pub fn query_bytes(name: &str, qtype: RecordType, payload: Option<u16>) -> Vec<u8> {
+    query_message(name, qtype, payload).to_vec().unwrap()
+}
+
+/// Sends one datagram and waits for one back; `None` if none comes within the timeout.
+pub fn udp(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    udp_wait(addr, bytes, REPLY_TIMEOUT)
+}
+
+pub fn udp_wait(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(wait)).unwrap();
+    socket.send_to(bytes, addr).unwrap();
+    let mut buf = vec![0; 65535];
+    let (len, _) = socket.recv_from(&mut buf).ok()?;
+    buf.truncate(len);
+    Some(buf)
+}
+
+/// Sends several queries on one TCP connection (pipelined) and reads one response each.
+pub fn tcp(addr: SocketAddr, queries: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    let mut out = Vec::new();
+    for q in queries {
+        out.extend_from_slice(&(q.len() as u16).to_be_bytes());
+        out.extend_from_slice(q);
+    }
+    stream.write_all(&out).unwrap();
+    queries
+        .iter()
+        .map(|_| {
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).unwrap();
+            let mut buf = vec![0; usize::from(u16::from_be_bytes(len))];
+            stream.read_exact(&mut buf).unwrap();
+            buf
+        })
+        .collect()
+}
