@@ -249,7 +249,7 @@ fn log_query(
     info!(
         target: "clusterdns::log",
         "{}:{} - {} \"{} {} {} {} {} {} {}\" {} {} {} {:.9}s",
-        src.ip(),
+        src.ip().to_canonical(),
         src.port(),
         msg.id(),
         question.query_type(),

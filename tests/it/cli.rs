@@ -1,0 +1,395 @@
+//! The `clusterdns` binary's command line, as CoreDNS has it: Go-style flags, the Corefile that
+//! `-conf` names, `-dns.port`, and startup errors that name the file and line and bind nothing.
+//!
+//! Every test runs the real binary in a temporary working directory; every process it starts is
+//! killed when the test ends, passed or failed, and every wait is bounded.
+
+use std::fs::File;
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clusterdns");
+
+/// How long a client waits for one reply once the server is up.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a process gets to exit by itself, or to start answering.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// One service, `web.prod.svc.cluster.local` at 10.96.7.7.
+const MANIFEST: &str = "\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: prod
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: prod
+spec:
+  clusterIP: 10.96.7.7
+  clusterIPs:
+  - 10.96.7.7
+  ports:
+  - name: http
+    port: 80
+    protocol: TCP
+";
+
+const WEB: &str = "web.prod.svc.cluster.local.";
+const WEB_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 7, 7);
+
+/// A started `clusterdns`. Dropping it kills the process, so a failed assertion leaves nothing
+/// running; its output goes to files in its working directory, shown when a test fails.
+struct Process {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Process {
+    fn spawn(dir: &Path, args: &[&str]) -> Self {
+        let stdout = File::create(dir.join("stdout.log")).unwrap();
+        let stderr = File::create(dir.join("stderr.log")).unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .current_dir(dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("starting clusterdns");
+        Self {
+            child,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit by itself.
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "clusterdns did not exit within {DEADLINE:?}\nstdout:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            );
+            sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Queries `name` (A) on `port` until the server answers, and returns the first answer.
+    fn first_answer(&mut self, port: u16, name: &str) -> Message {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let query = query_bytes(name);
+        let deadline = Instant::now() + DEADLINE;
+        let mut buf = vec![0; 65535];
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "clusterdns exited ({status}) instead of serving\nstderr:\n{}",
+                    self.stderr()
+                );
+            }
+            socket.send_to(&query, ("127.0.0.1", port)).unwrap();
+            if let Ok((len, _)) = socket.recv_from(&mut buf) {
+                return Message::from_vec(&buf[..len]).expect("a DNS message");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no answer on port {port} within {DEADLINE:?}\nstdout:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            );
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a process that exits by itself left behind.
+struct Exited {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `clusterdns ARGS` in `dir` to its end.
+fn run(dir: &Path, args: &[&str]) -> Exited {
+    let mut process = Process::spawn(dir, args);
+    let status = process.wait();
+    Exited {
+        status,
+        stdout: process.stdout(),
+        stderr: process.stderr(),
+    }
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP, released for the server to take.
+fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP");
+}
+
+/// Fails unless `port` can be bound again: nothing was left listening on it.
+fn assert_unbound(port: u16) {
+    UdpSocket::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("UDP port {port} is still bound: {e}"));
+    TcpListener::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("TCP port {port} is still bound: {e}"));
+}
+
+fn query_bytes(name: &str) -> Vec<u8> {
+    let mut m = Message::new();
+    m.set_id(0x4c49)
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(true);
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    m.to_vec().unwrap()
+}
+
+/// Asserts that `reply` answers our query for `name` with the one address `ip`.
+fn assert_answers(reply: &Message, name: &str, ip: Ipv4Addr) {
+    assert_eq!(reply.id(), 0x4c49);
+    assert_eq!(reply.message_type(), MessageType::Response);
+    assert_eq!(reply.response_code(), ResponseCode::NoError, "{reply}");
+    let addresses: Vec<_> = reply
+        .answers()
+        .iter()
+        .map(|r| (r.name().to_ascii(), r.data().clone()))
+        .collect();
+    assert_eq!(
+        addresses,
+        [(name.to_string(), RData::A(ip.into()))],
+        "{reply}"
+    );
+}
+
+/// A temporary working directory holding `Corefile` and `cluster.yaml`.
+fn workdir(corefile: &str, manifest: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Corefile"), corefile).unwrap();
+    std::fs::write(dir.path().join("cluster.yaml"), manifest).unwrap();
+    dir
+}
+
+fn kubernetes_block(key: &str) -> String {
+    format!(
+        "{key} {{\n    errors\n    kubernetes cluster.local {{\n        manifests cluster.yaml\n    }}\n}}\n"
+    )
+}
+
+#[test]
+fn version_flags_print_the_version_and_exit_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    for flag in ["-version", "--version"] {
+        let out = run(dir.path(), &[flag]);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {}", out.stderr);
+        assert!(
+            out.stdout
+                .starts_with(&format!("clusterdns-{}\n", env!("CARGO_PKG_VERSION"))),
+            "{flag}: {:?}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn plugins_flag_lists_the_served_directives_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    for flag in ["-plugins", "--plugins"] {
+        let out = run(dir.path(), &[flag]);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {}", out.stderr);
+        let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+        for plugin in ["dns.kubernetes", "dns.hosts", "dns.errors", "dns.log"] {
+            assert!(
+                lines.contains(&plugin),
+                "{flag}: {plugin} missing from {lines:?}"
+            );
+        }
+        assert!(!lines.contains(&"dns.forward"), "{lines:?}");
+    }
+}
+
+#[test]
+fn bad_command_lines_exit_one_and_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        (&["-bogus"][..], "unknown flag -bogus"),
+        (&["--frobnicate=1"], "unknown flag -frobnicate"),
+        (&["serve"], "unexpected argument \"serve\""),
+        (&["-conf"], "flag -conf needs a value"),
+        (&["-dns.port", "seventy"], "-dns.port: bad port \"seventy\""),
+        (&["-dns.port=70000"], "-dns.port: bad port \"70000\""),
+    ] {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.starts_with("clusterdns: "),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+    }
+    let out = run(dir.path(), &["-bogus"]);
+    assert!(out.stderr.contains("Usage: clusterdns"), "{}", out.stderr);
+}
+
+#[test]
+fn a_corefile_error_exits_one_naming_the_path_as_given_and_binds_nothing() {
+    let port = free_port();
+    let corefile = format!(".:{port} {{\n    errors\n    frobnicate\n}}\n");
+    let dir = workdir(&corefile, MANIFEST);
+    std::fs::create_dir(dir.path().join("conf")).unwrap();
+    std::fs::write(dir.path().join("conf/Corefile"), &corefile).unwrap();
+    let absolute = dir.path().join("Corefile").display().to_string();
+
+    for (args, given) in [
+        (vec![], "Corefile"),
+        (vec!["-conf", "Corefile"], "Corefile"),
+        (vec!["-conf", "conf/Corefile"], "conf/Corefile"),
+        (vec!["-conf", absolute.as_str()], absolute.as_str()),
+    ] {
+        let out = run(dir.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "clusterdns: {given}:3: frobnicate: unknown directive"
+            )),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            !out.stdout.contains("listening"),
+            "{args:?}: {}",
+            out.stdout
+        );
+        assert_unbound(port);
+    }
+}
+
+#[test]
+fn a_missing_corefile_exits_one_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["-conf", "nowhere/Corefile"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot read nowhere/Corefile"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_manifest_error_exits_one_naming_the_manifest_and_line_and_binds_nothing() {
+    let port = free_port();
+    let manifest = format!(
+        "{MANIFEST}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: db\n  namespace: prod\nspec:\n  clusterIP: 10.96.0.999\n"
+    );
+    let line = MANIFEST.lines().count() + 2;
+    assert_eq!(manifest.lines().nth(line - 1), Some("apiVersion: v1"));
+    let dir = workdir(&kubernetes_block(&format!(".:{port}")), &manifest);
+
+    let out = run(dir.path(), &["-conf", "Corefile"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with(&format!("clusterdns: cluster.yaml:{line}: ")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("\"10.96.0.999\""), "{}", out.stderr);
+    assert!(!out.stdout.contains("listening"), "{}", out.stdout);
+    assert_unbound(port);
+}
+
+#[test]
+fn every_form_of_the_conf_flag_starts_the_server() {
+    for form in [
+        &["-conf=Corefile"][..],
+        &["--conf", "Corefile"],
+        &["-conf", "Corefile"],
+        &["--conf=Corefile"],
+    ] {
+        let port = free_port();
+        let dir = workdir(&kubernetes_block(&format!(".:{port}")), MANIFEST);
+        let mut server = Process::spawn(dir.path(), form);
+        let reply = server.first_answer(port, WEB);
+        assert_answers(&reply, WEB, WEB_IP);
+        drop(server);
+        assert_unbound(port);
+    }
+}
+
+#[test]
+fn dns_port_sets_the_port_of_server_blocks_that_name_none() {
+    for flag in ["-dns.port", "-dns.port=", "--dns.port"] {
+        let port = free_port();
+        let other = std::iter::repeat_with(free_port)
+            .find(|&p| p != port)
+            .unwrap();
+        let corefile = format!(
+            "{}example.org:{other} {{\n    hosts {{\n        10.1.2.3 a.example.org\n    }}\n}}\n",
+            kubernetes_block("cluster.local")
+        );
+        let dir = workdir(&corefile, MANIFEST);
+        let port_arg = port.to_string();
+        let args: Vec<String> = if let Some(flag) = flag.strip_suffix('=') {
+            vec![format!("{flag}={port}")]
+        } else {
+            vec![flag.into(), port_arg]
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut server = Process::spawn(dir.path(), &args);
+
+        let reply = server.first_answer(port, WEB);
+        assert_answers(&reply, WEB, WEB_IP);
+        // A block that names its port keeps it.
+        let reply = server.first_answer(other, "a.example.org.");
+        assert_answers(&reply, "a.example.org.", Ipv4Addr::new(10, 1, 2, 3));
+
+        // One more query with the ordinary timeout, now that the server is known to be up.
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        socket
+            .send_to(&query_bytes(WEB), ("127.0.0.1", port))
+            .unwrap();
+        let mut buf = vec![0; 65535];
+        let (len, _) = socket.recv_from(&mut buf).expect("a reply within 2 s");
+        assert_answers(&Message::from_vec(&buf[..len]).unwrap(), WEB, WEB_IP);
+    }
+}

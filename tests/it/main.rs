@@ -1,0 +1,7 @@
+//! Integration tests: the real server on loopback sockets, queried over UDP and TCP.
+
+mod cli;
+mod harness;
+mod protocol;
+mod reload;
+mod spec;
