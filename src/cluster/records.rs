@@ -466,3 +466,44 @@ impl Builder<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_become_labels_as_coredns_writes_them() {
+        for (ip, label) in [
+            ("10.36.0.1", "10-36-0-1"),
+            ("fd00::1", "fd00--1"),
+            ("fd00:10:96::1234", "fd00-10-96--1234"),
+            ("::1", "--1"),
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(dashed(ip), label);
+            assert_eq!(insecure_pod_address(label), Some(ip), "{label}");
+        }
+    }
+
+    #[test]
+    fn pod_labels_that_are_not_addresses_give_nothing() {
+        for label in ["web-0", "10-0-0", "10-0-0-256", "a-b-c-d", ""] {
+            assert_eq!(insecure_pod_address(label), None, "{label}");
+        }
+    }
+
+    #[test]
+    fn endpoint_names_prefer_hostname_then_pod_name_then_address() {
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut ep = Endpoint {
+            addresses: vec![ip],
+            hostname: Some("db-0".into()),
+            ready: true,
+            target_name: Some("pod-a".into()),
+        };
+        assert_eq!(endpoint_label(&ep, ip, true), "db-0");
+        ep.hostname = None;
+        assert_eq!(endpoint_label(&ep, ip, true), "pod-a");
+        assert_eq!(endpoint_label(&ep, ip, false), "10-0-0-1");
+    }
+}

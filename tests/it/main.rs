@@ -2,6 +2,7 @@
 
 mod cli;
 mod harness;
+mod hosts;
 mod protocol;
 mod reload;
 mod spec;
