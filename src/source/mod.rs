@@ -1,6 +1,7 @@
 //! Sources: where records come from. Each knows one outside format and yields the model
 //! ([`crate::cluster`]) or plain records; none of them reads the table.
 
+pub mod convert;
 pub mod hosts;
 pub mod manifests;
 
