@@ -2,7 +2,8 @@
 //!
 //! Code map (ARCHITECTURE.md has the long version):
 //! - [`config`]: the Corefile, parsed and validated before anything is bound.
-//! - [`source`]: where data comes from (manifest files, hosts files); strips it to the model.
+//! - [`source`]: where data comes from (manifest files, the Kubernetes API, hosts files);
+//!   strips it to the model.
 //! - [`cluster`]: the Kubernetes model and the records the DNS specification gives it.
 //! - [`table`]: records by name, published as snapshots that readers load without locking.
 //! - [`plugin`]: the directives that answer (`kubernetes`, `hosts`), one snapshot per query.
@@ -23,6 +24,7 @@ use std::pin::Pin;
 use answer::Block;
 use config::Config;
 use plugin::{Hosts, Kubernetes, Plugin};
+use source::kube::ApiSource;
 use source::manifests::{self, ManifestError};
 
 /// A task that keeps a source up to date while the server runs.
@@ -37,6 +39,8 @@ pub enum StartError {
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Bind(#[from] server::BindError),
+    #[error("kubernetes: {0}")]
+    Api(#[from] source::kube::ApiError),
 }
 
 /// Everything a configuration asks for, loaded: each server block with its port, and the
@@ -64,7 +68,16 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             }
             plugins.push(Plugin::Hosts(hosts));
         }
-        if let Some(k) = &server.kubernetes {
+        if let Some(k) = &server.kubernetes
+            && let Some(api) = &k.api
+        {
+            let source = ApiSource::new(api, k.pods == config::PodMode::Verified)?;
+            let kubernetes = Kubernetes::unsynced(k);
+            background.push(Box::pin(
+                source.run(kubernetes.publisher(), kubernetes.ready_flag()),
+            ));
+            plugins.push(Plugin::Kubernetes(kubernetes));
+        } else if let Some(k) = &server.kubernetes {
             let objects = manifests::load(&k.manifests)?;
             let kubernetes = Kubernetes::new(k, &objects);
             let publish = kubernetes.publisher();

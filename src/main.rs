@@ -16,6 +16,10 @@ Usage: clusterdns [-conf FILE] [-dns.port PORT] [-version] [-plugins]
   -plugins         list the directives this build supports and quit
 ";
 
+/// Logs unless `RUST_LOG` says otherwise. kube-client logs every failed request; the API
+/// source logs each change between working and failing instead.
+const DEFAULT_LOG: &str = "info,kube_client=off";
+
 struct Flags {
     conf: PathBuf,
     port: u16,
@@ -81,7 +85,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .with_ansi(false)
         .with_writer(std::io::stdout)

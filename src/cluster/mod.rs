@@ -110,19 +110,27 @@ pub struct ClusterObjects {
     pub endpoints: BTreeMap<(String, String), Vec<EndpointSet>>,
     /// By (namespace, name).
     pub pods: BTreeMap<(String, String), Pod>,
+    /// Whether `namespaces` is the whole truth (the API source lists them): then a namespace
+    /// exists only if listed. Manifest files may omit Namespace objects, so there a namespace
+    /// also exists when any object is in it.
+    pub namespaces_listed: bool,
 }
 
 impl ClusterObjects {
     /// Whether a namespace exists: named by a Namespace object, or holding any object.
     pub fn namespace_exists(&self, ns: &str) -> bool {
         self.namespaces.contains(ns)
-            || self.services.keys().any(|(n, _)| n == ns)
-            || self.pods.keys().any(|(n, _)| n == ns)
+            || !self.namespaces_listed
+                && (self.services.keys().any(|(n, _)| n == ns)
+                    || self.pods.keys().any(|(n, _)| n == ns))
     }
 
     /// Every namespace that exists.
     pub fn all_namespaces(&self) -> BTreeSet<String> {
         let mut all = self.namespaces.clone();
+        if self.namespaces_listed {
+            return all;
+        }
         all.extend(self.services.keys().map(|(n, _)| n.clone()));
         all.extend(self.slices.values().map(|s| s.namespace.clone()));
         all.extend(self.pods.keys().map(|(n, _)| n.clone()));

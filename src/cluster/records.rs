@@ -33,6 +33,8 @@ pub struct ClusterOptions {
     pub namespaces: Vec<String>,
     pub endpoint_pod_names: bool,
     pub noendpoints: bool,
+    /// `ignore empty_service`: ClusterIP services without a ready endpoint do not exist.
+    pub ignore_empty_service: bool,
 }
 
 /// One zone's apex records, for the authority section of negative answers.
@@ -110,6 +112,15 @@ pub fn insecure_pod_address(label: &str) -> Option<IpAddr> {
         label.replace('-', ":")
     };
     ip.parse().ok()
+}
+
+/// Whether any endpoint of the service is ready (or counts as ready).
+fn has_ready(svc: &Service, objects: &ClusterObjects) -> bool {
+    objects
+        .endpoint_sets(&svc.namespace, &svc.name)
+        .iter()
+        .flat_map(|set| &set.endpoints)
+        .any(|ep| (ep.ready || svc.publish_not_ready) && !ep.addresses.is_empty())
 }
 
 /// One SRV "entry" in CoreDNS's sense: an address and port behind a name. Weights are
@@ -294,6 +305,8 @@ impl Builder<'_> {
                     record(&base, ttl, RData::CNAME(CNAME(target.clone()))),
                 );
             }
+            ServiceKind::ClusterIp(_)
+                if self.opts.ignore_empty_service && !has_ready(svc, objects) => {}
             ServiceKind::ClusterIp(ips) => {
                 // A service without an address yet still exists (NODATA, as CoreDNS answers).
                 self.records.ensure(&base, zone);

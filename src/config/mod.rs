@@ -152,9 +152,33 @@ pub struct KubernetesConfig {
     pub fallthrough: Fallthrough,
     pub endpoint_pod_names: bool,
     pub noendpoints: bool,
+    /// `ignore empty_service`: NXDOMAIN for ClusterIP services without ready endpoints.
+    pub ignore_empty_service: bool,
     /// How often the manifest files are checked for changes.
     pub reload: Duration,
+    /// The live API source, when there are no `manifests`.
+    pub api: Option<ApiConfig>,
 }
+
+/// Where and how the kubernetes plugin reaches the API server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// `endpoint URL`: the API server, without credentials unless `tls` gives them.
+    pub endpoint: Option<String>,
+    /// `tls CERT KEY CACERT`.
+    pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+    /// `kubeconfig PATH [CONTEXT]`.
+    pub kubeconfig: Option<(PathBuf, Option<String>)>,
+    /// `labels SELECTOR`: only services and endpoints matching it.
+    pub labels: Option<String>,
+    /// `namespace_labels SELECTOR`: only namespaces matching it are exposed.
+    pub namespace_labels: Option<String>,
+    /// `startup_timeout`: how long cluster names get SERVFAIL while the first list syncs.
+    pub startup_timeout: Duration,
+}
+
+/// CoreDNS's default `startup_timeout`.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The `hosts` directive.
 #[derive(Debug, Clone)]
@@ -430,8 +454,15 @@ fn kubernetes(
         fallthrough: Fallthrough::default(),
         endpoint_pod_names: false,
         noendpoints: false,
+        ignore_empty_service: false,
         reload: MANIFESTS_RELOAD,
+        api: None,
     };
+    let mut api = ApiConfig {
+        startup_timeout: STARTUP_TIMEOUT,
+        ..ApiConfig::default()
+    };
+    let mut api_named = false;
     for o in &d.block {
         match o.name.as_str() {
             "manifests" => {
@@ -482,24 +513,51 @@ fn kubernetes(
             "fallthrough" => k.fallthrough = Fallthrough::parse(&o.args, o, NAME)?,
             "endpoint_pod_names" => k.endpoint_pod_names = true,
             "noendpoints" => k.noendpoints = true,
-            "endpoint"
-            | "tls"
-            | "kubeconfig"
-            | "namespace_labels"
-            | "labels"
-            | "ignore"
-            | "startup_timeout"
-            | "multicluster"
-            | "apiserver_qps"
-            | "apiserver_burst"
-            | "apiserver_max_inflight" => {
+            "endpoint" => {
+                let url = one_arg(o, NAME)?;
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(directive_err(
+                        o,
+                        NAME,
+                        format!("endpoint {url:?} is not an http(s) URL"),
+                    ));
+                }
+                api.endpoint = Some(url.to_string());
+                api_named = true;
+            }
+            "tls" => match o.args.as_slice() {
+                [cert, key, ca] => {
+                    api.tls = Some((resolve(dir, cert), resolve(dir, key), resolve(dir, ca)));
+                    api_named = true;
+                }
+                _ => return Err(directive_err(o, NAME, "tls takes CERT KEY CACERT")),
+            },
+            "kubeconfig" => match o.args.as_slice() {
+                [path] => {
+                    api.kubeconfig = Some((resolve(dir, path), None));
+                    api_named = true;
+                }
+                [path, context] => {
+                    api.kubeconfig = Some((resolve(dir, path), Some(context.clone())));
+                    api_named = true;
+                }
+                _ => return Err(directive_err(o, NAME, "kubeconfig takes PATH [CONTEXT]")),
+            },
+            "labels" => api.labels = Some(selector(o, NAME)?),
+            "namespace_labels" => api.namespace_labels = Some(selector(o, NAME)?),
+            "startup_timeout" => {
+                api.startup_timeout = parse_duration(one_arg(o, NAME)?)
+                    .map_err(|m| directive_err(o, NAME, format!("startup_timeout: {m}")))?;
+            }
+            "ignore" => match o.args.as_slice() {
+                [what] if what == "empty_service" => k.ignore_empty_service = true,
+                _ => return Err(directive_err(o, NAME, "ignore takes empty_service")),
+            },
+            "multicluster" | "apiserver_qps" | "apiserver_burst" | "apiserver_max_inflight" => {
                 return Err(directive_err(
                     o,
                     NAME,
-                    format!(
-                        "{}: the Kubernetes API source is not supported yet; use `manifests`",
-                        o.name
-                    ),
+                    format!("{}: not supported yet", o.name),
                 ));
             }
             other => {
@@ -511,14 +569,47 @@ fn kubernetes(
             }
         }
     }
-    if k.manifests.is_empty() {
+    if api.endpoint.is_some() && api.kubeconfig.is_some() {
         return Err(directive_err(
             d,
             NAME,
-            "no `manifests`: the Kubernetes API source is not supported yet",
+            "use `endpoint` or `kubeconfig`, not both",
+        ));
+    }
+    if k.manifests.is_empty() {
+        // No files: the API, in-cluster unless `endpoint` or `kubeconfig` says where.
+        k.api = Some(api);
+    } else if api_named {
+        return Err(directive_err(
+            d,
+            NAME,
+            "`manifests` and the API source (`endpoint`, `kubeconfig`, `tls`) exclude each other",
         ));
     }
     Ok(k)
+}
+
+/// A Kubernetes label selector: kept as written, checked for the characters selectors use.
+fn selector(d: &Directive, parent: &str) -> Result<String, ConfigError> {
+    if d.args.is_empty() {
+        return Err(directive_err(
+            d,
+            parent,
+            format!("{} needs a selector", d.name),
+        ));
+    }
+    let s = d.args.join(" ");
+    let ok = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || " ,=!()-_./".contains(c));
+    if !ok {
+        return Err(directive_err(
+            d,
+            parent,
+            format!("{}: {s:?} is not a label selector", d.name),
+        ));
+    }
+    Ok(s)
 }
 
 fn hosts(d: &Directive, block_zones: &[LowerName], dir: &Path) -> Result<HostsConfig, ConfigError> {
@@ -727,11 +818,15 @@ mod tests {
                 "unknown property",
             ),
             (
-                ".:53 {\n kubernetes {\n  endpoint http://x\n }\n}\n",
+                ".:53 {\n kubernetes {\n  endpoint ftp://x\n }\n}\n",
                 3,
-                "not supported yet",
+                "URL",
             ),
-            (".:53 {\n kubernetes\n}\n", 2, "manifests"),
+            (
+                ".:53 {\n kubernetes {\n  manifests m\n  endpoint http://x\n }\n}\n",
+                2,
+                "exclude each other",
+            ),
             (".:53 {\n log\n log\n}\n", 3, "once"),
             (".:53 {\n hosts {\n  10.0.0.1\n }\n}\n", 3, "no names"),
             (".:53 {\n hosts {\n  reload 5q\n }\n}\n", 3, "unit"),

@@ -1,6 +1,7 @@
 //! The `kubernetes` plugin: answers the cluster zones from the cluster snapshot.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::ResponseCode;
@@ -21,6 +22,8 @@ pub struct Kubernetes {
     opts: ClusterOptions,
     fallthrough: Fallthrough,
     table: Arc<RecordTable<ClusterSnapshot>>,
+    /// False until the source's first full list (or its startup timeout): SERVFAIL until then.
+    ready: Arc<AtomicBool>,
 }
 
 impl Kubernetes {
@@ -33,6 +36,7 @@ impl Kubernetes {
             namespaces: config.namespaces.clone(),
             endpoint_pod_names: config.endpoint_pod_names,
             noendpoints: config.noendpoints,
+            ignore_empty_service: config.ignore_empty_service,
         };
         let snapshot = records::build(objects, &opts, serial());
         Self {
@@ -40,7 +44,20 @@ impl Kubernetes {
             opts,
             fallthrough: config.fallthrough.clone(),
             table: Arc::new(RecordTable::new(snapshot)),
+            ready: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// A plugin that answers SERVFAIL until its source says it has synced.
+    pub fn unsynced(config: &KubernetesConfig) -> Self {
+        let plugin = Self::new(config, &ClusterObjects::default());
+        plugin.ready.store(false, Ordering::Relaxed);
+        plugin
+    }
+
+    /// The flag the source sets once it has synced.
+    pub fn ready_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.ready)
     }
 
     /// Builds the records of `objects` and publishes them in one swap.
@@ -59,6 +76,11 @@ impl Kubernetes {
     pub fn serve(&self, req: &Request) -> Outcome {
         if matching_zone(&self.zones, &req.lower).is_none() {
             return Outcome::Next;
+        }
+        if !self.ready.load(Ordering::Relaxed) {
+            let mut reply = Reply::authoritative(ResponseCode::ServFail);
+            reply.authoritative = false;
+            return Outcome::Reply(reply);
         }
         let snap = self.table.load();
         match self.lookup(&snap, req) {

@@ -58,6 +58,17 @@ impl ClusterObjects {
         }
     }
 
+    /// Replaces every object of `kind` with those of that kind in `from` (a relist).
+    pub fn replace_kind(&mut self, kind: Kind, from: Self) {
+        match kind {
+            Kind::Namespace => self.namespaces = from.namespaces,
+            Kind::Service => self.services = from.services,
+            Kind::EndpointSlice => self.slices = from.slices,
+            Kind::Endpoints => self.endpoints = from.endpoints,
+            Kind::Pod => self.pods = from.pods,
+        }
+    }
+
     /// Removes the object of `kind` with this key, if there is one.
     pub fn remove(&mut self, kind: Kind, key: &Key) {
         match kind {

@@ -3,6 +3,7 @@
 
 pub mod convert;
 pub mod hosts;
+pub mod kube;
 pub mod manifests;
 
 use std::path::PathBuf;

@@ -1,0 +1,310 @@
+//! The Kubernetes API source: lists and watches the cluster through kube-rs.
+//!
+//! One watcher per kind (Services, EndpointSlices, Namespaces, and Pods when `pods verified`
+//! needs them). kube-runtime's watcher does the lists, pages, resource versions, bookmarks,
+//! relists after `410 Gone` and backoff; this module strips each object to the model at once
+//! (nothing else of an API object is kept) and keeps one [`ClusterObjects`] current:
+//! a relist (`Init` … `InitDone`) replaces its kind whole, as kube-runtime's reflector does,
+//! so after any fault the state equals what a fresh list gives.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::stream::{BoxStream, SelectAll};
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, watcher as watch};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::convert::{Kind, convert, key_of};
+use crate::cluster::ClusterObjects;
+use crate::config::ApiConfig;
+
+/// Why the API source could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("endpoint {url:?}: {message}")]
+    Endpoint { url: String, message: String },
+    #[error("kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: String,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("no endpoint or kubeconfig, and not in a cluster: {0}")]
+    InCluster(#[from] kube::config::InClusterError),
+    #[error("tls {path}: {source}")]
+    TlsFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("client: {0}")]
+    Client(#[from] kube::Error),
+}
+
+/// Most events applied before the table is rebuilt, so a burst costs one rebuild.
+const MAX_BATCH: usize = 4096;
+
+/// Where to connect, checked before the server starts. The client itself is made inside the
+/// runtime ([`ApiSource::run`]).
+#[derive(Debug, Clone)]
+pub struct ApiSource {
+    config: ApiConfig,
+    kubeconfig: Option<kube::config::Kubeconfig>,
+    watch_pods: bool,
+}
+
+impl ApiSource {
+    /// Checks what can be checked without the network: URLs, files, the service account.
+    pub fn new(config: &ApiConfig, watch_pods: bool) -> Result<Self, ApiError> {
+        let mut kubeconfig = None;
+        if let Some(url) = &config.endpoint {
+            url.parse::<http::Uri>().map_err(|e| ApiError::Endpoint {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        } else if let Some((path, _)) = &config.kubeconfig {
+            kubeconfig = Some(kube::config::Kubeconfig::read_from(path).map_err(|source| {
+                ApiError::Kubeconfig {
+                    path: path.display().to_string(),
+                    source,
+                }
+            })?);
+        } else {
+            kube::Config::incluster()?;
+        }
+        if let Some((cert, key, ca)) = &config.tls {
+            for path in [cert, key, ca] {
+                std::fs::metadata(path).map_err(|source| ApiError::TlsFile {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+        Ok(Self {
+            config: config.clone(),
+            kubeconfig,
+            watch_pods,
+        })
+    }
+
+    async fn client(&self) -> Result<Client, ApiError> {
+        let mut config = if let Some(url) = &self.config.endpoint {
+            let uri = url.parse::<http::Uri>().map_err(|e| ApiError::Endpoint {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+            kube::Config::new(uri)
+        } else if let (Some(kc), Some((path, context))) =
+            (&self.kubeconfig, &self.config.kubeconfig)
+        {
+            let options = kube::config::KubeConfigOptions {
+                context: context.clone(),
+                ..Default::default()
+            };
+            kube::Config::from_custom_kubeconfig(kc.clone(), &options)
+                .await
+                .map_err(|source| ApiError::Kubeconfig {
+                    path: path.display().to_string(),
+                    source,
+                })?
+        } else {
+            kube::Config::incluster()?
+        };
+        if let Some((cert, key, ca)) = &self.config.tls {
+            config.auth_info.client_certificate = Some(cert.display().to_string());
+            config.auth_info.client_key = Some(key.display().to_string());
+            config.root_cert_file = Some(ca.clone());
+        }
+        Ok(Client::try_from(config)?)
+    }
+
+    /// Watches the cluster for ever, calling `publish` with the whole current state after
+    /// each batch of changes, once every kind has synced or `startup_timeout` has passed;
+    /// `ready` turns true then.
+    pub async fn run<F>(self, publish: F, ready: Arc<AtomicBool>)
+    where
+        F: Fn(&ClusterObjects) + Send + 'static,
+    {
+        let client = match self.client().await {
+            Ok(c) => c,
+            Err(error) => {
+                warn!(%error, "kubernetes: cannot make an API client; cluster names stay SERVFAIL");
+                return;
+            }
+        };
+        let mut streams = self.streams(client);
+        let kinds: BTreeSet<Kind> = self.kinds().into_iter().collect();
+        let mut state = ClusterObjects {
+            namespaces_listed: true,
+            ..ClusterObjects::default()
+        };
+        let mut relisting: HashMap<Kind, ClusterObjects> = HashMap::new();
+        let mut synced: BTreeSet<Kind> = BTreeSet::new();
+        let mut failing: BTreeSet<Kind> = BTreeSet::new();
+        let startup = tokio::time::sleep_until(Instant::now() + self.config.startup_timeout);
+        tokio::pin!(startup);
+        let mut dirty = false;
+        loop {
+            tokio::select! {
+                next = streams.next() => {
+                    let Some(first) = next else { return };
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match streams.next().now_or_never() {
+                            Some(Some(ev)) => batch.push(ev),
+                            _ => break,
+                        }
+                    }
+                    for (kind, result) in batch {
+                        match result {
+                            Ok(event) => {
+                                // `Init` comes before every list attempt; data means it worked.
+                                if !matches!(event, Event::Init) && failing.remove(&kind) {
+                                    info!(?kind, "kubernetes: watch recovered");
+                                }
+                                dirty |= apply(&mut state, &mut relisting, &mut synced, kind, event);
+                            }
+                            Err(error) => {
+                                // Logged once per change of state, not per retry.
+                                if failing.insert(kind) {
+                                    warn!(?kind, %error, "kubernetes: watch failed; serving the last known records and retrying");
+                                }
+                            }
+                        }
+                    }
+                }
+                () = &mut startup, if !ready.load(Ordering::Relaxed) => {
+                    warn!("kubernetes: starting to serve with an unsynced API");
+                    ready.store(true, Ordering::Relaxed);
+                    dirty = true;
+                }
+            }
+            if !ready.load(Ordering::Relaxed) && synced == kinds {
+                info!("kubernetes: initial list synced");
+                ready.store(true, Ordering::Relaxed);
+            }
+            if dirty && ready.load(Ordering::Relaxed) {
+                publish(&state);
+                dirty = false;
+            }
+        }
+    }
+
+    fn kinds(&self) -> Vec<Kind> {
+        let mut kinds = vec![Kind::Namespace, Kind::Service, Kind::EndpointSlice];
+        if self.watch_pods {
+            kinds.push(Kind::Pod);
+        }
+        kinds
+    }
+
+    fn streams(&self, client: Client) -> SelectAll<Events> {
+        let labelled = || {
+            let c = watcher::Config::default();
+            match &self.config.labels {
+                Some(l) => c.labels(l),
+                None => c,
+            }
+        };
+        let namespaces = match &self.config.namespace_labels {
+            Some(l) => watcher::Config::default().labels(l),
+            None => watcher::Config::default(),
+        };
+        let mut all: Vec<Events> = vec![
+            events::<Namespace>(Api::all(client.clone()), namespaces, Kind::Namespace),
+            events::<Service>(Api::all(client.clone()), labelled(), Kind::Service),
+            events::<EndpointSlice>(Api::all(client.clone()), labelled(), Kind::EndpointSlice),
+        ];
+        if self.watch_pods {
+            all.push(events::<Pod>(
+                Api::all(client),
+                watcher::Config::default(),
+                Kind::Pod,
+            ));
+        }
+        futures::stream::select_all(all)
+    }
+}
+
+type Events = BoxStream<'static, (Kind, Result<Event<Value>, watcher::Error>)>;
+
+/// A watcher of one kind, objects turned to JSON (the form [`convert`] reads), retried with
+/// kube-runtime's default backoff.
+fn events<K>(api: Api<K>, config: watcher::Config, kind: Kind) -> Events
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Serialize + Send + 'static,
+{
+    watch(api, config)
+        .default_backoff()
+        .map(move |r| (kind, r.map(to_json)))
+        .boxed()
+}
+
+fn to_json<K: Serialize>(event: Event<K>) -> Event<Value> {
+    let json = |k: K| serde_json::to_value(k).unwrap_or(Value::Null);
+    match event {
+        Event::Apply(k) => Event::Apply(json(k)),
+        Event::Delete(k) => Event::Delete(json(k)),
+        Event::Init => Event::Init,
+        Event::InitApply(k) => Event::InitApply(json(k)),
+        Event::InitDone => Event::InitDone,
+    }
+}
+
+/// Applies one watch event; returns whether the served state changed.
+fn apply(
+    state: &mut ClusterObjects,
+    relisting: &mut HashMap<Kind, ClusterObjects>,
+    synced: &mut BTreeSet<Kind>,
+    kind: Kind,
+    event: Event<Value>,
+) -> bool {
+    match event {
+        Event::Init => {
+            relisting.insert(kind, ClusterObjects::default());
+            false
+        }
+        Event::InitApply(value) => {
+            if let Some(buffer) = relisting.get_mut(&kind) {
+                insert(buffer, kind, &value);
+            }
+            false
+        }
+        Event::InitDone => {
+            let listed = relisting.remove(&kind).unwrap_or_default();
+            state.replace_kind(kind, listed);
+            synced.insert(kind);
+            true
+        }
+        Event::Apply(value) => insert(state, kind, &value),
+        Event::Delete(value) => {
+            state.remove(kind, &key_of(kind, &value));
+            true
+        }
+    }
+}
+
+/// Adds one object; an object DNS cannot use is logged and leaves the last good one in place.
+fn insert(objects: &mut ClusterObjects, kind: Kind, value: &Value) -> bool {
+    match convert(value) {
+        Ok(Some(object)) => {
+            objects.insert(object);
+            true
+        }
+        Ok(None) => false,
+        Err(error) => {
+            let (namespace, name) = key_of(kind, value);
+            warn!(?kind, %namespace, %name, %error, "kubernetes: object skipped");
+            false
+        }
+    }
+}
