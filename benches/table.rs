@@ -3,6 +3,8 @@
 //!
 //! - `arcswap`: an immutable `HashMap` snapshot behind `arc_swap::ArcSwap` (what clusterdns uses);
 //!   the writer builds a new snapshot and swaps it in.
+//! - `arcswap_imbl`: a persistent (HAMT) map snapshot behind `ArcSwap`; the writer clones it in
+//!   O(1), changes one name in O(log n) and swaps it in.
 //! - `dashmap`: a sharded `RwLock` map; the writer inserts in place.
 //! - `papaya`: a lock-free concurrent map; the writer inserts in place.
 //!
@@ -42,6 +44,22 @@ fn lookups(c: &mut Criterion) {
                 let mut sum = 0u32;
                 for p in probes {
                     let snap = swap.load();
+                    sum = sum.wrapping_add(*snap.get(p.as_str()).unwrap());
+                }
+                black_box(sum)
+            })
+        });
+        let persistent = ArcSwap::from_pointee(
+            keys.iter()
+                .cloned()
+                .zip(0..)
+                .collect::<imbl::HashMap<String, u32>>(),
+        );
+        group.bench_with_input(BenchmarkId::new("arcswap_imbl", n), &probes, |b, probes| {
+            b.iter(|| {
+                let mut sum = 0u32;
+                for p in probes {
+                    let snap = persistent.load();
                     sum = sum.wrapping_add(*snap.get(p.as_str()).unwrap());
                 }
                 black_box(sum)
@@ -103,6 +121,37 @@ fn under_churn(c: &mut Criterion) {
             let mut sum = 0u32;
             for p in &probes {
                 sum = sum.wrapping_add(*swap.load().get(p.as_str()).unwrap());
+            }
+            black_box(sum)
+        })
+    });
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    stop.store(false, Ordering::Relaxed);
+
+    let persistent = Arc::new(ArcSwap::from_pointee(
+        keys.iter()
+            .cloned()
+            .zip(0..)
+            .collect::<imbl::HashMap<String, u32>>(),
+    ));
+    let writer = {
+        let (persistent, stop, keys) = (Arc::clone(&persistent), Arc::clone(&stop), keys.clone());
+        thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let mut next = imbl::HashMap::clone(&persistent.load());
+                next.insert(keys[i % keys.len()].clone(), i as u32);
+                persistent.store(Arc::new(next));
+                i += 1;
+            }
+        })
+    };
+    group.bench_function("arcswap_imbl", |b| {
+        b.iter(|| {
+            let mut sum = 0u32;
+            for p in &probes {
+                sum = sum.wrapping_add(*persistent.load().get(p.as_str()).unwrap());
             }
             black_box(sum)
         })

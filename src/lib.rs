@@ -20,6 +20,9 @@ pub mod table;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
+
+use cluster::writer::Change;
 
 use answer::Block;
 use config::Config;
@@ -68,32 +71,31 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             }
             plugins.push(Plugin::Hosts(hosts));
         }
-        if let Some(k) = &server.kubernetes
-            && let Some(api) = &k.api
-        {
-            let source = ApiSource::new(api, k.pods == config::PodMode::Verified)?;
-            let kubernetes = Kubernetes::unsynced(k);
-            background.push(Box::pin(
-                source.run(kubernetes.publisher(), kubernetes.ready_flag()),
-            ));
-            plugins.push(Plugin::Kubernetes(kubernetes));
-        } else if let Some(k) = &server.kubernetes {
-            let objects = manifests::load(&k.manifests)?;
-            let kubernetes = Kubernetes::new(k, &objects);
-            let publish = kubernetes.publisher();
-            let paths = k.manifests.clone();
-            let reload = move || {
-                let objects = manifests::load(&paths).map_err(|e| e.to_string())?;
-                publish(&objects);
-                Ok(())
-            };
-            background.push(Box::pin(source::watch_files(
-                "manifests",
-                k.manifests.clone(),
-                k.reload,
-                reload,
-            )));
-            plugins.push(Plugin::Kubernetes(kubernetes));
+        if let Some(k) = &server.kubernetes {
+            if let Some(api) = &k.api {
+                let source = ApiSource::new(api, k.pods == config::PodMode::Verified)?;
+                let (kubernetes, writer) = Kubernetes::new(k, true);
+                background.push(Box::pin(source.run(writer, kubernetes.ready_flag())));
+                plugins.push(Plugin::Kubernetes(kubernetes));
+            } else {
+                let objects = manifests::load(&k.manifests)?;
+                let (kubernetes, mut writer) = Kubernetes::new(k, false);
+                writer.apply(vec![Change::ReplaceAll(objects)]);
+                kubernetes.ready_flag().store(true, Ordering::Relaxed);
+                let paths = k.manifests.clone();
+                let reload = move || {
+                    let objects = manifests::load(&paths).map_err(|e| e.to_string())?;
+                    writer.apply(vec![Change::ReplaceAll(objects)]);
+                    Ok(())
+                };
+                background.push(Box::pin(source::watch_files(
+                    "manifests",
+                    k.manifests.clone(),
+                    k.reload,
+                    reload,
+                )));
+                plugins.push(Plugin::Kubernetes(kubernetes));
+            }
         }
         blocks.push((
             server.port,

@@ -68,6 +68,11 @@ impl Records {
         self.nodes.is_empty()
     }
 
+    /// Every name with its node.
+    pub fn into_nodes(self) -> impl Iterator<Item = (LowerName, Node)> {
+        self.nodes.into_iter()
+    }
+
     /// Makes `name` exist, with every name between it and `zone` (empty non-terminals).
     pub fn ensure(&mut self, name: &Name, zone: &Name) -> &mut Node {
         let mut parent = name.base_name();

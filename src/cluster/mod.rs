@@ -6,6 +6,7 @@
 //! I/O.
 
 pub mod records;
+pub mod writer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

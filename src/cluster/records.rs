@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::{ClusterObjects, Endpoint, Port, Service, ServiceKind};
@@ -44,39 +44,19 @@ pub struct Apex {
     pub soa: Record,
 }
 
-/// Everything the kubernetes plugin answers from, built in one go.
-#[derive(Debug, Clone)]
-pub struct ClusterSnapshot {
-    pub records: Records,
-    /// Namespaces that exist and are exposed.
-    pub namespaces: BTreeSet<String>,
-    pub apexes: Vec<Apex>,
-}
-
-impl ClusterSnapshot {
-    /// The SOA of the zone that holds `name`, the longest match.
-    pub fn soa_for(&self, name: &LowerName) -> Option<&Record> {
-        self.apexes
-            .iter()
-            .filter(|a| a.zone.zone_of(name))
-            .max_by_key(|a| a.zone.num_labels())
-            .map(|a| &a.soa)
-    }
-}
-
-fn is_reverse(zone: &Name) -> bool {
+pub(super) fn is_reverse(zone: &Name) -> bool {
     let s = zone.to_ascii();
     s.ends_with("in-addr.arpa.") || s.ends_with("ip6.arpa.")
 }
 
-fn name(labels: &[&str], zone: &Name) -> Option<Name> {
+pub(super) fn name(labels: &[&str], zone: &Name) -> Option<Name> {
     Name::from_labels(labels.iter().map(|l| l.as_bytes()))
         .ok()?
         .append_domain(zone)
         .ok()
 }
 
-fn address(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
+pub(super) fn address(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
     match ip {
         IpAddr::V4(v4) => record(owner, ttl, RData::A(A(v4))),
         IpAddr::V6(v6) => record(owner, ttl, RData::AAAA(AAAA(v6))),
@@ -131,77 +111,22 @@ struct Entry<'a> {
     port: Option<&'a Port>,
 }
 
-struct Builder<'a> {
-    opts: &'a ClusterOptions,
-    records: Records,
-    primary: &'a Name,
-}
-
-/// Builds the records of a cluster. `serial` is the SOA serial (CoreDNS uses the time of the
-/// last change, in seconds).
-pub fn build(objects: &ClusterObjects, opts: &ClusterOptions, serial: u32) -> ClusterSnapshot {
-    let namespaces: BTreeSet<String> = objects
-        .all_namespaces()
-        .into_iter()
-        .filter(|ns| opts.namespaces.is_empty() || opts.namespaces.contains(ns))
-        .collect();
-    let primary = opts
-        .zones
-        .iter()
-        .find(|z| !is_reverse(z))
-        .expect("config guarantees a forward zone");
-    let mut b = Builder {
-        opts,
-        records: Records::default(),
-        primary,
-    };
-    let mut apexes = Vec::new();
-    for zone in &opts.zones {
-        apexes.push(b.apex(zone, objects, serial));
-        if is_reverse(zone) {
-            continue;
-        }
-        for ns in &namespaces {
-            b.ensure(&[ns, "svc"], zone);
-            if opts.pods != PodMode::Disabled {
-                b.ensure(&[ns, "pod"], zone);
-            }
-        }
-        for svc in objects.services.values() {
-            if namespaces.contains(&svc.namespace) {
-                b.service(svc, objects, zone);
-            }
-        }
-        if opts.pods == PodMode::Verified {
-            for pod in objects.pods.values() {
-                if !namespaces.contains(&pod.namespace) {
-                    continue;
-                }
-                for &ip in &pod.ips {
-                    if let Some(owner) = name(&[&dashed(ip), &pod.namespace, "pod"], zone) {
-                        b.records.add(zone, address(&owner, opts.ttl, ip));
-                    }
-                }
-            }
-        }
-    }
-    b.reverse(objects, &namespaces);
-    ClusterSnapshot {
-        records: b.records,
-        namespaces,
-        apexes,
-    }
+/// Writes the records of one part of the cluster (a zone's apex, one service) into a scratch
+/// table; the [`super::writer`] decides which names go where.
+pub(super) struct Builder<'a> {
+    pub opts: &'a ClusterOptions,
+    pub records: Records,
 }
 
 impl Builder<'_> {
-    fn ensure(&mut self, labels: &[&str], zone: &Name) {
+    pub fn ensure(&mut self, labels: &[&str], zone: &Name) {
         if let Some(n) = name(labels, zone) {
             self.records.ensure(&n, zone);
         }
     }
 
     /// SOA and NS at the apex, `ns.dns`, and `dns-version`.
-    fn apex(&mut self, zone: &Name, objects: &ClusterObjects, serial: u32) -> Apex {
+    pub fn apex(&mut self, zone: &Name, objects: &ClusterObjects, serial: u32) -> Apex {
         let ttl = self.opts.ttl;
         let ns_name = name(&["ns", "dns"], zone).expect("short name");
         let soa = record(
@@ -254,7 +179,7 @@ impl Builder<'_> {
         }
     }
 
-    fn service(&mut self, svc: &Service, objects: &ClusterObjects, zone: &Name) {
+    pub fn service(&mut self, svc: &Service, objects: &ClusterObjects, zone: &Name) {
         let ttl = self.opts.ttl;
         let Some(base) = name(&[&svc.name, &svc.namespace, "svc"], zone) else {
             return;
@@ -411,73 +336,60 @@ impl Builder<'_> {
             );
         }
     }
+}
 
-    /// PTR records in the reverse zones: cluster IPs name their service; endpoint addresses
-    /// (of any service) name the endpoint, unless the address is a cluster IP.
-    fn reverse(&mut self, objects: &ClusterObjects, namespaces: &BTreeSet<String>) {
-        let reverse_zones: Vec<Name> = self
-            .opts
-            .zones
+/// A PTR contribution: an address, the name it points to, and whether the address is the
+/// service's cluster IP (those win over endpoint names for the same address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ptr {
+    pub ip: IpAddr,
+    pub target: Name,
+    pub cluster_ip: bool,
+}
+
+/// The PTRs one service contributes, named in the primary zone: its cluster IPs name the
+/// service, its ready endpoints' addresses name the endpoints.
+pub fn ptrs_of(
+    svc: &Service,
+    objects: &ClusterObjects,
+    opts: &ClusterOptions,
+    primary: &Name,
+) -> Vec<Ptr> {
+    let mut out = Vec::new();
+    let Some(base) = name(&[&svc.name, &svc.namespace, "svc"], primary) else {
+        return out;
+    };
+    match &svc.kind {
+        ServiceKind::ExternalName(_) => return out,
+        ServiceKind::ClusterIp(ips) => out.extend(ips.iter().map(|&ip| Ptr {
+            ip,
+            target: base.clone(),
+            cluster_ip: true,
+        })),
+        ServiceKind::Headless => {}
+    }
+    if opts.noendpoints {
+        return out;
+    }
+    for set in objects.endpoint_sets(&svc.namespace, &svc.name) {
+        for ep in set
+            .endpoints
             .iter()
-            .filter(|z| is_reverse(z))
-            .cloned()
-            .collect();
-        if reverse_zones.is_empty() {
-            return;
-        }
-        let ttl = self.opts.ttl;
-        let primary = self.primary.clone();
-        let mut cluster_ips = BTreeSet::new();
-        let mut ptrs: Vec<(IpAddr, Name)> = Vec::new();
-        for svc in objects.services.values() {
-            if !namespaces.contains(&svc.namespace) {
-                continue;
-            }
-            if let ServiceKind::ClusterIp(ips) = &svc.kind
-                && let Some(target) = name(&[&svc.name, &svc.namespace, "svc"], &primary)
-            {
-                for &ip in ips {
-                    if cluster_ips.insert(ip) {
-                        ptrs.push((ip, target.clone()));
-                    }
+            .filter(|e| e.ready || svc.publish_not_ready)
+        {
+            for &ip in &ep.addresses {
+                let label = endpoint_label(ep, ip, opts.endpoint_pod_names);
+                if let Some(target) = name(&[&label], &base) {
+                    out.push(Ptr {
+                        ip,
+                        target,
+                        cluster_ip: false,
+                    });
                 }
             }
-        }
-        if !self.opts.noendpoints {
-            for svc in objects.services.values() {
-                if !namespaces.contains(&svc.namespace)
-                    || matches!(svc.kind, ServiceKind::ExternalName(_))
-                {
-                    continue;
-                }
-                for set in objects.endpoint_sets(&svc.namespace, &svc.name) {
-                    for ep in set
-                        .endpoints
-                        .iter()
-                        .filter(|e| e.ready || svc.publish_not_ready)
-                    {
-                        for &ip in ep.addresses.iter().filter(|ip| !cluster_ips.contains(ip)) {
-                            let label = endpoint_label(ep, ip, self.opts.endpoint_pod_names);
-                            if let Some(target) =
-                                name(&[&label, &svc.name, &svc.namespace, "svc"], &primary)
-                            {
-                                ptrs.push((ip, target));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        for (ip, target) in ptrs {
-            let mut owner = Name::from(ip);
-            owner.set_fqdn(true);
-            let Some(zone) = reverse_zones.iter().find(|z| z.zone_of(&owner)) else {
-                continue;
-            };
-            self.records
-                .add(zone, record(&owner, ttl, RData::PTR(PTR(target))));
         }
     }
+    out
 }
 
 #[cfg(test)]

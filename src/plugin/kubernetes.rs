@@ -1,17 +1,16 @@
-//! The `kubernetes` plugin: answers the cluster zones from the cluster snapshot.
+//! The `kubernetes` plugin: answers the cluster zones from the cluster view.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::{Outcome, Reply, Request, matching_zone, owned_by};
-use crate::cluster::ClusterObjects;
-use crate::cluster::records::{self, ClusterOptions, ClusterSnapshot, insecure_pod_address};
+use crate::cluster::records::{ClusterOptions, insecure_pod_address};
+use crate::cluster::writer::{ClusterView, ClusterWriter, Meta};
 use crate::config::{Fallthrough, KubernetesConfig, PodMode};
-use crate::table::{RecordTable, record};
+use crate::table::{Node, record};
 
 /// How many CNAMEs an answer follows inside the zone (CoreDNS stops at 8 too).
 const MAX_CNAME_CHAIN: usize = 8;
@@ -19,16 +18,18 @@ const MAX_CNAME_CHAIN: usize = 8;
 #[derive(Debug)]
 pub struct Kubernetes {
     zones: Vec<LowerName>,
-    opts: ClusterOptions,
+    ttl: u32,
+    pods: PodMode,
     fallthrough: Fallthrough,
-    table: Arc<RecordTable<ClusterSnapshot>>,
+    view: Arc<ClusterView>,
     /// False until the source's first full list (or its startup timeout): SERVFAIL until then.
     ready: Arc<AtomicBool>,
 }
 
 impl Kubernetes {
-    /// A plugin serving `objects`.
-    pub fn new(config: &KubernetesConfig, objects: &ClusterObjects) -> Self {
+    /// A plugin and the writer that keeps its records. `namespaces_listed`: see
+    /// [`ClusterWriter::new`]. The plugin answers SERVFAIL until [`Self::ready_flag`] is set.
+    pub fn new(config: &KubernetesConfig, namespaces_listed: bool) -> (Self, ClusterWriter) {
         let opts = ClusterOptions {
             zones: config.zones.iter().map(|z| Name::from(z.clone())).collect(),
             ttl: config.ttl,
@@ -38,39 +39,21 @@ impl Kubernetes {
             noendpoints: config.noendpoints,
             ignore_empty_service: config.ignore_empty_service,
         };
-        let snapshot = records::build(objects, &opts, serial());
-        Self {
+        let writer = ClusterWriter::new(opts, namespaces_listed);
+        let plugin = Self {
             zones: config.zones.clone(),
-            opts,
+            ttl: config.ttl,
+            pods: config.pods,
             fallthrough: config.fallthrough.clone(),
-            table: Arc::new(RecordTable::new(snapshot)),
-            ready: Arc::new(AtomicBool::new(true)),
-        }
+            view: writer.view(),
+            ready: Arc::new(AtomicBool::new(false)),
+        };
+        (plugin, writer)
     }
 
-    /// A plugin that answers SERVFAIL until its source says it has synced.
-    pub fn unsynced(config: &KubernetesConfig) -> Self {
-        let plugin = Self::new(config, &ClusterObjects::default());
-        plugin.ready.store(false, Ordering::Relaxed);
-        plugin
-    }
-
-    /// The flag the source sets once it has synced.
+    /// The flag a source sets once it has synced.
     pub fn ready_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.ready)
-    }
-
-    /// Builds the records of `objects` and publishes them in one swap.
-    pub fn publish(&self, objects: &ClusterObjects) {
-        self.table
-            .publish(records::build(objects, &self.opts, serial()));
-    }
-
-    /// A handle that publishes into this plugin's table from another task.
-    pub fn publisher(&self) -> impl Fn(&ClusterObjects) + Send + Sync + 'static {
-        let table = Arc::clone(&self.table);
-        let opts = self.opts.clone();
-        move |objects| table.publish(records::build(objects, &opts, serial()))
     }
 
     pub fn serve(&self, req: &Request) -> Outcome {
@@ -82,19 +65,28 @@ impl Kubernetes {
             reply.authoritative = false;
             return Outcome::Reply(reply);
         }
-        let snap = self.table.load();
-        match self.lookup(&snap, req) {
+        let meta = self.view.meta();
+        let names = self.view.names();
+        let node = names.get(&req.lower);
+        let found = match node {
+            Some(node) => Some(self.answer(node, &meta, req, &|n| names.get(n))),
+            None => self.insecure_pod(&meta, req),
+        };
+        match found {
             Some(reply) => Outcome::Reply(reply),
             None if self.fallthrough.through(&req.lower) => Outcome::Next,
-            None => Outcome::Reply(negative(&snap, &req.lower, ResponseCode::NXDomain)),
+            None => Outcome::Reply(negative(&meta, &req.lower, ResponseCode::NXDomain)),
         }
     }
 
-    /// The answer for an existing name, or `None` when the name does not exist.
-    fn lookup(&self, snap: &ClusterSnapshot, req: &Request) -> Option<Reply> {
-        let Some(node) = snap.records.get(&req.lower) else {
-            return self.insecure_pod(snap, req);
-        };
+    /// The answer at an existing name.
+    fn answer<'a>(
+        &self,
+        node: &Node,
+        meta: &Meta,
+        req: &Request,
+        lookup: &dyn Fn(&LowerName) -> Option<&'a Node>,
+    ) -> Reply {
         let mut reply = Reply::authoritative(ResponseCode::NoError);
         match req.qtype {
             RecordType::ANY => {
@@ -115,21 +107,21 @@ impl Kubernetes {
                     .filter(|_| matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::TXT))
                 {
                     let first = owned_by(&cname.records[0], &req.name);
-                    self.chase(snap, first, qtype, &mut reply.answers);
+                    self.chase(lookup, first, qtype, &mut reply.answers);
                 }
             }
         }
         if reply.answers.is_empty() {
-            return Some(negative(snap, &req.lower, ResponseCode::NoError));
+            return negative(meta, &req.lower, ResponseCode::NoError);
         }
         reply.recursion_available = true;
-        Some(reply)
+        reply
     }
 
     /// Adds a CNAME and, while its target is in our zones, what the target holds.
-    fn chase(
+    fn chase<'a>(
         &self,
-        snap: &ClusterSnapshot,
+        lookup: &dyn Fn(&LowerName) -> Option<&'a Node>,
         cname: Record,
         qtype: RecordType,
         out: &mut Vec<Record>,
@@ -144,9 +136,7 @@ impl Kubernetes {
             if matching_zone(&self.zones, &target).is_none() {
                 return;
             }
-            let Some(node) = snap.records.get(&target) else {
-                return;
-            };
+            let Some(node) = lookup(&target) else { return };
             if let Some(set) = node.get(qtype) {
                 out.extend(set.records.iter().cloned());
                 return;
@@ -161,8 +151,8 @@ impl Kubernetes {
     }
 
     /// `A-B-C-D.NS.pod.ZONE` under `pods insecure`: the address written in the name.
-    fn insecure_pod(&self, snap: &ClusterSnapshot, req: &Request) -> Option<Reply> {
-        if self.opts.pods != PodMode::Insecure {
+    fn insecure_pod(&self, meta: &Meta, req: &Request) -> Option<Reply> {
+        if self.pods != PodMode::Insecure {
             return None;
         }
         let zone = matching_zone(&self.zones, &req.lower)?;
@@ -173,7 +163,7 @@ impl Kubernetes {
         let labels: Vec<&[u8]> = name.iter().collect();
         let (pod, ns, kind) = (labels[0], labels[1], labels[2]);
         let ns = std::str::from_utf8(ns).ok()?;
-        if kind != b"pod" || !snap.namespaces.contains(ns) {
+        if kind != b"pod" || !meta.namespaces.contains(ns) {
             return None;
         }
         let ip = insecure_pod_address(std::str::from_utf8(pod).ok()?)?;
@@ -184,26 +174,18 @@ impl Kubernetes {
             (std::net::IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => {
                 RData::AAAA(hickory_proto::rr::rdata::AAAA(v6))
             }
-            _ => return Some(negative(snap, &req.lower, ResponseCode::NoError)),
+            _ => return Some(negative(meta, &req.lower, ResponseCode::NoError)),
         };
         let mut reply = Reply::authoritative(ResponseCode::NoError);
         reply.recursion_available = true;
-        reply.answers.push(record(&req.name, self.opts.ttl, rdata));
+        reply.answers.push(record(&req.name, self.ttl, rdata));
         Some(reply)
     }
 }
 
 /// NXDOMAIN or NODATA, with the zone's SOA in the authority section.
-fn negative(snap: &ClusterSnapshot, name: &LowerName, rcode: ResponseCode) -> Reply {
+fn negative(meta: &Meta, name: &LowerName, rcode: ResponseCode) -> Reply {
     let mut reply = Reply::authoritative(rcode);
-    reply.authority.extend(snap.soa_for(name).cloned());
+    reply.authority.extend(meta.soa_for(name).cloned());
     reply
-}
-
-/// The SOA serial: the time of the change, in seconds, as CoreDNS sets it.
-fn serial() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(1)
 }

@@ -25,8 +25,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::convert::{Kind, convert, key_of};
+use super::convert::{Kind, Object, convert, key_of};
 use crate::cluster::ClusterObjects;
+use crate::cluster::writer::{Change, ClusterWriter};
 use crate::config::ApiConfig;
 
 /// Why the API source could not be set up.
@@ -50,7 +51,7 @@ pub enum ApiError {
     Client(#[from] kube::Error),
 }
 
-/// Most events applied before the table is rebuilt, so a burst costs one rebuild.
+/// Most events taken in one batch before they are applied.
 const MAX_BATCH: usize = 4096;
 
 /// Where to connect, checked before the server starts. The client itself is made inside the
@@ -127,13 +128,9 @@ impl ApiSource {
         Ok(Client::try_from(config)?)
     }
 
-    /// Watches the cluster for ever, calling `publish` with the whole current state after
-    /// each batch of changes, once every kind has synced or `startup_timeout` has passed;
-    /// `ready` turns true then.
-    pub async fn run<F>(self, publish: F, ready: Arc<AtomicBool>)
-    where
-        F: Fn(&ClusterObjects) + Send + 'static,
-    {
+    /// Watches the cluster for ever, applying each batch of changes to `writer`. `ready`
+    /// turns true once every kind has synced or `startup_timeout` has passed.
+    pub async fn run(self, mut writer: ClusterWriter, ready: Arc<AtomicBool>) {
         let client = match self.client().await {
             Ok(c) => c,
             Err(error) => {
@@ -143,16 +140,11 @@ impl ApiSource {
         };
         let mut streams = self.streams(client);
         let kinds: BTreeSet<Kind> = self.kinds().into_iter().collect();
-        let mut state = ClusterObjects {
-            namespaces_listed: true,
-            ..ClusterObjects::default()
-        };
         let mut relisting: HashMap<Kind, ClusterObjects> = HashMap::new();
         let mut synced: BTreeSet<Kind> = BTreeSet::new();
         let mut failing: BTreeSet<Kind> = BTreeSet::new();
         let startup = tokio::time::sleep_until(Instant::now() + self.config.startup_timeout);
         tokio::pin!(startup);
-        let mut dirty = false;
         loop {
             tokio::select! {
                 next = streams.next() => {
@@ -164,6 +156,7 @@ impl ApiSource {
                             _ => break,
                         }
                     }
+                    let mut changes = Vec::new();
                     for (kind, result) in batch {
                         match result {
                             Ok(event) => {
@@ -171,7 +164,7 @@ impl ApiSource {
                                 if !matches!(event, Event::Init) && failing.remove(&kind) {
                                     info!(?kind, "kubernetes: watch recovered");
                                 }
-                                dirty |= apply(&mut state, &mut relisting, &mut synced, kind, event);
+                                changes.extend(change(&mut relisting, &mut synced, kind, event));
                             }
                             Err(error) => {
                                 // Logged once per change of state, not per retry.
@@ -181,20 +174,18 @@ impl ApiSource {
                             }
                         }
                     }
+                    if !changes.is_empty() {
+                        writer.apply(changes);
+                    }
                 }
                 () = &mut startup, if !ready.load(Ordering::Relaxed) => {
                     warn!("kubernetes: starting to serve with an unsynced API");
                     ready.store(true, Ordering::Relaxed);
-                    dirty = true;
                 }
             }
             if !ready.load(Ordering::Relaxed) && synced == kinds {
                 info!("kubernetes: initial list synced");
                 ready.store(true, Ordering::Relaxed);
-            }
-            if dirty && ready.load(Ordering::Relaxed) {
-                publish(&state);
-                dirty = false;
             }
         }
     }
@@ -260,51 +251,47 @@ fn to_json<K: Serialize>(event: Event<K>) -> Event<Value> {
     }
 }
 
-/// Applies one watch event; returns whether the served state changed.
-fn apply(
-    state: &mut ClusterObjects,
+/// What one watch event changes. A relist is buffered and replaces its kind whole at
+/// `InitDone`, so objects deleted while the watch was down go too.
+fn change(
     relisting: &mut HashMap<Kind, ClusterObjects>,
     synced: &mut BTreeSet<Kind>,
     kind: Kind,
     event: Event<Value>,
-) -> bool {
+) -> Option<Change> {
     match event {
         Event::Init => {
             relisting.insert(kind, ClusterObjects::default());
-            false
+            None
         }
         Event::InitApply(value) => {
-            if let Some(buffer) = relisting.get_mut(&kind) {
-                insert(buffer, kind, &value);
+            if let (Some(buffer), Some(object)) = (relisting.get_mut(&kind), stripped(kind, &value))
+            {
+                buffer.insert(object);
             }
-            false
+            None
         }
         Event::InitDone => {
-            let listed = relisting.remove(&kind).unwrap_or_default();
-            state.replace_kind(kind, listed);
             synced.insert(kind);
-            true
+            Some(Change::ReplaceKind(
+                kind,
+                relisting.remove(&kind).unwrap_or_default(),
+            ))
         }
-        Event::Apply(value) => insert(state, kind, &value),
-        Event::Delete(value) => {
-            state.remove(kind, &key_of(kind, &value));
-            true
-        }
+        Event::Apply(value) => stripped(kind, &value).map(Change::Upsert),
+        Event::Delete(value) => Some(Change::Delete(kind, key_of(kind, &value))),
     }
 }
 
-/// Adds one object; an object DNS cannot use is logged and leaves the last good one in place.
-fn insert(objects: &mut ClusterObjects, kind: Kind, value: &Value) -> bool {
+/// The model of one object; an object DNS cannot use is logged and skipped, leaving the
+/// last good version in place.
+fn stripped(kind: Kind, value: &Value) -> Option<Object> {
     match convert(value) {
-        Ok(Some(object)) => {
-            objects.insert(object);
-            true
-        }
-        Ok(None) => false,
+        Ok(object) => object,
         Err(error) => {
             let (namespace, name) = key_of(kind, value);
             warn!(?kind, %namespace, %name, %error, "kubernetes: object skipped");
-            false
+            None
         }
     }
 }

@@ -1,0 +1,468 @@
+//! Keeps the served records equal to the cluster, one change at a time.
+//!
+//! The [`ClusterWriter`] owns the cluster's objects and knows which names each part of the
+//! cluster contributed: a service owns its name and everything under it, a namespace its
+//! `ns.svc` and `ns.pod` names, an address its PTR, a pod its `a-b-c-d.ns.pod` name. A change
+//! recomputes only the parts it touches and replaces only the names whose records changed, so
+//! its cost is proportional to the change, not to the cluster. Readers look names up in the
+//! [`ClusterView`] without locking; each name's node is replaced whole, so a query (which
+//! reads one node) sees it before or after a change, never half-way.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::rdata::PTR;
+use hickory_proto::rr::{LowerName, Name, RData, Record};
+
+use super::ClusterObjects;
+use super::records::{
+    Apex, Builder, ClusterOptions, Ptr, address, dashed, is_reverse, name, ptrs_of,
+};
+use crate::config::PodMode;
+use crate::source::convert::{Key, Kind, Object};
+use crate::table::{Node, Records, record};
+
+/// What readers see: nodes by name, and the few things that span names.
+#[derive(Debug)]
+pub struct ClusterView {
+    names: papaya::HashMap<LowerName, Node>,
+    meta: ArcSwap<Meta>,
+}
+
+/// What a query needs beyond the node at its name.
+#[derive(Debug, Default)]
+pub struct Meta {
+    /// Exposed namespaces that exist (for `pods insecure`).
+    pub namespaces: BTreeSet<String>,
+    pub apexes: Vec<Apex>,
+}
+
+impl Meta {
+    /// The SOA of the zone that holds `name`, the longest match.
+    pub fn soa_for(&self, name: &LowerName) -> Option<&Record> {
+        self.apexes
+            .iter()
+            .filter(|a| a.zone.zone_of(name))
+            .max_by_key(|a| a.zone.num_labels())
+            .map(|a| &a.soa)
+    }
+}
+
+impl ClusterView {
+    /// Pins the names for the length of one query: nodes read through the guard stay valid.
+    pub fn names(
+        &self,
+    ) -> papaya::HashMapRef<'_, LowerName, Node, std::hash::RandomState, papaya::LocalGuard<'_>>
+    {
+        self.names.pin()
+    }
+
+    pub fn meta(&self) -> arc_swap::Guard<Arc<Meta>> {
+        self.meta.load()
+    }
+
+    /// How many names are served.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// One change to the cluster's objects.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// An object added or replaced.
+    Upsert(Object),
+    /// An object deleted.
+    Delete(Kind, Key),
+    /// Every object of a kind replaced (a relist).
+    ReplaceKind(Kind, ClusterObjects),
+    /// Everything replaced (a reload of all manifest files).
+    ReplaceAll(ClusterObjects),
+}
+
+/// The single writer of a [`ClusterView`].
+#[derive(Debug)]
+pub struct ClusterWriter {
+    opts: ClusterOptions,
+    objects: ClusterObjects,
+    view: Arc<ClusterView>,
+    forward: Vec<Name>,
+    reverse: Vec<Name>,
+    namespaces: BTreeSet<String>,
+    /// The names each service owns, and the PTRs it contributes.
+    service_names: HashMap<Key, Vec<LowerName>>,
+    service_ptrs: HashMap<Key, Vec<Ptr>>,
+    /// Which services contribute a PTR for each address.
+    ip_users: HashMap<IpAddr, BTreeSet<Key>>,
+    /// `pods verified`: the names each pod owns, and how many pods own each name.
+    pod_names: HashMap<Key, Vec<LowerName>>,
+    pod_refs: HashMap<LowerName, usize>,
+}
+
+impl ClusterWriter {
+    /// A writer for an empty cluster. `namespaces_listed`: namespaces exist only when listed
+    /// (the API source), rather than also when something is in them (manifest files).
+    pub fn new(opts: ClusterOptions, namespaces_listed: bool) -> Self {
+        let forward = opts
+            .zones
+            .iter()
+            .filter(|z| !is_reverse(z))
+            .cloned()
+            .collect();
+        let reverse = opts
+            .zones
+            .iter()
+            .filter(|z| is_reverse(z))
+            .cloned()
+            .collect();
+        let mut writer = Self {
+            opts,
+            objects: ClusterObjects {
+                namespaces_listed,
+                ..ClusterObjects::default()
+            },
+            view: Arc::new(ClusterView {
+                names: papaya::HashMap::new(),
+                meta: ArcSwap::from_pointee(Meta::default()),
+            }),
+            forward,
+            reverse,
+            namespaces: BTreeSet::new(),
+            service_names: HashMap::new(),
+            service_ptrs: HashMap::new(),
+            ip_users: HashMap::new(),
+            pod_names: HashMap::new(),
+            pod_refs: HashMap::new(),
+        };
+        writer.apply(Vec::new());
+        writer
+    }
+
+    /// The reader side.
+    pub fn view(&self) -> Arc<ClusterView> {
+        Arc::clone(&self.view)
+    }
+
+    /// The objects as they stand.
+    pub fn objects(&self) -> &ClusterObjects {
+        &self.objects
+    }
+
+    /// Applies changes and updates the names they touch.
+    pub fn apply(&mut self, changes: Vec<Change>) {
+        let mut services: BTreeSet<Key> = BTreeSet::new();
+        let mut pods: BTreeSet<Key> = BTreeSet::new();
+        let mut everything = false;
+        for change in changes {
+            match change {
+                Change::Upsert(object) => {
+                    self.touched_by(&object, &mut services, &mut pods);
+                    self.objects.insert(object);
+                }
+                Change::Delete(kind, key) => {
+                    self.touched_by_key(kind, &key, &mut services, &mut pods);
+                    self.objects.remove(kind, &key);
+                }
+                Change::ReplaceKind(kind, from) => {
+                    everything = true;
+                    self.objects.replace_kind(kind, from);
+                }
+                Change::ReplaceAll(mut all) => {
+                    everything = true;
+                    all.namespaces_listed = self.objects.namespaces_listed;
+                    self.objects = all;
+                }
+            }
+        }
+        if everything {
+            services.extend(self.service_names.keys().cloned());
+            services.extend(self.service_ptrs.keys().cloned());
+            services.extend(self.objects.services.keys().cloned());
+            pods.extend(self.pod_names.keys().cloned());
+            pods.extend(self.objects.pods.keys().cloned());
+        }
+        self.refresh_namespaces(&mut services, &mut pods);
+        let mut ips = HashSet::new();
+        for key in &services {
+            self.refresh_service(key, &mut ips);
+        }
+        for ip in ips {
+            self.refresh_ptr(ip);
+        }
+        for key in &pods {
+            self.refresh_pod(key);
+        }
+        self.refresh_apexes();
+    }
+
+    /// The services and pods whose names an object's change can alter.
+    fn touched_by(&self, object: &Object, services: &mut BTreeSet<Key>, pods: &mut BTreeSet<Key>) {
+        match object {
+            Object::Namespace(name) => self.touched_by_key(
+                Kind::Namespace,
+                &(String::new(), name.clone()),
+                services,
+                pods,
+            ),
+            Object::Service(svc) => {
+                services.insert((svc.namespace.clone(), svc.name.clone()));
+            }
+            Object::Slice(key, set) => {
+                self.touched_by_key(Kind::EndpointSlice, key, services, pods);
+                if let Some(set) = set {
+                    services.insert((set.namespace.clone(), set.service.clone()));
+                }
+            }
+            Object::Endpoints(key, _) => {
+                services.insert(key.clone());
+            }
+            Object::Pod(pod) => {
+                pods.insert((pod.namespace.clone(), pod.name.clone()));
+            }
+        }
+    }
+
+    fn touched_by_key(
+        &self,
+        kind: Kind,
+        key: &Key,
+        services: &mut BTreeSet<Key>,
+        pods: &mut BTreeSet<Key>,
+    ) {
+        match kind {
+            // Namespaces are compared whole in `refresh_namespaces`.
+            Kind::Namespace => {}
+            Kind::Service | Kind::Endpoints => {
+                services.insert(key.clone());
+            }
+            Kind::EndpointSlice => {
+                if let Some(old) = self.objects.slices.get(key) {
+                    services.insert((old.namespace.clone(), old.service.clone()));
+                }
+            }
+            Kind::Pod => {
+                pods.insert(key.clone());
+            }
+        }
+    }
+
+    /// Recomputes the exposed namespaces; a namespace that appears or goes takes its
+    /// services and pods with it.
+    fn refresh_namespaces(&mut self, services: &mut BTreeSet<Key>, pods: &mut BTreeSet<Key>) {
+        let now: BTreeSet<String> = self
+            .objects
+            .all_namespaces()
+            .into_iter()
+            .filter(|ns| self.opts.namespaces.is_empty() || self.opts.namespaces.contains(ns))
+            .collect();
+        if now == self.namespaces {
+            return;
+        }
+        let changed: BTreeSet<String> = now
+            .symmetric_difference(&self.namespaces)
+            .cloned()
+            .collect();
+        let names = self.view.names.pin();
+        for ns in &changed {
+            let exists = now.contains(ns);
+            for zone in &self.forward {
+                let mut kinds = vec!["svc"];
+                if self.opts.pods != PodMode::Disabled {
+                    kinds.push("pod");
+                }
+                for kind in kinds {
+                    let Some(n) = name(&[ns, kind], zone) else {
+                        continue;
+                    };
+                    let n = LowerName::new(&n);
+                    if exists {
+                        names.insert(n, Node::default());
+                    } else {
+                        names.remove(&n);
+                    }
+                }
+            }
+            let in_ns = |k: &&Key| &k.0 == ns;
+            services.extend(self.objects.services.keys().filter(in_ns).cloned());
+            services.extend(self.service_names.keys().filter(in_ns).cloned());
+            pods.extend(self.objects.pods.keys().filter(in_ns).cloned());
+            pods.extend(self.pod_names.keys().filter(in_ns).cloned());
+        }
+        self.namespaces = now;
+    }
+
+    /// Replaces the names a service owns with what it owns now.
+    fn refresh_service(&mut self, key: &Key, ips: &mut HashSet<IpAddr>) {
+        let mut fresh: Vec<(LowerName, Node)> = Vec::new();
+        let mut ptrs = Vec::new();
+        if let Some(svc) = self.objects.services.get(key)
+            && self.namespaces.contains(&svc.namespace)
+        {
+            for zone in &self.forward {
+                let Some(base) = name(&[&svc.name, &svc.namespace, "svc"], zone) else {
+                    continue;
+                };
+                let base = LowerName::new(&base);
+                let mut b = Builder {
+                    opts: &self.opts,
+                    records: Records::default(),
+                };
+                b.service(svc, &self.objects, zone);
+                fresh.extend(b.records.into_nodes().filter(|(n, _)| base.zone_of(n)));
+            }
+            if let (false, Some(primary)) = (self.reverse.is_empty(), self.forward.first()) {
+                ptrs = ptrs_of(svc, &self.objects, &self.opts, primary);
+            }
+        }
+        let old = self.service_names.remove(key).unwrap_or_default();
+        let names = self.view.names.pin();
+        let kept: HashSet<&LowerName> = fresh.iter().map(|(n, _)| n).collect();
+        for n in old.iter().filter(|n| !kept.contains(n)) {
+            names.remove(n);
+        }
+        let owned: Vec<LowerName> = fresh.iter().map(|(n, _)| n.clone()).collect();
+        for (n, node) in fresh {
+            if names.get(&n) != Some(&node) {
+                names.insert(n, node);
+            }
+        }
+        if !owned.is_empty() {
+            self.service_names.insert(key.clone(), owned);
+        }
+        for p in self.service_ptrs.remove(key).unwrap_or_default() {
+            if let Some(users) = self.ip_users.get_mut(&p.ip) {
+                users.remove(key);
+            }
+            ips.insert(p.ip);
+        }
+        for p in &ptrs {
+            self.ip_users.entry(p.ip).or_default().insert(key.clone());
+            ips.insert(p.ip);
+        }
+        if !ptrs.is_empty() {
+            self.service_ptrs.insert(key.clone(), ptrs);
+        }
+    }
+
+    /// The PTR of one address: the service whose cluster IP it is, else every endpoint
+    /// with that address.
+    fn refresh_ptr(&mut self, ip: IpAddr) {
+        let mut owner = Name::from(ip);
+        owner.set_fqdn(true);
+        let names = self.view.names.pin();
+        let Some(zone) = self.reverse.iter().find(|z| z.zone_of(&owner)).cloned() else {
+            return;
+        };
+        let users = self.ip_users.get(&ip).cloned().unwrap_or_default();
+        let contributions: Vec<&Ptr> = users
+            .iter()
+            .filter_map(|k| self.service_ptrs.get(k))
+            .flatten()
+            .filter(|p| p.ip == ip)
+            .collect();
+        let targets: Vec<&Name> = match contributions.iter().find(|p| p.cluster_ip) {
+            Some(p) => vec![&p.target],
+            None => contributions.iter().map(|p| &p.target).collect(),
+        };
+        let lower = LowerName::new(&owner);
+        if targets.is_empty() {
+            names.remove(&lower);
+            self.ip_users.remove(&ip);
+            return;
+        }
+        let mut records = Records::default();
+        for t in targets {
+            records.add(
+                &zone,
+                record(&owner, self.opts.ttl, RData::PTR(PTR(t.clone()))),
+            );
+        }
+        // Reverse zones hold no empty non-terminals (CoreDNS answers NXDOMAIN there too).
+        if let Some((_, node)) = records.into_nodes().find(|(n, _)| n == &lower)
+            && names.get(&lower) != Some(&node)
+        {
+            names.insert(lower, node);
+        }
+    }
+
+    /// `pods verified`: a pod's `a-b-c-d.ns.pod.zone` names.
+    fn refresh_pod(&mut self, key: &Key) {
+        if self.opts.pods != PodMode::Verified {
+            return;
+        }
+        let names = self.view.names.pin();
+        for n in self.pod_names.remove(key).unwrap_or_default() {
+            if let Some(count) = self.pod_refs.get_mut(&n) {
+                *count -= 1;
+                if *count == 0 {
+                    self.pod_refs.remove(&n);
+                    names.remove(&n);
+                }
+            }
+        }
+        let Some(pod) = self.objects.pods.get(key) else {
+            return;
+        };
+        if !self.namespaces.contains(&pod.namespace) {
+            return;
+        }
+        let mut owned = Vec::new();
+        for zone in &self.forward {
+            for &ip in &pod.ips {
+                let Some(n) = name(&[&dashed(ip), &pod.namespace, "pod"], zone) else {
+                    continue;
+                };
+                let lower = LowerName::new(&n);
+                let count = self.pod_refs.entry(lower.clone()).or_default();
+                *count += 1;
+                if *count == 1 {
+                    let mut records = Records::default();
+                    records.add(zone, address(&n, self.opts.ttl, ip));
+                    if let Some((_, node)) = records.into_nodes().find(|(x, _)| x == &lower) {
+                        names.insert(lower.clone(), node);
+                    }
+                }
+                owned.push(lower);
+            }
+        }
+        self.pod_names.insert(key.clone(), owned);
+    }
+
+    /// Apex records (the SOA serial moves with every change), `svc`/`pod`, `ns.dns`,
+    /// `dns-version`; then the meta readers need.
+    fn refresh_apexes(&mut self) {
+        let serial = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as u32)
+            .unwrap_or(1);
+        let mut b = Builder {
+            opts: &self.opts,
+            records: Records::default(),
+        };
+        let mut apexes = Vec::new();
+        for zone in &self.opts.zones {
+            apexes.push(b.apex(zone, &self.objects, serial));
+            if !is_reverse(zone) {
+                b.ensure(&["svc"], zone);
+                b.ensure(&["pod"], zone);
+            }
+        }
+        let names = self.view.names.pin();
+        for (n, node) in b.records.into_nodes() {
+            if names.get(&n) != Some(&node) {
+                names.insert(n, node);
+            }
+        }
+        self.view.meta.store(Arc::new(Meta {
+            namespaces: self.namespaces.clone(),
+            apexes,
+        }));
+    }
+}
