@@ -466,3 +466,169 @@ impl ClusterWriter {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use hickory_proto::rr::RecordType;
+
+    use super::*;
+    use crate::source::convert::convert;
+
+    fn options(pods: PodMode) -> ClusterOptions {
+        let zone = |s: &str| Name::from_ascii(s).unwrap();
+        ClusterOptions {
+            zones: vec![
+                zone("cluster.local."),
+                zone("in-addr.arpa."),
+                zone("ip6.arpa."),
+            ],
+            ttl: 30,
+            pods,
+            namespaces: Vec::new(),
+            endpoint_pod_names: false,
+            noendpoints: false,
+            ignore_empty_service: false,
+        }
+    }
+
+    /// Every name and its records, SOAs left out (their serial is the time of the change).
+    fn contents(view: &ClusterView) -> Vec<(String, Vec<String>)> {
+        let names = view.names();
+        let mut out: Vec<(String, Vec<String>)> = names
+            .iter()
+            .map(|(n, node)| {
+                let mut records: Vec<String> = node
+                    .sets()
+                    .flat_map(|s| s.records.iter().chain(&s.additional))
+                    .filter(|r| r.record_type() != RecordType::SOA)
+                    .map(|r| r.to_string())
+                    .collect();
+                records.sort();
+                (n.to_string(), records)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The objects of tests/data/cluster.yaml, one by one.
+    fn objects() -> Vec<Object> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cluster.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        text.split("\n---\n")
+            .filter_map(|doc| serde_norway::from_str::<serde_json::Value>(doc).ok())
+            .filter_map(|v| convert(&v).ok().flatten())
+            .collect()
+    }
+
+    fn all(objects: &[Object]) -> ClusterObjects {
+        let mut all = ClusterObjects::default();
+        for o in objects {
+            all.insert(o.clone());
+        }
+        all
+    }
+
+    fn full(objects: &ClusterObjects, pods: PodMode) -> Vec<(String, Vec<String>)> {
+        let mut w = ClusterWriter::new(options(pods), false);
+        w.apply(vec![Change::ReplaceAll(objects.clone())]);
+        contents(&w.view())
+    }
+
+    fn key(o: &Object) -> (Kind, Key) {
+        match o {
+            Object::Namespace(n) => (Kind::Namespace, (String::new(), n.clone())),
+            Object::Service(s) => (Kind::Service, (s.namespace.clone(), s.name.clone())),
+            Object::Slice(k, _) => (Kind::EndpointSlice, k.clone()),
+            Object::Endpoints(k, _) => (Kind::Endpoints, k.clone()),
+            Object::Pod(p) => (Kind::Pod, (p.namespace.clone(), p.name.clone())),
+        }
+    }
+
+    #[test]
+    fn one_change_at_a_time_ends_where_a_full_build_does() {
+        let objects = objects();
+        assert!(objects.len() > 30);
+        for pods in [PodMode::Verified, PodMode::Insecure] {
+            let mut w = ClusterWriter::new(options(pods), false);
+            // Added one by one, in file order and in reverse.
+            for o in objects.iter().rev() {
+                w.apply(vec![Change::Upsert(o.clone())]);
+            }
+            assert_eq!(contents(&w.view()), full(&all(&objects), pods));
+            // Every other object deleted, one change each.
+            let mut kept = Vec::new();
+            for (i, o) in objects.iter().enumerate() {
+                if i % 2 == 0 {
+                    let (kind, k) = key(o);
+                    w.apply(vec![Change::Delete(kind, k)]);
+                } else {
+                    kept.push(o.clone());
+                }
+            }
+            assert_eq!(contents(&w.view()), full(&all(&kept), pods));
+            // And back, as one batch.
+            w.apply(objects.iter().cloned().map(Change::Upsert).collect());
+            assert_eq!(contents(&w.view()), full(&all(&objects), pods));
+        }
+    }
+
+    #[test]
+    fn a_relist_drops_what_was_deleted_while_the_watch_was_down() {
+        let objects = objects();
+        let mut w = ClusterWriter::new(options(PodMode::Insecure), false);
+        w.apply(vec![Change::ReplaceAll(all(&objects))]);
+        let services: Vec<Object> = objects
+            .iter()
+            .filter(|o| !matches!(o, Object::Service(s) if s.name == "web"))
+            .cloned()
+            .collect();
+        w.apply(vec![Change::ReplaceKind(Kind::Service, all(&services))]);
+        assert_eq!(
+            contents(&w.view()),
+            full(&all(&services), PodMode::Insecure)
+        );
+        let names = w.view();
+        let names = names.names();
+        let web = LowerName::new(&Name::from_ascii("web.prod.svc.cluster.local.").unwrap());
+        assert!(names.get(&web).is_none());
+    }
+
+    #[test]
+    fn removing_a_namespace_removes_everything_in_it() {
+        let objects = objects();
+        let mut w = ClusterWriter::new(options(PodMode::Insecure), true);
+        w.apply(objects.iter().cloned().map(Change::Upsert).collect());
+        let before = contents(&w.view());
+        assert!(
+            before
+                .iter()
+                .any(|(n, _)| n.ends_with("prod.svc.cluster.local."))
+        );
+        w.apply(vec![Change::Delete(
+            Kind::Namespace,
+            (String::new(), "prod".into()),
+        )]);
+        let after = contents(&w.view());
+        assert!(
+            !after
+                .iter()
+                .any(|(n, _)| n.contains("prod.svc.cluster.local."))
+        );
+        assert!(
+            after
+                .iter()
+                .any(|(n, _)| n == "kubernetes.default.svc.cluster.local.")
+        );
+        // Its PTRs go too.
+        assert!(
+            !after
+                .iter()
+                .any(|(_, r)| r.iter().any(|r| r.contains(".prod.svc.")))
+        );
+        w.apply(vec![Change::Upsert(Object::Namespace("prod".into()))]);
+        assert_eq!(contents(&w.view()), before);
+    }
+}
