@@ -1,5 +1,6 @@
 //! Integration tests: the real server on loopback sockets, queried over UDP and TCP.
 
+mod apiserver;
 mod cli;
 mod harness;
 mod hosts;
