@@ -75,12 +75,20 @@ impl Records {
 
     /// Makes `name` exist, with every name between it and `zone` (empty non-terminals).
     pub fn ensure(&mut self, name: &Name, zone: &Name) -> &mut Node {
-        let mut parent = name.base_name();
-        while parent.num_labels() > zone.num_labels() {
-            self.nodes.entry(LowerName::new(&parent)).or_default();
-            parent = parent.base_name();
+        let key = LowerName::new(name);
+        if !self.nodes.contains_key(&key) {
+            // A new name: its ancestors may be new too, up to the first that exists.
+            let mut parent = name.base_name();
+            while parent.num_labels() > zone.num_labels() {
+                let parent_key = LowerName::new(&parent);
+                if self.nodes.contains_key(&parent_key) {
+                    break;
+                }
+                self.nodes.insert(parent_key, Node::default());
+                parent = parent.base_name();
+            }
         }
-        self.nodes.entry(LowerName::new(name)).or_default()
+        self.nodes.entry(key).or_default()
     }
 
     /// Adds a record at its owner name, unless that exact record is there already.

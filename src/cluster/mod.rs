@@ -104,8 +104,11 @@ pub struct ClusterObjects {
     pub namespaces: BTreeSet<String>,
     /// By (namespace, name).
     pub services: BTreeMap<(String, String), Service>,
-    /// EndpointSlices by (namespace, slice name).
+    /// EndpointSlices by (namespace, slice name). Change them through `insert`/`remove`,
+    /// which keep `slices_by_service` in step.
     pub slices: BTreeMap<(String, String), EndpointSet>,
+    /// (namespace, service) to the names of its slices.
+    slices_by_service: BTreeMap<(String, String), BTreeSet<String>>,
     /// v1 Endpoints by (namespace, service name), one set per subset; used only for services
     /// that have no EndpointSlice.
     pub endpoints: BTreeMap<(String, String), Vec<EndpointSet>>,
@@ -140,20 +143,49 @@ impl ClusterObjects {
 
     /// The endpoint sets of a service: its EndpointSlices, or its v1 Endpoints when it has none.
     pub fn endpoint_sets<'a>(&'a self, ns: &str, service: &str) -> Vec<&'a EndpointSet> {
-        let slices: Vec<_> = self
-            .slices
-            .range((ns.to_string(), String::new())..)
-            .take_while(|((n, _), _)| n == ns)
-            .map(|(_, s)| s)
-            .filter(|s| s.service == service)
-            .collect();
-        if !slices.is_empty() {
-            return slices;
+        let key = (ns.to_string(), service.to_string());
+        if let Some(names) = self.slices_by_service.get(&key) {
+            let slices: Vec<_> = names
+                .iter()
+                .filter_map(|n| self.slices.get(&(ns.to_string(), n.clone())))
+                .collect();
+            if !slices.is_empty() {
+                return slices;
+            }
         }
         self.endpoints
-            .get(&(ns.to_string(), service.to_string()))
+            .get(&key)
             .map(|sets| sets.iter().collect())
             .unwrap_or_default()
+    }
+
+    /// Adds or replaces a slice, keeping the by-service index.
+    pub fn insert_slice(&mut self, key: (String, String), set: EndpointSet) {
+        self.remove_slice(&key);
+        self.slices_by_service
+            .entry((set.namespace.clone(), set.service.clone()))
+            .or_default()
+            .insert(key.1.clone());
+        self.slices.insert(key, set);
+    }
+
+    /// Removes a slice, keeping the by-service index.
+    pub fn remove_slice(&mut self, key: &(String, String)) {
+        if let Some(old) = self.slices.remove(key) {
+            let by = (old.namespace, old.service);
+            if let Some(names) = self.slices_by_service.get_mut(&by) {
+                names.remove(&key.1);
+                if names.is_empty() {
+                    self.slices_by_service.remove(&by);
+                }
+            }
+        }
+    }
+
+    /// Replaces every slice with `from`'s.
+    pub fn replace_slices(&mut self, from: Self) {
+        self.slices = from.slices;
+        self.slices_by_service = from.slices_by_service;
     }
 }
 

@@ -42,12 +42,8 @@ impl ClusterObjects {
                 self.services
                     .insert((svc.namespace.clone(), svc.name.clone()), svc);
             }
-            Object::Slice(key, Some(set)) => {
-                self.slices.insert(key, set);
-            }
-            Object::Slice(key, None) => {
-                self.slices.remove(&key);
-            }
+            Object::Slice(key, Some(set)) => self.insert_slice(key, set),
+            Object::Slice(key, None) => self.remove_slice(&key),
             Object::Endpoints(key, sets) => {
                 self.endpoints.insert(key, sets);
             }
@@ -63,7 +59,7 @@ impl ClusterObjects {
         match kind {
             Kind::Namespace => self.namespaces = from.namespaces,
             Kind::Service => self.services = from.services,
-            Kind::EndpointSlice => self.slices = from.slices,
+            Kind::EndpointSlice => self.replace_slices(from),
             Kind::Endpoints => self.endpoints = from.endpoints,
             Kind::Pod => self.pods = from.pods,
         }
@@ -78,9 +74,7 @@ impl ClusterObjects {
             Kind::Service => {
                 self.services.remove(key);
             }
-            Kind::EndpointSlice => {
-                self.slices.remove(key);
-            }
+            Kind::EndpointSlice => self.remove_slice(key),
             Kind::Endpoints => {
                 self.endpoints.remove(key);
             }
