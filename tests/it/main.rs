@@ -4,6 +4,7 @@ mod apiserver;
 mod cli;
 mod harness;
 mod hosts;
+mod kube_api;
 mod protocol;
 mod reload;
 mod spec;
