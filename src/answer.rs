@@ -11,6 +11,7 @@ use hickory_proto::rr::{DNSClass, LowerName, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use tracing::{error, info};
 
+use crate::metrics::{Observed, Route};
 use crate::plugin::{Outcome, Plugin, Reply, Request, matching_zone};
 
 /// The UDP payload size we advertise in OPT (the DNS Flag Day 2020 value).
@@ -44,6 +45,8 @@ pub struct Block {
     pub plugins: Vec<Plugin>,
     pub log: bool,
     pub errors: bool,
+    /// With `prometheus`: this block's index in the metrics registry.
+    pub metrics: Option<u16>,
 }
 
 /// Everything served on one port.
@@ -108,6 +111,30 @@ impl Handler {
             }
             if block.errors && reply.rcode == ResponseCode::ServFail {
                 error!(name = %question.name(), qtype = %question.query_type(), "SERVFAIL");
+            }
+            if let Some(index) = block.metrics {
+                let req = Request::new(question.name().clone(), question.query_type());
+                let zone = block
+                    .zones
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, z)| z.zone_of(&req.lower))
+                    .max_by_key(|(_, z)| z.num_labels())
+                    .map_or(u16::MAX, |(i, _)| i as u16);
+                let size = match (transport, msg.extensions()) {
+                    (Transport::Tcp, _) => TCP_LIMIT,
+                    (Transport::Udp, Some(e)) => usize::from(e.max_payload()),
+                    (Transport::Udp, None) => PLAIN_UDP_LIMIT,
+                };
+                crate::metrics::metrics().query(Observed {
+                    route: Route { block: index, zone },
+                    tcp: transport == Transport::Tcp,
+                    v6: src.ip().to_canonical().is_ipv6(),
+                    qtype: u16::from(question.query_type()),
+                    size,
+                    rcode: u16::from(reply.rcode),
+                    seconds: started.elapsed().as_secs_f64(),
+                });
             }
         }
         true
@@ -268,14 +295,5 @@ fn log_query(
 
 /// Response codes as CoreDNS (miekg/dns) writes them in logs.
 fn rcode_name(rcode: ResponseCode) -> String {
-    match rcode {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        ResponseCode::BADVERS => "BADVERS".into(),
-        other => format!("RCODE{}", u16::from(other)),
-    }
+    crate::metrics::rcode_name(u16::from(rcode))
 }

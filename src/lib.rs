@@ -13,14 +13,17 @@
 pub mod answer;
 pub mod cluster;
 pub mod config;
+pub mod metrics;
 pub mod plugin;
 pub mod server;
 pub mod source;
 pub mod table;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cluster::writer::Change;
 
@@ -51,12 +54,20 @@ pub enum StartError {
 pub struct Assembly {
     pub blocks: Vec<(u16, Block)>,
     pub background: Vec<Background>,
+    /// HTTP endpoints (`/health`, `/ready`, `/metrics`) by address.
+    pub http: Vec<(String, server::http::Routes)>,
+    /// `health { lameduck }`: how long to keep serving after a shutdown signal.
+    pub lameduck: std::time::Duration,
 }
 
 /// Loads every source the configuration names. Any error here stops the start.
 pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
     let mut blocks = Vec::new();
     let mut background: Vec<Background> = Vec::new();
+    let mut ready: Vec<Arc<AtomicBool>> = Vec::new();
+    let mut enabled: Vec<(u16, &'static str)> = Vec::new();
+    let mut endpoints: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
+    let mut lameduck = std::time::Duration::ZERO;
     for server in &config.servers {
         let mut plugins = Vec::new();
         if let Some(h) = &server.hosts {
@@ -97,6 +108,45 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
                 plugins.push(Plugin::Kubernetes(kubernetes));
             }
         }
+        for p in &plugins {
+            ready.extend(match p {
+                Plugin::Kubernetes(k) => Some(k.ready_flag()),
+                Plugin::Hosts(_) => None,
+            });
+        }
+        let index = metrics::metrics().register_block(
+            format!("dns://:{}", server.port),
+            server.zones.iter().map(ToString::to_string).collect(),
+        );
+        for (on, name) in [
+            (server.errors, "errors"),
+            (server.log, "log"),
+            (server.hosts.is_some(), "hosts"),
+            (server.kubernetes.is_some(), "kubernetes"),
+            (server.health.is_some(), "health"),
+            (server.ready.is_some(), "ready"),
+            (server.prometheus.is_some(), "prometheus"),
+        ] {
+            if on {
+                enabled.push((index, name));
+            }
+        }
+        if let Some(h) = &server.health {
+            endpoints
+                .entry(h.addr.clone())
+                .or_default()
+                .insert("/health");
+            lameduck = lameduck.max(h.lameduck);
+        }
+        if let Some(addr) = &server.ready {
+            endpoints.entry(addr.clone()).or_default().insert("/ready");
+        }
+        if let Some(addr) = &server.prometheus {
+            endpoints
+                .entry(addr.clone())
+                .or_default()
+                .insert("/metrics");
+        }
         blocks.push((
             server.port,
             Block {
@@ -104,8 +154,44 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
                 plugins,
                 log: server.log,
                 errors: server.errors,
+                metrics: server.prometheus.as_ref().map(|_| index),
             },
         ));
     }
-    Ok(Assembly { blocks, background })
+    let http = endpoints
+        .into_iter()
+        .map(|(addr, paths)| (addr, routes(paths, ready.clone(), enabled.clone())))
+        .collect();
+    Ok(Assembly {
+        blocks,
+        background,
+        http,
+        lameduck,
+    })
+}
+
+/// What an HTTP endpoint answers: CoreDNS's `/health` (always OK while running), `/ready` (OK
+/// once every plugin that reports readiness is ready, else 503 naming them) and `/metrics`.
+fn routes(
+    paths: BTreeSet<&'static str>,
+    ready: Vec<Arc<AtomicBool>>,
+    enabled: Vec<(u16, &'static str)>,
+) -> server::http::Routes {
+    Arc::new(move |path: &str| {
+        if !paths.contains(path) {
+            return None;
+        }
+        Some(match path {
+            "/health" => (200, "text/plain", "OK".to_string()),
+            "/ready" if ready.iter().all(|r| r.load(Ordering::Relaxed)) => {
+                (200, "text/plain", "OK".to_string())
+            }
+            "/ready" => (503, "text/plain", "kubernetes".to_string()),
+            _ => (
+                200,
+                "text/plain; version=0.0.4",
+                metrics::metrics().render(&enabled),
+            ),
+        })
+    })
 }

@@ -108,6 +108,8 @@ fn run() -> anyhow::Result<()> {
     let assembly = clusterdns::assemble(&config)?;
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
     let listeners = clusterdns::server::bind(assembly.blocks, workers)?;
+    let http = clusterdns::server::bind_http(assembly.http)?;
+    let lameduck = assembly.lameduck;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -116,12 +118,24 @@ fn run() -> anyhow::Result<()> {
         for l in &listeners {
             info!(addr = %l.local_addr()?, "listening (udp and tcp)");
         }
+        for (l, _) in &http {
+            info!(addr = %l.local_addr()?, "listening (http)");
+        }
+        tokio::spawn(clusterdns::server::run_http(http));
         for task in assembly.background {
             tokio::spawn(task);
         }
+        // DNS keeps being served through the lameduck period, so it runs as its own task.
+        let dns = tokio::spawn(clusterdns::server::run(listeners, Default::default()));
         tokio::select! {
-            r = clusterdns::server::run(listeners, Default::default()) => r.context("serving")?,
-            () = shutdown_signal() => info!("shutting down"),
+            r = dns => r.context("serving")?.context("serving")?,
+            () = shutdown_signal() => {
+                if !lameduck.is_zero() {
+                    info!(?lameduck, "lameduck: still serving before shutting down");
+                    tokio::time::sleep(lameduck).await;
+                }
+                info!("shutting down");
+            }
         }
         Ok(())
     })

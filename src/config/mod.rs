@@ -34,7 +34,15 @@ pub enum ConfigError {
 
 /// The directives this build serves, in the order queries pass through them (CoreDNS's
 /// `plugin.cfg` order, not the order they are written in).
-pub const SUPPORTED: &[&str] = &["errors", "log", "hosts", "kubernetes"];
+pub const SUPPORTED: &[&str] = &[
+    "errors",
+    "health",
+    "hosts",
+    "kubernetes",
+    "log",
+    "prometheus",
+    "ready",
+];
 
 /// CoreDNS directives that are known but not served yet.
 const NOT_YET: &[&str] = &[
@@ -60,7 +68,6 @@ const NOT_YET: &[&str] = &[
     "geoip",
     "grpc",
     "header",
-    "health",
     "k8s_external",
     "loadbalance",
     "local",
@@ -71,8 +78,6 @@ const NOT_YET: &[&str] = &[
     "nsid",
     "on",
     "pprof",
-    "prometheus",
-    "ready",
     "reload",
     "rewrite",
     "root",
@@ -104,7 +109,21 @@ pub struct ServerConfig {
     pub log: bool,
     pub hosts: Option<HostsConfig>,
     pub kubernetes: Option<KubernetesConfig>,
+    /// `health [ADDR] { lameduck DURATION }`.
+    pub health: Option<HealthConfig>,
+    /// `ready [ADDR]`: the address of `/ready`.
+    pub ready: Option<String>,
+    /// `prometheus [ADDR]`: the address of `/metrics`.
+    pub prometheus: Option<String>,
     pub pos: Pos,
+}
+
+/// The `health` directive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConfig {
+    pub addr: String,
+    /// How long to keep serving after a shutdown signal.
+    pub lameduck: Duration,
 }
 
 /// `fallthrough [ZONES...]`: names in these zones (all when empty) pass to the next plugin.
@@ -279,6 +298,9 @@ fn server_block(
         log: false,
         hosts: None,
         kubernetes: None,
+        health: None,
+        ready: None,
+        prometheus: None,
         pos: block.pos.clone(),
     };
     for d in &block.directives {
@@ -290,6 +312,9 @@ fn server_block(
                 .hosts
                 .replace(hosts(d, &server.zones, dir)?)
                 .is_some(),
+            "health" => server.health.replace(health(d)?).is_some(),
+            "ready" => server.ready.replace(http_addr(d, ":8181")?).is_some(),
+            "prometheus" => server.prometheus.replace(http_addr(d, ":9153")?).is_some(),
             "kubernetes" => server
                 .kubernetes
                 .replace(kubernetes(d, &server.zones, dir)?)
@@ -589,6 +614,49 @@ fn kubernetes(
     Ok(k)
 }
 
+/// The address of an HTTP endpoint: `[HOST]:PORT`, or `default` when none is given.
+fn http_addr(d: &Directive, default: &str) -> Result<String, ConfigError> {
+    let addr = match d.args.as_slice() {
+        [] => default.to_string(),
+        [a] => a.clone(),
+        _ => return Err(directive_err(d, &d.name, "takes at most one address")),
+    };
+    let bad = || directive_err(d, &d.name, format!("{addr:?} is not HOST:PORT or :PORT"));
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host_ok = host.is_empty() || host.parse::<IpAddr>().is_ok() || host == "localhost";
+    if port.parse::<u16>().is_err() || !host_ok {
+        return Err(bad());
+    }
+    if d.name != "health" && !d.block.is_empty() {
+        return Err(directive_err(d, &d.name, "takes no block"));
+    }
+    Ok(addr)
+}
+
+fn health(d: &Directive) -> Result<HealthConfig, ConfigError> {
+    let mut h = HealthConfig {
+        addr: http_addr(d, ":8080")?,
+        lameduck: Duration::ZERO,
+    };
+    for o in &d.block {
+        match o.name.as_str() {
+            "lameduck" => {
+                h.lameduck = parse_duration(one_arg(o, "health")?)
+                    .map_err(|m| directive_err(o, "health", format!("lameduck: {m}")))?;
+            }
+            other => {
+                return Err(directive_err(
+                    o,
+                    "health",
+                    format!("unknown property {other:?}"),
+                ));
+            }
+        }
+    }
+    Ok(h)
+}
+
 /// A Kubernetes label selector: kept as written, checked for the characters selectors use.
 fn selector(d: &Directive, parent: &str) -> Result<String, ConfigError> {
     if d.args.is_empty() {
@@ -795,6 +863,8 @@ mod tests {
     fn rejections_name_the_line() {
         for (text, line, needle) in [
             (".:53 {\n forward . 8.8.8.8\n}\n", 2, "not supported yet"),
+            (".:53 {\n prometheus nonsense\n}\n", 2, "HOST:PORT"),
+            (".:53 {\n health {\n  lameduck x\n }\n}\n", 3, "lameduck"),
             (".:53 {\n cache 30\n}\n", 2, "not supported yet"),
             (".:53 {\n frobnicate\n}\n", 2, "unknown directive"),
             (

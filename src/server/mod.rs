@@ -1,6 +1,7 @@
 //! The only part that knows about sockets: binds every port the configuration names and runs
 //! the UDP and TCP loops on it.
 
+pub mod http;
 mod socket;
 pub mod tcp;
 pub mod udp;
@@ -77,6 +78,37 @@ fn bind_pair(port: u16, v6: bool) -> std::io::Result<(std::net::UdpSocket, std::
 }
 
 pub use tcp::TcpOptions;
+
+/// Binds the HTTP endpoints; an address in use stops the start like a DNS port does.
+pub fn bind_http(
+    endpoints: Vec<(String, http::Routes)>,
+) -> Result<Vec<(std::net::TcpListener, http::Routes)>, BindError> {
+    endpoints
+        .into_iter()
+        .map(|(addr, routes)| {
+            let port = addr
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            http::bind(&addr)
+                .map(|l| (l, routes))
+                .map_err(|source| BindError { port, source })
+        })
+        .collect()
+}
+
+/// Serves HTTP endpoints until the returned future is dropped.
+pub async fn run_http(
+    listeners: Vec<(std::net::TcpListener, http::Routes)>,
+) -> std::io::Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (l, routes) in listeners {
+        tasks.spawn(http::serve(tokio::net::TcpListener::from_std(l)?, routes));
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
 
 /// Runs every listener's loops until the returned future is dropped.
 pub async fn run(listeners: Vec<Listener>, tcp: TcpOptions) -> std::io::Result<()> {

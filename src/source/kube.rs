@@ -26,9 +26,10 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::convert::{Kind, Object, convert, key_of};
-use crate::cluster::ClusterObjects;
 use crate::cluster::writer::{Change, ClusterWriter};
+use crate::cluster::{ClusterObjects, ServiceKind};
 use crate::config::ApiConfig;
+use crate::metrics::metrics;
 
 /// Why the API source could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +150,7 @@ impl ApiSource {
             tokio::select! {
                 next = streams.next() => {
                     let Some(first) = next else { return };
+                    let arrived = Instant::now();
                     let mut batch = vec![first];
                     while batch.len() < MAX_BATCH {
                         match streams.next().now_or_never() {
@@ -175,7 +177,18 @@ impl ApiSource {
                         }
                     }
                     if !changes.is_empty() {
+                        let kinds: Vec<&'static str> = changes
+                            .iter()
+                            .filter_map(|c| programmed_kind(writer.objects(), c))
+                            .collect();
                         writer.apply(changes);
+                        // As CoreDNS: endpoint changes after the first sync, event to served.
+                        if ready.load(Ordering::Relaxed) {
+                            let seconds = arrived.elapsed().as_secs_f64();
+                            for kind in kinds {
+                                metrics().programmed(kind, seconds);
+                            }
+                        }
                     }
                 }
                 () = &mut startup, if !ready.load(Ordering::Relaxed) => {
@@ -280,6 +293,24 @@ fn change(
         }
         Event::Apply(value) => stripped(kind, &value).map(Change::Upsert),
         Event::Delete(value) => Some(Change::Delete(kind, key_of(kind, &value))),
+    }
+}
+
+/// The `service_kind` label of an endpoints change, as CoreDNS names it; `None` for other
+/// changes.
+fn programmed_kind(objects: &ClusterObjects, change: &Change) -> Option<&'static str> {
+    let (namespace, service) = match change {
+        Change::Upsert(Object::Slice(_, Some(set))) => (set.namespace.clone(), set.service.clone()),
+        Change::Delete(Kind::EndpointSlice, key) => {
+            let set = objects.slices.get(key)?;
+            (set.namespace.clone(), set.service.clone())
+        }
+        _ => return None,
+    };
+    match objects.services.get(&(namespace, service)).map(|s| &s.kind) {
+        Some(ServiceKind::ClusterIp(_)) => Some("cluster_ip"),
+        Some(ServiceKind::Headless) => Some("headless_with_selector"),
+        _ => None,
     }
 }
 

@@ -19,6 +19,8 @@ pub fn data_dir() -> PathBuf {
 /// A running server; it stops when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The HTTP endpoints (`health`, `ready`, `prometheus`), in address order.
+    pub http: Vec<SocketAddr>,
     _dir: tempfile::TempDir,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -37,6 +39,8 @@ impl TestServer {
         let config = clusterdns::config::Config::load(&path, 0).unwrap();
         let assembly = clusterdns::assemble(&config).unwrap();
         let listeners = clusterdns::server::bind(assembly.blocks, 2).unwrap();
+        let http = clusterdns::server::bind_http(assembly.http).unwrap();
+        let http_addrs = http.iter().map(|(l, _)| l.local_addr().unwrap()).collect();
         let port = listeners[0].local_addr().unwrap().port();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -47,10 +51,12 @@ impl TestServer {
             for task in assembly.background {
                 tokio::spawn(task);
             }
+            tokio::spawn(clusterdns::server::run_http(http));
             clusterdns::server::run(listeners, tcp).await.unwrap();
         });
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            http: http_addrs,
             _dir: dir,
             runtime: Some(runtime),
         }
@@ -67,6 +73,25 @@ impl TestServer {
         let bytes = tcp(self.addr, &[query_bytes(name, qtype, Some(1232))]).remove(0);
         Message::from_vec(&bytes).unwrap()
     }
+}
+
+/// An HTTP GET: the status code and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }
 
 impl Drop for TestServer {

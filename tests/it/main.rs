@@ -2,6 +2,7 @@
 
 mod apiserver;
 mod cli;
+mod endpoints;
 mod harness;
 mod hosts;
 mod kube_api;

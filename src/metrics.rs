@@ -1,0 +1,381 @@
+//! Prometheus metrics under CoreDNS's names, so dashboards and alerts keep working.
+//!
+//! One process-wide registry ([`metrics`]). The query path only increments atomics in
+//! lock-free maps keyed by small copyable keys; label strings are made when `/metrics` is
+//! scraped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{OnceLock, RwLock};
+
+use hickory_proto::rr::RecordType;
+
+/// CoreDNS's request-duration buckets: 0.25 ms doubling to about 8 s.
+const DURATION_BUCKETS: [f64; 16] = exponential(0.00025);
+/// CoreDNS's programming-duration buckets: 1 ms doubling to about 9 minutes.
+const PROGRAMMING_BUCKETS: [f64; 20] = exponential(0.001);
+
+const fn exponential<const N: usize>(start: f64) -> [f64; N] {
+    let mut out = [0.0; N];
+    let mut i = 0;
+    let mut v = start;
+    while i < N {
+        out[i] = v;
+        v *= 2.0;
+        i += 1;
+    }
+    out
+}
+
+/// A histogram with fixed buckets, updated with atomics.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    /// The sum in nanounits (seconds × 1e9), so it can be an integer.
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_nanos: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, seconds: f64) {
+        if let Some(i) = self.bounds.iter().position(|&b| seconds <= b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_nanos
+            .fetch_add((seconds * 1e9) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let total = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {total}");
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
+    }
+}
+
+/// Which server block and zone a query went to, by index (see [`Metrics::register_block`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Route {
+    pub block: u16,
+    pub zone: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct RequestKey {
+    route: Route,
+    tcp: bool,
+    v6: bool,
+    qtype: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct ResponseKey {
+    route: Route,
+    rcode: u16,
+}
+
+/// One answered query, as the metrics see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed {
+    pub route: Route,
+    pub tcp: bool,
+    /// Whether the client's address is IPv6 (`family="2"`).
+    pub v6: bool,
+    pub qtype: u16,
+    /// The client's buffer size: EDNS's, 512 without, 65535 over TCP.
+    pub size: usize,
+    pub rcode: u16,
+    pub seconds: f64,
+}
+
+/// The registry.
+#[derive(Debug)]
+pub struct Metrics {
+    blocks: RwLock<Vec<(String, Vec<String>)>>,
+    requests: papaya::HashMap<RequestKey, AtomicU64>,
+    responses: papaya::HashMap<ResponseKey, AtomicU64>,
+    /// By route and whether over TCP.
+    request_sizes: papaya::HashMap<(Route, bool), Histogram>,
+    /// By route and query type.
+    durations: papaya::HashMap<(Route, u16), Histogram>,
+    programming: papaya::HashMap<&'static str, Histogram>,
+    panics: AtomicU64,
+    reload_failed: AtomicU64,
+}
+
+/// The process's registry.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| Metrics {
+        blocks: RwLock::new(Vec::new()),
+        requests: papaya::HashMap::new(),
+        responses: papaya::HashMap::new(),
+        request_sizes: papaya::HashMap::new(),
+        durations: papaya::HashMap::new(),
+        programming: papaya::HashMap::new(),
+        panics: AtomicU64::new(0),
+        reload_failed: AtomicU64::new(0),
+    })
+}
+
+/// The `type` label: common types by name, the rest as `other`, as CoreDNS does.
+fn type_label(qtype: u16) -> String {
+    match RecordType::from(qtype) {
+        t @ (RecordType::A
+        | RecordType::AAAA
+        | RecordType::CNAME
+        | RecordType::HINFO
+        | RecordType::TXT
+        | RecordType::PTR
+        | RecordType::SOA
+        | RecordType::NS
+        | RecordType::SRV
+        | RecordType::MX
+        | RecordType::DS
+        | RecordType::DNSKEY
+        | RecordType::NSEC3
+        | RecordType::HTTPS
+        | RecordType::SVCB
+        | RecordType::AXFR
+        | RecordType::IXFR
+        | RecordType::ANY
+        | RecordType::CAA) => t.to_string(),
+        _ => "other".into(),
+    }
+}
+
+/// Response codes as CoreDNS (miekg/dns) names them.
+pub fn rcode_name(rcode: u16) -> String {
+    match rcode {
+        0 => "NOERROR".into(),
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        4 => "NOTIMP".into(),
+        5 => "REFUSED".into(),
+        16 => "BADVERS".into(),
+        other => format!("RCODE{other}"),
+    }
+}
+
+impl Metrics {
+    /// Names a server block for the labels: its `server` (`dns://:53`) and its zones.
+    pub fn register_block(&self, server: String, zones: Vec<String>) -> u16 {
+        let mut blocks = self.blocks.write().unwrap_or_else(|e| e.into_inner());
+        blocks.push((server, zones));
+        (blocks.len() - 1) as u16
+    }
+
+    /// One answered query.
+    pub fn query(&self, q: Observed) {
+        let Observed {
+            route,
+            tcp,
+            v6,
+            qtype,
+            size,
+            rcode,
+            seconds,
+        } = q;
+        let key = RequestKey {
+            route,
+            tcp,
+            v6,
+            qtype,
+        };
+        self.requests
+            .pin()
+            .get_or_insert_with(key, || AtomicU64::new(0))
+            .fetch_add(1, Ordering::Relaxed);
+        self.responses
+            .pin()
+            .get_or_insert_with(ResponseKey { route, rcode }, || AtomicU64::new(0))
+            .fetch_add(1, Ordering::Relaxed);
+        self.durations
+            .pin()
+            .get_or_insert_with((route, qtype), || Histogram::new(&DURATION_BUCKETS))
+            .observe(seconds);
+        self.request_sizes
+            .pin()
+            .get_or_insert_with((route, tcp), || Histogram::new(&SIZE_BUCKETS))
+            .observe(size as f64);
+    }
+
+    /// Time from a cluster change arriving to its records being served.
+    pub fn programmed(&self, service_kind: &'static str, seconds: f64) {
+        self.programming
+            .pin()
+            .get_or_insert_with(service_kind, || Histogram::new(&PROGRAMMING_BUCKETS))
+            .observe(seconds);
+    }
+
+    pub fn panicked(&self) {
+        self.panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn reload_failed(&self) {
+        self.reload_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of everything.
+    pub fn render(&self, plugins: &[(u16, &'static str)]) -> String {
+        let blocks = self
+            .blocks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let route_labels = |r: Route| {
+            let (server, zones) = blocks
+                .get(usize::from(r.block))
+                .cloned()
+                .unwrap_or_default();
+            let zone = zones
+                .get(usize::from(r.zone))
+                .cloned()
+                .unwrap_or_else(|| "dropped".into());
+            format!("server=\"{server}\",view=\"\",zone=\"{zone}\"")
+        };
+        let mut out = String::new();
+        out.push_str("# HELP coredns_build_info A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built.\n# TYPE coredns_build_info gauge\n");
+        let _ = writeln!(
+            out,
+            "coredns_build_info{{goversion=\"rust\",revision=\"clusterdns\",version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        out.push_str("# HELP coredns_plugin_enabled A metric that indicates whether a plugin is enabled on per server and zone basis.\n# TYPE coredns_plugin_enabled gauge\n");
+        for &(block, name) in plugins {
+            if let Some((server, zones)) = blocks.get(usize::from(block)) {
+                for zone in zones {
+                    let _ = writeln!(
+                        out,
+                        "coredns_plugin_enabled{{name=\"{name}\",server=\"{server}\",view=\"\",zone=\"{zone}\"}} 1"
+                    );
+                }
+            }
+        }
+        let requests: BTreeMap<RequestKey, u64> = self
+            .requests
+            .pin()
+            .iter()
+            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+            .collect();
+        out.push_str("# HELP coredns_dns_requests_total Counter of DNS requests made per zone, protocol and family.\n# TYPE coredns_dns_requests_total counter\n");
+        for (k, v) in &requests {
+            let _ = writeln!(
+                out,
+                "coredns_dns_requests_total{{family=\"{}\",proto=\"{}\",{},type=\"{}\"}} {v}",
+                if k.v6 { 2 } else { 1 },
+                if k.tcp { "tcp" } else { "udp" },
+                route_labels(k.route),
+                type_label(k.qtype)
+            );
+        }
+        out.push_str("# HELP coredns_dns_responses_total Counter of response status codes.\n# TYPE coredns_dns_responses_total counter\n");
+        let responses: BTreeMap<ResponseKey, u64> = self
+            .responses
+            .pin()
+            .iter()
+            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+            .collect();
+        for (k, v) in &responses {
+            let _ = writeln!(
+                out,
+                "coredns_dns_responses_total{{plugin=\"\",rcode=\"{}\",{}}} {v}",
+                rcode_name(k.rcode),
+                route_labels(k.route)
+            );
+        }
+        out.push_str("# HELP coredns_dns_request_duration_seconds Histogram of the time (in seconds) each request took per zone.\n# TYPE coredns_dns_request_duration_seconds histogram\n");
+        let durations = self.durations.pin();
+        let mut keys: Vec<&(Route, u16)> = durations.keys().collect();
+        keys.sort();
+        for k in keys {
+            let labels = format!("{},type=\"{}\"", route_labels(k.0), type_label(k.1));
+            if let Some(h) = durations.get(k) {
+                h.render(&mut out, "coredns_dns_request_duration_seconds", &labels);
+            }
+        }
+        out.push_str("# HELP coredns_dns_request_size_bytes Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.\n# TYPE coredns_dns_request_size_bytes histogram\n");
+        let sizes = self.request_sizes.pin();
+        let mut keys: Vec<&(Route, bool)> = sizes.keys().collect();
+        keys.sort();
+        for k in keys {
+            let labels = format!(
+                "proto=\"{}\",{}",
+                if k.1 { "tcp" } else { "udp" },
+                route_labels(k.0)
+            );
+            if let Some(h) = sizes.get(k) {
+                h.render(&mut out, "coredns_dns_request_size_bytes", &labels);
+            }
+        }
+        out.push_str("# HELP coredns_kubernetes_dns_programming_duration_seconds Histogram of the time (in seconds) it took to program a dns instance.\n# TYPE coredns_kubernetes_dns_programming_duration_seconds histogram\n");
+        for (kind, h) in self.programming.pin().iter() {
+            h.render(
+                &mut out,
+                "coredns_kubernetes_dns_programming_duration_seconds",
+                &format!("service_kind=\"{kind}\""),
+            );
+        }
+        out.push_str("# HELP coredns_panics_total A metrics that counts the number of panics.\n# TYPE coredns_panics_total counter\n");
+        let _ = writeln!(
+            out,
+            "coredns_panics_total {}",
+            self.panics.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP coredns_reload_failed_total Counter of the number of failed reload attempts.\n# TYPE coredns_reload_failed_total counter\n");
+        let _ = writeln!(
+            out,
+            "coredns_reload_failed_total {}",
+            self.reload_failed.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+/// CoreDNS's size buckets (bytes).
+const SIZE_BUCKETS: [f64; 8] = [0.0, 100.0, 200.0, 300.0, 400.0, 511.0, 1023.0, 2047.0];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_with_sum_and_count() {
+        let h = Histogram::new(&DURATION_BUCKETS);
+        h.observe(0.0001);
+        h.observe(0.001);
+        h.observe(100.0);
+        let mut out = String::new();
+        h.render(&mut out, "x", "a=\"b\"");
+        assert!(
+            out.contains("x_bucket{a=\"b\",le=\"0.00025\"} 1\n"),
+            "{out}"
+        );
+        assert!(out.contains("x_bucket{a=\"b\",le=\"0.001\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("x_count{a=\"b\"} 3\n"), "{out}");
+    }
+}
