@@ -6,13 +6,13 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use tracing::{error, info};
 
 use crate::metrics::{Observed, Route};
 use crate::plugin::{Outcome, Plugin, Reply, Request, matching_zone};
+use crate::wire::{self, HEADER_LEN};
 
 /// The UDP payload size we advertise in OPT (the DNS Flag Day 2020 value).
 pub const EDNS_PAYLOAD: u16 = 1232;
@@ -20,7 +20,6 @@ pub const EDNS_PAYLOAD: u16 = 1232;
 const PLAIN_UDP_LIMIT: usize = 512;
 /// The largest DNS message; TCP responses may use all of it.
 const TCP_LIMIT: usize = 65535;
-const HEADER_LEN: usize = 12;
 
 /// How the query arrived, which decides how large the response may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +94,7 @@ impl Handler {
             (Transport::Udp, None) => PLAIN_UDP_LIMIT,
         };
         let (reply, block) = self.reply(&msg, question);
-        encode(&msg, question, &reply, limit, out);
+        encode(query, &msg, &reply, limit, out);
         if let Some(block) = block {
             if block.log {
                 log_query(
@@ -199,48 +198,63 @@ fn header_only(query: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) {
     out.extend_from_slice(&[0; 8]);
 }
 
-/// Encodes the response; when it is over `limit`, sends it empty with TC set instead.
-fn encode(msg: &Message, question: &Query, reply: &Reply, limit: usize, out: &mut Vec<u8>) {
-    let mut resp = Message::new();
-    resp.set_id(msg.id())
-        .set_message_type(MessageType::Response)
-        .set_op_code(OpCode::Query)
-        .set_recursion_desired(msg.recursion_desired())
-        .set_checking_disabled(msg.checking_disabled())
-        .set_authoritative(reply.authoritative)
-        .set_recursion_available(reply.recursion_available)
-        .set_response_code(reply.rcode);
-    resp.add_query(question.clone());
-    if let Some(req_edns) = msg.extensions() {
-        let mut edns = Edns::new();
-        edns.set_max_payload(EDNS_PAYLOAD);
-        edns.set_version(0);
-        edns.set_dnssec_ok(req_edns.flags().dnssec_ok);
-        resp.set_edns(edns);
-    }
-    resp.add_answers(reply.answers.iter().cloned());
-    resp.add_name_servers(reply.authority.iter().cloned());
-    resp.add_additionals(reply.additional.iter().cloned());
-    if emit(&resp, out) && out.len() <= limit {
+/// Writes the response: the query's ID, opcode, RD and CD; the question exactly as sent;
+/// the reply's sections; an OPT when the query had one. When that is over `limit`, the
+/// sections are left out and TC is set.
+fn encode(query: &[u8], msg: &Message, reply: &Reply, limit: usize, out: &mut Vec<u8>) {
+    let Some(question_end) = wire::question_end(query) else {
+        header_only(query, ResponseCode::FormErr, out);
         return;
+    };
+    let opt = msg
+        .extensions()
+        .as_ref()
+        .map(|e| wire::opt(EDNS_PAYLOAD, reply.rcode.high(), e.flags().dnssec_ok));
+    let flags = |truncated: bool| {
+        let mut hi = 0x80 | (query[2] & 0x79);
+        if reply.authoritative {
+            hi |= 0x04;
+        }
+        if truncated {
+            hi |= 0x02;
+        }
+        let mut lo = (query[3] & 0x10) | reply.rcode.low();
+        if reply.recursion_available {
+            lo |= 0x80;
+        }
+        [hi, lo]
+    };
+    let header = |out: &mut Vec<u8>, truncated: bool, counts: [u16; 3]| {
+        out.clear();
+        out.extend_from_slice(&query[..2]);
+        out.extend_from_slice(&flags(truncated));
+        out.extend_from_slice(&1u16.to_be_bytes());
+        for c in counts {
+            out.extend_from_slice(&c.to_be_bytes());
+        }
+        out.extend_from_slice(&query[HEADER_LEN..question_end]);
+    };
+    let opt_count = u16::from(opt.is_some());
+    let sections = [&reply.answers, &reply.authority, &reply.additional];
+    let whole = question_end
+        + sections.iter().map(|s| s.bytes.len()).sum::<usize>()
+        + opt.map_or(0, |o| o.len());
+    if whole <= limit {
+        let counts = [
+            reply.answers.count,
+            reply.authority.count,
+            reply.additional.count + opt_count,
+        ];
+        header(out, false, counts);
+        for s in sections {
+            out.extend_from_slice(&s.bytes);
+        }
+    } else {
+        header(out, true, [0, 0, opt_count]);
     }
-    resp.take_answers();
-    resp.take_name_servers();
-    resp.take_additionals();
-    resp.set_truncated(true);
-    if !emit(&resp, out) {
-        header_only(
-            &msg.to_vec().unwrap_or_else(|_| vec![0; HEADER_LEN]),
-            ResponseCode::ServFail,
-            out,
-        );
+    if let Some(o) = opt {
+        out.extend_from_slice(&o);
     }
-}
-
-fn emit(resp: &Message, out: &mut Vec<u8>) -> bool {
-    out.clear();
-    let mut encoder = BinEncoder::new(out);
-    resp.emit(&mut encoder).is_ok()
 }
 
 /// One line per query in CoreDNS's default `log` format:

@@ -18,6 +18,7 @@ pub mod plugin;
 pub mod server;
 pub mod source;
 pub mod table;
+pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;

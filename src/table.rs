@@ -197,3 +197,59 @@ mod tests {
         assert_eq!(*table.load(), 2);
     }
 }
+
+/// One record set as served: bodies ready to follow the question's name, and whole
+/// additional records (see [`crate::wire`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WireSet {
+    pub count: u16,
+    pub bodies: Box<[u8]>,
+    pub additional_count: u16,
+    pub additional: Box<[u8]>,
+}
+
+/// A node as served: each set precompiled in wire format when the records change, so a
+/// query copies bytes instead of encoding records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WireNode {
+    sets: Box<[(RecordType, WireSet)]>,
+    /// The target of the node's CNAME, if it has one, for following it inside the zone.
+    pub cname: Option<Box<Name>>,
+}
+
+impl WireNode {
+    /// The set of `rtype`, if the name has one.
+    pub fn get(&self, rtype: RecordType) -> Option<&WireSet> {
+        self.sets.iter().find(|(t, _)| *t == rtype).map(|(_, s)| s)
+    }
+
+    /// Every set at this name.
+    pub fn sets(&self) -> impl Iterator<Item = (RecordType, &WireSet)> {
+        self.sets.iter().map(|(t, s)| (*t, s))
+    }
+}
+
+impl From<&Node> for WireNode {
+    fn from(node: &Node) -> Self {
+        let sets = node
+            .sets
+            .iter()
+            .map(|(t, set)| {
+                let wire = WireSet {
+                    count: set.records.len() as u16,
+                    bodies: set.records.iter().flat_map(crate::wire::body).collect(),
+                    additional_count: set.additional.len() as u16,
+                    additional: set.additional.iter().flat_map(crate::wire::full).collect(),
+                };
+                (*t, wire)
+            })
+            .collect();
+        let cname = node
+            .get(RecordType::CNAME)
+            .and_then(|s| match s.records.first()?.data() {
+                RData::CNAME(c) => Some(Box::new(c.0.clone())),
+                _ => None,
+            });
+        Self { sets, cname }
+    }
+}

@@ -42,6 +42,8 @@ pub struct ClusterOptions {
 pub struct Apex {
     pub zone: LowerName,
     pub soa: Record,
+    /// The SOA as a whole record in wire format, for negative answers.
+    pub soa_wire: Vec<u8>,
 }
 
 pub(super) fn is_reverse(zone: &Name) -> bool {
@@ -175,6 +177,7 @@ impl Builder<'_> {
         }
         Apex {
             zone: LowerName::new(zone),
+            soa_wire: crate::wire::full(&soa),
             soa,
         }
     }

@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::rdata::PTR;
-use hickory_proto::rr::{LowerName, Name, RData, Record};
+use hickory_proto::rr::{LowerName, Name, RData};
 
 use super::ClusterObjects;
 use super::records::{
@@ -23,12 +23,12 @@ use super::records::{
 };
 use crate::config::PodMode;
 use crate::source::convert::{Key, Kind, Object};
-use crate::table::{Node, Records, record};
+use crate::table::{Node, Records, WireNode, record};
 
 /// What readers see: nodes by name, and the few things that span names.
 #[derive(Debug)]
 pub struct ClusterView {
-    names: papaya::HashMap<LowerName, Node>,
+    names: papaya::HashMap<LowerName, WireNode>,
     meta: ArcSwap<Meta>,
 }
 
@@ -41,13 +41,12 @@ pub struct Meta {
 }
 
 impl Meta {
-    /// The SOA of the zone that holds `name`, the longest match.
-    pub fn soa_for(&self, name: &LowerName) -> Option<&Record> {
+    /// The apex of the zone that holds `name`, the longest match.
+    pub fn apex_for(&self, name: &LowerName) -> Option<&Apex> {
         self.apexes
             .iter()
             .filter(|a| a.zone.zone_of(name))
             .max_by_key(|a| a.zone.num_labels())
-            .map(|a| &a.soa)
     }
 }
 
@@ -55,7 +54,7 @@ impl ClusterView {
     /// Pins the names for the length of one query: nodes read through the guard stay valid.
     pub fn names(
         &self,
-    ) -> papaya::HashMapRef<'_, LowerName, Node, std::hash::RandomState, papaya::LocalGuard<'_>>
+    ) -> papaya::HashMapRef<'_, LowerName, WireNode, std::hash::RandomState, papaya::LocalGuard<'_>>
     {
         self.names.pin()
     }
@@ -283,7 +282,7 @@ impl ClusterWriter {
                     };
                     let n = LowerName::new(&n);
                     if exists {
-                        names.insert(n, Node::default());
+                        names.insert(n, WireNode::default());
                     } else {
                         names.remove(&n);
                     }
@@ -329,6 +328,7 @@ impl ClusterWriter {
         }
         let owned: Vec<LowerName> = fresh.iter().map(|(n, _)| n.clone()).collect();
         for (n, node) in fresh {
+            let node = WireNode::from(&node);
             if names.get(&n) != Some(&node) {
                 names.insert(n, node);
             }
@@ -385,7 +385,10 @@ impl ClusterWriter {
             );
         }
         // Reverse zones hold no empty non-terminals (CoreDNS answers NXDOMAIN there too).
-        if let Some((_, node)) = records.into_nodes().find(|(n, _)| n == &lower)
+        if let Some(node) = records
+            .into_nodes()
+            .find(|(n, _)| n == &lower)
+            .map(|(_, node)| WireNode::from(&node))
             && names.get(&lower) != Some(&node)
         {
             names.insert(lower, node);
@@ -426,7 +429,7 @@ impl ClusterWriter {
                     let mut records = Records::default();
                     records.add(zone, address(&n, self.opts.ttl, ip));
                     if let Some((_, node)) = records.into_nodes().find(|(x, _)| x == &lower) {
-                        names.insert(lower.clone(), node);
+                        names.insert(lower.clone(), WireNode::from(&node));
                     }
                 }
                 owned.push(lower);
@@ -456,6 +459,7 @@ impl ClusterWriter {
         }
         let names = self.view.names.pin();
         for (n, node) in b.records.into_nodes() {
+            let node = WireNode::from(&node);
             if names.get(&n) != Some(&node) {
                 names.insert(n, node);
             }
@@ -501,9 +505,15 @@ mod tests {
             .map(|(n, node)| {
                 let mut records: Vec<String> = node
                     .sets()
-                    .flat_map(|s| s.records.iter().chain(&s.additional))
-                    .filter(|r| r.record_type() != RecordType::SOA)
-                    .map(|r| r.to_string())
+                    .filter(|(t, _)| *t != RecordType::SOA)
+                    .flat_map(|(t, s)| {
+                        let mut answer = crate::wire::Section::default();
+                        answer.push_bodies(crate::wire::Owner::Question, &s.bodies, s.count);
+                        [
+                            format!("{t} {:?}", answer.bytes),
+                            format!("+ {:?}", s.additional),
+                        ]
+                    })
                     .collect();
                 records.sort();
                 (n.to_string(), records)

@@ -14,6 +14,7 @@ use super::{Outcome, Reply, Request, matching_zone};
 use crate::config::{Fallthrough, HostsConfig};
 use crate::source;
 use crate::table::{RecordTable, record};
+use crate::wire::Owner;
 
 /// Names to addresses and addresses (as reverse names) to names.
 #[derive(Debug, Default)]
@@ -122,14 +123,15 @@ impl Hosts {
                         (IpAddr::V6(v6), RecordType::AAAA) => RData::AAAA(AAAA(*v6)),
                         _ => continue,
                     };
-                    reply.answers.push(record(&req.name, self.ttl, rdata));
+                    reply
+                        .answers
+                        .push_record(Owner::Question, &record(&req.name, self.ttl, rdata));
                 }
             }
             RecordType::PTR => {
                 for name in data.by_addr.get(&req.lower).into_iter().flatten() {
-                    reply
-                        .answers
-                        .push(record(&req.name, self.ttl, RData::PTR(PTR(name.clone()))));
+                    let ptr = record(&req.name, self.ttl, RData::PTR(PTR(name.clone())));
+                    reply.answers.push_record(Owner::Question, &ptr);
                 }
             }
             _ => {}

@@ -4,13 +4,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 
-use super::{Outcome, Reply, Request, matching_zone, owned_by};
+use super::{Outcome, Reply, Request, matching_zone};
 use crate::cluster::records::{ClusterOptions, insecure_pod_address};
 use crate::cluster::writer::{ClusterView, ClusterWriter, Meta};
 use crate::config::{Fallthrough, KubernetesConfig, PodMode};
-use crate::table::{Node, record};
+use crate::table::{WireNode, record};
+use crate::wire::Owner;
 
 /// How many CNAMEs an answer follows inside the zone (CoreDNS stops at 8 too).
 const MAX_CNAME_CHAIN: usize = 8;
@@ -82,32 +83,34 @@ impl Kubernetes {
     /// The answer at an existing name.
     fn answer<'a>(
         &self,
-        node: &Node,
+        node: &WireNode,
         meta: &Meta,
         req: &Request,
-        lookup: &dyn Fn(&LowerName) -> Option<&'a Node>,
+        lookup: &dyn Fn(&LowerName) -> Option<&'a WireNode>,
     ) -> Reply {
         let mut reply = Reply::authoritative(ResponseCode::NoError);
         match req.qtype {
             RecordType::ANY => {
-                for set in node.sets() {
+                for (_, set) in node.sets() {
                     reply
                         .answers
-                        .extend(set.records.iter().map(|r| owned_by(r, &req.name)));
+                        .push_bodies(Owner::Question, &set.bodies, set.count);
                 }
             }
             qtype => {
                 if let Some(set) = node.get(qtype) {
                     reply
                         .answers
-                        .extend(set.records.iter().map(|r| owned_by(r, &req.name)));
-                    reply.additional.extend(set.additional.iter().cloned());
-                } else if let Some(cname) = node
-                    .get(RecordType::CNAME)
-                    .filter(|_| matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::TXT))
+                        .push_bodies(Owner::Question, &set.bodies, set.count);
+                    reply
+                        .additional
+                        .push_full(&set.additional, set.additional_count);
+                } else if let (Some(target), Some(cname)) =
+                    (&node.cname, node.get(RecordType::CNAME))
+                    && matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::TXT)
                 {
-                    let first = owned_by(&cname.records[0], &req.name);
-                    self.chase(lookup, first, qtype, &mut reply.answers);
+                    reply.answers.push_bodies(Owner::Question, &cname.bodies, 1);
+                    self.chase(lookup, target, qtype, &mut reply);
                 }
             }
         }
@@ -118,35 +121,36 @@ impl Kubernetes {
         reply
     }
 
-    /// Adds a CNAME and, while its target is in our zones, what the target holds.
+    /// Follows a CNAME while its target is in our zones, adding what each target holds.
     fn chase<'a>(
         &self,
-        lookup: &dyn Fn(&LowerName) -> Option<&'a Node>,
-        cname: Record,
+        lookup: &dyn Fn(&LowerName) -> Option<&'a WireNode>,
+        first: &Name,
         qtype: RecordType,
-        out: &mut Vec<Record>,
+        reply: &mut Reply,
     ) {
-        let mut next = cname;
+        let mut target = first.clone();
+        let mut seen: Vec<LowerName> = Vec::new();
         for _ in 0..MAX_CNAME_CHAIN {
-            let RData::CNAME(target) = next.data() else {
-                break;
-            };
-            let target = LowerName::new(&target.0);
-            out.push(next);
-            if matching_zone(&self.zones, &target).is_none() {
+            let lower = LowerName::new(&target);
+            if matching_zone(&self.zones, &lower).is_none() || seen.contains(&lower) {
                 return;
             }
-            let Some(node) = lookup(&target) else { return };
+            let Some(node) = lookup(&lower) else { return };
             if let Some(set) = node.get(qtype) {
-                out.extend(set.records.iter().cloned());
+                reply
+                    .answers
+                    .push_bodies(Owner::Name(&target), &set.bodies, set.count);
                 return;
             }
-            match node.get(RecordType::CNAME) {
-                Some(set) if !out.iter().any(|r| r == &set.records[0]) => {
-                    next = set.records[0].clone();
-                }
-                _ => return,
-            }
+            let (Some(next), Some(cname)) = (&node.cname, node.get(RecordType::CNAME)) else {
+                return;
+            };
+            reply
+                .answers
+                .push_bodies(Owner::Name(&target), &cname.bodies, 1);
+            seen.push(lower);
+            target = (**next).clone();
         }
     }
 
@@ -178,7 +182,9 @@ impl Kubernetes {
         };
         let mut reply = Reply::authoritative(ResponseCode::NoError);
         reply.recursion_available = true;
-        reply.answers.push(record(&req.name, self.ttl, rdata));
+        reply
+            .answers
+            .push_record(Owner::Question, &record(&req.name, self.ttl, rdata));
         Some(reply)
     }
 }
@@ -186,6 +192,8 @@ impl Kubernetes {
 /// NXDOMAIN or NODATA, with the zone's SOA in the authority section.
 fn negative(meta: &Meta, name: &LowerName, rcode: ResponseCode) -> Reply {
     let mut reply = Reply::authoritative(rcode);
-    reply.authority.extend(meta.soa_for(name).cloned());
+    if let Some(apex) = meta.apex_for(name) {
+        reply.authority.push_full(&apex.soa_wire, 1);
+    }
     reply
 }

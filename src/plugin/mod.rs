@@ -7,7 +7,9 @@ pub mod hosts;
 pub mod kubernetes;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{LowerName, Name, Record, RecordType};
+use hickory_proto::rr::{LowerName, Name, RecordType};
+
+use crate::wire::Section;
 
 pub use hosts::Hosts;
 pub use kubernetes::Kubernetes;
@@ -39,15 +41,15 @@ pub enum Outcome {
     Next,
 }
 
-/// An answer, before it is encoded.
+/// An answer: flags, and its sections already in wire format.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     pub rcode: ResponseCode,
     pub authoritative: bool,
     pub recursion_available: bool,
-    pub answers: Vec<Record>,
-    pub authority: Vec<Record>,
-    pub additional: Vec<Record>,
+    pub answers: Section,
+    pub authority: Section,
+    pub additional: Section,
 }
 
 impl Reply {
@@ -57,9 +59,9 @@ impl Reply {
             rcode,
             authoritative: true,
             recursion_available: false,
-            answers: Vec::new(),
-            authority: Vec::new(),
-            additional: Vec::new(),
+            answers: Section::default(),
+            authority: Section::default(),
+            additional: Section::default(),
         }
     }
 }
@@ -86,11 +88,4 @@ pub fn matching_zone<'a>(zones: &'a [LowerName], name: &LowerName) -> Option<&'a
         .iter()
         .filter(|z| z.zone_of(name))
         .max_by_key(|z| z.num_labels())
-}
-
-/// `record` with its owner set to the name the client asked for.
-pub fn owned_by(record: &Record, owner: &Name) -> Record {
-    let mut r = record.clone();
-    r.set_name(owner.clone());
-    r
 }

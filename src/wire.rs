@@ -1,0 +1,206 @@
+//! DNS messages in wire format, written directly: answers are kept as record bytes ready to
+//! copy, and a response is the query's header and question followed by those bytes.
+//!
+//! The question always sits at offset 12, in the query and in the response, so a record owned
+//! by the question's name is written with the two-byte pointer `0xC00C` and stays valid in
+//! every response. Names inside record data are written whole (no compression), so record
+//! bytes can be copied anywhere. No I/O here.
+
+use hickory_proto::rr::{Name, Record};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+
+/// The header's length; the question starts here.
+pub const HEADER_LEN: usize = 12;
+/// A compression pointer to the question's name.
+const QUESTION_POINTER: [u8; 2] = [0xC0, 0x0C];
+
+/// Whose name a record is written under.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    /// The question's name, as the client wrote it (a pointer to offset 12).
+    Question,
+    /// Another name, written whole.
+    Name(&'a Name),
+}
+
+/// A record without its owner: type, class, TTL, length and data, ready to follow any owner.
+pub fn body(record: &Record) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    let mut encoder = BinEncoder::new(&mut out);
+    encoder.set_canonical_names(true);
+    let ok = u16::from(record.record_type()).emit(&mut encoder).is_ok()
+        && u16::from(record.dns_class()).emit(&mut encoder).is_ok()
+        && record.ttl().emit(&mut encoder).is_ok();
+    let len_at = encoder.offset();
+    let ok = ok && 0u16.emit(&mut encoder).is_ok() && record.data().emit(&mut encoder).is_ok();
+    if !ok {
+        return Vec::new();
+    }
+    let rdlen = (out.len() - len_at - 2) as u16;
+    out[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+    out
+}
+
+/// A name written whole, without compression.
+pub fn name_bytes(name: &Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+    out
+}
+
+/// A whole record: its owner's name, then its body.
+pub fn full(record: &Record) -> Vec<u8> {
+    let mut out = name_bytes(record.name());
+    out.extend(body(record));
+    out
+}
+
+/// One section of a response being built: how many records, and their bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Section {
+    pub count: u16,
+    pub bytes: Vec<u8>,
+}
+
+impl Section {
+    /// Adds record bodies (as [`body`] writes them, `count` of them back to back) under `owner`.
+    pub fn push_bodies(&mut self, owner: Owner<'_>, bodies: &[u8], count: u16) {
+        let mut rest = bodies;
+        for _ in 0..count {
+            // type, class, ttl, rdlength, then rdata
+            if rest.len() < 10 {
+                return;
+            }
+            let len = 10 + usize::from(u16::from_be_bytes([rest[8], rest[9]]));
+            let Some((one, tail)) = rest.split_at_checked(len) else {
+                return;
+            };
+            match owner {
+                Owner::Question => self.bytes.extend_from_slice(&QUESTION_POINTER),
+                Owner::Name(name) => self.bytes.extend(name_bytes(name)),
+            }
+            self.bytes.extend_from_slice(one);
+            self.count += 1;
+            rest = tail;
+        }
+    }
+
+    /// Adds whole records (as [`full`] writes them).
+    pub fn push_full(&mut self, records: &[u8], count: u16) {
+        self.bytes.extend_from_slice(records);
+        self.count += count;
+    }
+
+    /// Adds one record under `owner`.
+    pub fn push_record(&mut self, owner: Owner<'_>, record: &Record) {
+        self.push_bodies(owner, &body(record), 1);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// Where the question of a query ends: after its name (labels, ending in a zero or a pointer)
+/// and its type and class. `None` if the bytes end first.
+pub fn question_end(query: &[u8]) -> Option<usize> {
+    let mut at = HEADER_LEN;
+    loop {
+        let len = *query.get(at)?;
+        match len {
+            0 => {
+                at += 1;
+                break;
+            }
+            l if l & 0xC0 == 0xC0 => {
+                at += 2;
+                break;
+            }
+            l => at += 1 + usize::from(l),
+        }
+    }
+    let end = at + 4;
+    (end <= query.len()).then_some(end)
+}
+
+/// An OPT record: our UDP size, EDNS version 0, the high bits of the rcode, and DO.
+pub fn opt(payload: u16, rcode_high: u8, dnssec_ok: bool) -> [u8; 11] {
+    let mut o = [0u8; 11];
+    // root owner (o[0] = 0), type OPT (41), class = payload size
+    o[1..3].copy_from_slice(&41u16.to_be_bytes());
+    o[3..5].copy_from_slice(&payload.to_be_bytes());
+    // TTL: extended rcode, version 0, flags (DO is the top bit)
+    o[5] = rcode_high;
+    o[6] = 0;
+    o[7] = if dnssec_ok { 0x80 } else { 0 };
+    // o[8] = 0, rdlength 0
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::rdata::{A, SRV};
+    use hickory_proto::rr::{RData, RecordType};
+
+    use super::*;
+
+    fn n(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    #[test]
+    fn precompiled_records_parse_back_under_any_owner() {
+        let a = Record::from_rdata(
+            n("x.example.org."),
+            30,
+            RData::A(A(Ipv4Addr::new(10, 0, 0, 1))),
+        );
+        let srv = Record::from_rdata(
+            n("x.example.org."),
+            30,
+            RData::SRV(SRV::new(0, 50, 80, n("t.example.org."))),
+        );
+        // A header, the question `Q.example.org. A IN`, then two answers under the question.
+        let query = {
+            let mut m = Message::new();
+            m.add_query(hickory_proto::op::Query::query(
+                n("Q.example.org."),
+                RecordType::A,
+            ));
+            m.to_vec().unwrap()
+        };
+        let mut answer = Section::default();
+        let bodies = [body(&a), body(&srv)].concat();
+        answer.push_bodies(Owner::Question, &bodies, 2);
+        let mut additional = Section::default();
+        additional.push_full(&full(&a), 1);
+        let mut msg = query.clone();
+        msg[6..8].copy_from_slice(&answer.count.to_be_bytes());
+        msg[10..12].copy_from_slice(&additional.count.to_be_bytes());
+        msg.extend(&answer.bytes);
+        msg.extend(&additional.bytes);
+        let parsed = Message::from_vec(&msg).unwrap();
+        assert_eq!(parsed.answers()[0].name().to_string(), "Q.example.org.");
+        assert_eq!(parsed.answers()[0].data(), a.data());
+        assert_eq!(parsed.answers()[1].data(), srv.data());
+        assert_eq!(parsed.additionals()[0], a);
+        assert_eq!(question_end(&query), Some(query.len()));
+    }
+
+    #[test]
+    fn question_end_stops_at_the_end_of_the_bytes() {
+        assert_eq!(question_end(&[0; 12]), None);
+        let mut q = vec![0; 12];
+        q.extend([1, b'a', 0, 0, 1, 0]);
+        assert_eq!(question_end(&q), None);
+        q.push(1);
+        assert_eq!(question_end(&q), Some(19));
+    }
+}
