@@ -253,3 +253,41 @@ impl From<&Node> for WireNode {
         Self { sets, cname }
     }
 }
+
+/// A name as a table key: its labels in wire format, lowercased. Half the size of a
+/// `LowerName`, and comparable with bytes taken straight from a packet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NameKey(Box<[u8]>);
+
+impl NameKey {
+    pub fn new(name: &Name) -> Self {
+        let mut out = Vec::with_capacity(name.len() + 1);
+        for label in name.iter() {
+            out.push(label.len() as u8);
+            out.extend(label.iter().map(u8::to_ascii_lowercase));
+        }
+        out.push(0);
+        Self(out.into_boxed_slice())
+    }
+}
+
+impl From<&LowerName> for NameKey {
+    fn from(name: &LowerName) -> Self {
+        Self::new(name)
+    }
+}
+
+impl std::fmt::Display for NameKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut rest = &self.0[..];
+        while let [len, tail @ ..] = rest {
+            let len = usize::from(*len);
+            if len == 0 || tail.len() < len {
+                break;
+            }
+            write!(f, "{}.", String::from_utf8_lossy(&tail[..len]))?;
+            rest = &tail[len..];
+        }
+        Ok(())
+    }
+}

@@ -23,12 +23,12 @@ use super::records::{
 };
 use crate::config::PodMode;
 use crate::source::convert::{Key, Kind, Object};
-use crate::table::{Node, Records, WireNode, record};
+use crate::table::{NameKey, Node, Records, WireNode, record};
 
 /// What readers see: nodes by name, and the few things that span names.
 #[derive(Debug)]
 pub struct ClusterView {
-    names: papaya::HashMap<LowerName, WireNode>,
+    names: papaya::HashMap<NameKey, WireNode>,
     meta: ArcSwap<Meta>,
 }
 
@@ -54,7 +54,7 @@ impl ClusterView {
     /// Pins the names for the length of one query: nodes read through the guard stay valid.
     pub fn names(
         &self,
-    ) -> papaya::HashMapRef<'_, LowerName, WireNode, std::hash::RandomState, papaya::LocalGuard<'_>>
+    ) -> papaya::HashMapRef<'_, NameKey, WireNode, std::hash::RandomState, papaya::LocalGuard<'_>>
     {
         self.names.pin()
     }
@@ -96,13 +96,13 @@ pub struct ClusterWriter {
     reverse: Vec<Name>,
     namespaces: BTreeSet<String>,
     /// The names each service owns, and the PTRs it contributes.
-    service_names: HashMap<Key, Vec<LowerName>>,
+    service_names: HashMap<Key, Vec<NameKey>>,
     service_ptrs: HashMap<Key, Vec<Ptr>>,
     /// Which services contribute a PTR for each address.
     ip_users: HashMap<IpAddr, BTreeSet<Key>>,
     /// `pods verified`: the names each pod owns, and how many pods own each name.
-    pod_names: HashMap<Key, Vec<LowerName>>,
-    pod_refs: HashMap<LowerName, usize>,
+    pod_names: HashMap<Key, Vec<NameKey>>,
+    pod_refs: HashMap<NameKey, usize>,
 }
 
 impl ClusterWriter {
@@ -280,7 +280,7 @@ impl ClusterWriter {
                     let Some(n) = name(&[ns, kind], zone) else {
                         continue;
                     };
-                    let n = LowerName::new(&n);
+                    let n = NameKey::new(&n);
                     if exists {
                         names.insert(n, WireNode::default());
                     } else {
@@ -320,13 +320,17 @@ impl ClusterWriter {
                 ptrs = ptrs_of(svc, &self.objects, &self.opts, primary);
             }
         }
+        let fresh: Vec<(NameKey, Node)> = fresh
+            .into_iter()
+            .map(|(n, node)| (NameKey::from(&n), node))
+            .collect();
         let old = self.service_names.remove(key).unwrap_or_default();
         let names = self.view.names.pin();
-        let kept: HashSet<&LowerName> = fresh.iter().map(|(n, _)| n).collect();
+        let kept: HashSet<&NameKey> = fresh.iter().map(|(n, _)| n).collect();
         for n in old.iter().filter(|n| !kept.contains(n)) {
             names.remove(n);
         }
-        let owned: Vec<LowerName> = fresh.iter().map(|(n, _)| n.clone()).collect();
+        let owned: Vec<NameKey> = fresh.iter().map(|(n, _)| n.clone()).collect();
         for (n, node) in fresh {
             let node = WireNode::from(&node);
             if names.get(&n) != Some(&node) {
@@ -372,8 +376,9 @@ impl ClusterWriter {
             None => contributions.iter().map(|p| &p.target).collect(),
         };
         let lower = LowerName::new(&owner);
+        let key = NameKey::from(&lower);
         if targets.is_empty() {
-            names.remove(&lower);
+            names.remove(&key);
             self.ip_users.remove(&ip);
             return;
         }
@@ -389,9 +394,9 @@ impl ClusterWriter {
             .into_nodes()
             .find(|(n, _)| n == &lower)
             .map(|(_, node)| WireNode::from(&node))
-            && names.get(&lower) != Some(&node)
+            && names.get(&key) != Some(&node)
         {
-            names.insert(lower, node);
+            names.insert(key, node);
         }
     }
 
@@ -423,16 +428,17 @@ impl ClusterWriter {
                     continue;
                 };
                 let lower = LowerName::new(&n);
-                let count = self.pod_refs.entry(lower.clone()).or_default();
+                let key = NameKey::from(&lower);
+                let count = self.pod_refs.entry(key.clone()).or_default();
                 *count += 1;
                 if *count == 1 {
                     let mut records = Records::default();
                     records.add(zone, address(&n, self.opts.ttl, ip));
                     if let Some((_, node)) = records.into_nodes().find(|(x, _)| x == &lower) {
-                        names.insert(lower.clone(), WireNode::from(&node));
+                        names.insert(key.clone(), WireNode::from(&node));
                     }
                 }
-                owned.push(lower);
+                owned.push(key);
             }
         }
         self.pod_names.insert(key.clone(), owned);
@@ -459,6 +465,7 @@ impl ClusterWriter {
         }
         let names = self.view.names.pin();
         for (n, node) in b.records.into_nodes() {
+            let n = NameKey::from(&n);
             let node = WireNode::from(&node);
             if names.get(&n) != Some(&node) {
                 names.insert(n, node);
@@ -602,7 +609,7 @@ mod tests {
         );
         let names = w.view();
         let names = names.names();
-        let web = LowerName::new(&Name::from_ascii("web.prod.svc.cluster.local.").unwrap());
+        let web = NameKey::new(&Name::from_ascii("web.prod.svc.cluster.local.").unwrap());
         assert!(names.get(&web).is_none());
     }
 

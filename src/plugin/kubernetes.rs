@@ -10,7 +10,7 @@ use super::{Outcome, Reply, Request, matching_zone};
 use crate::cluster::records::{ClusterOptions, insecure_pod_address};
 use crate::cluster::writer::{ClusterView, ClusterWriter, Meta};
 use crate::config::{Fallthrough, KubernetesConfig, PodMode};
-use crate::table::{WireNode, record};
+use crate::table::{NameKey, WireNode, record};
 use crate::wire::Owner;
 
 /// How many CNAMEs an answer follows inside the zone (CoreDNS stops at 8 too).
@@ -68,9 +68,9 @@ impl Kubernetes {
         }
         let meta = self.view.meta();
         let names = self.view.names();
-        let node = names.get(&req.lower);
+        let node = names.get(&NameKey::from(&req.lower));
         let found = match node {
-            Some(node) => Some(self.answer(node, &meta, req, &|n| names.get(n))),
+            Some(node) => Some(self.answer(node, &meta, req, &|n| names.get(&NameKey::from(n)))),
             None => self.insecure_pod(&meta, req),
         };
         match found {
