@@ -24,8 +24,7 @@ fn answer(c: &mut Criterion) {
         ".:0 {{\n kubernetes cluster.local in-addr.arpa {{\n  manifests {}\n  pods insecure\n }}\n}}\n",
         data.display()
     );
-    let blocks = clusterdns::config::corefile::parse_str(&corefile, "Corefile", None).unwrap();
-    let config = clusterdns::config::Config::from_blocks(blocks, 0, Path::new(".")).unwrap();
+    let config = clusterdns::config::Config::from_text(&corefile, 0, Path::new(".")).unwrap();
     let assembly = clusterdns::assemble(&config).unwrap();
     let listeners = clusterdns::server::bind(assembly.blocks, 1).unwrap();
     let handler = &listeners[0].handler;

@@ -68,8 +68,7 @@ fn start_dns(api: &apiserver::ApiServer) -> (SocketAddr, tokio::runtime::Runtime
         ".:0 {{\n kubernetes cluster.local in-addr.arpa {{\n  endpoint {}\n  startup_timeout 60s\n }}\n}}\n",
         api.url()
     );
-    let blocks = clusterdns::config::corefile::parse_str(&corefile, "Corefile", None).unwrap();
-    let config = clusterdns::config::Config::from_blocks(blocks, 0, Path::new(".")).unwrap();
+    let config = clusterdns::config::Config::from_text(&corefile, 0, Path::new(".")).unwrap();
     let assembly = clusterdns::assemble(&config).unwrap();
     let listeners = clusterdns::server::bind(assembly.blocks, 1).unwrap();
     let port = listeners[0].local_addr().unwrap().port();

@@ -230,6 +230,12 @@ impl Config {
         Self::from_blocks(blocks, default_port, dir)
     }
 
+    /// Reads and validates Corefile text; `dir` is where relative paths are read from.
+    pub fn from_text(text: &str, default_port: u16, dir: &Path) -> Result<Self, ConfigError> {
+        let blocks = corefile::parse_str(text, "Corefile", Some(dir))?;
+        Self::from_blocks(blocks, default_port, dir)
+    }
+
     /// Validates parsed server blocks. Relative paths are taken from `dir`.
     pub fn from_blocks(
         blocks: Vec<ServerBlock>,
@@ -792,8 +798,7 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<Config, ConfigError> {
-        let blocks = corefile::parse_str(text, "Corefile", None)?;
-        Config::from_blocks(blocks, 53, Path::new("/etc/coredns"))
+        Config::from_text(text, 53, Path::new("/etc/coredns"))
     }
 
     fn name(s: &str) -> LowerName {
