@@ -18,9 +18,7 @@ use hickory_proto::rr::rdata::PTR;
 use hickory_proto::rr::{LowerName, Name, RData};
 
 use super::ClusterObjects;
-use super::records::{
-    Apex, Builder, ClusterOptions, Ptr, address, dashed, is_reverse, name, ptrs_of,
-};
+use super::records::{Apex, Builder, ClusterOptions, address, dashed, is_reverse, name, ptrs_of};
 use crate::config::PodMode;
 use crate::source::convert::{Key, Kind, Object};
 use crate::table::{NameKey, Node, Records, WireNode, record};
@@ -73,6 +71,14 @@ impl ClusterView {
     }
 }
 
+/// A PTR target one service contributes for an address.
+#[derive(Debug, Clone)]
+struct Contribution {
+    service: Arc<Key>,
+    target: Name,
+    cluster_ip: bool,
+}
+
 /// One change to the cluster's objects.
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -97,9 +103,11 @@ pub struct ClusterWriter {
     namespaces: BTreeSet<String>,
     /// The names each service owns, and the PTRs it contributes.
     service_names: HashMap<Key, Vec<NameKey>>,
-    service_ptrs: HashMap<Key, Vec<Ptr>>,
-    /// Which services contribute a PTR for each address.
-    ip_users: HashMap<IpAddr, BTreeSet<Key>>,
+    /// The addresses each service contributes a PTR for.
+    service_ptrs: HashMap<Key, Vec<IpAddr>>,
+    /// For each address, the PTR targets services contribute, so one address's PTR is
+    /// rebuilt from its own contributions only.
+    ip_users: HashMap<IpAddr, Vec<Contribution>>,
     /// `pods verified`: the names each pod owns, and how many pods own each name.
     pod_names: HashMap<Key, Vec<NameKey>>,
     pod_refs: HashMap<NameKey, usize>,
@@ -340,18 +348,28 @@ impl ClusterWriter {
         if !owned.is_empty() {
             self.service_names.insert(key.clone(), owned);
         }
-        for p in self.service_ptrs.remove(key).unwrap_or_default() {
-            if let Some(users) = self.ip_users.get_mut(&p.ip) {
-                users.remove(key);
+        for ip in self.service_ptrs.remove(key).unwrap_or_default() {
+            if let Some(users) = self.ip_users.get_mut(&ip) {
+                users.retain(|c| *c.service != *key);
+                if users.is_empty() {
+                    self.ip_users.remove(&ip);
+                }
             }
-            ips.insert(p.ip);
+            ips.insert(ip);
         }
-        for p in &ptrs {
-            self.ip_users.entry(p.ip).or_default().insert(key.clone());
+        let service = Arc::new(key.clone());
+        let mut contributed = Vec::with_capacity(ptrs.len());
+        for p in ptrs {
             ips.insert(p.ip);
+            contributed.push(p.ip);
+            self.ip_users.entry(p.ip).or_default().push(Contribution {
+                service: Arc::clone(&service),
+                target: p.target,
+                cluster_ip: p.cluster_ip,
+            });
         }
-        if !ptrs.is_empty() {
-            self.service_ptrs.insert(key.clone(), ptrs);
+        if !contributed.is_empty() {
+            self.service_ptrs.insert(key.clone(), contributed);
         }
     }
 
@@ -364,22 +382,21 @@ impl ClusterWriter {
         let Some(zone) = self.reverse.iter().find(|z| z.zone_of(&owner)).cloned() else {
             return;
         };
-        let users = self.ip_users.get(&ip).cloned().unwrap_or_default();
-        let contributions: Vec<&Ptr> = users
-            .iter()
-            .filter_map(|k| self.service_ptrs.get(k))
-            .flatten()
-            .filter(|p| p.ip == ip)
-            .collect();
-        let targets: Vec<&Name> = match contributions.iter().find(|p| p.cluster_ip) {
-            Some(p) => vec![&p.target],
-            None => contributions.iter().map(|p| &p.target).collect(),
+        let mut contributions: Vec<&Contribution> = self
+            .ip_users
+            .get(&ip)
+            .map(|c| c.iter().collect())
+            .unwrap_or_default();
+        // In service order, so the answer does not depend on the order of changes.
+        contributions.sort_by(|a, b| a.service.cmp(&b.service));
+        let targets: Vec<&Name> = match contributions.iter().find(|c| c.cluster_ip) {
+            Some(c) => vec![&c.target],
+            None => contributions.iter().map(|c| &c.target).collect(),
         };
         let lower = LowerName::new(&owner);
         let key = NameKey::from(&lower);
         if targets.is_empty() {
             names.remove(&key);
-            self.ip_users.remove(&ip);
             return;
         }
         let mut records = Records::default();
