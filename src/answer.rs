@@ -59,6 +59,26 @@ impl Handler {
         Self { blocks }
     }
 
+    /// [`Self::handle`], with a panic caught at this boundary: it is logged, counted in
+    /// `coredns_panics_total`, answered with nothing, and the loop goes on serving.
+    pub fn handle_guarded(
+        &self,
+        query: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.handle(query, src, transport, out)
+        }));
+        handled.unwrap_or_else(|_| {
+            crate::metrics::metrics().panicked();
+            error!(%src, len = query.len(), "panic while answering a query; dropped it");
+            out.clear();
+            false
+        })
+    }
+
     /// Answers `query` into `out`. Returns false when nothing is to be sent (the packet is
     /// too short to carry an ID, or is itself a response).
     pub fn handle(

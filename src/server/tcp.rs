@@ -79,7 +79,7 @@ async fn connection(stream: TcpStream, handler: &Handler, idle: Duration) -> std
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(()),
         }
-        if handler.handle(&query, src, Transport::Tcp, &mut response) {
+        if handler.handle_guarded(&query, src, Transport::Tcp, &mut response) {
             writer.write_u16(response.len() as u16).await?;
             writer.write_all(&response).await?;
         }

@@ -23,7 +23,7 @@ pub async fn serve(socket: UdpSocket, handler: Arc<Handler>) {
                 continue;
             }
         };
-        if handler.handle(&query[..len], src, Transport::Udp, &mut response)
+        if handler.handle_guarded(&query[..len], src, Transport::Udp, &mut response)
             && let Err(error) = socket.send_to(&response, src).await
         {
             debug!(%error, %src, "udp send");
