@@ -271,6 +271,28 @@ impl NameKey {
     }
 }
 
+impl NameKey {
+    /// The labels, in order.
+    fn labels(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest = &self.0[..];
+        std::iter::from_fn(move || {
+            let (&len, tail) = rest.split_first()?;
+            let len = usize::from(len);
+            if len == 0 || tail.len() < len {
+                return None;
+            }
+            let (label, after) = tail.split_at(len);
+            rest = after;
+            Some(label)
+        })
+    }
+
+    /// The name again (lowercase, fully qualified).
+    pub fn to_name(&self) -> Option<Name> {
+        Name::from_labels(self.labels()).ok()
+    }
+}
+
 impl From<&LowerName> for NameKey {
     fn from(name: &LowerName) -> Self {
         Self::new(name)
@@ -279,14 +301,8 @@ impl From<&LowerName> for NameKey {
 
 impl std::fmt::Display for NameKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut rest = &self.0[..];
-        while let [len, tail @ ..] = rest {
-            let len = usize::from(*len);
-            if len == 0 || tail.len() < len {
-                break;
-            }
-            write!(f, "{}.", String::from_utf8_lossy(&tail[..len]))?;
-            rest = &tail[len..];
+        for label in self.labels() {
+            write!(f, "{}.", String::from_utf8_lossy(label))?;
         }
         Ok(())
     }

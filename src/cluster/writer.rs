@@ -75,7 +75,8 @@ impl ClusterView {
 #[derive(Debug, Clone)]
 struct Contribution {
     service: Arc<Key>,
-    target: Name,
+    /// Kept as key bytes: half the size of a `Name`, and there is one per endpoint.
+    target: NameKey,
     cluster_ip: bool,
 }
 
@@ -364,7 +365,7 @@ impl ClusterWriter {
             contributed.push(p.ip);
             self.ip_users.entry(p.ip).or_default().push(Contribution {
                 service: Arc::clone(&service),
-                target: p.target,
+                target: NameKey::new(&p.target),
                 cluster_ip: p.cluster_ip,
             });
         }
@@ -389,7 +390,7 @@ impl ClusterWriter {
             .unwrap_or_default();
         // In service order, so the answer does not depend on the order of changes.
         contributions.sort_by(|a, b| a.service.cmp(&b.service));
-        let targets: Vec<&Name> = match contributions.iter().find(|c| c.cluster_ip) {
+        let targets: Vec<&NameKey> = match contributions.iter().find(|c| c.cluster_ip) {
             Some(c) => vec![&c.target],
             None => contributions.iter().map(|c| &c.target).collect(),
         };
@@ -400,11 +401,8 @@ impl ClusterWriter {
             return;
         }
         let mut records = Records::default();
-        for t in targets {
-            records.add(
-                &zone,
-                record(&owner, self.opts.ttl, RData::PTR(PTR(t.clone()))),
-            );
+        for t in targets.iter().filter_map(|t| t.to_name()) {
+            records.add(&zone, record(&owner, self.opts.ttl, RData::PTR(PTR(t))));
         }
         // Reverse zones hold no empty non-terminals (CoreDNS answers NXDOMAIN there too).
         if let Some(node) = records
