@@ -393,3 +393,40 @@ fn dns_port_sets_the_port_of_server_blocks_that_name_none() {
         assert_answers(&Message::from_vec(&buf[..len]).unwrap(), WEB, WEB_IP);
     }
 }
+
+#[test]
+fn the_log_directive_writes_coredns_default_line_per_query() {
+    let port = free_port();
+    let corefile = format!(
+        ".:{port} {{\n    log\n    kubernetes cluster.local {{\n        manifests cluster.yaml\n    }}\n}}\n"
+    );
+    let dir = workdir(&corefile, MANIFEST);
+    let mut server = Process::spawn(dir.path(), &["-conf", "Corefile"]);
+    let reply = server.first_answer(port, WEB);
+    assert_answers(&reply, WEB, WEB_IP);
+    // `{remote}:{port} - {id} "{type} {class} {name} {proto} {size} {do} {bufsize}"
+    //  {rcode} {rflags} {rsize} {duration}`
+    let deadline = Instant::now() + DEADLINE;
+    let line = loop {
+        let out = server.stdout();
+        if let Some(line) = out
+            .lines()
+            .find(|l| l.contains(&format!("\"A IN {WEB} udp ")))
+        {
+            break line.to_string();
+        }
+        assert!(Instant::now() < deadline, "no log line in\n{out}");
+        sleep(Duration::from_millis(20));
+    };
+    let tail = line.split(" - ").nth(1).expect("`remote - id` in the line");
+    let fields: Vec<&str> = tail.split_whitespace().collect();
+    assert_eq!(fields[1], "\"A", "{line}");
+    assert_eq!(fields[7], "512\"", "no EDNS: bufsize 512: {line}");
+    assert_eq!(fields[8], "NOERROR", "{line}");
+    assert_eq!(fields[9], "qr,aa,rd,ra", "{line}");
+    assert!(fields[11].ends_with('s'), "duration in seconds: {line}");
+    assert!(
+        line.contains("127.0.0.1:"),
+        "remote without the IPv6-mapped prefix: {line}"
+    );
+}
