@@ -46,17 +46,39 @@ pub struct Block {
     pub errors: bool,
     /// With `prometheus`: this block's index in the metrics registry.
     pub metrics: Option<u16>,
+    /// With `loadbalance`: address records come in a random order.
+    pub loadbalance: bool,
 }
 
 /// Everything served on one port.
 #[derive(Debug)]
 pub struct Handler {
     blocks: Vec<Block>,
+    seed: std::sync::atomic::AtomicU64,
 }
 
 impl Handler {
     pub fn new(blocks: Vec<Block>) -> Self {
-        Self { blocks }
+        Self {
+            blocks,
+            seed: std::sync::atomic::AtomicU64::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+                    | 1,
+            ),
+        }
+    }
+
+    /// A cheap random sequence for `loadbalance` (not for anything that must be unguessable).
+    fn rng(&self) -> u64 {
+        // splitmix64 over a shared counter: lock-free, different per query.
+        let mut z = self
+            .seed
+            .fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
     }
 
     /// [`Self::handle`], with a panic caught at this boundary: it is logged, counted in
@@ -191,7 +213,10 @@ impl Handler {
             return (refused(), Some(block));
         }
         for plugin in &block.plugins {
-            if let Outcome::Reply(reply) = plugin.serve(&req) {
+            if let Outcome::Reply(mut reply) = plugin.serve(&req) {
+                if block.loadbalance {
+                    wire::shuffle_addresses(&mut reply.answers, &mut self.rng());
+                }
                 return (reply, Some(block));
             }
         }

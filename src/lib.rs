@@ -127,6 +127,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             (server.health.is_some(), "health"),
             (server.ready.is_some(), "ready"),
             (server.prometheus.is_some(), "prometheus"),
+            (server.loadbalance, "loadbalance"),
         ] {
             if on {
                 enabled.push((index, name));
@@ -156,6 +157,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
                 log: server.log,
                 errors: server.errors,
                 metrics: server.prometheus.as_ref().map(|_| index),
+                loadbalance: server.loadbalance,
             },
         ));
     }

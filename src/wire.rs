@@ -105,6 +105,85 @@ impl Section {
     }
 }
 
+/// The records of a section, each as its bytes, in order; `None` if the bytes do not parse.
+fn records(section: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < section.len() {
+        let start = at;
+        // The owner: labels up to a zero or a pointer.
+        loop {
+            let len = *section.get(at)?;
+            if len == 0 {
+                at += 1;
+                break;
+            }
+            if len & 0xC0 == 0xC0 {
+                at += 2;
+                break;
+            }
+            at += 1 + usize::from(len);
+        }
+        let rdlen = u16::from_be_bytes([*section.get(at + 8)?, *section.get(at + 9)?]);
+        at += 10 + usize::from(rdlen);
+        out.push(section.get(start..at)?);
+    }
+    Some(out)
+}
+
+/// The type of a whole record.
+fn record_type(record: &[u8]) -> u16 {
+    let mut at = 0;
+    while let Some(&len) = record.get(at) {
+        if len == 0 {
+            at += 1;
+            break;
+        }
+        if len & 0xC0 == 0xC0 {
+            at += 2;
+            break;
+        }
+        at += 1 + usize::from(len);
+    }
+    record
+        .get(at..at + 2)
+        .map_or(0, |t| u16::from_be_bytes([t[0], t[1]]))
+}
+
+/// CoreDNS's `loadbalance round_robin`: CNAMEs and other records first, then the A and AAAA
+/// records in a random order (`random` is a fresh random number).
+pub fn shuffle_addresses(section: &mut Section, random: &mut u64) {
+    const A: u16 = 1;
+    const AAAA: u16 = 28;
+    if section.count < 2 {
+        return;
+    }
+    let Some(all) = records(&section.bytes) else {
+        return;
+    };
+    let (mut addresses, rest): (Vec<&[u8]>, Vec<&[u8]>) = all
+        .into_iter()
+        .partition(|r| matches!(record_type(r), A | AAAA));
+    if addresses.len() < 2 {
+        return;
+    }
+    // Fisher-Yates, with the bits of `random` stirred between draws.
+    for i in (1..addresses.len()).rev() {
+        *random ^= *random << 13;
+        *random ^= *random >> 7;
+        *random ^= *random << 17;
+        let j = (*random % (i as u64 + 1)) as usize;
+        addresses.swap(i, j);
+    }
+    let bytes: Vec<u8> = rest
+        .into_iter()
+        .chain(addresses)
+        .flatten()
+        .copied()
+        .collect();
+    section.bytes = bytes;
+}
+
 /// Where the question of a query ends: after its name (labels, ending in a zero or a pointer)
 /// and its type and class. `None` if the bytes end first.
 pub fn question_end(query: &[u8]) -> Option<usize> {

@@ -39,6 +39,7 @@ pub const SUPPORTED: &[&str] = &[
     "health",
     "hosts",
     "kubernetes",
+    "loadbalance",
     "log",
     "prometheus",
     "ready",
@@ -69,7 +70,6 @@ const NOT_YET: &[&str] = &[
     "grpc",
     "header",
     "k8s_external",
-    "loadbalance",
     "local",
     "loop",
     "metadata",
@@ -115,6 +115,8 @@ pub struct ServerConfig {
     pub ready: Option<String>,
     /// `prometheus [ADDR]`: the address of `/metrics`.
     pub prometheus: Option<String>,
+    /// `loadbalance [round_robin]`: address records in a random order.
+    pub loadbalance: bool,
     pub pos: Pos,
 }
 
@@ -307,6 +309,7 @@ fn server_block(
         health: None,
         ready: None,
         prometheus: None,
+        loadbalance: false,
         pos: block.pos.clone(),
     };
     for d in &block.directives {
@@ -319,6 +322,18 @@ fn server_block(
                 .replace(hosts(d, &server.zones, dir)?)
                 .is_some(),
             "health" => server.health.replace(health(d)?).is_some(),
+            "loadbalance" => {
+                if !matches!(d.args.as_slice(), [] | [_])
+                    || d.args.first().is_some_and(|p| p != "round_robin")
+                {
+                    return Err(directive_err(
+                        d,
+                        name,
+                        "only the round_robin policy is supported",
+                    ));
+                }
+                std::mem::replace(&mut server.loadbalance, true)
+            }
             "ready" => server.ready.replace(http_addr(d, ":8181")?).is_some(),
             "prometheus" => server.prometheus.replace(http_addr(d, ":9153")?).is_some(),
             "kubernetes" => server
@@ -869,6 +884,7 @@ mod tests {
         for (text, line, needle) in [
             (".:53 {\n forward . 8.8.8.8\n}\n", 2, "not supported yet"),
             (".:53 {\n prometheus nonsense\n}\n", 2, "HOST:PORT"),
+            (".:53 {\n loadbalance weighted f\n}\n", 2, "round_robin"),
             (".:53 {\n health {\n  lameduck x\n }\n}\n", 3, "lameduck"),
             (".:53 {\n cache 30\n}\n", 2, "not supported yet"),
             (".:53 {\n frobnicate\n}\n", 2, "unknown directive"),

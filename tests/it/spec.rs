@@ -518,3 +518,30 @@ fn endpoint_pod_names_names_endpoints_after_their_pods() {
     );
     assert_eq!(rendered(&m), vec!["A 10.36.0.1"]);
 }
+
+#[test]
+fn loadbalance_shuffles_addresses_and_keeps_the_set() {
+    let server = TestServer::start(
+        ".:0 {
+        loadbalance
+        kubernetes cluster.local {
+            manifests DATA/cluster.yaml
+        }
+    }",
+    );
+    let mut firsts = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let m = server.query("sidecar-svc-headless.default.svc.cluster.local.", A);
+        assert_eq!(
+            rendered(&m),
+            vec!["A 10.36.0.0", "A 10.36.0.1", "A 10.39.0.1"]
+        );
+        firsts.insert(m.answers()[0].data().to_string());
+    }
+    assert!(firsts.len() > 1, "always the same order: {firsts:?}");
+    // A CNAME stays ahead of the addresses it leads to.
+    for _ in 0..10 {
+        let m = server.query("alias.prod.svc.cluster.local.", A);
+        assert_eq!(m.answers()[0].record_type(), CNAME);
+    }
+}
