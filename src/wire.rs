@@ -105,25 +105,28 @@ impl Section {
     }
 }
 
+/// Where the name starting at `at` ends: after its labels and their closing zero, or after a
+/// compression pointer. `None` if the bytes end first.
+fn skip_name(bytes: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *bytes.get(at)?;
+        if len == 0 {
+            return Some(at + 1);
+        }
+        if len & 0xC0 == 0xC0 {
+            return Some(at + 2);
+        }
+        at += 1 + usize::from(len);
+    }
+}
+
 /// The records of a section, each as its bytes, in order; `None` if the bytes do not parse.
 fn records(section: &[u8]) -> Option<Vec<&[u8]>> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < section.len() {
         let start = at;
-        // The owner: labels up to a zero or a pointer.
-        loop {
-            let len = *section.get(at)?;
-            if len == 0 {
-                at += 1;
-                break;
-            }
-            if len & 0xC0 == 0xC0 {
-                at += 2;
-                break;
-            }
-            at += 1 + usize::from(len);
-        }
+        at = skip_name(section, at)?;
         let rdlen = u16::from_be_bytes([*section.get(at + 8)?, *section.get(at + 9)?]);
         at += 10 + usize::from(rdlen);
         out.push(section.get(start..at)?);
@@ -133,20 +136,8 @@ fn records(section: &[u8]) -> Option<Vec<&[u8]>> {
 
 /// The type of a whole record.
 fn record_type(record: &[u8]) -> u16 {
-    let mut at = 0;
-    while let Some(&len) = record.get(at) {
-        if len == 0 {
-            at += 1;
-            break;
-        }
-        if len & 0xC0 == 0xC0 {
-            at += 2;
-            break;
-        }
-        at += 1 + usize::from(len);
-    }
-    record
-        .get(at..at + 2)
+    skip_name(record, 0)
+        .and_then(|at| record.get(at..at + 2))
         .map_or(0, |t| u16::from_be_bytes([t[0], t[1]]))
 }
 
@@ -187,22 +178,7 @@ pub fn shuffle_addresses(section: &mut Section, random: &mut u64) {
 /// Where the question of a query ends: after its name (labels, ending in a zero or a pointer)
 /// and its type and class. `None` if the bytes end first.
 pub fn question_end(query: &[u8]) -> Option<usize> {
-    let mut at = HEADER_LEN;
-    loop {
-        let len = *query.get(at)?;
-        match len {
-            0 => {
-                at += 1;
-                break;
-            }
-            l if l & 0xC0 == 0xC0 => {
-                at += 2;
-                break;
-            }
-            l => at += 1 + usize::from(l),
-        }
-    }
-    let end = at + 4;
+    let end = skip_name(query, HEADER_LEN)? + 4;
     (end <= query.len()).then_some(end)
 }
 
