@@ -162,17 +162,13 @@ impl Handler {
                     .filter(|(_, z)| z.zone_of(&req.lower))
                     .max_by_key(|(_, z)| z.num_labels())
                     .map_or(u16::MAX, |(i, _)| i as u16);
-                let size = match (transport, msg.extensions()) {
-                    (Transport::Tcp, _) => TCP_LIMIT,
-                    (Transport::Udp, Some(e)) => usize::from(e.max_payload()),
-                    (Transport::Udp, None) => PLAIN_UDP_LIMIT,
-                };
                 crate::metrics::metrics().query(Observed {
                     route: Route { block: index, zone },
                     tcp: transport == Transport::Tcp,
                     v6: src.ip().to_canonical().is_ipv6(),
                     qtype: u16::from(question.query_type()),
-                    size,
+                    // CoreDNS's request size: the client's buffer, at least 512, 64K over TCP.
+                    size: limit,
                     rcode: u16::from(reply.rcode),
                     seconds: started.elapsed().as_secs_f64(),
                 });
