@@ -11,7 +11,7 @@ use hickory_proto::rr::{DNSClass, LowerName, RecordType};
 use tracing::{error, info};
 
 use crate::metrics::{Observed, Route};
-use crate::plugin::{Outcome, Plugin, Reply, Request, matching_zone};
+use crate::plugin::{Outcome, Plugin, Reply, Request};
 use crate::wire::{self, HEADER_LEN};
 
 /// The UDP payload size we advertise in OPT (the DNS Flag Day 2020 value).
@@ -137,7 +137,7 @@ impl Handler {
         };
         let (reply, block) = self.reply(&msg, question);
         encode(query, &msg, &reply, limit, out);
-        if let Some(block) = block {
+        if let Some((block, zone)) = block {
             if block.log {
                 log_query(
                     &msg,
@@ -154,14 +154,6 @@ impl Handler {
                 error!(name = %question.name(), qtype = %question.query_type(), "SERVFAIL");
             }
             if let Some(index) = block.metrics {
-                let req = Request::new(question.name().clone(), question.query_type());
-                let zone = block
-                    .zones
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, z)| z.zone_of(&req.lower))
-                    .max_by_key(|(_, z)| z.num_labels())
-                    .map_or(u16::MAX, |(i, _)| i as u16);
                 crate::metrics::metrics().query(Observed {
                     route: Route { block: index, zone },
                     tcp: transport == Transport::Tcp,
@@ -177,7 +169,8 @@ impl Handler {
         true
     }
 
-    fn reply(&self, msg: &Message, question: &Query) -> (Reply, Option<&Block>) {
+    /// The reply, and the server block (with the index of its zone that matched) that made it.
+    fn reply(&self, msg: &Message, question: &Query) -> (Reply, Option<(&Block, u16)>) {
         let refused = || Reply::authoritative(ResponseCode::Refused).not_authoritative();
         if msg.extensions().as_ref().is_some_and(|e| e.version() > 0) {
             return (
@@ -193,31 +186,34 @@ impl Handler {
             );
         }
         let req = Request::new(question.name().clone(), qtype);
-        let Some(block) = self
+        // The block with the longest zone holding the name.
+        let Some((_, block, zone)) = self
             .blocks
             .iter()
-            .filter_map(|b| matching_zone(&b.zones, &req.lower).map(|z| (z.num_labels(), b)))
-            .max_by_key(|(n, _)| *n)
-            .map(|(_, b)| b)
+            .flat_map(|b| b.zones.iter().enumerate().map(move |(i, z)| (z, b, i)))
+            .filter(|(z, _, _)| z.zone_of(&req.lower))
+            .map(|(z, b, i)| (z.num_labels(), b, i as u16))
+            .max_by_key(|(n, _, _)| *n)
         else {
             return (refused(), None);
         };
+        let routed = Some((block, zone));
         // Zone transfers are not offered; other classes than IN hold nothing here.
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR)
             || !matches!(question.query_class(), DNSClass::IN)
         {
-            return (refused(), Some(block));
+            return (refused(), routed);
         }
         for plugin in &block.plugins {
             if let Outcome::Reply(mut reply) = plugin.serve(&req) {
                 if block.loadbalance {
                     wire::shuffle_addresses(&mut reply.answers, &mut self.rng());
                 }
-                return (reply, Some(block));
+                return (reply, routed);
             }
         }
         // Every plugin passed: nothing here holds the name.
-        (refused(), Some(block))
+        (refused(), routed)
     }
 }
 
