@@ -189,6 +189,37 @@ mod tests {
     }
 
     #[test]
+    fn ptr_sets_sort_their_entries_and_a_cluster_ip_wins() {
+        let name = |s: &str| NameKey::new(&n(s));
+        let (web, db) = (
+            name("web.prod.svc.cluster.local."),
+            name("db.prod.svc.cluster.local."),
+        );
+        let (web_0, db_0) = (
+            name("web-0.web.prod.svc.cluster.local."),
+            name("db-0.db.prod.svc.cluster.local."),
+        );
+        fn entry<'a>(service: &'a NameKey, target: &'a NameKey, cluster_ip: bool) -> PtrEntry<'a> {
+            PtrEntry {
+                service: service.as_bytes(),
+                target: target.as_bytes(),
+                cluster_ip,
+            }
+        }
+        let endpoints = PtrSet::new(vec![
+            entry(&web, &web_0, false),
+            entry(&db, &db_0, false),
+            entry(&web, &web_0, false),
+        ]);
+        assert_eq!(endpoints.served(), vec![db_0.as_bytes(), web_0.as_bytes()]);
+        assert_eq!(endpoints.entries().count(), 2);
+        let with_service = PtrSet::new(vec![entry(&db, &db_0, false), entry(&web, &web, true)]);
+        assert_eq!(with_service.served(), vec![web.as_bytes()]);
+        // A target outside its service is refused.
+        assert!(PtrSet::new(vec![entry(&web, &db_0, false)]).is_empty());
+    }
+
+    #[test]
     fn readers_keep_their_snapshot_across_a_publish() {
         let table = RecordTable::new(1u32);
         let before = table.load();
@@ -254,6 +285,70 @@ impl From<&Node> for WireNode {
     }
 }
 
+/// The PTR targets services give one address, in one allocation: entries of a flag byte (1:
+/// the address is that service's cluster IP), the offset of the service's name inside the
+/// target, the target's length, and the target in wire format. Kept sorted, so the answer does
+/// not depend on the order changes came in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PtrSet(Box<[u8]>);
+
+/// One PTR target, and the service that gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PtrEntry<'a> {
+    /// The service's name in wire format (a suffix of `target`): entries sort by it first.
+    pub service: &'a [u8],
+    pub target: &'a [u8],
+    pub cluster_ip: bool,
+}
+
+impl PtrSet {
+    /// A set of these entries, sorted, without duplicates. Entries whose target is not a
+    /// wire-format name of at most 255 bytes ending in `service` are left out.
+    pub fn new(mut entries: Vec<PtrEntry<'_>>) -> Self {
+        entries.retain(|e| e.target.len() <= 255 && e.target.ends_with(e.service));
+        entries.sort();
+        entries.dedup();
+        let mut out = Vec::with_capacity(entries.iter().map(|e| 3 + e.target.len()).sum());
+        for e in entries {
+            out.push(u8::from(e.cluster_ip));
+            out.push((e.target.len() - e.service.len()) as u8);
+            out.push(e.target.len() as u8);
+            out.extend_from_slice(e.target);
+        }
+        Self(out.into_boxed_slice())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every entry, in order.
+    pub fn entries(&self) -> impl Iterator<Item = PtrEntry<'_>> {
+        let mut rest = &self.0[..];
+        std::iter::from_fn(move || {
+            let [flag, offset, len, tail @ ..] = rest else {
+                return None;
+            };
+            let (target, after) = tail.split_at_checked(usize::from(*len))?;
+            rest = after;
+            Some(PtrEntry {
+                service: target.get(usize::from(*offset)..)?,
+                target,
+                cluster_ip: *flag == 1,
+            })
+        })
+    }
+
+    /// The targets served: the service whose cluster IP the address is, else every endpoint
+    /// name with that address.
+    pub fn served(&self) -> Vec<&[u8]> {
+        match self.entries().find(|e| e.cluster_ip) {
+            Some(e) => vec![e.target],
+            None => self.entries().map(|e| e.target).collect(),
+        }
+    }
+}
+
 /// A name as a table key: its labels in wire format, lowercased. Half the size of a
 /// `LowerName`, and comparable with bytes taken straight from a packet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -285,6 +380,11 @@ impl NameKey {
             rest = after;
             Some(label)
         })
+    }
+
+    /// The labels in wire format, lowercase, ending with the root's zero.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
 
     /// The name again (lowercase, fully qualified).

@@ -96,6 +96,45 @@ pub fn insecure_pod_address(label: &str) -> Option<IpAddr> {
     ip.parse().ok()
 }
 
+/// The address a full reverse name spells: `4.3.2.1.in-addr.arpa.` or the 32 nibbles of
+/// `ip6.arpa.`. Anything shorter, longer or not canonical (leading zeros, upper case) is not
+/// an address.
+pub fn reverse_address(name: &Name) -> Option<IpAddr> {
+    let labels: Vec<&[u8]> = name.iter().collect();
+    match labels.as_slice() {
+        [d, c, b, a, in_addr, arpa]
+            if in_addr.eq_ignore_ascii_case(b"in-addr") && arpa.eq_ignore_ascii_case(b"arpa") =>
+        {
+            let octet = |l: &[u8]| -> Option<u8> {
+                if l.is_empty() || l.len() > 3 || (l.len() > 1 && l[0] == b'0') {
+                    return None;
+                }
+                std::str::from_utf8(l).ok()?.parse().ok()
+            };
+            Some(IpAddr::from([octet(a)?, octet(b)?, octet(c)?, octet(d)?]))
+        }
+        [nibbles @ .., ip6, arpa]
+            if nibbles.len() == 32
+                && ip6.eq_ignore_ascii_case(b"ip6")
+                && arpa.eq_ignore_ascii_case(b"arpa") =>
+        {
+            let mut bits: u128 = 0;
+            for label in nibbles.iter().rev() {
+                let [digit] = label else { return None };
+                let value = match digit {
+                    b'0'..=b'9' => digit - b'0',
+                    b'a'..=b'f' => digit - b'a' + 10,
+                    b'A'..=b'F' => digit - b'A' + 10,
+                    _ => return None,
+                };
+                bits = bits << 4 | u128::from(value);
+            }
+            Some(IpAddr::from(bits.to_be_bytes()))
+        }
+        _ => None,
+    }
+}
+
 /// Whether any endpoint of the service is ready (or counts as ready).
 fn has_ready(svc: &Service, objects: &ClusterObjects) -> bool {
     objects
@@ -410,6 +449,34 @@ mod tests {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(dashed(ip), label);
             assert_eq!(insecure_pod_address(label), Some(ip), "{label}");
+        }
+    }
+
+    #[test]
+    fn reverse_names_spell_addresses() {
+        for ip in [
+            "10.96.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "fd00::1",
+            "2001:db8::abcd:1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut name = Name::from(ip);
+            name.set_fqdn(true);
+            assert_eq!(reverse_address(&name), Some(ip), "{name}");
+        }
+        for name in [
+            "96.10.in-addr.arpa.",
+            "1.0.96.10.10.in-addr.arpa.",
+            "01.0.96.10.in-addr.arpa.",
+            "256.0.96.10.in-addr.arpa.",
+            "x.0.96.10.in-addr.arpa.",
+            "1.0.96.10.ip6.arpa.",
+            "1.0.96.10.example.",
+        ] {
+            let name = Name::from_ascii(name).unwrap();
+            assert_eq!(reverse_address(&name), None, "{name}");
         }
     }
 

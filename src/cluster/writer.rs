@@ -14,19 +14,20 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use hickory_proto::rr::rdata::PTR;
-use hickory_proto::rr::{LowerName, Name, RData};
+use hickory_proto::rr::{LowerName, Name};
 
 use super::ClusterObjects;
 use super::records::{Apex, Builder, ClusterOptions, address, dashed, is_reverse, name, ptrs_of};
 use crate::config::PodMode;
 use crate::source::convert::{Key, Kind, Object};
-use crate::table::{NameKey, Node, Records, WireNode, record};
+use crate::table::{NameKey, Node, PtrEntry, PtrSet, Records, WireNode};
 
 /// What readers see: nodes by name, and the few things that span names.
 #[derive(Debug)]
 pub struct ClusterView {
     names: papaya::HashMap<NameKey, WireNode>,
+    /// PTR targets by address: a reverse name is answered from the address it spells.
+    ptrs: papaya::HashMap<IpAddr, PtrSet>,
     meta: ArcSwap<Meta>,
 }
 
@@ -57,27 +58,26 @@ impl ClusterView {
         self.names.pin()
     }
 
+    /// Pins the PTR targets for the length of one query.
+    pub fn ptrs(
+        &self,
+    ) -> papaya::HashMapRef<'_, IpAddr, PtrSet, std::hash::RandomState, papaya::LocalGuard<'_>>
+    {
+        self.ptrs.pin()
+    }
+
     pub fn meta(&self) -> arc_swap::Guard<Arc<Meta>> {
         self.meta.load()
     }
 
-    /// How many names are served.
+    /// How many names are served (PTR names included).
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.names.len() + self.ptrs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.names.is_empty() && self.ptrs.is_empty()
     }
-}
-
-/// A PTR target one service contributes for an address.
-#[derive(Debug, Clone)]
-struct Contribution {
-    service: Arc<Key>,
-    /// Kept as key bytes: half the size of a `Name`, and there is one per endpoint.
-    target: NameKey,
-    cluster_ip: bool,
 }
 
 /// One change to the cluster's objects.
@@ -104,11 +104,11 @@ pub struct ClusterWriter {
     namespaces: BTreeSet<String>,
     /// The names each service owns, and the PTRs it contributes.
     service_names: HashMap<Key, Vec<NameKey>>,
-    /// The addresses each service contributes a PTR for.
+    /// The addresses each service gives a PTR target for.
     service_ptrs: HashMap<Key, Vec<IpAddr>>,
-    /// For each address, the PTR targets services contribute, so one address's PTR is
-    /// rebuilt from its own contributions only.
-    ip_users: HashMap<IpAddr, Vec<Contribution>>,
+    /// Whether `in-addr.arpa.` and `ip6.arpa.` are served whole (the common case: no need to
+    /// check an address against the reverse zones).
+    whole_reverse: [bool; 2],
     /// `pods verified`: the names each pod owns, and how many pods own each name.
     pod_names: HashMap<Key, Vec<NameKey>>,
     pod_refs: HashMap<NameKey, usize>,
@@ -130,6 +130,8 @@ impl ClusterWriter {
             .filter(|z| is_reverse(z))
             .cloned()
             .collect();
+        let whole = |z: &str| opts.zones.iter().any(|n| n.to_ascii() == z);
+        let whole_reverse = [whole("in-addr.arpa."), whole("ip6.arpa.")];
         let mut writer = Self {
             opts,
             objects: ClusterObjects {
@@ -138,6 +140,7 @@ impl ClusterWriter {
             },
             view: Arc::new(ClusterView {
                 names: papaya::HashMap::new(),
+                ptrs: papaya::HashMap::new(),
                 meta: ArcSwap::from_pointee(Meta::default()),
             }),
             forward,
@@ -145,7 +148,7 @@ impl ClusterWriter {
             namespaces: BTreeSet::new(),
             service_names: HashMap::new(),
             service_ptrs: HashMap::new(),
-            ip_users: HashMap::new(),
+            whole_reverse,
             pod_names: HashMap::new(),
             pod_refs: HashMap::new(),
         };
@@ -197,12 +200,8 @@ impl ClusterWriter {
             pods.extend(self.objects.pods.keys().cloned());
         }
         self.refresh_namespaces(&mut services, &mut pods);
-        let mut ips = HashSet::new();
         for key in &services {
-            self.refresh_service(key, &mut ips);
-        }
-        for ip in ips {
-            self.refresh_ptr(ip);
+            self.refresh_service(key);
         }
         for key in &pods {
             self.refresh_pod(key);
@@ -307,7 +306,7 @@ impl ClusterWriter {
     }
 
     /// Replaces the names a service owns with what it owns now.
-    fn refresh_service(&mut self, key: &Key, ips: &mut HashSet<IpAddr>) {
+    fn refresh_service(&mut self, key: &Key) {
         let mut fresh: Vec<(LowerName, Node)> = Vec::new();
         let mut ptrs = Vec::new();
         if let Some(svc) = self.objects.services.get(key)
@@ -349,70 +348,63 @@ impl ClusterWriter {
         if !owned.is_empty() {
             self.service_names.insert(key.clone(), owned);
         }
-        for ip in self.service_ptrs.remove(key).unwrap_or_default() {
-            if let Some(users) = self.ip_users.get_mut(&ip) {
-                users.retain(|c| *c.service != *key);
-                if users.is_empty() {
-                    self.ip_users.remove(&ip);
+        let service = name(
+            &[&key.1, &key.0, "svc"],
+            self.forward.first().unwrap_or(&Name::root()),
+        )
+        .map(|n| NameKey::new(&n));
+        let mut mine: HashMap<IpAddr, Vec<(NameKey, bool)>> = HashMap::new();
+        for p in ptrs {
+            mine.entry(p.ip)
+                .or_default()
+                .push((NameKey::new(&p.target), p.cluster_ip));
+        }
+        let old = self.service_ptrs.remove(key).unwrap_or_default();
+        if let Some(service) = &service {
+            let ptrs = self.view.ptrs.pin();
+            let mut seen = HashSet::new();
+            for &ip in old.iter().chain(mine.keys()) {
+                if !seen.insert(ip) || !self.reverse_covers(ip) {
+                    continue;
+                }
+                let current = ptrs.get(&ip);
+                let mut entries: Vec<PtrEntry> = current
+                    .iter()
+                    .flat_map(|set| set.entries())
+                    .filter(|e| e.service != service.as_bytes())
+                    .collect();
+                entries.extend(
+                    mine.get(&ip)
+                        .into_iter()
+                        .flatten()
+                        .map(|(target, cluster_ip)| PtrEntry {
+                            service: service.as_bytes(),
+                            target: target.as_bytes(),
+                            cluster_ip: *cluster_ip,
+                        }),
+                );
+                let next = PtrSet::new(entries);
+                if next.is_empty() {
+                    ptrs.remove(&ip);
+                } else if current != Some(&next) {
+                    ptrs.insert(ip, next);
                 }
             }
-            ips.insert(ip);
         }
-        let service = Arc::new(key.clone());
-        let mut contributed = Vec::with_capacity(ptrs.len());
-        for p in ptrs {
-            ips.insert(p.ip);
-            contributed.push(p.ip);
-            self.ip_users.entry(p.ip).or_default().push(Contribution {
-                service: Arc::clone(&service),
-                target: NameKey::new(&p.target),
-                cluster_ip: p.cluster_ip,
-            });
-        }
+        let contributed: Vec<IpAddr> = mine.into_keys().collect();
         if !contributed.is_empty() {
             self.service_ptrs.insert(key.clone(), contributed);
         }
     }
 
-    /// The PTR of one address: the service whose cluster IP it is, else every endpoint
-    /// with that address.
-    fn refresh_ptr(&mut self, ip: IpAddr) {
+    /// Whether an address's PTR name falls in a reverse zone served here.
+    fn reverse_covers(&self, ip: IpAddr) -> bool {
+        if self.whole_reverse[usize::from(ip.is_ipv6())] {
+            return true;
+        }
         let mut owner = Name::from(ip);
         owner.set_fqdn(true);
-        let names = self.view.names.pin();
-        let Some(zone) = self.reverse.iter().find(|z| z.zone_of(&owner)).cloned() else {
-            return;
-        };
-        let mut contributions: Vec<&Contribution> = self
-            .ip_users
-            .get(&ip)
-            .map(|c| c.iter().collect())
-            .unwrap_or_default();
-        // In service order, so the answer does not depend on the order of changes.
-        contributions.sort_by(|a, b| a.service.cmp(&b.service));
-        let targets: Vec<&NameKey> = match contributions.iter().find(|c| c.cluster_ip) {
-            Some(c) => vec![&c.target],
-            None => contributions.iter().map(|c| &c.target).collect(),
-        };
-        let lower = LowerName::new(&owner);
-        let key = NameKey::from(&lower);
-        if targets.is_empty() {
-            names.remove(&key);
-            return;
-        }
-        let mut records = Records::default();
-        for t in targets.iter().filter_map(|t| t.to_name()) {
-            records.add(&zone, record(&owner, self.opts.ttl, RData::PTR(PTR(t))));
-        }
-        // Reverse zones hold no empty non-terminals (CoreDNS answers NXDOMAIN there too).
-        if let Some(node) = records
-            .into_nodes()
-            .find(|(n, _)| n == &lower)
-            .map(|(_, node)| WireNode::from(&node))
-            && names.get(&key) != Some(&node)
-        {
-            names.insert(key, node);
-        }
+        self.reverse.iter().any(|z| z.zone_of(&owner))
     }
 
     /// `pods verified`: a pod's `a-b-c-d.ns.pod.zone` names.
@@ -541,7 +533,28 @@ mod tests {
                 (n.to_string(), records)
             })
             .collect();
+        out.extend(view.ptrs().iter().map(|(ip, set)| {
+            let targets = set
+                .served()
+                .iter()
+                .map(|t| format!("PTR {}", Name::from_labels(labels(t)).unwrap()))
+                .collect();
+            (Name::from(*ip).to_string(), targets)
+        }));
         out.sort();
+        out
+    }
+
+    /// The labels of a wire-format name.
+    fn labels(mut name: &[u8]) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        while let [len, rest @ ..] = name
+            && *len > 0
+        {
+            let (label, tail) = rest.split_at(usize::from(*len));
+            out.push(label);
+            name = tail;
+        }
         out
     }
 

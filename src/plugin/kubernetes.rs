@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{LowerName, Name, RData, RecordType};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
 
 use super::{Outcome, Reply, Request, matching_zone};
-use crate::cluster::records::{ClusterOptions, insecure_pod_address};
+use crate::cluster::records::{ClusterOptions, insecure_pod_address, reverse_address};
 use crate::cluster::writer::{ClusterView, ClusterWriter, Meta};
 use crate::config::{Fallthrough, KubernetesConfig, PodMode};
 use crate::table::{NameKey, WireNode, record};
@@ -71,7 +71,9 @@ impl Kubernetes {
         let node = names.get(&NameKey::from(&req.lower));
         let found = match node {
             Some(node) => Some(self.answer(node, &meta, req, &|n| names.get(&NameKey::from(n)))),
-            None => self.insecure_pod(&meta, req),
+            None => self
+                .reverse(&meta, req)
+                .or_else(|| self.insecure_pod(&meta, req)),
         };
         match found {
             Some(reply) => Outcome::Reply(reply),
@@ -152,6 +154,31 @@ impl Kubernetes {
             seen.push(lower);
             target = (**next).clone();
         }
+    }
+
+    /// A reverse name: the PTR targets of the address it spells.
+    fn reverse(&self, meta: &Meta, req: &Request) -> Option<Reply> {
+        let ip = reverse_address(&req.name)?;
+        let ptrs = self.view.ptrs();
+        let set = ptrs.get(&ip)?;
+        if !matches!(req.qtype, RecordType::PTR | RecordType::ANY) {
+            return Some(negative(meta, &req.lower, ResponseCode::NoError));
+        }
+        let targets = set.served();
+        let mut bodies = Vec::with_capacity(targets.iter().map(|t| 10 + t.len()).sum());
+        for target in &targets {
+            bodies.extend_from_slice(&u16::from(RecordType::PTR).to_be_bytes());
+            bodies.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+            bodies.extend_from_slice(&self.ttl.to_be_bytes());
+            bodies.extend_from_slice(&(target.len() as u16).to_be_bytes());
+            bodies.extend_from_slice(target);
+        }
+        let mut reply = Reply::authoritative(ResponseCode::NoError);
+        reply.recursion_available = true;
+        reply
+            .answers
+            .push_bodies(Owner::Question, &bodies, targets.len() as u16);
+        Some(reply)
     }
 
     /// `A-B-C-D.NS.pod.ZONE` under `pods insecure`: the address written in the name.

@@ -277,6 +277,16 @@ const CASES: &[Case] = &[
         NoError,
         &["PTR web.prod.svc.cluster.local."],
     ),
+    case(
+        "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.4.4.0.0.0.0.d.f.ip6.arpa.",
+        PTR,
+        NoError,
+        &["PTR fd00-44--1.dual.prod.svc.cluster.local."],
+    ),
+    // A PTR name has no other types; a partial reverse name does not exist.
+    case("10.0.44.10.in-addr.arpa.", A, NoError, &[]),
+    case("0.44.10.in-addr.arpa.", PTR, NXDomain, &[]),
+    case("010.0.44.10.in-addr.arpa.", PTR, NXDomain, &[]),
     case("12.0.44.10.in-addr.arpa.", PTR, NXDomain, &[]),
     case("8.8.8.8.in-addr.arpa.", PTR, NXDomain, &[]),
     // The zone itself, schema version, empty non-terminals, and names that do not exist.
