@@ -230,58 +230,102 @@ mod tests {
 }
 
 /// One record set as served: bodies ready to follow the question's name, and whole
-/// additional records (see [`crate::wire`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WireSet {
+/// additional records (see [`crate::wire`]). A view into its node's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireSet<'a> {
     pub count: u16,
-    pub bodies: Box<[u8]>,
+    pub bodies: &'a [u8],
     pub additional_count: u16,
-    pub additional: Box<[u8]>,
+    pub additional: &'a [u8],
 }
 
 /// A node as served: each set precompiled in wire format when the records change, so a
-/// query copies bytes instead of encoding records.
+/// query copies bytes instead of encoding records. One allocation: a set count, a 14-byte
+/// header per set (type, count, bodies' length, additional count, additional length), then
+/// each set's bodies and additional records. An empty non-terminal allocates nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WireNode {
-    sets: Box<[(RecordType, WireSet)]>,
-    /// The target of the node's CNAME, if it has one, for following it inside the zone.
-    pub cname: Option<Box<Name>>,
-}
+pub struct WireNode(Box<[u8]>);
+
+const SET_HEADER: usize = 14;
 
 impl WireNode {
     /// The set of `rtype`, if the name has one.
-    pub fn get(&self, rtype: RecordType) -> Option<&WireSet> {
-        self.sets.iter().find(|(t, _)| *t == rtype).map(|(_, s)| s)
+    pub fn get(&self, rtype: RecordType) -> Option<WireSet<'_>> {
+        self.sets().find(|(t, _)| *t == rtype).map(|(_, s)| s)
     }
 
     /// Every set at this name.
-    pub fn sets(&self) -> impl Iterator<Item = (RecordType, &WireSet)> {
-        self.sets.iter().map(|(t, s)| (*t, s))
+    pub fn sets(&self) -> impl Iterator<Item = (RecordType, WireSet<'_>)> {
+        let bytes = &self.0[..];
+        let sets = bytes.first().map_or(0, |n| usize::from(*n));
+        let mut data = 1 + sets * SET_HEADER;
+        (0..sets).map_while(move |i| {
+            let h = bytes.get(1 + i * SET_HEADER..1 + (i + 1) * SET_HEADER)?;
+            let u16_at = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+            let u32_at = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+            let (bodies_len, additional_len) = (u32_at(4) as usize, u32_at(10) as usize);
+            let bodies = bytes.get(data..data + bodies_len)?;
+            let additional = bytes.get(data + bodies_len..data + bodies_len + additional_len)?;
+            data += bodies_len + additional_len;
+            let set = WireSet {
+                count: u16_at(2),
+                bodies,
+                additional_count: u16_at(8),
+                additional,
+            };
+            Some((RecordType::from(u16_at(0)), set))
+        })
+    }
+
+    /// The target of the node's CNAME, if it has one, for following it inside the zone.
+    pub fn cname(&self) -> Option<Name> {
+        let set = self.get(RecordType::CNAME)?;
+        let mut rest = set.bodies.get(10..)?;
+        let mut labels = Vec::new();
+        while let [len, tail @ ..] = rest
+            && *len > 0
+        {
+            let (label, after) = tail.split_at_checked(usize::from(*len))?;
+            labels.push(label);
+            rest = after;
+        }
+        Name::from_labels(labels).ok()
     }
 }
 
 impl From<&Node> for WireNode {
     fn from(node: &Node) -> Self {
-        let sets = node
+        if node.sets.is_empty() {
+            return Self::default();
+        }
+        let sets: Vec<(RecordType, &RrSet, Vec<u8>, Vec<u8>)> = node
             .sets
             .iter()
+            .take(usize::from(u8::MAX))
             .map(|(t, set)| {
-                let wire = WireSet {
-                    count: set.records.len() as u16,
-                    bodies: set.records.iter().flat_map(crate::wire::body).collect(),
-                    additional_count: set.additional.len() as u16,
-                    additional: set.additional.iter().flat_map(crate::wire::full).collect(),
-                };
-                (*t, wire)
+                let bodies = set.records.iter().flat_map(crate::wire::body).collect();
+                let additional = set.additional.iter().flat_map(crate::wire::full).collect();
+                (*t, set, bodies, additional)
             })
             .collect();
-        let cname = node
-            .get(RecordType::CNAME)
-            .and_then(|s| match s.records.first()?.data() {
-                RData::CNAME(c) => Some(Box::new(c.0.clone())),
-                _ => None,
-            });
-        Self { sets, cname }
+        let size: usize = sets
+            .iter()
+            .map(|(_, _, b, a)| SET_HEADER + b.len() + a.len())
+            .sum();
+        let mut out = Vec::with_capacity(1 + size);
+        out.push(sets.len() as u8);
+        for (t, set, bodies, additional) in &sets {
+            out.extend_from_slice(&u16::from(*t).to_be_bytes());
+            out.extend_from_slice(&(set.records.len() as u16).to_be_bytes());
+            out.extend_from_slice(&(bodies.len() as u32).to_be_bytes());
+            out.extend_from_slice(&(set.additional.len() as u16).to_be_bytes());
+            out.extend_from_slice(&(additional.len() as u32).to_be_bytes());
+        }
+        for (_, _, bodies, additional) in sets {
+            out.extend_from_slice(&bodies);
+            out.extend_from_slice(&additional);
+        }
+        Self(out.into_boxed_slice())
     }
 }
 
@@ -380,6 +424,11 @@ impl NameKey {
             rest = after;
             Some(label)
         })
+    }
+
+    /// A key from bytes that are already a lowercase name in wire format.
+    pub(crate) fn from_lowercase_wire(bytes: Vec<u8>) -> Self {
+        Self(bytes.into_boxed_slice())
     }
 
     /// The labels in wire format, lowercase, ending with the root's zero.

@@ -80,6 +80,50 @@ impl ClusterView {
     }
 }
 
+/// The names a service owns, in one allocation: each is written as the forward zone it is
+/// in and its labels before the service's own name there (most are one short label, or
+/// none), so a service's thousand endpoint names do not cost a thousand full names.
+#[derive(Debug, Default)]
+struct OwnedNames(Box<[u8]>);
+
+impl OwnedNames {
+    /// `names`, each under one of `bases` (the service's name in each forward zone).
+    fn new<'a>(names: impl Iterator<Item = &'a NameKey>, bases: &[Option<NameKey>]) -> Self {
+        let mut out = Vec::new();
+        for n in names {
+            let n = n.as_bytes();
+            let found = bases.iter().enumerate().find_map(|(i, base)| {
+                let base = base.as_ref()?.as_bytes();
+                let prefix = n.strip_suffix(base)?;
+                (prefix.len() <= usize::from(u8::MAX)).then_some((i, prefix))
+            });
+            if let Some((i, prefix)) = found {
+                out.push(i as u8);
+                out.push(prefix.len() as u8);
+                out.extend_from_slice(prefix);
+            }
+        }
+        Self(out.into_boxed_slice())
+    }
+
+    /// The names again, whole.
+    fn names(&self, bases: &[Option<NameKey>]) -> Vec<NameKey> {
+        let mut out = Vec::new();
+        let mut rest = &self.0[..];
+        while let [zone, len, tail @ ..] = rest
+            && let Some((prefix, after)) = tail.split_at_checked(usize::from(*len))
+        {
+            rest = after;
+            if let Some(Some(base)) = bases.get(usize::from(*zone)) {
+                let mut whole = prefix.to_vec();
+                whole.extend_from_slice(base.as_bytes());
+                out.push(NameKey::from_lowercase_wire(whole));
+            }
+        }
+        out
+    }
+}
+
 /// One change to the cluster's objects.
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -103,7 +147,7 @@ pub struct ClusterWriter {
     reverse: Vec<Name>,
     namespaces: BTreeSet<String>,
     /// The names each service owns, and the PTRs it contributes.
-    service_names: HashMap<Key, Vec<NameKey>>,
+    service_names: HashMap<Key, OwnedNames>,
     /// The addresses each service gives a PTR target for.
     service_ptrs: HashMap<Key, Vec<IpAddr>>,
     /// Whether `in-addr.arpa.` and `ip6.arpa.` are served whole (the common case: no need to
@@ -332,20 +376,25 @@ impl ClusterWriter {
             .into_iter()
             .map(|(n, node)| (NameKey::from(&n), node))
             .collect();
-        let old = self.service_names.remove(key).unwrap_or_default();
+        let bases = self.service_bases(key);
+        let old = self
+            .service_names
+            .remove(key)
+            .map(|o| o.names(&bases))
+            .unwrap_or_default();
         let names = self.view.names.pin();
         let kept: HashSet<&NameKey> = fresh.iter().map(|(n, _)| n).collect();
         for n in old.iter().filter(|n| !kept.contains(n)) {
             names.remove(n);
         }
-        let owned: Vec<NameKey> = fresh.iter().map(|(n, _)| n.clone()).collect();
+        let owned = OwnedNames::new(fresh.iter().map(|(n, _)| n), &bases);
         for (n, node) in fresh {
             let node = WireNode::from(&node);
             if names.get(&n) != Some(&node) {
                 names.insert(n, node);
             }
         }
-        if !owned.is_empty() {
+        if !owned.0.is_empty() {
             self.service_names.insert(key.clone(), owned);
         }
         let service = name(
@@ -395,6 +444,14 @@ impl ClusterWriter {
         if !contributed.is_empty() {
             self.service_ptrs.insert(key.clone(), contributed);
         }
+    }
+
+    /// A service's own name in each forward zone.
+    fn service_bases(&self, key: &Key) -> Vec<Option<NameKey>> {
+        self.forward
+            .iter()
+            .map(|zone| name(&[&key.1, &key.0, "svc"], zone).map(|n| NameKey::new(&n)))
+            .collect()
     }
 
     /// Whether an address's PTR name falls in a reverse zone served here.
@@ -522,7 +579,7 @@ mod tests {
                     .filter(|(t, _)| *t != RecordType::SOA)
                     .flat_map(|(t, s)| {
                         let mut answer = crate::wire::Section::default();
-                        answer.push_bodies(crate::wire::Owner::Question, &s.bodies, s.count);
+                        answer.push_bodies(crate::wire::Owner::Question, s.bodies, s.count);
                         [
                             format!("{t} {:?}", answer.bytes),
                             format!("+ {:?}", s.additional),

@@ -96,23 +96,23 @@ impl Kubernetes {
                 for (_, set) in node.sets() {
                     reply
                         .answers
-                        .push_bodies(Owner::Question, &set.bodies, set.count);
+                        .push_bodies(Owner::Question, set.bodies, set.count);
                 }
             }
             qtype => {
                 if let Some(set) = node.get(qtype) {
                     reply
                         .answers
-                        .push_bodies(Owner::Question, &set.bodies, set.count);
+                        .push_bodies(Owner::Question, set.bodies, set.count);
                     reply
                         .additional
-                        .push_full(&set.additional, set.additional_count);
+                        .push_full(set.additional, set.additional_count);
                 } else if let (Some(target), Some(cname)) =
-                    (&node.cname, node.get(RecordType::CNAME))
+                    (node.cname(), node.get(RecordType::CNAME))
                     && matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::TXT)
                 {
-                    reply.answers.push_bodies(Owner::Question, &cname.bodies, 1);
-                    self.chase(lookup, target, qtype, &mut reply);
+                    reply.answers.push_bodies(Owner::Question, cname.bodies, 1);
+                    self.chase(lookup, &target, qtype, &mut reply);
                 }
             }
         }
@@ -142,17 +142,17 @@ impl Kubernetes {
             if let Some(set) = node.get(qtype) {
                 reply
                     .answers
-                    .push_bodies(Owner::Name(&target), &set.bodies, set.count);
+                    .push_bodies(Owner::Name(&target), set.bodies, set.count);
                 return;
             }
-            let (Some(next), Some(cname)) = (&node.cname, node.get(RecordType::CNAME)) else {
+            let (Some(next), Some(cname)) = (node.cname(), node.get(RecordType::CNAME)) else {
                 return;
             };
             reply
                 .answers
-                .push_bodies(Owner::Name(&target), &cname.bodies, 1);
+                .push_bodies(Owner::Name(&target), cname.bodies, 1);
             seen.push(lower);
-            target = (**next).clone();
+            target = next;
         }
     }
 
