@@ -73,13 +73,13 @@ pub struct Service {
 /// One endpoint: a pod (or anything) behind a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    pub addresses: Vec<IpAddr>,
+    pub addresses: Box<[IpAddr]>,
     /// `hostname`: the endpoint's name under the service.
-    pub hostname: Option<String>,
+    pub hostname: Option<Box<str>>,
     /// `conditions.ready`, where unset counts as ready.
     pub ready: bool,
     /// `targetRef.name`, used as the name under `endpoint_pod_names`.
-    pub target_name: Option<String>,
+    pub target_name: Option<Box<str>>,
 }
 
 /// The endpoints of one service from one EndpointSlice (or one v1 Endpoints object).
@@ -107,8 +107,9 @@ pub struct ClusterObjects {
     /// EndpointSlices by (namespace, slice name). Change them through `insert`/`remove`,
     /// which keep `slices_by_service` in step.
     pub slices: BTreeMap<(String, String), EndpointSet>,
-    /// (namespace, service) to the names of its slices.
-    slices_by_service: BTreeMap<(String, String), BTreeSet<String>>,
+    /// (namespace, service) to the names of its slices, sorted (a `Vec`: most services have
+    /// one slice, and a one-element `BTreeSet` allocates a whole node).
+    slices_by_service: BTreeMap<(String, String), Vec<String>>,
     /// v1 Endpoints by (namespace, service name), one set per subset; used only for services
     /// that have no EndpointSlice.
     pub endpoints: BTreeMap<(String, String), Vec<EndpointSet>>,
@@ -162,10 +163,13 @@ impl ClusterObjects {
     /// Adds or replaces a slice, keeping the by-service index.
     pub fn insert_slice(&mut self, key: (String, String), set: EndpointSet) {
         self.remove_slice(&key);
-        self.slices_by_service
+        let names = self
+            .slices_by_service
             .entry((set.namespace.clone(), set.service.clone()))
-            .or_default()
-            .insert(key.1.clone());
+            .or_default();
+        if let Err(at) = names.binary_search(&key.1) {
+            names.insert(at, key.1.clone());
+        }
         self.slices.insert(key, set);
     }
 
@@ -174,7 +178,7 @@ impl ClusterObjects {
         if let Some(old) = self.slices.remove(key) {
             let by = (old.namespace, old.service);
             if let Some(names) = self.slices_by_service.get_mut(&by) {
-                names.remove(&key.1);
+                names.retain(|n| *n != key.1);
                 if names.is_empty() {
                     self.slices_by_service.remove(&by);
                 }

@@ -69,10 +69,10 @@ pub(super) fn address(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
 /// `endpoint_pod_names`, or its address with dashes (`10-36-0-1`, `fd00--1`).
 pub fn endpoint_label(ep: &Endpoint, ip: IpAddr, endpoint_pod_names: bool) -> String {
     if let Some(h) = &ep.hostname {
-        return h.clone();
+        return h.to_string();
     }
     if endpoint_pod_names && let Some(t) = &ep.target_name {
-        return t.clone();
+        return t.to_string();
     }
     dashed(ip)
 }
@@ -491,7 +491,7 @@ mod tests {
     fn endpoint_names_prefer_hostname_then_pod_name_then_address() {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let mut ep = Endpoint {
-            addresses: vec![ip],
+            addresses: [ip].into(),
             hostname: Some("db-0".into()),
             ready: true,
             target_name: Some("pod-a".into()),

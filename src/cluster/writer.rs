@@ -16,8 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use hickory_proto::rr::{LowerName, Name};
 
-use super::ClusterObjects;
 use super::records::{Apex, Builder, ClusterOptions, address, dashed, is_reverse, name, ptrs_of};
+use super::{ClusterObjects, EndpointSet};
 use crate::config::PodMode;
 use crate::source::convert::{Key, Kind, Object};
 use crate::table::{NameKey, Node, PtrEntry, PtrSet, Records, WireNode};
@@ -216,6 +216,7 @@ impl ClusterWriter {
         let mut pods: BTreeSet<Key> = BTreeSet::new();
         let mut everything = false;
         for change in changes {
+            let change = self.stripped(change);
             match change {
                 Change::Upsert(object) => {
                     self.touched_by(&object, &mut services, &mut pods);
@@ -251,6 +252,29 @@ impl ClusterWriter {
             self.refresh_pod(key);
         }
         self.refresh_apexes();
+    }
+
+    /// A change without what the options never use: endpoints' pod names are kept only
+    /// under `endpoint_pod_names`.
+    fn stripped(&self, mut change: Change) -> Change {
+        if self.opts.endpoint_pod_names {
+            return change;
+        }
+        let strip = |set: &mut EndpointSet| {
+            for ep in &mut set.endpoints {
+                ep.target_name = None;
+            }
+        };
+        match &mut change {
+            Change::Upsert(Object::Slice(_, Some(set))) => strip(set),
+            Change::Upsert(Object::Endpoints(_, sets)) => sets.iter_mut().for_each(strip),
+            Change::ReplaceKind(_, all) | Change::ReplaceAll(all) => {
+                all.slices.values_mut().for_each(strip);
+                all.endpoints.values_mut().flatten().for_each(strip);
+            }
+            Change::Upsert(_) | Change::Delete(..) => {}
+        }
+        change
     }
 
     /// The services and pods whose names an object's change can alter.

@@ -434,10 +434,10 @@ fn slice(raw: RawSlice) -> Result<Keyed<Option<EndpointSet>>, String> {
             .map(|a| ip(a, &format!("{what}: endpoints.addresses")))
             .collect::<Result<Vec<_>, _>>()?;
         endpoints.push(Endpoint {
-            addresses,
-            hostname: hostname(ep.hostname, &what)?,
+            addresses: addresses.into(),
+            hostname: hostname(ep.hostname, &what)?.map(Into::into),
             ready: ep.conditions.and_then(|c| c.ready).unwrap_or(true),
-            target_name: ep.target_ref.and_then(|t| t.name),
+            target_name: ep.target_ref.and_then(|t| t.name).map(Into::into),
         });
     }
     Ok((
@@ -469,10 +469,10 @@ fn endpoints(raw: RawEndpoints) -> Result<Keyed<Vec<EndpointSet>>, String> {
             .map(|a| (a, false));
         for (a, ready) in ready.chain(not_ready) {
             endpoints.push(Endpoint {
-                addresses: vec![ip(&a.ip, &format!("{what}: subsets.addresses"))?],
-                hostname: hostname(a.hostname, &what)?,
+                addresses: [ip(&a.ip, &format!("{what}: subsets.addresses"))?].into(),
+                hostname: hostname(a.hostname, &what)?.map(Into::into),
                 ready,
-                target_name: a.target_ref.and_then(|t| t.name),
+                target_name: a.target_ref.and_then(|t| t.name).map(Into::into),
             });
         }
         sets.push(EndpointSet {

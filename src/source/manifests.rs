@@ -627,7 +627,7 @@ metadata:
         Ok(objects)
     }
 
-    fn ips(list: &[&str]) -> Vec<IpAddr> {
+    fn ips<T: FromIterator<IpAddr>>(list: &[&str]) -> T {
         list.iter().map(|s| s.parse().unwrap()).collect()
     }
 
@@ -747,7 +747,7 @@ metadata:
         assert_eq!(o.pods.len(), 2);
         assert_eq!(
             o.pods[&key("prod", "web-7d4b9c-x2x9z")].ips,
-            ips(&["10.244.1.5", "fd00:10:244:1::5"])
+            ips::<Vec<_>>(&["10.244.1.5", "fd00:10:244:1::5"])
         );
         assert!(o.pods[&key("prod", "pending")].ips.is_empty());
         assert!(o.endpoints.is_empty());
@@ -857,7 +857,7 @@ metadata:
 }"#;
         let o = parse("all.json", list).unwrap();
         assert!(o.namespaces.contains("prod"));
-        assert_eq!(o.pods[&key("prod", "p")].ips, ips(&["10.1.2.3"]));
+        assert_eq!(o.pods[&key("prod", "p")].ips, ips::<Vec<_>>(&["10.1.2.3"]));
     }
 
     #[test]
