@@ -47,7 +47,7 @@ pub enum StartError {
     #[error(transparent)]
     Bind(#[from] server::BindError),
     #[error("kubernetes: {0}")]
-    Api(#[from] source::kube::ApiError),
+    Api(source::kube::ApiError),
 }
 
 /// Everything a configuration asks for, loaded: each server block with its port, and the
@@ -85,7 +85,8 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
         }
         if let Some(k) = &server.kubernetes {
             if let Some(api) = &k.api {
-                let source = ApiSource::new(api, k.pods == config::PodMode::Verified)?;
+                let source = ApiSource::new(api, k.pods == config::PodMode::Verified)
+                    .map_err(StartError::Api)?;
                 let (kubernetes, writer) = Kubernetes::new(k, true);
                 background.push(Box::pin(source.run(writer, kubernetes.ready_flag())));
                 plugins.push(Plugin::Kubernetes(kubernetes));

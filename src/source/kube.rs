@@ -27,6 +27,9 @@ use tracing::{info, warn};
 
 use super::convert::{Kind, Object, convert, key_of};
 use crate::cluster::writer::{Change, ClusterWriter};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
 use crate::cluster::{ClusterObjects, ServiceKind};
 use crate::config::ApiConfig;
 use crate::metrics::metrics;
@@ -36,20 +39,18 @@ use crate::metrics::metrics;
 pub enum ApiError {
     #[error("endpoint {url:?}: {message}")]
     Endpoint { url: String, message: String },
-    #[error("kubeconfig {path}: {source}")]
+    // The causes are part of each message (not `source`), so a printed chain says them once.
+    #[error("kubeconfig {path}: {error}")]
     Kubeconfig {
         path: String,
-        source: kube::config::KubeconfigError,
+        error: kube::config::KubeconfigError,
     },
     #[error("no endpoint or kubeconfig, and not in a cluster: {0}")]
-    InCluster(#[from] kube::config::InClusterError),
-    #[error("tls {path}: {source}")]
-    TlsFile {
-        path: String,
-        source: std::io::Error,
-    },
+    InCluster(kube::config::InClusterError),
+    #[error("tls {path}: {message}")]
+    TlsFile { path: String, message: String },
     #[error("client: {0}")]
-    Client(#[from] kube::Error),
+    Client(kube::Error),
 }
 
 /// Most events taken in one batch before they are applied.
@@ -61,6 +62,9 @@ const MAX_BATCH: usize = 4096;
 pub struct ApiSource {
     config: ApiConfig,
     kubeconfig: Option<kube::config::Kubeconfig>,
+    /// `tls`'s CA certificates (DER), read at start: kube-rs would otherwise begin from the
+    /// system's CA store, which a minimal image does not have.
+    tls_roots: Option<Vec<Vec<u8>>>,
     watch_pods: bool,
 }
 
@@ -74,26 +78,38 @@ impl ApiSource {
                 message: e.to_string(),
             })?;
         } else if let Some((path, _)) = &config.kubeconfig {
-            kubeconfig = Some(kube::config::Kubeconfig::read_from(path).map_err(|source| {
+            kubeconfig = Some(kube::config::Kubeconfig::read_from(path).map_err(|error| {
                 ApiError::Kubeconfig {
                     path: path.display().to_string(),
-                    source,
+                    error,
                 }
             })?);
         } else {
-            kube::Config::incluster()?;
+            kube::Config::incluster().map_err(ApiError::InCluster)?;
         }
+        let mut tls_roots = None;
         if let Some((cert, key, ca)) = &config.tls {
-            for path in [cert, key, ca] {
-                std::fs::metadata(path).map_err(|source| ApiError::TlsFile {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-            }
+            let fail = |path: &std::path::Path, message: String| ApiError::TlsFile {
+                path: path.display().to_string(),
+                message,
+            };
+            let certs = |path: &std::path::Path| -> Result<Vec<Vec<u8>>, ApiError> {
+                let found = CertificateDer::pem_file_iter(path)
+                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| fail(path, e.to_string()))?;
+                if found.is_empty() {
+                    return Err(fail(path, "no PEM certificate in it".into()));
+                }
+                Ok(found.into_iter().map(|c| c.to_vec()).collect())
+            };
+            certs(cert)?;
+            PrivateKeyDer::from_pem_file(key).map_err(|e| fail(key, e.to_string()))?;
+            tls_roots = Some(certs(ca)?);
         }
         Ok(Self {
             config: config.clone(),
             kubeconfig,
+            tls_roots,
             watch_pods,
         })
     }
@@ -114,19 +130,20 @@ impl ApiSource {
             };
             kube::Config::from_custom_kubeconfig(kc.clone(), &options)
                 .await
-                .map_err(|source| ApiError::Kubeconfig {
+                .map_err(|error| ApiError::Kubeconfig {
                     path: path.display().to_string(),
-                    source,
+                    error,
                 })?
         } else {
-            kube::Config::incluster()?
+            kube::Config::incluster().map_err(ApiError::InCluster)?
         };
         if let Some((cert, key, ca)) = &self.config.tls {
             config.auth_info.client_certificate = Some(cert.display().to_string());
             config.auth_info.client_key = Some(key.display().to_string());
             config.root_cert_file = Some(ca.clone());
+            config.root_cert.clone_from(&self.tls_roots);
         }
-        Ok(Client::try_from(config)?)
+        Client::try_from(config).map_err(ApiError::Client)
     }
 
     /// Watches the cluster for ever, applying each batch of changes to `writer`. `ready`

@@ -430,3 +430,27 @@ fn the_log_directive_writes_coredns_default_line_per_query() {
         "remote without the IPv6-mapped prefix: {line}"
     );
 }
+
+#[test]
+fn unreadable_or_non_pem_tls_files_exit_one_naming_the_file_and_bind_nothing() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("garbage.pem"), "not a certificate\n").unwrap();
+    for (files, named) in [
+        ("missing.crt missing.key missing-ca.crt", "missing.crt"),
+        ("garbage.pem garbage.pem garbage.pem", "garbage.pem"),
+    ] {
+        let corefile = format!(
+            ".:{port} {{\n    kubernetes cluster.local {{\n        endpoint https://127.0.0.1:1\n        tls {files}\n    }}\n}}\n"
+        );
+        std::fs::write(dir.path().join("Corefile"), corefile).unwrap();
+        let out = run(dir.path(), &[]);
+        assert_eq!(out.status.code(), Some(1), "{files}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(named) && out.stderr.contains("tls"),
+            "{files}: {}",
+            out.stderr
+        );
+        assert_unbound(port);
+    }
+}

@@ -26,11 +26,11 @@ use RecordType::{A, AAAA, CNAME, NS, PTR, SRV, TXT};
 use ResponseCode::{NXDomain, NoError, ServFail};
 
 /// The longest any condition is waited for.
-const WAIT: Duration = Duration::from_secs(15);
+pub(crate) const WAIT: Duration = Duration::from_secs(15);
 /// How often a condition is checked while waiting.
 const POLL: Duration = Duration::from_millis(20);
 
-const HTTP: Port<'static> = ("http", 80, "TCP");
+pub(crate) const HTTP: Port<'static> = ("http", 80, "TCP");
 const GRPC: Port<'static> = ("grpc", 9090, "TCP");
 const MYSQL: Port<'static> = ("mysql", 3306, "TCP");
 
@@ -52,7 +52,7 @@ fn rendered(msg: &Message) -> Answer {
     (msg.response_code(), records)
 }
 
-fn ask(server: &TestServer, name: &str, qtype: RecordType) -> Answer {
+pub(crate) fn ask(server: &TestServer, name: &str, qtype: RecordType) -> Answer {
     rendered(&server.query(name, qtype))
 }
 
@@ -83,7 +83,11 @@ fn eventually_within(wait: Duration, what: &str, mut check: impl FnMut() -> Resu
 }
 
 /// Checks `check` over and over for `period`; fails at the first time it does not hold.
-fn holds_for(period: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
+pub(crate) fn holds_for(
+    period: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Result<(), String>,
+) {
     let end = Instant::now() + period;
     while Instant::now() < end {
         if let Err(got) = check() {
@@ -94,7 +98,7 @@ fn holds_for(period: Duration, what: &str, mut check: impl FnMut() -> Result<(),
 }
 
 /// Waits until `name` `qtype` is answered with `rcode` and exactly `records`.
-fn expect(
+pub(crate) fn expect(
     server: &TestServer,
     name: &str,
     qtype: RecordType,
@@ -107,7 +111,7 @@ fn expect(
     });
 }
 
-fn same<T: PartialEq + Debug>(got: T, want: &T) -> Result<(), String> {
+pub(crate) fn same<T: PartialEq + Debug>(got: T, want: &T) -> Result<(), String> {
     if got == *want {
         Ok(())
     } else {
@@ -133,7 +137,7 @@ fn assert_answer(
 /// A Corefile serving cluster.local and the reverse zones from `api`, with more `options`
 /// (one per line). The startup timeout is long unless `options` sets one, so that "answers"
 /// means "synced".
-fn corefile(api: &ApiServer, options: &str) -> String {
+pub(crate) fn corefile(api: &ApiServer, options: &str) -> String {
     let timeout = if options.contains("startup_timeout") {
         ""
     } else {
@@ -146,7 +150,7 @@ fn corefile(api: &ApiServer, options: &str) -> String {
 }
 
 /// A server on `api` that has synced (cluster names no longer SERVFAIL).
-fn start(api: &ApiServer, options: &str) -> TestServer {
+pub(crate) fn start(api: &ApiServer, options: &str) -> TestServer {
     let server = TestServer::start(&corefile(api, options));
     wait_synced(&server);
     server
@@ -1418,7 +1422,7 @@ fn the_objects_of_cluster_yaml_answer_the_same_from_the_api_as_from_the_file() {
 // ---- 9. SIGTERM while syncing ----
 
 /// The `clusterdns` binary, killed when dropped.
-struct Process(Child);
+pub(crate) struct Process(pub(crate) Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -1428,7 +1432,7 @@ impl Drop for Process {
 }
 
 /// A port free on 127.0.0.1 for both UDP and TCP.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     for _ in 0..50 {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = udp.local_addr().unwrap().port();
@@ -1439,7 +1443,7 @@ fn free_port() -> u16 {
     panic!("no port free for both UDP and TCP");
 }
 
-fn log_of(dir: &Path) -> String {
+pub(crate) fn log_of(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("out.log")).unwrap_or_default()
 }
 

@@ -6,6 +6,7 @@ mod endpoints;
 mod harness;
 mod hosts;
 mod kube_api;
+mod kube_tls;
 mod protocol;
 mod reload;
 mod spec;

@@ -1,5 +1,5 @@
-//! HTTP/1.1 over TCP, by hand: keep-alive connections, JSON responses with Content-Length, and
-//! watch responses as chunked streams of newline-delimited events.
+//! HTTP/1.1 over TCP or TLS, by hand: keep-alive connections, JSON responses with
+//! Content-Length, and watch responses as chunked streams of newline-delimited events.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_rustls::TlsAcceptor;
 
 use super::selector::Filter;
 use super::store::{ApiError, RESOURCES, Resource, Store, watch_event};
@@ -23,6 +25,10 @@ const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 /// Limits on a request head, so a broken client cannot grow memory without bound.
 const MAX_HEAD_LINE: usize = 16 * 1024;
 const MAX_HEADERS: usize = 100;
+/// Longest a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the server waits to close a connection cleanly (TLS close_notify, then FIN).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// State shared by the test handle and the server tasks.
 #[derive(Default)]
@@ -41,7 +47,13 @@ pub struct Shared {
     /// When set, every request fails with this HTTP status.
     pub fail_with: Mutex<Option<u16>>,
     pub requests: Mutex<Vec<String>>,
+    /// The `Authorization` header of each request in `requests` (None when it had none).
+    pub authorizations: Mutex<Vec<Option<String>>>,
     pub open_watches: AtomicUsize,
+    /// When set, a request without `Authorization: Bearer <this>` gets 401 Unauthorized.
+    pub bearer_token: Option<String>,
+    /// Why each failed TLS handshake failed.
+    pub tls_failures: Mutex<Vec<String>>,
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking test must not break the other threads).
@@ -58,18 +70,42 @@ async fn until(flag: &mut watch::Receiver<bool>, value: bool) {
     let _ = flag.wait_for(|v| *v == value).await;
 }
 
-/// Accepts connections until shutdown.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts connections until shutdown; with `tls`, each one is a TLS connection (the handshake
+/// runs in the connection's own task, so a stalled client holds up no other).
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
     let mut shutdown = shared.shutdown.subscribe();
     loop {
         tokio::select! {
             _ = until(&mut shutdown, true) => return,
             accepted = listener.accept() => {
-                if let Ok((socket, _)) = accepted {
-                    tokio::spawn(connection(socket, shared.clone()));
+                let Ok((socket, _)) = accepted else { continue };
+                let _ = socket.set_nodelay(true);
+                match &tls {
+                    None => {
+                        tokio::spawn(connection(socket, shared.clone()));
+                    }
+                    Some(acceptor) => {
+                        tokio::spawn(tls_connection(acceptor.clone(), socket, shared.clone()));
+                    }
                 }
             }
         }
+    }
+}
+
+/// Completes the TLS handshake, then serves HTTP on the connection; a failed handshake is
+/// recorded in [`Shared::tls_failures`].
+async fn tls_connection(acceptor: TlsAcceptor, socket: tokio::net::TcpStream, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket));
+    let result = tokio::select! {
+        result = handshake => result,
+        _ = until(&mut shutdown, true) => return,
+    };
+    match result {
+        Ok(Ok(stream)) => connection(stream, shared).await,
+        Ok(Err(err)) => lock(&shared.tls_failures).push(err.to_string()),
+        Err(_) => lock(&shared.tls_failures).push("handshake timed out".into()),
     }
 }
 
@@ -147,39 +183,66 @@ struct WatchSpec {
     timeout: Duration,
 }
 
-async fn connection(socket: TcpStream, shared: Arc<Shared>) {
-    let _ = socket.set_nodelay(true);
-    let (reader, mut writer) = socket.into_split();
+/// Serves requests on one connection (plain TCP or TLS) until either side closes it, then
+/// closes it cleanly (for TLS, with a close_notify alert).
+async fn connection<S>(stream: S, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (reader, mut writer) = tokio::io::split(stream);
     let mut reader = BufReader::new(reader);
+    exchange(&mut reader, &mut writer, &shared).await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer.shutdown()).await;
+}
+
+/// The request/response loop of [`connection`].
+async fn exchange<R, W>(reader: &mut R, writer: &mut W, shared: &Shared)
+where
+    R: AsyncBufRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut shutdown = shared.shutdown.subscribe();
     loop {
         let request = tokio::select! {
-            request = read_request(&mut reader) => request,
+            request = read_request(reader) => request,
             _ = until(&mut shutdown, true) => return,
         };
         let Ok(Some(request)) = request else { return };
         lock(&shared.requests).push(format!("{} {}", request.method, request.target));
+        let authorization = request.header("authorization").map(str::to_owned);
+        lock(&shared.authorizations).push(authorization.clone());
 
         let mut paused = shared.paused.subscribe();
         tokio::select! {
             _ = until(&mut paused, false) => {}
             _ = until(&mut shutdown, true) => return,
         }
-        let reply = match *lock(&shared.fail_with) {
-            Some(code) => Reply::error(&ApiError::new(code, format!("injected failure {code}"))),
-            None => route(&shared, &request),
+        let authorized = match &shared.bearer_token {
+            None => true,
+            Some(token) => authorization.as_deref() == Some(format!("Bearer {token}").as_str()),
+        };
+        let reply = if !authorized {
+            // As kube-apiserver answers a request that no authenticator accepts.
+            Reply::error(&ApiError::new(401, "Unauthorized"))
+        } else {
+            match *lock(&shared.fail_with) {
+                Some(code) => {
+                    Reply::error(&ApiError::new(code, format!("injected failure {code}")))
+                }
+                None => route(shared, &request),
+            }
         };
         let usable = match reply {
             Reply::Full {
                 status,
                 content_type,
                 body,
-            } => write_full(&mut writer, status, content_type, &body)
+            } => write_full(writer, status, content_type, &body)
                 .await
                 .is_ok(),
             Reply::Watch(spec) => {
-                let _open = OpenWatch::new(&shared);
-                stream_watch(&shared, &mut reader, &mut writer, spec)
+                let _open = OpenWatch::new(shared);
+                stream_watch(shared, reader, writer, spec)
                     .await
                     .unwrap_or(false)
             }
@@ -324,6 +387,8 @@ fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         406 => "Not Acceptable",
@@ -336,8 +401,8 @@ fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-async fn write_full(
-    writer: &mut OwnedWriteHalf,
+async fn write_full<W: AsyncWrite + Unpin>(
+    writer: &mut W,
     status: u16,
     content_type: &str,
     body: &[u8],
@@ -356,17 +421,23 @@ async fn write_full(
     );
     let mut response = head.into_bytes();
     response.extend_from_slice(body);
-    writer.write_all(&response).await
+    send(writer, &response).await
 }
 
-async fn write_chunk(writer: &mut OwnedWriteHalf, data: &[u8]) -> io::Result<()> {
+/// Writes and flushes: a TLS stream may keep written bytes in its buffer until flushed.
+async fn send<W: AsyncWrite + Unpin>(writer: &mut W, data: &[u8]) -> io::Result<()> {
+    writer.write_all(data).await?;
+    writer.flush().await
+}
+
+async fn write_chunk<W: AsyncWrite + Unpin>(writer: &mut W, data: &[u8]) -> io::Result<()> {
     let mut chunk = format!("{:x}\r\n", data.len()).into_bytes();
     chunk.extend_from_slice(data);
     chunk.extend_from_slice(b"\r\n");
-    writer.write_all(&chunk).await
+    send(writer, &chunk).await
 }
 
-async fn write_events(writer: &mut OwnedWriteHalf, events: &[Value]) -> io::Result<()> {
+async fn write_events<W: AsyncWrite + Unpin>(writer: &mut W, events: &[Value]) -> io::Result<()> {
     let mut lines = Vec::new();
     for event in events {
         serde_json::to_writer(&mut lines, event).expect("JSON serializes");
@@ -381,12 +452,16 @@ async fn write_events(writer: &mut OwnedWriteHalf, events: &[Value]) -> io::Resu
 
 /// Serves a watch. Ok(true) if it ended cleanly (the connection can be reused), Ok(false) if it
 /// was aborted, or the client went away.
-async fn stream_watch(
+async fn stream_watch<R, W>(
     shared: &Shared,
-    reader: &mut BufReader<OwnedReadHalf>,
-    writer: &mut OwnedWriteHalf,
+    reader: &mut R,
+    writer: &mut W,
     spec: WatchSpec,
-) -> io::Result<bool> {
+) -> io::Result<bool>
+where
+    R: AsyncBufRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     // Subscribe before reading the store, so no change between the two is missed.
     let mut changed = shared.changed.subscribe();
     let mut drops = shared.drop_watches.subscribe();
@@ -397,12 +472,12 @@ async fn stream_watch(
         tokio::time::interval_at(Instant::now() + BOOKMARK_INTERVAL, BOOKMARK_INTERVAL);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
-    writer
-        .write_all(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+    send(
+        writer,
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
               Cache-Control: no-cache, private\r\nTransfer-Encoding: chunked\r\n\r\n",
-        )
-        .await?;
+    )
+    .await?;
 
     let res = spec.res;
     let start = lock(&shared.store).watch_start(res, &spec.filter, spec.start, spec.initial_events);
@@ -420,7 +495,7 @@ async fn stream_watch(
         }
         Err(gone) => {
             write_events(writer, &[watch_event("ERROR", gone.status())]).await?;
-            writer.write_all(b"0\r\n\r\n").await?;
+            send(writer, b"0\r\n\r\n").await?;
             return Ok(true);
         }
     };
@@ -460,7 +535,7 @@ async fn stream_watch(
             }
         }
     }
-    writer.write_all(b"0\r\n\r\n").await?;
+    send(writer, b"0\r\n\r\n").await?;
     Ok(true)
 }
 

@@ -1,5 +1,6 @@
-//! A Kubernetes API server for tests: plain HTTP on 127.0.0.1, good enough for kube-rs watchers
-//! and `kubectl get`.
+//! A Kubernetes API server for tests: plain HTTP on 127.0.0.1 ([`ApiServer::start`]), or HTTPS
+//! with client certificate and/or bearer token authentication ([`ApiServer::start_tls`]), good
+//! enough for kube-rs watchers and `kubectl get`.
 //!
 //! Serves namespaces, services, endpoints, pods (core/v1) and endpointslices
 //! (discovery.k8s.io/v1): discovery, GET, LIST (paging, label and field selectors) and WATCH
@@ -13,8 +14,10 @@ mod selector;
 mod store;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
@@ -25,6 +28,7 @@ use serde_json::Value;
 pub use builders::*;
 use http::{Shared, bump, lock};
 use store::Resource;
+pub use tls::{TestPki, TlsOptions};
 
 /// A running API server. It stops when dropped: open connections are closed, watches end, and
 /// its thread is joined.
@@ -32,18 +36,51 @@ pub struct ApiServer {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// For a TLS server, what a client needs: the CA and the credentials the server requires.
+    tls: Option<ClientCredentials>,
+}
+
+/// What [`ApiServer::kube_config`] gives a client of a TLS server.
+struct ClientCredentials {
+    ca_der: Vec<u8>,
+    identity: Option<(PathBuf, PathBuf)>,
+    token_file: Option<PathBuf>,
 }
 
 impl ApiServer {
     /// Starts a server on 127.0.0.1 (a free port), on its own thread with its own tokio runtime,
     /// so it works the same from sync and async tests.
     pub fn start() -> Self {
+        Self::start_with(Shared::default(), None)
+    }
+
+    /// Starts an HTTPS server (otherwise as [`Self::start`]) with `pki`'s server certificate,
+    /// authenticating clients as `options` says. A failed handshake closes the connection and is
+    /// recorded ([`Self::tls_failures`]); a request without the required token gets a 401 with a
+    /// `Status` body, as kube-apiserver answers it.
+    pub fn start_tls(pki: &TestPki, options: TlsOptions) -> Self {
+        let shared = Shared {
+            bearer_token: options.bearer_token.then(|| pki.token.clone()),
+            ..Shared::default()
+        };
+        let mut server = Self::start_with(shared, Some(pki.acceptor(options.client_cert)));
+        server.tls = Some(ClientCredentials {
+            ca_der: pki.ca_der(),
+            identity: options
+                .client_cert
+                .then(|| (pki.client_cert.clone(), pki.client_key.clone())),
+            token_file: options.bearer_token.then(|| pki.token_file.clone()),
+        });
+        server
+    }
+
+    fn start_with(shared: Shared, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");
         let addr = listener.local_addr().expect("local address");
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(shared);
         let server = shared.clone();
         let thread = std::thread::Builder::new()
             .name("test-apiserver".into())
@@ -54,7 +91,7 @@ impl ApiServer {
                     .expect("tokio runtime");
                 runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                    http::serve(listener, server).await;
+                    http::serve(listener, server, tls).await;
                 });
                 // Dropping the runtime here cancels every connection task.
             })
@@ -63,17 +100,29 @@ impl ApiServer {
             addr,
             shared,
             thread: Some(thread),
+            tls: None,
         }
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` for a TLS server.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
-    /// A kube-rs config for this server (build the `kube::Client` inside a tokio runtime).
+    /// A kube-rs config for this server (build the `kube::Client` inside a tokio runtime): for
+    /// a TLS server, trusting its CA, with the client certificate and token it requires.
     pub fn kube_config(&self) -> kube::Config {
-        kube::Config::new(self.url().parse().expect("server URL"))
+        let mut config = kube::Config::new(self.url().parse().expect("server URL"));
+        if let Some(tls) = &self.tls {
+            config.root_cert = Some(vec![tls.ca_der.clone()]);
+            if let Some((cert, key)) = &tls.identity {
+                config.auth_info.client_certificate = Some(cert.display().to_string());
+                config.auth_info.client_key = Some(key.display().to_string());
+            }
+            config.auth_info.token_file = tls.token_file.as_ref().map(|p| p.display().to_string());
+        }
+        config
     }
 
     /// Creates or replaces an object (by kind, namespace and name; a namespaced object without a
@@ -150,6 +199,16 @@ impl ApiServer {
     /// The requests so far, as "METHOD path?query" (query as sent, percent-encoded).
     pub fn requests(&self) -> Vec<String> {
         lock(&self.shared.requests).clone()
+    }
+
+    /// The `Authorization` header of each request in [`Self::requests`] (None where it had none).
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        lock(&self.shared.authorizations).clone()
+    }
+
+    /// Why each failed TLS handshake failed (as the server's TLS library says), in order.
+    pub fn tls_failures(&self) -> Vec<String> {
+        lock(&self.shared.tls_failures).clone()
     }
 
     /// Open watch streams right now.

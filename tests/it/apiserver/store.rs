@@ -150,6 +150,8 @@ impl ApiError {
     pub fn new(code: u16, message: impl Into<String>) -> Self {
         let reason = match code {
             400 => "BadRequest",
+            401 => "Unauthorized",
+            403 => "Forbidden",
             404 => "NotFound",
             405 => "MethodNotAllowed",
             409 => "Conflict",

@@ -9,6 +9,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 
@@ -832,5 +833,143 @@ fn raw_http_keep_alive_discovery_and_chunked_watch() {
     assert_eq!(
         server.requests()[2],
         "GET /api/v1/namespaces/prod/services?watch=1&labelSelector=tier%3Ddata&timeoutSeconds=1"
+    );
+}
+
+// ---- TLS ----
+
+fn list_names(services: kube::api::ObjectList<Service>) -> Vec<String> {
+    services.items.iter().map(key).collect()
+}
+
+#[tokio::test]
+async fn tls_with_client_certificates_serves_watches_and_refuses_clients_it_cannot_verify() {
+    let pki = TestPki::generate();
+    let options = TlsOptions {
+        client_cert: true,
+        ..TlsOptions::default()
+    };
+    let server = ApiServer::start_tls(&pki, options);
+    assert_eq!(server.url(), format!("https://{}", server.addr));
+    server.apply(svc("default", "a", 1));
+    let api = Api::<Service>::all(client(&server));
+    let mut events = Events::spawn(watcher(api, watcher::Config::default()).boxed());
+    assert_eq!(
+        events.until("InitDone").await,
+        ["Init", "InitApply default/a", "InitDone"]
+    );
+    server.apply(svc("default", "b", 2));
+    assert_eq!(events.until("Apply default/b").await, ["Apply default/b"]);
+    assert_eq!(server.tls_failures(), Vec::<String>::new());
+    let requests = server.requests().len();
+
+    let other = TestPki::generate();
+    let no_identity = {
+        let mut c = server.kube_config();
+        c.auth_info.client_certificate = None;
+        c.auth_info.client_key = None;
+        c
+    };
+    let other_identity = {
+        let mut c = server.kube_config();
+        c.auth_info.client_certificate = Some(other.client_cert.display().to_string());
+        c.auth_info.client_key = Some(other.client_key.display().to_string());
+        c
+    };
+    let other_ca = {
+        let mut c = server.kube_config();
+        c.root_cert = Some(vec![other.ca_der()]);
+        c
+    };
+    for (what, config) in [
+        ("no client certificate", no_identity),
+        ("a client certificate of another CA", other_identity),
+        ("trusting another CA", other_ca),
+    ] {
+        let failures = server.tls_failures().len();
+        let api = Api::<Service>::all(kube::Client::try_from(config).unwrap());
+        let result = tokio::time::timeout(WAIT, api.list(&ListParams::default())).await;
+        let err = result
+            .unwrap_or_else(|_| panic!("{what}: no answer within {WAIT:?}"))
+            .map(list_names)
+            .expect_err(what);
+        assert!(
+            !matches!(err, kube::Error::Api(_)),
+            "{what}: an HTTP answer: {err}"
+        );
+        eventually(&format!("{what}: the failed handshake"), || {
+            server.tls_failures().len() > failures
+        })
+        .await;
+    }
+    assert_eq!(server.requests().len(), requests, "{:?}", server.requests());
+}
+
+#[tokio::test]
+async fn tls_with_a_bearer_token_answers_401_unauthorized_without_it() {
+    let pki = TestPki::generate();
+    let options = TlsOptions {
+        bearer_token: true,
+        ..TlsOptions::default()
+    };
+    let server = ApiServer::start_tls(&pki, options);
+    server.apply(svc("default", "a", 1));
+    let list = Api::<Service>::all(client(&server))
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(list_names(list), ["default/a"]);
+    let bearer = format!("Bearer {}", pki.token);
+    assert_eq!(server.authorizations(), [Some(bearer)]);
+
+    let mut config = server.kube_config();
+    config.auth_info.token_file = None;
+    let err = Api::<Service>::all(kube::Client::try_from(config).unwrap())
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("not an API error: {err}");
+    };
+    assert_eq!(
+        (status.code, status.reason.as_str(), status.message.as_str()),
+        (401, "Unauthorized", "Unauthorized")
+    );
+    assert_eq!(server.authorizations().last(), Some(&None));
+
+    // The same over a raw TLS connection: the Status body as kube-apiserver writes it.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca_der().into()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    tls.write_all(b"GET /api/v1/services HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, tls.read_to_string(&mut out))
+        .await
+        .expect("the server closes the connection")
+        .expect("a clean TLS close");
+    assert!(out.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{out}");
+    let body: Value = serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "Unauthorized",
+            "reason": "Unauthorized",
+            "code": 401,
+        })
     );
 }
