@@ -41,7 +41,12 @@ fn load(api: &apiserver::ApiServer, services: usize) {
         let service = if i % 10 == 0 {
             apiserver::headless_service(&ns, &name, &[("http", 80, "TCP")])
         } else {
-            apiserver::service(&ns, &name, &ip(service_base + i as u32), &[("http", 80, "TCP")])
+            apiserver::service(
+                &ns,
+                &name,
+                &ip(service_base + i as u32),
+                &[("http", 80, "TCP")],
+            )
         };
         api.apply(service);
         let endpoints = (0..ENDPOINTS)
@@ -82,7 +87,11 @@ fn free_port() -> u16 {
 fn status(port: u16, path: &str) -> Option<u16> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut head = String::new();
     stream.read_to_string(&mut head).ok()?;
     head.split_whitespace().nth(1)?.parse().ok()
@@ -92,7 +101,14 @@ fn status(port: u16, path: &str) -> Option<u16> {
 fn proc_status(child: &Child, field: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
     text.lines()
-        .find_map(|l| l.strip_prefix(field)?.trim().strip_suffix("kB")?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
         .map_or(0, |kb: u64| kb * 1024)
 }
 
@@ -123,7 +139,10 @@ fn run(api: &apiserver::ApiServer, dir: &std::path::Path) -> Run {
         .expect("start clusterdns");
     while status(ready, "/ready") != Some(200) {
         assert!(started.elapsed() < SYNC_BOUND, "never became ready");
-        assert!(child.try_wait().ok().flatten().is_none(), "clusterdns exited");
+        assert!(
+            child.try_wait().ok().flatten().is_none(),
+            "clusterdns exited"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let sync = started.elapsed();
