@@ -142,6 +142,27 @@ const CASES: &[Case] = &[
         NoError,
         &["A 10.44.0.10"],
     ),
+    case(
+        "DB-0.db.prod.svc.cluster.local.",
+        A,
+        NoError,
+        &["A 10.44.0.10"],
+    ),
+    case("db-0.db.prod.svc.cluster.local.", AAAA, NoError, &[]),
+    case("db-0.db.prod.svc.cluster.local.", TXT, NoError, &[]),
+    case(
+        "db-0.db.prod.svc.cluster.local.",
+        SRV,
+        NoError,
+        &["SRV 0 100 3306 db-0.db.prod.svc.cluster.local."],
+    ),
+    case("x.db-0.db.prod.svc.cluster.local.", A, NXDomain, &[]),
+    case(
+        "10-44-1-1.web.prod.svc.cluster.local.",
+        SRV,
+        NoError,
+        &["SRV 0 100 8080 10-44-1-1.web.prod.svc.cluster.local."],
+    ),
     case("db-2.db.prod.svc.cluster.local.", A, NXDomain, &[]),
     case("10-44-0-10.db.prod.svc.cluster.local.", A, NXDomain, &[]),
     case(
@@ -352,6 +373,38 @@ fn every_record_rule_over_udp_and_tcp() {
         check(&server.query(c.name, c.qtype), c, "udp");
         check(&server.query_tcp(c.name, c.qtype), c, "tcp");
     }
+}
+
+#[test]
+fn endpoint_names_answer_srv_with_their_address_any_and_through_a_cname() {
+    let server = TestServer::start(COREFILE);
+    let m = server.query("db-0.db.prod.svc.cluster.local.", SRV);
+    let extra: Vec<String> = m
+        .additionals()
+        .iter()
+        .map(|r| format!("{} {} {}", r.name(), r.record_type(), r.data()))
+        .collect();
+    assert_eq!(extra, vec!["db-0.db.prod.svc.cluster.local. A 10.44.0.10"]);
+    assert_eq!(
+        rendered(&server.query("db-0.db.prod.svc.cluster.local.", RecordType::ANY)),
+        vec![
+            "A 10.44.0.10",
+            "SRV 0 100 3306 db-0.db.prod.svc.cluster.local."
+        ]
+    );
+    let m = server.query("primary.prod.svc.cluster.local.", A);
+    let chain: Vec<String> = m
+        .answers()
+        .iter()
+        .map(|r| format!("{} {} {}", r.name(), r.record_type(), r.data()))
+        .collect();
+    assert_eq!(
+        chain,
+        vec![
+            "primary.prod.svc.cluster.local. CNAME db-0.db.prod.svc.cluster.local.",
+            "db-0.db.prod.svc.cluster.local. A 10.44.0.10",
+        ]
+    );
 }
 
 #[test]
