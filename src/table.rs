@@ -5,6 +5,7 @@
 //! either the old records or the new ones, never a mix (the RCU scheme Knot DNS uses for zones).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -277,6 +278,47 @@ impl WireNode {
         })
     }
 
+    /// Where the sets' bytes end (and the endpoint names begin).
+    fn sets_end(&self) -> usize {
+        let sets = self.0.first().map_or(0, |n| usize::from(*n));
+        let mut end = 1 + sets * SET_HEADER;
+        for i in 0..sets {
+            let h = &self.0[1 + i * SET_HEADER..1 + (i + 1) * SET_HEADER];
+            end += u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+            end += u32::from_be_bytes([h[10], h[11], h[12], h[13]]) as usize;
+        }
+        end.min(self.0.len())
+    }
+
+    /// The node with the names of its endpoints appended (a service's node: its endpoints'
+    /// names are answered from it, see [`EndpointNames`]).
+    pub fn with_endpoints(self, endpoints: &EndpointNames) -> Self {
+        if endpoints.0.is_empty() {
+            return self;
+        }
+        let mut bytes = self.0.into_vec();
+        if bytes.is_empty() {
+            bytes.push(0);
+        }
+        bytes.extend_from_slice(&endpoints.0);
+        Self(bytes.into_boxed_slice())
+    }
+
+    /// The endpoint named `label` under this node (lowercase), if there is one.
+    pub fn endpoint(&self, label: &[u8]) -> Option<EndpointName<'_>> {
+        self.endpoints().find(|e| e.label == label)
+    }
+
+    /// The endpoints named under this node, by label.
+    pub fn endpoints(&self) -> impl Iterator<Item = EndpointName<'_>> {
+        let mut rest = self.0.get(self.sets_end()..).unwrap_or_default();
+        std::iter::from_fn(move || {
+            let (entry, after) = EndpointName::parse(rest)?;
+            rest = after;
+            Some(entry)
+        })
+    }
+
     /// The target of the node's CNAME, if it has one, for following it inside the zone.
     pub fn cname(&self) -> Option<Name> {
         let set = self.get(RecordType::CNAME)?;
@@ -326,6 +368,143 @@ impl From<&Node> for WireNode {
             out.extend_from_slice(&additional);
         }
         Self(out.into_boxed_slice())
+    }
+}
+
+/// The names of a service's endpoints (`LABEL.SERVICE.NS.svc.ZONE`), kept in the service's
+/// node instead of a node each: per endpoint its label, its addresses and its SRV ports, about
+/// 25 bytes where a node of its own took 300. Answers are written from them per query (they
+/// are a few fixed-size records owned by the question). Entries: label length and label,
+/// address count and addresses (a flag byte, bit 0 IPv6, bit 1 "in the SRV answer's
+/// additional section", then 4 or 16 bytes), SRV count and (weight, port) pairs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointNames(Vec<u8>);
+
+/// The endpoint names of one service as they are built.
+#[derive(Debug, Default)]
+pub struct EndpointNamesBuilder {
+    entries: Vec<EndpointEntry>,
+}
+
+/// A label, its addresses (each with whether it goes with the SRV answer), its SRV
+/// (weight, port) pairs.
+type EndpointEntry = (Vec<u8>, Vec<(IpAddr, bool)>, Vec<(u16, u16)>);
+
+impl EndpointNamesBuilder {
+    fn entry(&mut self, label: &str) -> &mut EndpointEntry {
+        let label = label.to_ascii_lowercase().into_bytes();
+        let i = match self.entries.iter().position(|e| e.0 == label) {
+            Some(i) => i,
+            None => {
+                self.entries.push((label, Vec::new(), Vec::new()));
+                self.entries.len() - 1
+            }
+        };
+        &mut self.entries[i]
+    }
+
+    /// An address at `label`; `additional`: it goes with the name's SRV answer.
+    pub fn address(&mut self, label: &str, ip: IpAddr, additional: bool) {
+        let addresses = &mut self.entry(label).1;
+        match addresses.iter_mut().find(|(a, _)| *a == ip) {
+            Some(found) => found.1 |= additional,
+            None => addresses.push((ip, additional)),
+        }
+    }
+
+    /// An SRV record at `label` (priority 0, the target is the name itself).
+    pub fn srv(&mut self, label: &str, weight: u16, port: u16) {
+        let srvs = &mut self.entry(label).2;
+        if !srvs.contains(&(weight, port)) {
+            srvs.push((weight, port));
+        }
+    }
+
+    pub fn build(mut self) -> EndpointNames {
+        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = Vec::new();
+        for (label, addresses, srvs) in self.entries {
+            if label.is_empty() || label.len() > 63 {
+                continue;
+            }
+            out.push(label.len() as u8);
+            out.extend_from_slice(&label);
+            let addresses = &addresses[..addresses.len().min(255)];
+            out.push(addresses.len() as u8);
+            for (ip, additional) in addresses {
+                out.push(u8::from(ip.is_ipv6()) | u8::from(*additional) << 1);
+                match ip {
+                    IpAddr::V4(v4) => out.extend_from_slice(&v4.octets()),
+                    IpAddr::V6(v6) => out.extend_from_slice(&v6.octets()),
+                }
+            }
+            let srvs = &srvs[..srvs.len().min(255)];
+            out.push(srvs.len() as u8);
+            for (weight, port) in srvs {
+                out.extend_from_slice(&weight.to_be_bytes());
+                out.extend_from_slice(&port.to_be_bytes());
+            }
+        }
+        EndpointNames(out)
+    }
+}
+
+/// One endpoint name, read from its service's node.
+#[derive(Debug, Clone, Copy)]
+pub struct EndpointName<'a> {
+    pub label: &'a [u8],
+    addresses: &'a [u8],
+    srvs: &'a [u8],
+}
+
+impl<'a> EndpointName<'a> {
+    fn parse(bytes: &'a [u8]) -> Option<(Self, &'a [u8])> {
+        let (&len, rest) = bytes.split_first()?;
+        let (label, rest) = rest.split_at_checked(usize::from(len))?;
+        let (&count, rest) = rest.split_first()?;
+        let mut size = 0;
+        for _ in 0..count {
+            let flag = *rest.get(size)?;
+            size += 1 + if flag & 1 == 1 { 16 } else { 4 };
+        }
+        let (addresses, rest) = rest.split_at_checked(size)?;
+        let (&count, rest) = rest.split_first()?;
+        let (srvs, rest) = rest.split_at_checked(usize::from(count) * 4)?;
+        Some((
+            Self {
+                label,
+                addresses,
+                srvs,
+            },
+            rest,
+        ))
+    }
+
+    /// Its addresses, each with whether it goes with the SRV answer.
+    pub fn addresses(&self) -> impl Iterator<Item = (IpAddr, bool)> + 'a {
+        let mut rest = self.addresses;
+        std::iter::from_fn(move || {
+            let (&flag, tail) = rest.split_first()?;
+            let (ip, after) = if flag & 1 == 1 {
+                let (b, after) = tail.split_first_chunk::<16>()?;
+                (IpAddr::from(*b), after)
+            } else {
+                let (b, after) = tail.split_first_chunk::<4>()?;
+                (IpAddr::from(*b), after)
+            };
+            rest = after;
+            Some((ip, flag & 2 == 2))
+        })
+    }
+
+    /// Its SRV records' (weight, port).
+    pub fn srvs(&self) -> impl Iterator<Item = (u16, u16)> + 'a {
+        self.srvs.chunks_exact(4).map(|c| {
+            (
+                u16::from_be_bytes([c[0], c[1]]),
+                u16::from_be_bytes([c[2], c[3]]),
+            )
+        })
     }
 }
 
@@ -397,6 +576,12 @@ impl PtrSet {
 /// `LowerName`, and comparable with bytes taken straight from a packet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NameKey(Box<[u8]>);
+
+impl std::borrow::Borrow<[u8]> for NameKey {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 impl NameKey {
     pub fn new(name: &Name) -> Self {

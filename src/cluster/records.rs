@@ -13,7 +13,7 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::{ClusterObjects, Endpoint, Port, Service, ServiceKind};
 use crate::config::PodMode;
-use crate::table::{Records, record};
+use crate::table::{EndpointNames, EndpointNamesBuilder, Records, record};
 
 /// The schema version `dns-version.ZONE` answers.
 pub const SCHEMA_VERSION: &str = "1.1.0";
@@ -221,14 +221,21 @@ impl Builder<'_> {
         }
     }
 
-    pub fn service(&mut self, svc: &Service, objects: &ClusterObjects, zone: &Name) {
+    /// The service's records, and the names of its endpoints (kept in the service's node,
+    /// see [`EndpointNames`]).
+    pub fn service(
+        &mut self,
+        svc: &Service,
+        objects: &ClusterObjects,
+        zone: &Name,
+    ) -> EndpointNames {
         let ttl = self.opts.ttl;
         let Some(base) = name(&[&svc.name, &svc.namespace, "svc"], zone) else {
-            return;
+            return EndpointNames::default();
         };
         // Endpoints are named under every kind of service but ExternalName (CoreDNS answers
         // `endpoint.service` for ClusterIP services too).
-        let mut endpoint_entries: Vec<(Name, IpAddr, Vec<Option<&Port>>)> = Vec::new();
+        let mut endpoint_entries: Vec<(Name, String, IpAddr, Vec<Option<&Port>>)> = Vec::new();
         if !matches!(svc.kind, ServiceKind::ExternalName(_)) && !self.opts.noendpoints {
             for set in objects.endpoint_sets(&svc.namespace, &svc.name) {
                 let ports: Vec<Option<&Port>> = if set.ports.is_empty() {
@@ -247,23 +254,21 @@ impl Builder<'_> {
                         else {
                             continue;
                         };
-                        endpoint_entries.push((target, ip, ports.clone()));
+                        endpoint_entries.push((target, label, ip, ports.clone()));
                     }
                 }
             }
         }
-        // Each endpoint name: its addresses, and SRV for its ports.
-        for (target, ip, ports) in &endpoint_entries {
-            self.records.add(zone, address(target, ttl, *ip));
-            let entries: Vec<Entry> = ports
-                .iter()
-                .map(|&port| Entry {
-                    target: target.clone(),
-                    ip: *ip,
-                    port,
-                })
-                .collect();
-            self.srv_set(target, &entries, zone);
+        // Each endpoint name: its addresses, and SRV for its ports (weighted over them, as
+        // `srv_set` weighs), with the address in the additional section.
+        let mut endpoint_names = EndpointNamesBuilder::default();
+        for (_, label, ip, ports) in &endpoint_entries {
+            let named: Vec<&Port> = ports.iter().flatten().copied().collect();
+            endpoint_names.address(label, *ip, !named.is_empty());
+            let weight = ((100 / ports.len().max(1)) as u16).max(1);
+            for port in named {
+                endpoint_names.srv(label, weight, port.port);
+            }
         }
         match &svc.kind {
             ServiceKind::ExternalName(target) => {
@@ -298,7 +303,7 @@ impl Builder<'_> {
             ServiceKind::Headless => {
                 let entries: Vec<Entry> = endpoint_entries
                     .iter()
-                    .flat_map(|(target, ip, ports)| {
+                    .flat_map(|(target, _, ip, ports)| {
                         ports.iter().map(move |&port| Entry {
                             target: target.clone(),
                             ip: *ip,
@@ -312,6 +317,7 @@ impl Builder<'_> {
                 }
             }
         }
+        endpoint_names.build()
     }
 
     /// A service name with its entries: A/AAAA, SRV over all ports, and `_port._proto` names.

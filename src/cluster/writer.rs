@@ -20,7 +20,7 @@ use super::records::{Apex, Builder, ClusterOptions, address, dashed, is_reverse,
 use super::{ClusterObjects, EndpointSet};
 use crate::config::PodMode;
 use crate::source::convert::{Key, Kind, Object};
-use crate::table::{NameKey, Node, PtrEntry, PtrSet, Records, WireNode};
+use crate::table::{NameKey, PtrEntry, PtrSet, Records, WireNode};
 
 /// What readers see: nodes by name, and the few things that span names.
 #[derive(Debug)]
@@ -375,7 +375,7 @@ impl ClusterWriter {
 
     /// Replaces the names a service owns with what it owns now.
     fn refresh_service(&mut self, key: &Key) {
-        let mut fresh: Vec<(LowerName, Node)> = Vec::new();
+        let mut fresh: Vec<(LowerName, WireNode)> = Vec::new();
         let mut ptrs = Vec::new();
         if let Some(svc) = self.objects.services.get(key)
             && self.namespaces.contains(&svc.namespace)
@@ -389,14 +389,24 @@ impl ClusterWriter {
                     opts: &self.opts,
                     records: Records::default(),
                 };
-                b.service(svc, &self.objects, zone);
-                fresh.extend(b.records.into_nodes().filter(|(n, _)| base.zone_of(n)));
+                let endpoints = b.service(svc, &self.objects, zone);
+                fresh.extend(b.records.into_nodes().filter(|(n, _)| base.zone_of(n)).map(
+                    |(n, node)| {
+                        let wire = WireNode::from(&node);
+                        let wire = if n == base {
+                            wire.with_endpoints(&endpoints)
+                        } else {
+                            wire
+                        };
+                        (n, wire)
+                    },
+                ));
             }
             if let (false, Some(primary)) = (self.reverse.is_empty(), self.forward.first()) {
                 ptrs = ptrs_of(svc, &self.objects, &self.opts, primary);
             }
         }
-        let fresh: Vec<(NameKey, Node)> = fresh
+        let fresh: Vec<(NameKey, WireNode)> = fresh
             .into_iter()
             .map(|(n, node)| (NameKey::from(&n), node))
             .collect();
@@ -413,7 +423,6 @@ impl ClusterWriter {
         }
         let owned = OwnedNames::new(fresh.iter().map(|(n, _)| n), &bases);
         for (n, node) in fresh {
-            let node = WireNode::from(&node);
             if names.get(&n) != Some(&node) {
                 names.insert(n, node);
             }
@@ -610,6 +619,14 @@ mod tests {
                         ]
                     })
                     .collect();
+                records.extend(node.endpoints().map(|e| {
+                    let addresses: Vec<_> = e.addresses().collect();
+                    let srvs: Vec<_> = e.srvs().collect();
+                    format!(
+                        "endpoint {} {addresses:?} {srvs:?}",
+                        String::from_utf8_lossy(e.label)
+                    )
+                }));
                 records.sort();
                 (n.to_string(), records)
             })
@@ -683,7 +700,15 @@ mod tests {
             for o in objects.iter().rev() {
                 w.apply(vec![Change::Upsert(o.clone())]);
             }
-            assert_eq!(contents(&w.view()), full(&all(&objects), pods));
+            let everything = full(&all(&objects), pods);
+            assert_eq!(contents(&w.view()), everything);
+            // Endpoint names are part of what is compared.
+            assert!(
+                everything
+                    .iter()
+                    .any(|(n, r)| n == "db.prod.svc.cluster.local."
+                        && r.iter().any(|r| r.starts_with("endpoint db-0 ")))
+            );
             // Every other object deleted, one change each.
             let mut kept = Vec::new();
             for (i, o) in objects.iter().enumerate() {

@@ -1,5 +1,6 @@
 //! The `kubernetes` plugin: answers the cluster zones from the cluster view.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,7 +11,7 @@ use super::{Outcome, Reply, Request, matching_zone};
 use crate::cluster::records::{ClusterOptions, insecure_pod_address, reverse_address};
 use crate::cluster::writer::{ClusterView, ClusterWriter, Meta};
 use crate::config::{Fallthrough, KubernetesConfig, PodMode};
-use crate::table::{NameKey, WireNode, record};
+use crate::table::{EndpointName, NameKey, WireNode, record};
 use crate::wire::Owner;
 
 /// How many CNAMEs an answer follows inside the zone (CoreDNS stops at 8 too).
@@ -68,9 +69,9 @@ impl Kubernetes {
         }
         let meta = self.view.meta();
         let names = self.view.names();
-        let node = names.get(&NameKey::from(&req.lower));
-        let found = match node {
-            Some(node) => Some(self.answer(node, &meta, req, &|n| names.get(&NameKey::from(n)))),
+        let lookup = |n: &LowerName| find(&names, NameKey::from(n).as_bytes());
+        let found = match lookup(&req.lower) {
+            Some(found) => Some(self.answer(found, &meta, req, &lookup)),
             None => self
                 .reverse(&meta, req)
                 .or_else(|| self.insecure_pod(&meta, req)),
@@ -85,36 +86,56 @@ impl Kubernetes {
     /// The answer at an existing name.
     fn answer<'a>(
         &self,
-        node: &WireNode,
+        found: Found<'a>,
         meta: &Meta,
         req: &Request,
-        lookup: &dyn Fn(&LowerName) -> Option<&'a WireNode>,
+        lookup: &dyn Fn(&LowerName) -> Option<Found<'a>>,
     ) -> Reply {
         let mut reply = Reply::authoritative(ResponseCode::NoError);
-        match req.qtype {
-            RecordType::ANY => {
-                for (_, set) in node.sets() {
-                    reply
-                        .answers
-                        .push_bodies(Owner::Question, set.bodies, set.count);
+        match found {
+            Found::Endpoint(endpoint) => {
+                let target = NameKey::from(&req.lower);
+                let types = match req.qtype {
+                    RecordType::ANY => &[RecordType::A, RecordType::AAAA, RecordType::SRV][..],
+                    qtype => &[qtype][..],
+                };
+                for &qtype in types {
+                    let (bodies, count) =
+                        endpoint_bodies(&endpoint, qtype, self.ttl, target.as_bytes());
+                    reply.answers.push_bodies(Owner::Question, &bodies, count);
                 }
-            }
-            qtype => {
-                if let Some(set) = node.get(qtype) {
-                    reply
-                        .answers
-                        .push_bodies(Owner::Question, set.bodies, set.count);
+                if req.qtype == RecordType::SRV && !reply.answers.is_empty() {
+                    let (bodies, count) = endpoint_additional(&endpoint, self.ttl);
                     reply
                         .additional
-                        .push_full(set.additional, set.additional_count);
-                } else if let (Some(target), Some(cname)) =
-                    (node.cname(), node.get(RecordType::CNAME))
-                    && matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::TXT)
-                {
-                    reply.answers.push_bodies(Owner::Question, cname.bodies, 1);
-                    self.chase(lookup, &target, qtype, &mut reply);
+                        .push_bodies(Owner::Question, &bodies, count);
                 }
             }
+            Found::Node(node) => match req.qtype {
+                RecordType::ANY => {
+                    for (_, set) in node.sets() {
+                        reply
+                            .answers
+                            .push_bodies(Owner::Question, set.bodies, set.count);
+                    }
+                }
+                qtype => {
+                    if let Some(set) = node.get(qtype) {
+                        reply
+                            .answers
+                            .push_bodies(Owner::Question, set.bodies, set.count);
+                        reply
+                            .additional
+                            .push_full(set.additional, set.additional_count);
+                    } else if let (Some(target), Some(cname)) =
+                        (node.cname(), node.get(RecordType::CNAME))
+                        && matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::TXT)
+                    {
+                        reply.answers.push_bodies(Owner::Question, cname.bodies, 1);
+                        self.chase(lookup, &target, qtype, &mut reply);
+                    }
+                }
+            },
         }
         if reply.answers.is_empty() {
             return negative(meta, &req.lower, ResponseCode::NoError);
@@ -126,7 +147,7 @@ impl Kubernetes {
     /// Follows a CNAME while its target is in our zones, adding what each target holds.
     fn chase<'a>(
         &self,
-        lookup: &dyn Fn(&LowerName) -> Option<&'a WireNode>,
+        lookup: &dyn Fn(&LowerName) -> Option<Found<'a>>,
         first: &Name,
         qtype: RecordType,
         reply: &mut Reply,
@@ -138,7 +159,19 @@ impl Kubernetes {
             if matching_zone(&self.zones, &lower).is_none() || seen.contains(&lower) {
                 return;
             }
-            let Some(node) = lookup(&lower) else { return };
+            let node = match lookup(&lower) {
+                None => return,
+                Some(Found::Endpoint(endpoint)) => {
+                    let key = NameKey::from(&lower);
+                    let (bodies, count) =
+                        endpoint_bodies(&endpoint, qtype, self.ttl, key.as_bytes());
+                    reply
+                        .answers
+                        .push_bodies(Owner::Name(&target), &bodies, count);
+                    return;
+                }
+                Some(Found::Node(node)) => node,
+            };
             if let Some(set) = node.get(qtype) {
                 reply
                     .answers
@@ -214,6 +247,102 @@ impl Kubernetes {
             .push_record(Owner::Question, &record(&req.name, self.ttl, rdata));
         Some(reply)
     }
+}
+
+/// What is at a name: a node, or an endpoint's name kept in its service's node.
+#[derive(Clone, Copy)]
+enum Found<'a> {
+    Node(&'a WireNode),
+    Endpoint(EndpointName<'a>),
+}
+
+/// The name with wire-format lowercase `key`: its node, or else the endpoint its first label
+/// names under its parent (a service).
+fn find<'a>(
+    names: &'a papaya::HashMapRef<
+        '_,
+        NameKey,
+        WireNode,
+        std::hash::RandomState,
+        papaya::LocalGuard<'_>,
+    >,
+    key: &[u8],
+) -> Option<Found<'a>> {
+    if let Some(node) = names.get(key) {
+        return Some(Found::Node(node));
+    }
+    let (&len, rest) = key.split_first()?;
+    let (label, parent) = rest.split_at_checked(usize::from(len))?;
+    if label.is_empty() {
+        return None;
+    }
+    names.get(parent)?.endpoint(label).map(Found::Endpoint)
+}
+
+/// One record body: type, class IN, TTL, length, data.
+fn push_body(out: &mut Vec<u8>, rtype: RecordType, ttl: u32, data: &[&[u8]]) {
+    let len: usize = data.iter().map(|d| d.len()).sum();
+    out.extend_from_slice(&u16::from(rtype).to_be_bytes());
+    out.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&(len as u16).to_be_bytes());
+    for d in data {
+        out.extend_from_slice(d);
+    }
+}
+
+/// An endpoint name's records of `qtype`, as bodies; `target` is the name itself (lowercase,
+/// wire format), the target of its SRV records.
+fn endpoint_bodies(
+    endpoint: &EndpointName<'_>,
+    qtype: RecordType,
+    ttl: u32,
+    target: &[u8],
+) -> (Vec<u8>, u16) {
+    let mut out = Vec::new();
+    let mut count = 0;
+    match qtype {
+        RecordType::A | RecordType::AAAA => {
+            for (ip, _) in endpoint.addresses() {
+                match (ip, qtype) {
+                    (IpAddr::V4(v4), RecordType::A) => {
+                        push_body(&mut out, qtype, ttl, &[&v4.octets()])
+                    }
+                    (IpAddr::V6(v6), RecordType::AAAA) => {
+                        push_body(&mut out, qtype, ttl, &[&v6.octets()])
+                    }
+                    _ => continue,
+                }
+                count += 1;
+            }
+        }
+        RecordType::SRV => {
+            for (weight, port) in endpoint.srvs() {
+                let fixed = [[0, 0], weight.to_be_bytes(), port.to_be_bytes()].concat();
+                push_body(&mut out, qtype, ttl, &[&fixed, target]);
+                count += 1;
+            }
+        }
+        _ => {}
+    }
+    (out, count)
+}
+
+/// The addresses that go with an endpoint name's SRV answer, as bodies owned by the name.
+fn endpoint_additional(endpoint: &EndpointName<'_>, ttl: u32) -> (Vec<u8>, u16) {
+    let mut out = Vec::new();
+    let mut count = 0;
+    for (ip, additional) in endpoint.addresses() {
+        if !additional {
+            continue;
+        }
+        match ip {
+            IpAddr::V4(v4) => push_body(&mut out, RecordType::A, ttl, &[&v4.octets()]),
+            IpAddr::V6(v6) => push_body(&mut out, RecordType::AAAA, ttl, &[&v6.octets()]),
+        }
+        count += 1;
+    }
+    (out, count)
 }
 
 /// NXDOMAIN or NODATA, with the zone's SOA in the authority section.
