@@ -157,7 +157,13 @@ fn run(api: &apiserver::ApiServer, dir: &std::path::Path) -> Run {
 fn main() {
     // `cargo test --benches` runs benches once with no arguments; stay quick there.
     let quick = !std::env::args().any(|a| a == "--bench");
-    let sizes: &[usize] = if quick { &[200] } else { &[10_000, 100_000] };
+    // Sizes may be given: `cargo bench --bench api_sync -- 10000`.
+    let given: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
+    let sizes: &[usize] = match (quick, given.is_empty()) {
+        (true, _) => &[200],
+        (false, false) => &given,
+        (false, true) => &[10_000, 100_000],
+    };
     let dir = tempfile::tempdir().expect("a temporary directory");
     let empty = run(&apiserver::ApiServer::start(), dir.path());
     println!("empty cluster: peak RSS {:.1} MiB", mib(empty.peak_rss));

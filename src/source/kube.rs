@@ -8,7 +8,6 @@
 //! so after any fault the state equals what a fresh list gives.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -16,11 +15,10 @@ use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Api, Client, Resource};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -241,13 +239,13 @@ impl ApiSource {
             None => watcher::Config::default(),
         };
         let mut all: Vec<Events> = vec![
-            events::<Namespace>(Api::all(client.clone()), namespaces, Kind::Namespace),
-            events::<Service>(Api::all(client.clone()), labelled(), Kind::Service),
-            events::<EndpointSlice>(Api::all(client.clone()), labelled(), Kind::EndpointSlice),
+            events::<Namespace>(&client, namespaces, Kind::Namespace),
+            events::<Service>(&client, labelled(), Kind::Service),
+            events::<EndpointSlice>(&client, labelled(), Kind::EndpointSlice),
         ];
         if self.watch_pods {
             all.push(events::<Pod>(
-                Api::all(client),
+                &client,
                 watcher::Config::default(),
                 Kind::Pod,
             ));
@@ -258,25 +256,51 @@ impl ApiSource {
 
 type Events = BoxStream<'static, (Kind, Result<Event<Value>, watcher::Error>)>;
 
-/// A watcher of one kind, objects turned to JSON (the form [`convert`] reads), retried with
-/// kube-runtime's default backoff.
-fn events<K>(api: Api<K>, config: watcher::Config, kind: Kind) -> Events
+/// A watcher of the kind `K` names, retried with kube-runtime's default backoff. Objects are
+/// decoded once, as `DynamicObject`s (JSON), into the form [`convert`] reads: no typed
+/// Kubernetes structs in between.
+fn events<K>(client: &Client, config: watcher::Config, kind: Kind) -> Events
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Serialize + Send + 'static,
+    K: Resource<DynamicType = ()>,
 {
+    let resource = ApiResource::erase::<K>(&());
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let (api_version, kind_name) = (resource.api_version, resource.kind);
     watch(api, config)
         .default_backoff()
-        .map(move |r| (kind, r.map(to_json)))
+        .map(move |r| (kind, r.map(|e| to_json(e, &api_version, &kind_name))))
         .boxed()
 }
 
-fn to_json<K: Serialize>(event: Event<K>) -> Event<Value> {
-    let json = |k: K| serde_json::to_value(k).unwrap_or(Value::Null);
+/// An object as [`convert`] reads it: list items come without `apiVersion` and `kind`, and
+/// only the metadata DNS reads is kept.
+fn to_json(event: Event<DynamicObject>, api_version: &str, kind: &str) -> Event<Value> {
+    let json = |o: DynamicObject| {
+        let mut data = match o.data {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        let mut meta = serde_json::Map::new();
+        if let Some(name) = o.metadata.name {
+            meta.insert("name".into(), Value::String(name));
+        }
+        if let Some(namespace) = o.metadata.namespace {
+            meta.insert("namespace".into(), Value::String(namespace));
+        }
+        if let Some(labels) = o.metadata.labels {
+            let labels = labels.into_iter().map(|(k, v)| (k, Value::String(v)));
+            meta.insert("labels".into(), Value::Object(labels.collect()));
+        }
+        data.insert("metadata".into(), Value::Object(meta));
+        data.insert("apiVersion".into(), Value::String(api_version.into()));
+        data.insert("kind".into(), Value::String(kind.into()));
+        Value::Object(data)
+    };
     match event {
-        Event::Apply(k) => Event::Apply(json(k)),
-        Event::Delete(k) => Event::Delete(json(k)),
+        Event::Apply(o) => Event::Apply(json(o)),
+        Event::Delete(o) => Event::Delete(json(o)),
         Event::Init => Event::Init,
-        Event::InitApply(k) => Event::InitApply(json(k)),
+        Event::InitApply(o) => Event::InitApply(json(o)),
         Event::InitDone => Event::InitDone,
     }
 }

@@ -2,6 +2,7 @@
 //! event history that watches replay. No I/O here.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -325,13 +326,15 @@ impl Store {
         filter: &'a Filter,
         start: Option<(String, String)>,
     ) -> impl Iterator<Item = (&'a Key, &'a Value)> {
-        self.objects.iter().filter(move |(key, obj)| {
-            key.0 == res.plural
-                && start
-                    .as_ref()
-                    .is_none_or(|s| (&key.1, &key.2) > (&s.0, &s.1))
-                && filter.matches(obj)
-        })
+        // Objects are kept by (resource, namespace, name): a page starts where the last ended.
+        let from = match start {
+            Some((ns, name)) => Bound::Excluded((res.plural, ns, name)),
+            None => Bound::Included((res.plural, String::new(), String::new())),
+        };
+        self.objects
+            .range((from, Bound::Unbounded))
+            .take_while(move |(key, _)| key.0 == res.plural)
+            .filter(move |(_, obj)| filter.matches(obj))
     }
 
     /// A `{Kind}List`, one page of it if `limit` is set.
