@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use super::{ClusterObjects, Endpoint, Port, Service, ServiceKind};
+use super::{ClusterObjects, EndpointRef, Port, Service, ServiceKind};
 use crate::config::PodMode;
 use crate::table::{EndpointNames, EndpointNamesBuilder, Records, record};
 
@@ -67,11 +67,11 @@ pub(super) fn address(owner: &Name, ttl: u32, ip: IpAddr) -> Record {
 
 /// The name of an endpoint under its service: its hostname, its pod's name under
 /// `endpoint_pod_names`, or its address with dashes (`10-36-0-1`, `fd00--1`).
-pub fn endpoint_label(ep: &Endpoint, ip: IpAddr, endpoint_pod_names: bool) -> String {
-    if let Some(h) = &ep.hostname {
+pub fn endpoint_label(ep: &EndpointRef<'_>, ip: IpAddr, endpoint_pod_names: bool) -> String {
+    if let Some(h) = ep.hostname {
         return h.to_string();
     }
-    if endpoint_pod_names && let Some(t) = &ep.target_name {
+    if endpoint_pod_names && let Some(t) = ep.target_name {
         return t.to_string();
     }
     dashed(ip)
@@ -140,8 +140,8 @@ fn has_ready(svc: &Service, objects: &ClusterObjects) -> bool {
     objects
         .endpoint_sets(&svc.namespace, &svc.name)
         .iter()
-        .flat_map(|set| &set.endpoints)
-        .any(|ep| (ep.ready || svc.publish_not_ready) && !ep.addresses.is_empty())
+        .flat_map(|set| set.endpoints.iter())
+        .any(|ep| (ep.ready || svc.publish_not_ready) && ep.addresses().next().is_some())
 }
 
 /// One SRV "entry" in CoreDNS's sense: an address and port behind a name. Weights are
@@ -243,12 +243,12 @@ impl Builder<'_> {
                 } else {
                     set.ports.iter().map(Some).collect()
                 };
-                for ep in &set.endpoints {
+                for ep in set.endpoints.iter() {
                     if !(ep.ready || svc.publish_not_ready) {
                         continue;
                     }
-                    for &ip in &ep.addresses {
-                        let label = endpoint_label(ep, ip, self.opts.endpoint_pod_names);
+                    for ip in ep.addresses() {
+                        let label = endpoint_label(&ep, ip, self.opts.endpoint_pod_names);
                         let Ok(target) = Name::from_labels([label.as_bytes()])
                             .and_then(|l| l.append_domain(&base))
                         else {
@@ -425,8 +425,8 @@ pub fn ptrs_of(
             .iter()
             .filter(|e| e.ready || svc.publish_not_ready)
         {
-            for &ip in &ep.addresses {
-                let label = endpoint_label(ep, ip, opts.endpoint_pod_names);
+            for ip in ep.addresses() {
+                let label = endpoint_label(&ep, ip, opts.endpoint_pod_names);
                 if let Some(target) = name(&[&label], &base) {
                     out.push(Ptr {
                         ip,
@@ -443,6 +443,7 @@ pub fn ptrs_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::{Endpoint, Endpoints};
 
     #[test]
     fn addresses_become_labels_as_coredns_writes_them() {
@@ -502,9 +503,13 @@ mod tests {
             ready: true,
             target_name: Some("pod-a".into()),
         };
-        assert_eq!(endpoint_label(&ep, ip, true), "db-0");
+        let label = |ep: &Endpoint, pod_names| {
+            let packed = Endpoints::from(vec![ep.clone()]);
+            endpoint_label(&packed.iter().next().unwrap(), ip, pod_names)
+        };
+        assert_eq!(label(&ep, true), "db-0");
         ep.hostname = None;
-        assert_eq!(endpoint_label(&ep, ip, true), "pod-a");
-        assert_eq!(endpoint_label(&ep, ip, false), "10-0-0-1");
+        assert_eq!(label(&ep, true), "pod-a");
+        assert_eq!(label(&ep, false), "10-0-0-1");
     }
 }

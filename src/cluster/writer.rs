@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::rr::{LowerName, Name};
 
 use super::records::{Apex, Builder, ClusterOptions, address, dashed, is_reverse, name, ptrs_of};
-use super::{ClusterObjects, EndpointSet};
+use super::{Addresses, ClusterObjects, EndpointSet};
 use crate::config::PodMode;
 use crate::source::convert::{Key, Kind, Object};
 use crate::table::{NameKey, PtrEntry, PtrSet, Records, WireNode};
@@ -149,7 +149,7 @@ pub struct ClusterWriter {
     /// The names each service owns, and the PTRs it contributes.
     service_names: HashMap<Key, OwnedNames>,
     /// The addresses each service gives a PTR target for.
-    service_ptrs: HashMap<Key, Vec<IpAddr>>,
+    service_ptrs: HashMap<Key, Addresses>,
     /// Whether `in-addr.arpa.` and `ip6.arpa.` are served whole (the common case: no need to
     /// check an address against the reverse zones).
     whole_reverse: [bool; 2],
@@ -261,9 +261,7 @@ impl ClusterWriter {
             return change;
         }
         let strip = |set: &mut EndpointSet| {
-            for ep in &mut set.endpoints {
-                ep.target_name = None;
-            }
+            set.endpoints = set.endpoints.without_target_names();
         };
         match &mut change {
             Change::Upsert(Object::Slice(_, Some(set))) => strip(set),
@@ -445,7 +443,7 @@ impl ClusterWriter {
         if let Some(service) = &service {
             let ptrs = self.view.ptrs.pin();
             let mut seen = HashSet::new();
-            for &ip in old.iter().chain(mine.keys()) {
+            for ip in old.iter().chain(mine.keys().copied()) {
                 if !seen.insert(ip) || !self.reverse_covers(ip) {
                     continue;
                 }
@@ -473,7 +471,7 @@ impl ClusterWriter {
                 }
             }
         }
-        let contributed: Vec<IpAddr> = mine.into_keys().collect();
+        let contributed: Addresses = mine.into_keys().collect();
         if !contributed.is_empty() {
             self.service_ptrs.insert(key.clone(), contributed);
         }

@@ -445,7 +445,7 @@ fn slice(raw: RawSlice) -> Result<Keyed<Option<EndpointSet>>, String> {
         Some(EndpointSet {
             namespace,
             service,
-            endpoints,
+            endpoints: endpoints.into(),
             ports: ports(raw.ports, &format!("{what}: ports"))?,
         }),
     ))
@@ -478,7 +478,7 @@ fn endpoints(raw: RawEndpoints) -> Result<Keyed<Vec<EndpointSet>>, String> {
         sets.push(EndpointSet {
             namespace: namespace.clone(),
             service: name.clone(),
-            endpoints,
+            endpoints: endpoints.into(),
             ports: ports(subset.ports, &format!("{what}: subsets.ports"))?,
         });
     }

@@ -231,7 +231,7 @@ mod tests {
     use super::*;
     use hickory_proto::rr::Name;
 
-    use crate::cluster::{Endpoint, EndpointSet, Port, Protocol, ServiceKind};
+    use crate::cluster::{Endpoint, EndpointSet, Endpoints, Port, Protocol, ServiceKind};
 
     /// What `kubectl get namespaces,services,endpointslices,pods -A -o yaml
     /// --show-managed-fields` prints, trimmed to a handful of objects.
@@ -700,7 +700,7 @@ metadata:
         assert_eq!(v4.namespace, "prod");
         assert_eq!(v4.service, "web");
         assert_eq!(
-            v4.endpoints,
+            v4.endpoints.to_vec(),
             [
                 Endpoint {
                     addresses: ips(&["10.244.1.5"]),
@@ -725,11 +725,14 @@ metadata:
         );
         let v6 = &o.slices[&key("prod", "web-v6x9k")];
         assert_eq!(v6.service, "web");
-        assert_eq!(v6.endpoints[0].addresses, ips(&["fd00:10:244:1::5"]));
+        assert_eq!(
+            v6.endpoints.to_vec()[0].addresses,
+            ips(&["fd00:10:244:1::5"])
+        );
 
         let db_slice = &o.slices[&key("prod", "db-m4n5p")];
         assert_eq!(
-            db_slice.endpoints,
+            db_slice.endpoints.to_vec(),
             [Endpoint {
                 addresses: ips(&["10.244.3.9"]),
                 hostname: Some("db-0".into()),
@@ -1000,7 +1003,7 @@ subsets:
                 EndpointSet {
                     namespace: "prod".into(),
                     service: "legacy".into(),
-                    endpoints: vec![
+                    endpoints: Endpoints::from(vec![
                         Endpoint {
                             addresses: ips(&["10.244.3.3"]),
                             hostname: Some("legacy-0".into()),
@@ -1013,18 +1016,18 @@ subsets:
                             ready: false,
                             target_name: Some("legacy-1".into()),
                         },
-                    ],
+                    ]),
                     ports: vec![port("http", 80, Protocol::Tcp)],
                 },
                 EndpointSet {
                     namespace: "prod".into(),
                     service: "legacy".into(),
-                    endpoints: vec![Endpoint {
+                    endpoints: Endpoints::from(vec![Endpoint {
                         addresses: ips(&["10.244.3.5"]),
                         hostname: None,
                         ready: true,
                         target_name: None,
-                    }],
+                    }]),
                     ports: vec![port("metrics", 9100, Protocol::Tcp)],
                 },
             ]
