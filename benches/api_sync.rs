@@ -115,6 +115,21 @@ fn proc_status(child: &Child, field: &str) -> u64 {
 struct Run {
     sync: Duration,
     peak_rss: u64,
+    /// CPU time clusterdns spent (user + system) until ready.
+    cpu: Duration,
+}
+
+/// User + system CPU time of a process, from /proc/PID/stat (in clock ticks of 1/100 s).
+fn cpu_time(child: &Child) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime and stime are 12 and 13.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = field(11) + field(12);
+    Duration::from_millis(ticks * 10)
 }
 
 /// Starts clusterdns against `api` and waits until it is ready.
@@ -146,12 +161,17 @@ fn run(api: &apiserver::ApiServer, dir: &std::path::Path) -> Run {
         std::thread::sleep(Duration::from_millis(20));
     }
     let sync = started.elapsed();
+    let cpu = cpu_time(&child);
     // Let what the sync freed go back before reading the peak (it is a high-water mark).
     std::thread::sleep(Duration::from_millis(500));
     let peak_rss = proc_status(&child, "VmHWM:");
     let _ = child.kill();
     let _ = child.wait();
-    Run { sync, peak_rss }
+    Run {
+        sync,
+        peak_rss,
+        cpu,
+    }
 }
 
 fn main() {
@@ -167,7 +187,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let empty = run(&apiserver::ApiServer::start(), dir.path());
     println!("empty cluster: peak RSS {:.1} MiB", mib(empty.peak_rss));
-    println!("services  endpoints  sync_ms  peak_RSS_MiB  B/service  B/endpoint");
+    println!("services  endpoints  sync_ms  sync_cpu_ms  peak_RSS_MiB  B/service  B/endpoint");
     for &services in sizes {
         let api = apiserver::ApiServer::start();
         load(&api, services);
@@ -175,8 +195,9 @@ fn main() {
         let endpoints = services * ENDPOINTS;
         let held = r.peak_rss.saturating_sub(empty.peak_rss) as usize;
         println!(
-            "{services:>8}  {endpoints:>9}  {:>7.0}  {:>12.1}  {:>9}  {:>10}",
+            "{services:>8}  {endpoints:>9}  {:>7.0}  {:>11.0}  {:>12.1}  {:>9}  {:>10}",
             r.sync.as_secs_f64() * 1e3,
+            r.cpu.as_secs_f64() * 1e3,
             mib(r.peak_rss),
             held / services,
             held / endpoints,
