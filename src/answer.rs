@@ -37,6 +37,49 @@ impl Transport {
     }
 }
 
+/// What the loop does with a query after [`Handler::handle`].
+#[derive(Debug)]
+pub enum Handled {
+    /// Nothing to send.
+    Drop,
+    /// The response is in `out`.
+    Send,
+    /// The query goes upstream: run [`Handler::forward`] in a task of its own and send what
+    /// it returns.
+    Forward(Pending),
+}
+
+/// A query the `forward` plugin takes, with what its answer needs later.
+#[derive(Debug)]
+pub struct Pending {
+    query: Vec<u8>,
+    src: SocketAddr,
+    transport: Transport,
+    limit: usize,
+    started: Instant,
+    block: usize,
+    zone: u16,
+    plugin: usize,
+    /// Its place under `max_concurrent`, held until the answer is made.
+    _slot: crate::plugin::forward::InFlight,
+}
+
+impl Pending {
+    /// Who asked.
+    pub fn src(&self) -> SocketAddr {
+        self.src
+    }
+}
+
+/// What the plugin chain made of a query.
+enum Step {
+    Reply(Reply),
+    Forward {
+        plugin: usize,
+        slot: crate::plugin::forward::InFlight,
+    },
+}
+
 /// One server block: the zones it serves and its plugins in chain order.
 #[derive(Debug)]
 pub struct Block {
@@ -89,7 +132,7 @@ impl Handler {
         src: SocketAddr,
         transport: Transport,
         out: &mut Vec<u8>,
-    ) -> bool {
+    ) -> Handled {
         let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.handle(query, src, transport, out)
         }));
@@ -97,119 +140,231 @@ impl Handler {
             crate::metrics::metrics().panicked();
             error!(%src, len = query.len(), "panic while answering a query; dropped it");
             out.clear();
-            false
+            Handled::Drop
         })
     }
 
-    /// Answers `query` into `out`. Returns false when nothing is to be sent (the packet is
-    /// too short to carry an ID, or is itself a response).
+    /// Answers `query` into `out`, or hands it to `forward`. Nothing is sent for a packet too
+    /// short to carry an ID, or that is itself a response.
     pub fn handle(
         &self,
         query: &[u8],
         src: SocketAddr,
         transport: Transport,
         out: &mut Vec<u8>,
-    ) -> bool {
+    ) -> Handled {
         out.clear();
         if query.len() < HEADER_LEN || query[2] & 0x80 != 0 {
-            return false;
+            return Handled::Drop;
         }
         let started = Instant::now();
         let msg = match Message::from_vec(query) {
             Ok(msg) => msg,
             Err(_) => {
                 header_only(query, ResponseCode::FormErr, out);
-                return true;
+                return Handled::Send;
             }
         };
         if msg.op_code() != OpCode::Query {
             header_only(query, ResponseCode::NotImp, out);
-            return true;
+            return Handled::Send;
         }
         let [question] = msg.queries() else {
             header_only(query, ResponseCode::FormErr, out);
-            return true;
+            return Handled::Send;
         };
         let limit = match (transport, msg.extensions()) {
             (Transport::Tcp, _) => TCP_LIMIT,
             (Transport::Udp, Some(edns)) => usize::from(edns.max_payload()).max(PLAIN_UDP_LIMIT),
             (Transport::Udp, None) => PLAIN_UDP_LIMIT,
         };
-        let (reply, block) = self.reply(&msg, question);
-        encode(query, &msg, &reply, limit, out);
-        if let Some((block, zone)) = block {
-            if block.log {
-                log_query(
-                    &msg,
-                    question,
+        let (step, routed) = self.reply(&msg, question);
+        let reply = match step {
+            Step::Reply(reply) => reply,
+            Step::Forward { plugin, slot } => {
+                let (block, zone) = routed.expect("forwarded queries are routed");
+                return Handled::Forward(Pending {
+                    query: query.to_vec(),
                     src,
                     transport,
-                    query.len(),
-                    &reply,
-                    out,
+                    limit,
                     started,
-                );
-            }
-            if block.errors && reply.rcode == ResponseCode::ServFail {
-                error!(name = %question.name(), qtype = %question.query_type(), "SERVFAIL");
-            }
-            if let Some(index) = block.metrics {
-                crate::metrics::metrics().query(Observed {
-                    route: Route { block: index, zone },
-                    tcp: transport == Transport::Tcp,
-                    v6: src.ip().to_canonical().is_ipv6(),
-                    qtype: u16::from(question.query_type()),
-                    // CoreDNS's request size: the client's buffer, at least 512, 64K over TCP.
-                    size: limit,
-                    rcode: u16::from(reply.rcode),
-                    seconds: started.elapsed().as_secs_f64(),
+                    block,
+                    zone,
+                    plugin,
+                    _slot: slot,
                 });
             }
+        };
+        encode(query, &msg, &reply, limit, out);
+        if let Some((block, zone)) = routed {
+            self.observe(
+                block,
+                zone,
+                &msg,
+                src,
+                transport,
+                query.len(),
+                u16::from(reply.rcode),
+                out,
+                started,
+                limit,
+            );
         }
-        true
+        Handled::Send
     }
 
-    /// The reply, and the server block (with the index of its zone that matched) that made it.
-    fn reply(&self, msg: &Message, question: &Query) -> (Reply, Option<(&Block, u16)>) {
-        let refused = || Reply::authoritative(ResponseCode::Refused).not_authoritative();
+    /// Sends a query the `forward` plugin took upstream, and returns the response for the
+    /// client: the upstream's answer under the client's ID and question, cut to the client's
+    /// size with TC; SERVFAIL when no upstream answered.
+    pub async fn forward(&self, pending: Pending) -> Option<Vec<u8>> {
+        let Pending {
+            query,
+            src,
+            transport,
+            limit,
+            started,
+            block,
+            zone,
+            plugin,
+            _slot,
+        } = pending;
+        let Some(crate::plugin::Plugin::Forward(forward)) =
+            self.blocks.get(block).and_then(|b| b.plugins.get(plugin))
+        else {
+            return None;
+        };
+        let msg = Message::from_vec(&query).ok()?;
+        let exchanged = forward.exchange(&query, transport == Transport::Tcp).await;
+        drop(_slot);
+        let mut out = Vec::new();
+        let rcode = match exchanged {
+            Ok(reply) if reply.len() <= limit => {
+                out = reply;
+                u16::from(out[3] & 0x0F)
+            }
+            Ok(reply) => {
+                // Too large for the client over UDP: the header and question, with TC.
+                let mut truncated = Reply::authoritative(ResponseCode::from_low(reply[3] & 0x0F));
+                truncated.authoritative = reply[2] & 0x04 != 0;
+                truncated.recursion_available = reply[3] & 0x80 != 0;
+                encode_truncated(&query, &msg, &truncated, &mut out);
+                u16::from(reply[3] & 0x0F)
+            }
+            Err(error) => {
+                if self.blocks[block].errors {
+                    error!(%error, "forward");
+                }
+                let failed = Reply::authoritative(ResponseCode::ServFail).not_authoritative();
+                encode(&query, &msg, &failed, limit, &mut out);
+                u16::from(ResponseCode::ServFail)
+            }
+        };
+        self.observe(
+            block,
+            zone,
+            &msg,
+            src,
+            transport,
+            query.len(),
+            rcode,
+            &out,
+            started,
+            limit,
+        );
+        Some(out)
+    }
+
+    /// The `log` line, `errors`, and the metrics of one answered query.
+    #[allow(clippy::too_many_arguments)]
+    fn observe(
+        &self,
+        block: usize,
+        zone: u16,
+        msg: &Message,
+        src: SocketAddr,
+        transport: Transport,
+        size: usize,
+        rcode: u16,
+        out: &[u8],
+        started: Instant,
+        limit: usize,
+    ) {
+        let Some(block) = self.blocks.get(block) else {
+            return;
+        };
+        let Some(question) = msg.queries().first() else {
+            return;
+        };
+        if block.log {
+            log_query(msg, question, src, transport, size, rcode, out, started);
+        }
+        if block.errors && rcode == u16::from(ResponseCode::ServFail) {
+            error!(name = %question.name(), qtype = %question.query_type(), "SERVFAIL");
+        }
+        if let Some(index) = block.metrics {
+            crate::metrics::metrics().query(Observed {
+                route: Route { block: index, zone },
+                tcp: transport == Transport::Tcp,
+                v6: src.ip().to_canonical().is_ipv6(),
+                qtype: u16::from(question.query_type()),
+                // CoreDNS's request size: the client's buffer, at least 512, 64K over TCP.
+                size: limit,
+                rcode,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+    }
+
+    /// What the chain made of the query, and the server block (by index, with the index of
+    /// its zone that matched) that made it.
+    fn reply(&self, msg: &Message, question: &Query) -> (Step, Option<(usize, u16)>) {
+        let refused =
+            || Step::Reply(Reply::authoritative(ResponseCode::Refused).not_authoritative());
         if msg.extensions().as_ref().is_some_and(|e| e.version() > 0) {
             return (
-                Reply::authoritative(ResponseCode::BADVERS).not_authoritative(),
+                Step::Reply(Reply::authoritative(ResponseCode::BADVERS).not_authoritative()),
                 None,
             );
         }
         let qtype = question.query_type();
         if matches!(qtype, RecordType::OPT) {
             return (
-                Reply::authoritative(ResponseCode::FormErr).not_authoritative(),
+                Step::Reply(Reply::authoritative(ResponseCode::FormErr).not_authoritative()),
                 None,
             );
         }
         let req = Request::new(question.name().clone(), qtype);
         // The block with the longest zone holding the name.
-        let Some((_, block, zone)) = self
+        let Some((_, index, zone)) = self
             .blocks
             .iter()
-            .flat_map(|b| b.zones.iter().enumerate().map(move |(i, z)| (z, b, i)))
+            .enumerate()
+            .flat_map(|(bi, b)| b.zones.iter().enumerate().map(move |(i, z)| (z, bi, i)))
             .filter(|(z, _, _)| z.zone_of(&req.lower))
-            .map(|(z, b, i)| (z.num_labels(), b, i as u16))
+            .map(|(z, bi, i)| (z.num_labels(), bi, i as u16))
             .max_by_key(|(n, _, _)| *n)
         else {
             return (refused(), None);
         };
-        let routed = Some((block, zone));
+        let block = &self.blocks[index];
+        let routed = Some((index, zone));
         // Zone transfers are not offered; other classes than IN hold nothing here.
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR)
             || !matches!(question.query_class(), DNSClass::IN)
         {
             return (refused(), routed);
         }
-        for plugin in &block.plugins {
-            if let Outcome::Reply(mut reply) = plugin.serve(&req) {
-                if block.loadbalance {
-                    wire::shuffle_addresses(&mut reply.answers, &mut self.rng());
+        for (i, plugin) in block.plugins.iter().enumerate() {
+            match plugin.serve(&req) {
+                Outcome::Reply(mut reply) => {
+                    if block.loadbalance {
+                        wire::shuffle_addresses(&mut reply.answers, &mut self.rng());
+                    }
+                    return (Step::Reply(reply), routed);
                 }
-                return (reply, routed);
+                Outcome::Forward(slot) => return (Step::Forward { plugin: i, slot }, routed),
+                Outcome::Next => {}
             }
         }
         // Every plugin passed: nothing here holds the name.
@@ -294,6 +449,13 @@ fn encode(query: &[u8], msg: &Message, reply: &Reply, limit: usize, out: &mut Ve
     }
 }
 
+/// The response with `reply`'s flags and rcode but no records, TC set: the answer does not fit
+/// and the client should ask over TCP.
+fn encode_truncated(query: &[u8], msg: &Message, reply: &Reply, out: &mut Vec<u8>) {
+    // A limit nothing fits in but the header, question and OPT.
+    encode(query, msg, reply, 0, out);
+}
+
 /// One line per query in CoreDNS's default `log` format:
 /// `{remote}:{port} - {id} "{type} {class} {name} {proto} {size} {do} {bufsize}" {rcode} {rflags} {rsize} {duration}`.
 #[allow(clippy::too_many_arguments)]
@@ -303,7 +465,7 @@ fn log_query(
     src: SocketAddr,
     transport: Transport,
     size: usize,
-    reply: &Reply,
+    rcode: u16,
     out: &[u8],
     started: Instant,
 ) {
@@ -311,17 +473,18 @@ fn log_query(
         Some(e) => (e.flags().dnssec_ok, e.max_payload()),
         None => (false, 512),
     };
+    let bit = |byte: usize, mask: u8| out.get(byte).is_some_and(|b| b & mask != 0);
     let mut flags = vec!["qr"];
-    if reply.authoritative {
+    if bit(2, 0x04) {
         flags.push("aa");
     }
-    if out.len() > 2 && out[2] & 0x02 != 0 {
+    if bit(2, 0x02) {
         flags.push("tc");
     }
     if msg.recursion_desired() {
         flags.push("rd");
     }
-    if reply.recursion_available {
+    if bit(3, 0x80) {
         flags.push("ra");
     }
     info!(
@@ -337,14 +500,9 @@ fn log_query(
         size,
         dnssec_ok,
         bufsize,
-        rcode_name(reply.rcode),
+        crate::metrics::rcode_name(rcode),
         flags.join(","),
         out.len(),
         started.elapsed().as_secs_f64(),
     );
-}
-
-/// Response codes as CoreDNS (miekg/dns) writes them in logs.
-fn rcode_name(rcode: ResponseCode) -> String {
-    crate::metrics::rcode_name(u16::from(rcode))
 }

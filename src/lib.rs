@@ -110,10 +110,13 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
                 plugins.push(Plugin::Kubernetes(kubernetes));
             }
         }
+        if let Some(f) = &server.forward {
+            plugins.push(Plugin::Forward(plugin::Forward::new(f)));
+        }
         for p in &plugins {
             ready.extend(match p {
                 Plugin::Kubernetes(k) => Some(k.ready_flag()),
-                Plugin::Hosts(_) => None,
+                Plugin::Hosts(_) | Plugin::Forward(_) => None,
             });
         }
         let index = metrics::metrics().register_block(
@@ -125,6 +128,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             (server.log, "log"),
             (server.hosts.is_some(), "hosts"),
             (server.kubernetes.is_some(), "kubernetes"),
+            (server.forward.is_some(), "forward"),
             (server.health.is_some(), "health"),
             (server.ready.is_some(), "ready"),
             (server.prometheus.is_some(), "prometheus"),

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{OnceLock, RwLock};
 
@@ -123,6 +124,19 @@ pub struct Metrics {
     programming: papaya::HashMap<&'static str, Histogram>,
     panics: AtomicU64,
     reload_failed: AtomicU64,
+    forward: Forwarding,
+}
+
+/// The `forward` plugin's counters, by upstream.
+#[derive(Debug, Default)]
+struct Forwarding {
+    requests: papaya::HashMap<SocketAddr, AtomicU64>,
+    /// By upstream and rcode.
+    responses: papaya::HashMap<(SocketAddr, u8), AtomicU64>,
+    durations: papaya::HashMap<(SocketAddr, u8), Histogram>,
+    healthcheck_failures: papaya::HashMap<SocketAddr, AtomicU64>,
+    healthcheck_broken: AtomicU64,
+    max_concurrent_rejects: AtomicU64,
 }
 
 /// The process's registry.
@@ -137,6 +151,7 @@ pub fn metrics() -> &'static Metrics {
         programming: papaya::HashMap::new(),
         panics: AtomicU64::new(0),
         reload_failed: AtomicU64::new(0),
+        forward: Forwarding::default(),
     })
 }
 
@@ -239,6 +254,36 @@ impl Metrics {
         self.reload_failed.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One query sent upstream: its reply's rcode (`None`: no reply) and how long it took.
+    pub fn forwarded(&self, to: &SocketAddr, rcode: Option<u8>, seconds: f64) {
+        let f = &self.forward;
+        count(&f.requests, *to);
+        if let Some(rcode) = rcode {
+            count(&f.responses, (*to, rcode));
+            f.durations
+                .pin()
+                .get_or_insert_with((*to, rcode), || Histogram::new(&DURATION_BUCKETS))
+                .observe(seconds);
+        }
+    }
+
+    pub fn forward_refused(&self) {
+        self.forward
+            .max_concurrent_rejects
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn health_check_failed(&self, to: &SocketAddr) {
+        count(&self.forward.healthcheck_failures, *to);
+    }
+
+    /// Every upstream of a `forward` was down when a query came.
+    pub fn health_check_broken(&self) {
+        self.forward
+            .healthcheck_broken
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus text exposition of everything.
     pub fn render(&self, plugins: &[(u16, &'static str)]) -> String {
         let blocks = self
@@ -339,6 +384,7 @@ impl Metrics {
                 &format!("service_kind=\"{kind}\""),
             );
         }
+        self.render_forward(&mut out);
         out.push_str("# HELP coredns_panics_total A metrics that counts the number of panics.\n# TYPE coredns_panics_total counter\n");
         let _ = writeln!(
             out,
@@ -353,6 +399,107 @@ impl Metrics {
         );
         out
     }
+}
+
+impl Metrics {
+    /// `forward`'s metrics under CoreDNS's current names (`coredns_proxy_*`,
+    /// `coredns_forward_healthcheck_broken_total`, `coredns_forward_max_concurrent_rejects_total`)
+    /// and the older `coredns_forward_*` names alert rules still use.
+    fn render_forward(&self, out: &mut String) {
+        let f = &self.forward;
+        let to = |a: &SocketAddr| format!("to=\"{a}\"");
+        let requests: BTreeMap<SocketAddr, u64> = f
+            .requests
+            .pin()
+            .iter()
+            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+            .collect();
+        out.push_str("# HELP coredns_forward_requests_total Counter of requests made per upstream.\n# TYPE coredns_forward_requests_total counter\n");
+        for (a, v) in &requests {
+            let _ = writeln!(out, "coredns_forward_requests_total{{{}}} {v}", to(a));
+        }
+        let responses: BTreeMap<(SocketAddr, u8), u64> = f
+            .responses
+            .pin()
+            .iter()
+            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+            .collect();
+        out.push_str("# HELP coredns_forward_responses_total Counter of responses received per upstream.\n# TYPE coredns_forward_responses_total counter\n");
+        for ((a, rcode), v) in &responses {
+            let _ = writeln!(
+                out,
+                "coredns_forward_responses_total{{rcode=\"{}\",{}}} {v}",
+                rcode_name(u16::from(*rcode)),
+                to(a)
+            );
+        }
+        let durations = f.durations.pin();
+        let mut keys: Vec<&(SocketAddr, u8)> = durations.keys().collect();
+        keys.sort();
+        for (name, prefix, help) in [
+            (
+                "coredns_proxy_request_duration_seconds",
+                "proxy_name=\"forward\",",
+                "Histogram of the time each request took.",
+            ),
+            (
+                "coredns_forward_request_duration_seconds",
+                "",
+                "Histogram of the time each request took.",
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for k in &keys {
+                let labels = format!(
+                    "{prefix}rcode=\"{}\",{}",
+                    rcode_name(u16::from(k.1)),
+                    to(&k.0)
+                );
+                if let Some(h) = durations.get(*k) {
+                    h.render(out, name, &labels);
+                }
+            }
+        }
+        let failures: BTreeMap<SocketAddr, u64> = f
+            .healthcheck_failures
+            .pin()
+            .iter()
+            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+            .collect();
+        for (name, prefix) in [
+            (
+                "coredns_proxy_healthcheck_failures_total",
+                "proxy_name=\"forward\",",
+            ),
+            ("coredns_forward_healthcheck_failures_total", ""),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} Count of failed health checks per upstream.\n# TYPE {name} counter"
+            );
+            for (a, v) in &failures {
+                let _ = writeln!(out, "{name}{{{prefix}{}}} {v}", to(a));
+            }
+        }
+        out.push_str("# HELP coredns_forward_healthcheck_broken_total Counter of the number of complete failures of the healthchecks.\n# TYPE coredns_forward_healthcheck_broken_total counter\n");
+        let _ = writeln!(
+            out,
+            "coredns_forward_healthcheck_broken_total {}",
+            f.healthcheck_broken.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP coredns_forward_max_concurrent_rejects_total Counter of the number of queries rejected because the concurrent queries were at maximum.\n# TYPE coredns_forward_max_concurrent_rejects_total counter\n");
+        let _ = writeln!(
+            out,
+            "coredns_forward_max_concurrent_rejects_total {}",
+            f.max_concurrent_rejects.load(Ordering::Relaxed)
+        );
+    }
+}
+
+fn count<K: std::hash::Hash + Eq>(map: &papaya::HashMap<K, AtomicU64>, key: K) {
+    map.pin()
+        .get_or_insert_with(key, || AtomicU64::new(0))
+        .fetch_add(1, Ordering::Relaxed);
 }
 
 /// CoreDNS's size buckets (bytes).

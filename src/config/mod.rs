@@ -5,6 +5,7 @@
 //! naming the file and line.
 
 pub mod corefile;
+pub mod forward;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ pub const SUPPORTED: &[&str] = &[
     "health",
     "hosts",
     "kubernetes",
+    "forward",
     "loadbalance",
     "log",
     "prometheus",
@@ -65,7 +67,6 @@ const NOT_YET: &[&str] = &[
     "erratic",
     "etcd",
     "file",
-    "forward",
     "geoip",
     "grpc",
     "header",
@@ -109,6 +110,7 @@ pub struct ServerConfig {
     pub log: bool,
     pub hosts: Option<HostsConfig>,
     pub kubernetes: Option<KubernetesConfig>,
+    pub forward: Option<forward::ForwardConfig>,
     /// `health [ADDR] { lameduck DURATION }`.
     pub health: Option<HealthConfig>,
     /// `ready [ADDR]`: the address of `/ready`.
@@ -306,6 +308,7 @@ fn server_block(
         log: false,
         hosts: None,
         kubernetes: None,
+        forward: None,
         health: None,
         ready: None,
         prometheus: None,
@@ -336,6 +339,7 @@ fn server_block(
             }
             "ready" => server.ready.replace(http_addr(d, ":8181")?).is_some(),
             "prometheus" => server.prometheus.replace(http_addr(d, ":9153")?).is_some(),
+            "forward" => server.forward.replace(forward::forward(d, dir)?).is_some(),
             "kubernetes" => server
                 .kubernetes
                 .replace(kubernetes(d, &server.zones, dir)?)
@@ -882,7 +886,7 @@ mod tests {
     #[test]
     fn rejections_name_the_line() {
         for (text, line, needle) in [
-            (".:53 {\n forward . 8.8.8.8\n}\n", 2, "not supported yet"),
+            (".:53 {\n cache 30\n}\n", 2, "not supported yet"),
             (".:53 {\n prometheus nonsense\n}\n", 2, "HOST:PORT"),
             (".:53 {\n loadbalance weighted f\n}\n", 2, "round_robin"),
             (".:53 {\n health {\n  lameduck x\n }\n}\n", 3, "lameduck"),

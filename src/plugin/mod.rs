@@ -3,6 +3,7 @@
 //! A plugin reads one snapshot per query and returns a [`Reply`] or [`Outcome::Next`]
 //! (CoreDNS's fallthrough). Plugins do no I/O on the query path.
 
+pub mod forward;
 pub mod hosts;
 pub mod kubernetes;
 
@@ -11,6 +12,7 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::wire::Section;
 
+pub use forward::Forward;
 pub use hosts::Hosts;
 pub use kubernetes::Kubernetes;
 
@@ -39,6 +41,9 @@ pub enum Outcome {
     Reply(Reply),
     /// Not this plugin's to answer: the next plugin gets it.
     Next,
+    /// Sent upstream by the `forward` plugin: the answer comes later (see
+    /// [`crate::answer::Handled::Forward`]).
+    Forward(forward::InFlight),
 }
 
 /// An answer: flags, and its sections already in wire format.
@@ -71,6 +76,7 @@ impl Reply {
 pub enum Plugin {
     Hosts(Hosts),
     Kubernetes(Kubernetes),
+    Forward(Forward),
 }
 
 impl Plugin {
@@ -78,6 +84,7 @@ impl Plugin {
         match self {
             Self::Hosts(h) => h.serve(req),
             Self::Kubernetes(k) => k.serve(req),
+            Self::Forward(f) => f.serve(req),
         }
     }
 }

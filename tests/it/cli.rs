@@ -235,13 +235,19 @@ fn plugins_flag_lists_the_served_directives_and_exits_zero() {
         let out = run(dir.path(), &[flag]);
         assert_eq!(out.status.code(), Some(0), "{flag}: {}", out.stderr);
         let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
-        for plugin in ["dns.kubernetes", "dns.hosts", "dns.errors", "dns.log"] {
+        for plugin in [
+            "dns.kubernetes",
+            "dns.hosts",
+            "dns.errors",
+            "dns.log",
+            "dns.forward",
+        ] {
             assert!(
                 lines.contains(&plugin),
                 "{flag}: {plugin} missing from {lines:?}"
             );
         }
-        assert!(!lines.contains(&"dns.forward"), "{lines:?}");
+        assert!(!lines.contains(&"dns.cache"), "{lines:?}");
     }
 }
 

@@ -3,6 +3,7 @@
 mod apiserver;
 mod cli;
 mod endpoints;
+mod forward;
 mod harness;
 mod hosts;
 mod kube_api;
@@ -10,3 +11,4 @@ mod kube_tls;
 mod protocol;
 mod reload;
 mod spec;
+mod upstream;

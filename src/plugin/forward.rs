@@ -1,0 +1,335 @@
+//! The `forward` plugin: names nothing here holds go to upstream resolvers, as CoreDNS's
+//! `forward` sends them.
+//!
+//! Deciding is synchronous ([`Forward::serve`] says whether a query is forwarded, or REFUSED
+//! over `max_concurrent`); the exchange is async ([`Forward::exchange`]), run by the packet
+//! loops in a task of its own so a slow upstream never holds up other queries.
+//!
+//! Each upstream query gets a random ID and a fresh socket (a random source port); a UDP reply
+//! is taken only from the upstream's address (the socket is connected), with the same ID, the
+//! QR bit and the same question — anything else is ignored until the timeout. A truncated
+//! reply is asked again over TCP. An upstream that fails `max_fails` times in a row is down
+//! until a health check (`. IN NS`) gets an answer from it; while every upstream is down,
+//! they are tried anyway.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rand::Rng;
+use rand::seq::SliceRandom;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tracing::{debug, warn};
+
+use super::{Outcome, Request};
+use crate::config::forward::{ForwardConfig, Policy};
+use crate::wire::{self, HEADER_LEN};
+
+/// How long one upstream has to answer one query (CoreDNS's read timeout).
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a forwarded query may take over all upstreams tried.
+const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest upstream reply read over UDP.
+const UDP_BUFFER: usize = 65535;
+
+/// Why an exchange with an upstream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("upstream {0}: no valid reply in time")]
+    Timeout(SocketAddr),
+    #[error("upstream {addr}: {source}")]
+    Io {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("upstream {0}: the reply does not match the query")]
+    Mismatch(SocketAddr),
+    #[error("every upstream failed")]
+    AllFailed,
+    #[error("the query cannot be forwarded: {0}")]
+    BadQuery(&'static str),
+}
+
+#[derive(Debug)]
+struct Upstream {
+    addr: SocketAddr,
+    /// Consecutive failures; at `max_fails` the upstream is down.
+    fails: AtomicU32,
+    /// Whether a health checker is running for it.
+    checking: AtomicBool,
+}
+
+#[derive(Debug)]
+pub struct Forward {
+    config: ForwardConfig,
+    upstreams: Vec<Arc<Upstream>>,
+    in_flight: Arc<AtomicUsize>,
+    next: AtomicUsize,
+}
+
+/// A forwarded query's place under `max_concurrent`, given back when dropped.
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Forward {
+    pub fn new(config: &ForwardConfig) -> Self {
+        let upstreams = config
+            .to
+            .iter()
+            .map(|&addr| {
+                Arc::new(Upstream {
+                    addr,
+                    fails: AtomicU32::new(0),
+                    checking: AtomicBool::new(false),
+                })
+            })
+            .collect();
+        Self {
+            config: config.clone(),
+            upstreams,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether this query is forwarded: `Next` outside `from` or inside `except`; REFUSED
+    /// beyond `max_concurrent`.
+    pub fn serve(&self, req: &Request) -> Outcome {
+        if !self.config.from.zone_of(&req.lower)
+            || self.config.except.iter().any(|z| z.zone_of(&req.lower))
+        {
+            return Outcome::Next;
+        }
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        let slot = InFlight(Arc::clone(&self.in_flight));
+        if self.config.max_concurrent.is_some_and(|max| now > max) {
+            drop(slot);
+            crate::metrics::metrics().forward_refused();
+            return Outcome::Reply(super::Reply::authoritative(
+                hickory_proto::op::ResponseCode::Refused,
+            ));
+        }
+        Outcome::Forward(slot)
+    }
+
+    /// Upstreams in the order this query tries them: the policy's order, those that are up
+    /// first (all of them when none is).
+    fn order(&self) -> Vec<Arc<Upstream>> {
+        let mut all: Vec<Arc<Upstream>> = self.upstreams.clone();
+        match self.config.policy {
+            Policy::Random => all.shuffle(&mut rand::rng()),
+            Policy::RoundRobin => {
+                let n = self.next.fetch_add(1, Ordering::Relaxed) % all.len().max(1);
+                all.rotate_left(n);
+            }
+            Policy::Sequential => {}
+        }
+        let max = self.config.max_fails;
+        let down = |u: &Arc<Upstream>| max > 0 && u.fails.load(Ordering::Relaxed) >= max;
+        let (up, down): (Vec<_>, Vec<_>) = all.into_iter().partition(|u| !down(u));
+        if up.is_empty() {
+            crate::metrics::metrics().health_check_broken();
+            down
+        } else {
+            up
+        }
+    }
+
+    /// Sends `query` (the client's message, as received) upstream and returns the reply,
+    /// with the client's ID and question bytes. `tcp`: the client asked over TCP.
+    pub async fn exchange(&self, query: &[u8], tcp: bool) -> Result<Vec<u8>, ForwardError> {
+        let question_end =
+            wire::question_end(query).ok_or(ForwardError::BadQuery("no question"))?;
+        let deadline = tokio::time::Instant::now() + TOTAL_TIMEOUT;
+        let use_tcp = self.config.force_tcp || (tcp && !self.config.prefer_udp);
+        for upstream in self.order() {
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            let started = std::time::Instant::now();
+            let result = tokio::time::timeout_at(
+                deadline,
+                self.ask(&upstream, query, question_end, use_tcp),
+            )
+            .await
+            .unwrap_or(Err(ForwardError::Timeout(upstream.addr)));
+            crate::metrics::metrics().forwarded(
+                &upstream.addr,
+                result.as_ref().ok().map(|r| r[3] & 0x0F),
+                started.elapsed().as_secs_f64(),
+            );
+            match result {
+                Ok(mut reply) => {
+                    upstream.fails.store(0, Ordering::Relaxed);
+                    reply[..2].copy_from_slice(&query[..2]);
+                    reply[HEADER_LEN..question_end]
+                        .copy_from_slice(&query[HEADER_LEN..question_end]);
+                    return Ok(reply);
+                }
+                Err(error) => {
+                    debug!(%error, "forward");
+                    self.failed(&upstream);
+                }
+            }
+        }
+        Err(ForwardError::AllFailed)
+    }
+
+    /// One upstream, one query: UDP (then TCP if truncated) or TCP.
+    async fn ask(
+        &self,
+        upstream: &Upstream,
+        query: &[u8],
+        question_end: usize,
+        tcp: bool,
+    ) -> Result<Vec<u8>, ForwardError> {
+        let mut outgoing = query.to_vec();
+        let id: u16 = rand::rng().random();
+        outgoing[..2].copy_from_slice(&id.to_be_bytes());
+        let question = &query[HEADER_LEN..question_end];
+        if !tcp {
+            let reply = udp_exchange(upstream.addr, &outgoing, id, question).await?;
+            if reply[2] & 0x02 == 0 {
+                return Ok(reply);
+            }
+        }
+        tcp_exchange(upstream.addr, &outgoing, id, question).await
+    }
+
+    /// Counts a failure; at `max_fails` the upstream goes down and a health checker starts.
+    fn failed(&self, upstream: &Arc<Upstream>) {
+        let fails = upstream.fails.fetch_add(1, Ordering::Relaxed) + 1;
+        let max = self.config.max_fails;
+        if max == 0 || fails < max || upstream.checking.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        warn!(upstream = %upstream.addr, "forward: upstream down; health checking it");
+        let upstream = Arc::clone(upstream);
+        let interval = self.config.health_check;
+        let recursion = self.config.health_check_recursion;
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                if probe(upstream.addr, recursion).await {
+                    upstream.fails.store(0, Ordering::Relaxed);
+                    upstream.checking.store(false, Ordering::Relaxed);
+                    warn!(upstream = %upstream.addr, "forward: upstream is back");
+                    return;
+                }
+                crate::metrics::metrics().health_check_failed(&upstream.addr);
+            }
+        });
+    }
+}
+
+/// A health check: any reply to `. IN NS` counts.
+async fn probe(addr: SocketAddr, recursion: bool) -> bool {
+    let id: u16 = rand::rng().random();
+    let mut query = Vec::with_capacity(17);
+    query.extend_from_slice(&id.to_be_bytes());
+    query.extend_from_slice(&[if recursion { 0x01 } else { 0x00 }, 0]);
+    query.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    let question = [0u8, 0, 2, 0, 1];
+    query.extend_from_slice(&question);
+    tokio::time::timeout(UPSTREAM_TIMEOUT, udp_exchange(addr, &query, id, &question))
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
+/// Whether `reply` answers the query with `id` and `question` (the name compared without
+/// regard to letter case).
+fn matches(reply: &[u8], id: u16, question: &[u8]) -> bool {
+    reply.len() >= HEADER_LEN + question.len()
+        && reply[..2] == id.to_be_bytes()
+        && reply[2] & 0x80 != 0
+        && reply[4..6] == [0, 1]
+        && reply[HEADER_LEN..HEADER_LEN + question.len()].eq_ignore_ascii_case(question)
+}
+
+async fn udp_exchange(
+    addr: SocketAddr,
+    query: &[u8],
+    id: u16,
+    question: &[u8],
+) -> Result<Vec<u8>, ForwardError> {
+    let io = |source| ForwardError::Io { addr, source };
+    let local: SocketAddr = if addr.is_ipv6() {
+        "[::]:0".parse().expect("an address")
+    } else {
+        "0.0.0.0:0".parse().expect("an address")
+    };
+    let socket = UdpSocket::bind(local).await.map_err(io)?;
+    socket.connect(addr).await.map_err(io)?;
+    socket.send(query).await.map_err(io)?;
+    let mut buf = vec![0u8; UDP_BUFFER];
+    let wait = async {
+        loop {
+            let len = socket.recv(&mut buf).await.map_err(io)?;
+            if matches(&buf[..len], id, question) {
+                buf.truncate(len);
+                return Ok(buf);
+            }
+            // Not the reply (spoofed, late, or garbled): keep waiting for the real one.
+        }
+    };
+    tokio::time::timeout(UPSTREAM_TIMEOUT, wait)
+        .await
+        .unwrap_or(Err(ForwardError::Timeout(addr)))
+}
+
+async fn tcp_exchange(
+    addr: SocketAddr,
+    query: &[u8],
+    id: u16,
+    question: &[u8],
+) -> Result<Vec<u8>, ForwardError> {
+    let io = |source| ForwardError::Io { addr, source };
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.map_err(io)?;
+        let len = u16::try_from(query.len()).map_err(|_| ForwardError::BadQuery("too long"))?;
+        let mut message = Vec::with_capacity(2 + query.len());
+        message.extend_from_slice(&len.to_be_bytes());
+        message.extend_from_slice(query);
+        stream.write_all(&message).await.map_err(io)?;
+        let len = stream.read_u16().await.map_err(io)?;
+        let mut reply = vec![0u8; usize::from(len)];
+        stream.read_exact(&mut reply).await.map_err(io)?;
+        if matches(&reply, id, question) {
+            Ok(reply)
+        } else {
+            Err(ForwardError::Mismatch(addr))
+        }
+    };
+    tokio::time::timeout(UPSTREAM_TIMEOUT, exchange)
+        .await
+        .unwrap_or(Err(ForwardError::Timeout(addr)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_must_carry_the_id_the_qr_bit_and_the_question() {
+        let question = b"\x03foo\x00\x00\x01\x00\x01";
+        let mut reply = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
+        reply.extend_from_slice(b"\x03FOO\x00\x00\x01\x00\x01");
+        assert!(matches(&reply, 0x1234, question));
+        assert!(!matches(&reply, 0x1235, question));
+        let mut query_bit = reply.clone();
+        query_bit[2] &= 0x7F;
+        assert!(!matches(&query_bit, 0x1234, question));
+        assert!(!matches(&reply, 0x1234, b"\x03bar\x00\x00\x01\x00\x01"));
+        assert!(!matches(&reply[..14], 0x1234, question));
+    }
+}

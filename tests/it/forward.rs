@@ -1,0 +1,255 @@
+//! `forward`: names nothing here holds go to a real upstream (Knot DNS) or a scripted one.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use crate::harness::{TestServer, http_get, query_bytes, query_message, tcp, udp};
+use crate::upstream::{Fake, Knot, free_port};
+
+fn addresses(m: &Message) -> Vec<Ipv4Addr> {
+    m.answers()
+        .iter()
+        .filter_map(|r| match r.data() {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A reply to `query` from a scripted upstream: its ID and question, these answers.
+fn reply_to(query: &Message, answers: &[Ipv4Addr], truncated: bool) -> Vec<u8> {
+    let mut m = Message::new();
+    m.set_id(query.id())
+        .set_message_type(MessageType::Response)
+        .set_recursion_desired(true)
+        .set_recursion_available(true)
+        .set_truncated(truncated);
+    m.add_queries(query.queries().to_vec());
+    let name = query.queries()[0].name().clone();
+    for a in answers {
+        m.add_answer(Record::from_rdata(name.clone(), 60, RData::A(A(*a))));
+    }
+    m.to_vec().unwrap()
+}
+
+#[test]
+fn answers_come_from_the_upstream_under_the_clients_id_and_question() {
+    let knot = Knot::start();
+    let server = TestServer::start(&format!(".:0 {{\n forward . {}\n}}\n", knot.addr));
+    let m = server.query("www.example.test.", RecordType::A);
+    assert_eq!(m.id(), 0x1234);
+    assert_eq!(m.response_code(), ResponseCode::NoError);
+    assert_eq!(addresses(&m), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+    // The question comes back as the client wrote it.
+    let m = server.query("WwW.Example.TEST.", RecordType::A);
+    assert_eq!(m.queries()[0].name().to_string(), "WwW.Example.TEST.");
+    assert_eq!(addresses(&m), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+    // NXDOMAIN and NODATA with the upstream's SOA; a CNAME with its target.
+    let m = server.query("nosuch.example.test.", RecordType::A);
+    assert_eq!(m.response_code(), ResponseCode::NXDomain);
+    assert_eq!(m.name_servers()[0].record_type(), RecordType::SOA);
+    let m = server.query("www.example.test.", RecordType::AAAA);
+    assert_eq!(m.response_code(), ResponseCode::NoError);
+    assert!(m.answers().is_empty());
+    let m = server.query_tcp("alias.example.test.", RecordType::A);
+    assert_eq!(m.answers()[0].record_type(), RecordType::CNAME);
+    assert_eq!(addresses(&m), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+}
+
+#[test]
+fn an_answer_too_large_for_the_client_is_truncated_over_udp_and_whole_over_tcp() {
+    let knot = Knot::start();
+    let server = TestServer::start(&format!(".:0 {{\n forward . {}\n}}\n", knot.addr));
+    let small = udp(
+        server.addr,
+        &query_bytes("big.example.test.", RecordType::A, None),
+    )
+    .expect("a reply");
+    let small = Message::from_vec(&small).unwrap();
+    assert!(small.truncated());
+    assert!(small.answers().is_empty());
+    assert_eq!(small.id(), 0x1234);
+    let whole = server.query_tcp("big.example.test.", RecordType::A);
+    assert!(!whole.truncated());
+    assert_eq!(addresses(&whole).len(), 100);
+}
+
+#[test]
+fn the_cluster_is_answered_here_and_everything_else_upstream() {
+    let knot = Knot::start();
+    let server = TestServer::start(&format!(
+        ".:0 {{\n kubernetes cluster.local in-addr.arpa ip6.arpa {{\n  manifests DATA/cluster.yaml\n  fallthrough in-addr.arpa ip6.arpa\n }}\n forward . {}\n}}\n",
+        knot.addr
+    ));
+    let m = server.query("kubernetes.default.svc.cluster.local.", RecordType::A);
+    assert!(m.authoritative());
+    assert_eq!(addresses(&m), vec![Ipv4Addr::new(10, 96, 0, 1)]);
+    // A name the cluster zone does not hold is NXDOMAIN here, not forwarded.
+    let m = server.query("www.example.test.default.svc.cluster.local.", RecordType::A);
+    assert_eq!(m.response_code(), ResponseCode::NXDomain);
+    assert_eq!(
+        m.name_servers()[0].name(),
+        &Name::from_ascii("cluster.local.").unwrap()
+    );
+    let m = server.query("www.example.test.", RecordType::A);
+    assert_eq!(addresses(&m), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+}
+
+#[test]
+fn stub_domains_route_by_the_longest_zone() {
+    let knot = Knot::start();
+    let dead = free_port();
+    let server = TestServer::start(&format!(
+        "example.test:0 {{\n forward . {}\n}}\n.:0 {{\n forward . 127.0.0.1:{dead}\n}}\n",
+        knot.addr
+    ));
+    let m = server.query("www.example.test.", RecordType::A);
+    assert_eq!(addresses(&m), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+    // The other block's upstream is not listening: SERVFAIL, soon (the port refuses).
+    let started = Instant::now();
+    let m = server.query("www.example.org.", RecordType::A);
+    assert_eq!(m.response_code(), ResponseCode::ServFail);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn a_failing_upstream_is_skipped_and_counted() {
+    let knot = Knot::start();
+    let dead = free_port();
+    let server = TestServer::start(&format!(
+        ".:0 {{\n prometheus 127.0.0.1:0\n forward . 127.0.0.1:{dead} {} {{\n  policy sequential\n  health_check 100ms\n }}\n}}\n",
+        knot.addr
+    ));
+    for _ in 0..5 {
+        let m = server.query("www.example.test.", RecordType::A);
+        assert_eq!(addresses(&m), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+    }
+    // After max_fails (2) the dead one is down: it is not asked any more, only probed.
+    let (_, metrics) = http_get(server.http[0], "/metrics");
+    let requests = |to: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("coredns_forward_requests_total{{to=\"{to}\"}}")))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(requests(&format!("127.0.0.1:{dead}")), 2, "{metrics}");
+    assert_eq!(requests(&knot.addr.to_string()), 5, "{metrics}");
+    let start = Instant::now();
+    loop {
+        let (_, metrics) = http_get(server.http[0], "/metrics");
+        if metrics.contains(&format!(
+            "coredns_forward_healthcheck_failures_total{{to=\"127.0.0.1:{dead}\"}}"
+        )) && metrics.contains(&format!(
+            "coredns_proxy_healthcheck_failures_total{{proxy_name=\"forward\",to=\"127.0.0.1:{dead}\"}}"
+        )) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{metrics}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn except_zones_and_names_outside_from_are_not_forwarded() {
+    let knot = Knot::start();
+    let server = TestServer::start(&format!(
+        ".:0 {{\n forward example.test {} {{\n  except private.example.test\n }}\n}}\n",
+        knot.addr
+    ));
+    let m = server.query("www.example.test.", RecordType::A);
+    assert_eq!(addresses(&m), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+    for name in ["a.private.example.test.", "www.example.org."] {
+        let m = server.query(name, RecordType::A);
+        assert_eq!(m.response_code(), ResponseCode::Refused, "{name}");
+    }
+}
+
+#[test]
+fn only_a_reply_with_the_queries_id_and_question_is_taken_and_ids_and_ports_vary() {
+    let (fake, seen) = Fake::start(
+        |query| {
+            let mut wrong_id = reply_to(query, &[Ipv4Addr::new(6, 6, 6, 6)], false);
+            wrong_id[..2].copy_from_slice(&query.id().wrapping_add(1).to_be_bytes());
+            let mut other = query.clone();
+            other.queries_mut()[0].set_name(Name::from_ascii("evil.example.").unwrap());
+            let wrong_question = reply_to(&other, &[Ipv4Addr::new(6, 6, 6, 7)], false);
+            let right = reply_to(query, &[Ipv4Addr::new(192, 0, 2, 99)], false);
+            vec![wrong_id, wrong_question, right]
+        },
+        |_| None,
+    );
+    let server = TestServer::start(&format!(".:0 {{\n forward . {}\n}}\n", fake.addr));
+    for _ in 0..3 {
+        let m = server.query("www.example.test.", RecordType::A);
+        assert_eq!(m.id(), 0x1234);
+        assert_eq!(addresses(&m), vec![Ipv4Addr::new(192, 0, 2, 99)]);
+    }
+    let seen: Vec<_> = seen.try_iter().collect();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    let ids: std::collections::BTreeSet<u16> = seen.iter().map(|(_, id)| *id).collect();
+    let ports: std::collections::BTreeSet<u16> = seen.iter().map(|(a, _)| a.port()).collect();
+    assert!(ids.len() > 1 && !ids.contains(&0x1234), "{ids:?}");
+    assert_eq!(ports.len(), 3, "{ports:?}");
+}
+
+#[test]
+fn a_truncated_upstream_reply_is_asked_again_over_tcp() {
+    let (fake, _) = Fake::start(
+        |query| vec![reply_to(query, &[], true)],
+        |query| {
+            let many: Vec<Ipv4Addr> = (1..=40).map(|i| Ipv4Addr::new(192, 0, 2, i)).collect();
+            Some(reply_to(query, &many, false))
+        },
+    );
+    let server = TestServer::start(&format!(".:0 {{\n forward . {}\n}}\n", fake.addr));
+    let m = server.query("many.example.test.", RecordType::A);
+    assert!(!m.truncated());
+    assert_eq!(addresses(&m).len(), 40);
+}
+
+#[test]
+fn beyond_max_concurrent_queries_are_refused_at_once() {
+    // An upstream that never answers holds every forwarded query until its timeout.
+    let (fake, _) = Fake::start(|_| Vec::new(), |_| None);
+    let server = TestServer::start(&format!(
+        ".:0 {{\n prometheus 127.0.0.1:0\n forward . {} {{\n  max_concurrent 2\n }}\n}}\n",
+        fake.addr
+    ));
+    let addr = server.addr;
+    let held: Vec<_> = (0..2)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let q = query_message(&format!("held{i}.example.test."), RecordType::A, None);
+                crate::harness::udp_wait(addr, &q.to_vec().unwrap(), Duration::from_secs(8))
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let m = server.query("third.example.test.", RecordType::A);
+    assert_eq!(m.response_code(), ResponseCode::Refused);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // The held ones end in SERVFAIL when the upstream never answers.
+    for h in held {
+        let reply = h.join().unwrap().expect("a reply");
+        let m = Message::from_vec(&reply).unwrap();
+        assert_eq!(m.response_code(), ResponseCode::ServFail);
+    }
+    let (_, metrics) = http_get(server.http[0], "/metrics");
+    assert!(
+        metrics.contains("coredns_forward_max_concurrent_rejects_total 1"),
+        "{metrics}"
+    );
+    // With the slots back, the limit lets queries through again (to SERVFAIL here).
+    let again = tcp(
+        server.addr,
+        &[query_bytes("again.example.test.", RecordType::A, None)],
+    );
+    let m = Message::from_vec(&again[0]).unwrap();
+    assert_eq!(m.response_code(), ResponseCode::ServFail);
+}
