@@ -1,7 +1,9 @@
 //! From query bytes to response bytes: protocol checks, routing to a server block, the plugin
 //! chain, and encoding within the client's size limit.
 //!
-//! No I/O, no `.await`: the packet loops call [`Handler::handle`] inline.
+//! [`Handler::handle`] does no I/O and never waits: the packet loops call it inline. A query
+//! the `forward` plugin takes comes back as [`Handled::Forward`], and [`Handler::forward`]
+//! (async) answers it from a task of its own.
 
 use std::net::SocketAddr;
 use std::time::Instant;
