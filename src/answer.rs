@@ -239,8 +239,22 @@ impl Handler {
         let msg = Message::from_vec(&query).ok()?;
         let exchanged = forward.exchange(&query, transport == Transport::Tcp).await;
         drop(_slot);
+        let question = msg.queries().first()?;
+        let key = (
+            question.name(),
+            u16::from(question.query_type()),
+            dnssec_ok(&msg),
+        );
+        let cached = match &exchanged {
+            Ok(reply) => forward.remember(key, reply),
+            Err(_) => None,
+        };
         let mut out = Vec::new();
         let rcode = match exchanged {
+            Ok(_) if let Some(cached) = cached => {
+                encode(&query, &msg, &cached, limit, &mut out);
+                u16::from(cached.rcode)
+            }
             Ok(reply) if reply.len() <= limit => {
                 out = reply;
                 u16::from(out[3] & 0x0F)
@@ -257,9 +271,15 @@ impl Handler {
                 if self.blocks[block].errors {
                     error!(%error, "forward");
                 }
-                let failed = Reply::authoritative(ResponseCode::ServFail).not_authoritative();
-                encode(&query, &msg, &failed, limit, &mut out);
-                u16::from(ResponseCode::ServFail)
+                if let Some(stale) = forward.stale(key) {
+                    encode(&query, &msg, &stale, limit, &mut out);
+                    u16::from(stale.rcode)
+                } else {
+                    let failed = Reply::authoritative(ResponseCode::ServFail).not_authoritative();
+                    encode(&query, &msg, &failed, limit, &mut out);
+                    let _ = forward.remember(key, &out);
+                    u16::from(ResponseCode::ServFail)
+                }
             }
         };
         self.observe(
@@ -336,7 +356,8 @@ impl Handler {
                 None,
             );
         }
-        let req = Request::new(question.name().clone(), qtype);
+        let mut req = Request::new(question.name().clone(), qtype);
+        req.dnssec_ok = dnssec_ok(msg);
         // The block with the longest zone holding the name.
         let Some((_, index, zone)) = self
             .blocks
@@ -360,7 +381,7 @@ impl Handler {
         for (i, plugin) in block.plugins.iter().enumerate() {
             match plugin.serve(&req) {
                 Outcome::Reply(mut reply) => {
-                    if block.loadbalance {
+                    if block.loadbalance && reply.shuffle {
                         wire::shuffle_addresses(&mut reply.answers, &mut self.rng());
                     }
                     return (Step::Reply(reply), routed);
@@ -372,6 +393,13 @@ impl Handler {
         // Every plugin passed: nothing here holds the name.
         (refused(), routed)
     }
+}
+
+/// The query's EDNS DO bit.
+fn dnssec_ok(msg: &Message) -> bool {
+    msg.extensions()
+        .as_ref()
+        .is_some_and(|e| e.flags().dnssec_ok)
 }
 
 impl Reply {

@@ -111,7 +111,17 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             }
         }
         if let Some(f) = &server.forward {
-            plugins.push(Plugin::Forward(plugin::Forward::new(f)));
+            let server_label = format!("dns://:{}", server.port);
+            let cache = server.cache.as_ref().map(|c| {
+                let zones: Vec<String> = if c.zones.is_empty() {
+                    server.zones.iter().map(ToString::to_string).collect()
+                } else {
+                    c.zones.iter().map(ToString::to_string).collect()
+                };
+                let counters = metrics::metrics().register_cache(server_label, zones);
+                plugin::cache::Cache::new(c, &server.zones, counters)
+            });
+            plugins.push(Plugin::Forward(Box::new(plugin::Forward::new(f, cache))));
         }
         for p in &plugins {
             ready.extend(match p {
@@ -129,6 +139,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             (server.hosts.is_some(), "hosts"),
             (server.kubernetes.is_some(), "kubernetes"),
             (server.forward.is_some(), "forward"),
+            (server.cache.is_some(), "cache"),
             (server.health.is_some(), "health"),
             (server.ready.is_some(), "ready"),
             (server.prometheus.is_some(), "prometheus"),

@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use hickory_proto::rr::RecordType;
+
+use crate::plugin::cache::CacheCounters;
 
 /// CoreDNS's request-duration buckets: 0.25 ms doubling to about 8 s.
 const DURATION_BUCKETS: [f64; 16] = exponential(0.00025);
@@ -125,6 +127,8 @@ pub struct Metrics {
     panics: AtomicU64,
     reload_failed: AtomicU64,
     forward: Forwarding,
+    /// Each `cache`'s server and zones, and its counters.
+    caches: RwLock<Vec<(String, String, Arc<CacheCounters>)>>,
 }
 
 /// The `forward` plugin's counters, by upstream.
@@ -152,6 +156,7 @@ pub fn metrics() -> &'static Metrics {
         panics: AtomicU64::new(0),
         reload_failed: AtomicU64::new(0),
         forward: Forwarding::default(),
+        caches: RwLock::new(Vec::new()),
     })
 }
 
@@ -252,6 +257,16 @@ impl Metrics {
 
     pub fn reload_failed(&self) {
         self.reload_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counters for one `cache`, labelled with its server and zones.
+    pub fn register_cache(&self, server: String, zones: Vec<String>) -> Arc<CacheCounters> {
+        let counters = Arc::new(CacheCounters::default());
+        let mut caches = self.caches.write().unwrap_or_else(|e| e.into_inner());
+        for zone in zones {
+            caches.push((server.clone(), zone, Arc::clone(&counters)));
+        }
+        counters
     }
 
     /// One query sent upstream: its reply's rcode (`None`: no reply) and how long it took.
@@ -385,6 +400,7 @@ impl Metrics {
             );
         }
         self.render_forward(&mut out);
+        self.render_caches(&mut out);
         out.push_str("# HELP coredns_panics_total A metrics that counts the number of panics.\n# TYPE coredns_panics_total counter\n");
         let _ = writeln!(
             out,
@@ -493,6 +509,81 @@ impl Metrics {
             "coredns_forward_max_concurrent_rejects_total {}",
             f.max_concurrent_rejects.load(Ordering::Relaxed)
         );
+    }
+}
+
+impl Metrics {
+    /// `cache`'s metrics, per server and zone, as CoreDNS names them.
+    fn render_caches(&self, out: &mut String) {
+        let caches = self
+            .caches
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let kinds = [(0, "success"), (1, "denial")];
+        let labels =
+            |server: &str, zone: &str| format!("server=\"{server}\",view=\"\",zones=\"{zone}\"");
+        out.push_str("# HELP coredns_cache_entries The number of elements in the cache.\n# TYPE coredns_cache_entries gauge\n");
+        for (server, zone, c) in &caches {
+            for (i, kind) in kinds {
+                let _ = writeln!(
+                    out,
+                    "coredns_cache_entries{{{},type=\"{kind}\"}} {}",
+                    labels(server, zone),
+                    load(&c.entries[i])
+                );
+            }
+        }
+        out.push_str("# HELP coredns_cache_hits_total The count of cache hits.\n# TYPE coredns_cache_hits_total counter\n");
+        for (server, zone, c) in &caches {
+            for (i, kind) in kinds {
+                let _ = writeln!(
+                    out,
+                    "coredns_cache_hits_total{{{},type=\"{kind}\"}} {}",
+                    labels(server, zone),
+                    load(&c.hits[i])
+                );
+            }
+        }
+        for (name, help, pick) in [
+            (
+                "coredns_cache_misses_total",
+                "The count of cache misses. Deprecated, derive misses from cache hits/requests counters.",
+                0,
+            ),
+            (
+                "coredns_cache_requests_total",
+                "The count of cache requests.",
+                1,
+            ),
+            (
+                "coredns_cache_served_stale_total",
+                "The number of requests served from stale cache entries.",
+                2,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (server, zone, c) in &caches {
+                let value = match pick {
+                    0 => load(&c.misses),
+                    1 => load(&c.requests),
+                    _ => load(&c.served_stale),
+                };
+                let _ = writeln!(out, "{name}{{{}}} {value}", labels(server, zone));
+            }
+        }
+        out.push_str("# HELP coredns_cache_evictions_total The count of cache evictions.\n# TYPE coredns_cache_evictions_total counter\n");
+        for (server, zone, c) in &caches {
+            for (i, kind) in kinds {
+                let _ = writeln!(
+                    out,
+                    "coredns_cache_evictions_total{{{},type=\"{kind}\"}} {}",
+                    labels(server, zone),
+                    load(&c.evictions[i])
+                );
+            }
+        }
     }
 }
 

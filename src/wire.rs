@@ -182,6 +182,68 @@ pub fn question_end(query: &[u8]) -> Option<usize> {
     (end <= query.len()).then_some(end)
 }
 
+/// A whole message's sections, as [`parse_sections`] reads them.
+#[derive(Debug)]
+pub struct ParsedSections {
+    /// Answer, authority and additional, without the OPT record.
+    pub sections: [Section; 3],
+    /// Where each record's TTL sits: section index and offset in it.
+    pub ttls: Vec<(u8, u32)>,
+    /// The smallest TTL of any record.
+    pub min_ttl: Option<u32>,
+    /// For negative answers (RFC 2308): the smaller of the authority SOA's TTL and MINIMUM.
+    pub negative_ttl: Option<u32>,
+}
+
+/// Splits a message into its sections, as bytes that stay valid after the same header and
+/// question (compression pointers point backwards into either). `None` if the message does
+/// not parse, or its OPT record is not the last one (the records after it would move).
+pub fn parse_sections(message: &[u8]) -> Option<ParsedSections> {
+    const OPT: u16 = 41;
+    const SOA: u16 = 6;
+    let count = |at: usize| u16::from_be_bytes([message[at], message[at + 1]]);
+    if message.len() < HEADER_LEN || count(4) != 1 {
+        return None;
+    }
+    let counts = [count(6), count(8), count(10)];
+    let mut at = question_end(message)?;
+    let mut out = ParsedSections {
+        sections: Default::default(),
+        ttls: Vec::new(),
+        min_ttl: None,
+        negative_ttl: None,
+    };
+    for (s, &n) in counts.iter().enumerate() {
+        for i in 0..n {
+            let start = at;
+            let fixed = skip_name(message, at)?;
+            let header = message.get(fixed..fixed + 10)?;
+            let rtype = u16::from_be_bytes([header[0], header[1]]);
+            let ttl = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+            let rdlen = usize::from(u16::from_be_bytes([header[8], header[9]]));
+            at = fixed + 10 + rdlen;
+            let rdata = message.get(fixed + 10..at)?;
+            if rtype == OPT {
+                if s != 2 || i + 1 != n {
+                    return None;
+                }
+                continue;
+            }
+            let section = &mut out.sections[s];
+            out.ttls
+                .push((s as u8, (section.bytes.len() + (fixed - start) + 4) as u32));
+            section.bytes.extend_from_slice(&message[start..at]);
+            section.count += 1;
+            out.min_ttl = Some(out.min_ttl.map_or(ttl, |m| m.min(ttl)));
+            if s == 1 && rtype == SOA && rdata.len() >= 4 {
+                let minimum = u32::from_be_bytes(rdata[rdata.len() - 4..].try_into().ok()?);
+                out.negative_ttl = Some(ttl.min(minimum));
+            }
+        }
+    }
+    (at == message.len()).then_some(out)
+}
+
 /// An OPT record: our UDP size, EDNS version 0, the high bits of the rcode, and DO.
 pub fn opt(payload: u16, rcode_high: u8, dnssec_ok: bool) -> [u8; 11] {
     let mut o = [0u8; 11];
@@ -257,5 +319,41 @@ mod tests {
         assert_eq!(question_end(&q), None);
         q.push(1);
         assert_eq!(question_end(&q), Some(19));
+    }
+
+    #[test]
+    fn sections_split_with_their_ttls_and_an_opt_only_at_the_end() {
+        use hickory_proto::op::{Edns, Message, MessageType};
+        use hickory_proto::rr::rdata::{A, SOA};
+        use hickory_proto::rr::{Name, RData, Record};
+        let name = Name::from_ascii("www.example.").unwrap();
+        let zone = Name::from_ascii("example.").unwrap();
+        let mut m = Message::new();
+        m.set_id(7).set_message_type(MessageType::Response);
+        m.add_query(hickory_proto::op::Query::query(
+            name.clone(),
+            hickory_proto::rr::RecordType::A,
+        ));
+        m.add_answer(Record::from_rdata(
+            name.clone(),
+            300,
+            RData::A(A::new(192, 0, 2, 1)),
+        ));
+        let soa = SOA::new(zone.clone(), zone.clone(), 1, 2, 3, 4, 60);
+        m.add_name_server(Record::from_rdata(zone, 120, RData::SOA(soa)));
+        m.set_edns(Edns::new());
+        let bytes = m.to_vec().unwrap();
+        let parsed = parse_sections(&bytes).expect("parses");
+        assert_eq!(parsed.sections.each_ref().map(|s| s.count), [1, 1, 0]);
+        assert_eq!(parsed.min_ttl, Some(120));
+        assert_eq!(parsed.negative_ttl, Some(60));
+        let (s, at) = parsed.ttls[0];
+        let at = at as usize;
+        assert_eq!(
+            parsed.sections[usize::from(s)].bytes[at..at + 4],
+            300u32.to_be_bytes()
+        );
+        // Cut short: no parse.
+        assert!(parse_sections(&bytes[..bytes.len() - 1]).is_none());
     }
 }

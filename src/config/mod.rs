@@ -4,6 +4,7 @@
 //! directives their meaning (CoreDNS's semantics and defaults) and rejects what it cannot serve,
 //! naming the file and line.
 
+pub mod cache;
 pub mod corefile;
 pub mod forward;
 
@@ -38,6 +39,7 @@ pub enum ConfigError {
 pub const SUPPORTED: &[&str] = &[
     "errors",
     "health",
+    "cache",
     "hosts",
     "kubernetes",
     "forward",
@@ -56,7 +58,6 @@ const NOT_YET: &[&str] = &[
     "azure",
     "bind",
     "bufsize",
-    "cache",
     "cancel",
     "chaos",
     "clouddns",
@@ -111,6 +112,7 @@ pub struct ServerConfig {
     pub hosts: Option<HostsConfig>,
     pub kubernetes: Option<KubernetesConfig>,
     pub forward: Option<forward::ForwardConfig>,
+    pub cache: Option<cache::CacheConfig>,
     /// `health [ADDR] { lameduck DURATION }`.
     pub health: Option<HealthConfig>,
     /// `ready [ADDR]`: the address of `/ready`.
@@ -309,6 +311,7 @@ fn server_block(
         hosts: None,
         kubernetes: None,
         forward: None,
+        cache: None,
         health: None,
         ready: None,
         prometheus: None,
@@ -340,6 +343,7 @@ fn server_block(
             "ready" => server.ready.replace(http_addr(d, ":8181")?).is_some(),
             "prometheus" => server.prometheus.replace(http_addr(d, ":9153")?).is_some(),
             "forward" => server.forward.replace(forward::forward(d, dir)?).is_some(),
+            "cache" => server.cache.replace(cache::cache(d)?).is_some(),
             "kubernetes" => server
                 .kubernetes
                 .replace(kubernetes(d, &server.zones, dir)?)
@@ -886,11 +890,11 @@ mod tests {
     #[test]
     fn rejections_name_the_line() {
         for (text, line, needle) in [
-            (".:53 {\n cache 30\n}\n", 2, "not supported yet"),
+            (".:53 {\n loop\n}\n", 2, "not supported yet"),
             (".:53 {\n prometheus nonsense\n}\n", 2, "HOST:PORT"),
             (".:53 {\n loadbalance weighted f\n}\n", 2, "round_robin"),
             (".:53 {\n health {\n  lameduck x\n }\n}\n", 3, "lameduck"),
-            (".:53 {\n cache 30\n}\n", 2, "not supported yet"),
+            (".:53 {\n reload\n}\n", 2, "not supported yet"),
             (".:53 {\n frobnicate\n}\n", 2, "unknown directive"),
             (
                 ".:53 {\n kubernetes {\n  manifests m\n  ttl 3601\n }\n}\n",

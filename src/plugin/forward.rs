@@ -23,6 +23,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tracing::{debug, warn};
 
+use hickory_proto::rr::{LowerName, Name};
+
+use super::cache::{Cache, Key, Lookup};
 use super::{Outcome, Request};
 use crate::config::forward::{ForwardConfig, Policy};
 use crate::wire::{self, HEADER_LEN};
@@ -64,6 +67,8 @@ struct Upstream {
 #[derive(Debug)]
 pub struct Forward {
     config: ForwardConfig,
+    /// `cache` in the same server block: upstream answers kept for their TTL.
+    cache: Option<Cache>,
     upstreams: Vec<Arc<Upstream>>,
     in_flight: Arc<AtomicUsize>,
     next: AtomicUsize,
@@ -80,7 +85,7 @@ impl Drop for InFlight {
 }
 
 impl Forward {
-    pub fn new(config: &ForwardConfig) -> Self {
+    pub fn new(config: &ForwardConfig, cache: Option<Cache>) -> Self {
         let upstreams = config
             .to
             .iter()
@@ -94,6 +99,7 @@ impl Forward {
             .collect();
         Self {
             config: config.clone(),
+            cache,
             upstreams,
             in_flight: Arc::new(AtomicUsize::new(0)),
             next: AtomicUsize::new(0),
@@ -108,6 +114,13 @@ impl Forward {
         {
             return Outcome::Next;
         }
+        if let Some(cache) = &self.cache
+            && cache.covers(&req.lower)
+            && let Lookup::Fresh(reply) =
+                cache.lookup(&Key::new(&req.lower, u16::from(req.qtype), req.dnssec_ok))
+        {
+            return Outcome::Reply(reply);
+        }
         let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         let slot = InFlight(Arc::clone(&self.in_flight));
         if self.config.max_concurrent.is_some_and(|max| now > max) {
@@ -118,6 +131,28 @@ impl Forward {
             ));
         }
         Outcome::Forward(slot)
+    }
+
+    /// Keeps an answer from upstream (or the SERVFAIL given for none) in the cache; returns
+    /// it as the cache serves it (TTLs capped) when it was kept.
+    pub fn remember(
+        &self,
+        (name, qtype, dnssec_ok): (&Name, u16, bool),
+        response: &[u8],
+    ) -> Option<super::Reply> {
+        let cache = self.cache.as_ref()?;
+        let lower = LowerName::new(name);
+        if !cache.covers(&lower) {
+            return None;
+        }
+        cache.store(Key::new(&lower, qtype, dnssec_ok), &lower, response)
+    }
+
+    /// A stale answer from the cache, when every upstream failed (`serve_stale`).
+    pub fn stale(&self, (name, qtype, dnssec_ok): (&Name, u16, bool)) -> Option<super::Reply> {
+        let cache = self.cache.as_ref()?;
+        let lower = LowerName::new(name);
+        cache.stale(&Key::new(&lower, qtype, dnssec_ok))
     }
 
     /// Upstreams in the order this query tries them: the policy's order, those that are up

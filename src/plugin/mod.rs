@@ -3,6 +3,7 @@
 //! A plugin reads one snapshot per query and returns a [`Reply`] or [`Outcome::Next`]
 //! (CoreDNS's fallthrough). Plugins do no I/O on the query path.
 
+pub mod cache;
 pub mod forward;
 pub mod hosts;
 pub mod kubernetes;
@@ -23,6 +24,8 @@ pub struct Request {
     pub name: Name,
     pub lower: LowerName,
     pub qtype: RecordType,
+    /// The query's EDNS DO bit (part of what a cached answer is kept under).
+    pub dnssec_ok: bool,
 }
 
 impl Request {
@@ -31,6 +34,7 @@ impl Request {
             lower: LowerName::new(&name),
             name,
             qtype,
+            dnssec_ok: false,
         }
     }
 }
@@ -55,6 +59,9 @@ pub struct Reply {
     pub answers: Section,
     pub authority: Section,
     pub additional: Section,
+    /// Whether `loadbalance` may reorder the answers: not for records kept as received from
+    /// upstream, whose compression pointers would move.
+    pub shuffle: bool,
 }
 
 impl Reply {
@@ -67,6 +74,7 @@ impl Reply {
             answers: Section::default(),
             authority: Section::default(),
             additional: Section::default(),
+            shuffle: true,
         }
     }
 }
@@ -76,7 +84,7 @@ impl Reply {
 pub enum Plugin {
     Hosts(Hosts),
     Kubernetes(Kubernetes),
-    Forward(Forward),
+    Forward(Box<Forward>),
 }
 
 impl Plugin {

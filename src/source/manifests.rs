@@ -59,8 +59,8 @@ pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ManifestError> {
     Ok(out)
 }
 
-/// What a change on disk is detected by: each file's path, modification time and size.
-pub type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
+/// What a change on disk is detected by: each file's path, modification time, size and inode.
+pub type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64, u64)>;
 
 /// The current fingerprint of `paths`; unreadable paths count as absent.
 pub fn fingerprint(paths: &[PathBuf]) -> Fingerprint {
@@ -75,8 +75,11 @@ pub fn fingerprint(paths: &[PathBuf]) -> Fingerprint {
         .map(|p| {
             let meta = std::fs::metadata(&p).ok();
             let modified = meta.as_ref().and_then(|m| m.modified().ok());
-            let len = meta.map(|m| m.len()).unwrap_or(0);
-            (p, modified, len)
+            let len = meta.as_ref().map_or(0, |m| m.len());
+            // The inode too: file times are coarse (a few ms), and a file replaced by rename
+            // (as editors and ConfigMap updates do) within one tick keeps time and maybe size.
+            let inode = meta.as_ref().map_or(0, std::os::unix::fs::MetadataExt::ino);
+            (p, modified, len, inode)
         })
         .collect()
 }

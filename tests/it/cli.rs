@@ -247,7 +247,8 @@ fn plugins_flag_lists_the_served_directives_and_exits_zero() {
                 "{flag}: {plugin} missing from {lines:?}"
             );
         }
-        assert!(!lines.contains(&"dns.cache"), "{lines:?}");
+        assert!(lines.contains(&"dns.cache"), "{lines:?}");
+        assert!(!lines.contains(&"dns.reload"), "{lines:?}");
     }
 }
 

@@ -253,3 +253,137 @@ fn beyond_max_concurrent_queries_are_refused_at_once() {
     let m = Message::from_vec(&again[0]).unwrap();
     assert_eq!(m.response_code(), ResponseCode::ServFail);
 }
+
+/// A metric's value. The registry is the process's: tests give their caches zones of their
+/// own so their lines do not mix.
+fn metric(server: &TestServer, line_start: &str) -> Option<u64> {
+    let (_, metrics) = http_get(server.http[0], "/metrics");
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn cached_answers_are_served_again_with_their_ttl_counting_down() {
+    let knot = Knot::start();
+    let server = TestServer::start(&format!(
+        ".:0 {{\n prometheus 127.0.0.1:0\n cache 30 example.test\n forward . {}\n}}\n",
+        knot.addr
+    ));
+    let first = server.query("www.example.test.", RecordType::A);
+    // Knot's TTL is 300; `cache 30` caps it.
+    assert_eq!(first.answers()[0].ttl(), 30);
+    std::thread::sleep(Duration::from_millis(2100));
+    drop(knot);
+    // The upstream is gone: the answer comes from the cache, two seconds older.
+    let again = server.query("www.example.test.", RecordType::A);
+    assert_eq!(addresses(&again), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+    let ttl = again.answers()[0].ttl();
+    assert!((26..=28).contains(&ttl), "{ttl}");
+    assert_eq!(again.id(), 0x1234);
+    let hits = "coredns_cache_hits_total{server=\"dns://:0\",view=\"\",zones=\"example.test.\",type=\"success\"}";
+    assert_eq!(metric(&server, hits), Some(1));
+    let entries = "coredns_cache_entries{server=\"dns://:0\",view=\"\",zones=\"example.test.\",type=\"success\"}";
+    assert_eq!(metric(&server, entries), Some(1));
+}
+
+#[test]
+fn negative_answers_are_cached_for_the_soa_minimum() {
+    let knot = Knot::start();
+    let server = TestServer::start(&format!(
+        ".:0 {{\n cache 1800 nosuch.example.test\n forward . {}\n}}\n",
+        knot.addr
+    ));
+    let first = server.query("nosuch.example.test.", RecordType::A);
+    assert_eq!(first.response_code(), ResponseCode::NXDomain);
+    drop(knot);
+    let again = server.query("nosuch.example.test.", RecordType::A);
+    assert_eq!(again.response_code(), ResponseCode::NXDomain);
+    // The zone's SOA has TTL 300 and MINIMUM 60: negative answers live 60 s (RFC 2308).
+    let soa = &again.name_servers()[0];
+    assert_eq!(soa.record_type(), RecordType::SOA);
+    assert!((58..=60).contains(&soa.ttl()), "{}", soa.ttl());
+}
+
+#[test]
+fn serve_stale_answers_when_every_upstream_fails_and_without_it_servfail() {
+    for stale in [true, false] {
+        let knot = Knot::start();
+        let server = TestServer::start(&format!(
+            ".:0 {{\n prometheus 127.0.0.1:0\n cache 3600 test {{\n  success 100 1 1\n{}\n }}\n forward . {}\n}}\n",
+            if stale { "  serve_stale 1h" } else { "" },
+            knot.addr
+        ));
+        let first = server.query("www.example.test.", RecordType::A);
+        assert_eq!(first.answers()[0].ttl(), 1);
+        drop(knot);
+        std::thread::sleep(Duration::from_millis(1500));
+        let m = server.query("www.example.test.", RecordType::A);
+        if stale {
+            assert_eq!(addresses(&m), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+            assert_eq!(m.answers()[0].ttl(), 30);
+            let served =
+                "coredns_cache_served_stale_total{server=\"dns://:0\",view=\"\",zones=\"test.\"}";
+            assert_eq!(metric(&server, served), Some(1));
+        } else {
+            assert_eq!(m.response_code(), ResponseCode::ServFail);
+        }
+    }
+}
+
+#[test]
+fn the_cache_holds_no_more_than_its_capacity() {
+    let knot = Knot::start();
+    let server = TestServer::start(&format!(
+        ".:0 {{\n prometheus 127.0.0.1:0\n cache {{\n  success 2\n }}\n forward . {}\n}}\n",
+        knot.addr
+    ));
+    for (name, qtype) in [
+        ("www", RecordType::A),
+        ("www6", RecordType::AAAA),
+        ("ns", RecordType::A),
+        ("alias", RecordType::A),
+        ("big", RecordType::A),
+    ] {
+        let m = server.query_tcp(&format!("{name}.example.test."), qtype);
+        assert!(!m.answers().is_empty(), "{name}");
+    }
+    let entries =
+        "coredns_cache_entries{server=\"dns://:0\",view=\"\",zones=\".\",type=\"success\"}";
+    assert_eq!(metric(&server, entries), Some(2));
+    let evictions =
+        "coredns_cache_evictions_total{server=\"dns://:0\",view=\"\",zones=\".\",type=\"success\"}";
+    assert_eq!(metric(&server, evictions), Some(3));
+}
+
+#[test]
+fn cluster_answers_are_never_cached_so_a_change_shows_at_once() {
+    let knot = Knot::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cluster.yaml");
+    let service = |ip: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: default}}\nspec: {{clusterIP: {ip}, ports: [{{port: 80}}]}}\n"
+        )
+    };
+    std::fs::write(&file, service("10.0.0.1")).unwrap();
+    let server = TestServer::start(&format!(
+        ".:0 {{\n cache 30 com\n kubernetes cluster.local {{\n  manifests {}\n }}\n forward . {}\n}}\n",
+        file.display(),
+        knot.addr
+    ));
+    let name = "web.default.svc.cluster.local.";
+    let m = server.query(name, RecordType::A);
+    assert_eq!(addresses(&m), vec![Ipv4Addr::new(10, 0, 0, 1)]);
+    assert_eq!(m.answers()[0].ttl(), 5);
+    let tmp = dir.path().join("next.tmp");
+    std::fs::write(&tmp, service("10.0.0.2")).unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    let start = Instant::now();
+    while addresses(&server.query(name, RecordType::A)) != vec![Ipv4Addr::new(10, 0, 0, 2)] {
+        // The manifest is polled every second; the cache's 30 s must not hold the old one.
+        assert!(start.elapsed() < Duration::from_secs(5), "never changed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

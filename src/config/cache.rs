@@ -1,0 +1,184 @@
+//! The `cache` directive, as CoreDNS's `cache` plugin reads it.
+
+use std::time::Duration;
+
+use hickory_proto::rr::LowerName;
+
+use super::corefile::Directive;
+use super::{ConfigError, directive_err, parse_duration, parse_zone};
+
+const NAME: &str = "cache";
+/// CoreDNS's defaults: capacity per kind, TTL caps, and the floor.
+const CAPACITY: usize = 9984;
+const SUCCESS_TTL: u32 = 3600;
+const DENIAL_TTL: u32 = 1800;
+const MIN_TTL: u32 = 5;
+const SERVFAIL_TTL: Duration = Duration::from_secs(5);
+const MAX_SERVFAIL_TTL: Duration = Duration::from_secs(300);
+const STALE_FOR: Duration = Duration::from_secs(3600);
+
+/// How one kind of answer (positive or negative) is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub capacity: usize,
+    pub max_ttl: u32,
+    pub min_ttl: u32,
+    /// Zones where this kind is not cached (`disable`).
+    pub disabled: Vec<LowerName>,
+}
+
+/// `cache [TTL] [ZONES...] { ... }`.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Only names under these zones are cached (empty: the server block's zones).
+    pub zones: Vec<LowerName>,
+    pub success: Kept,
+    pub denial: Kept,
+    /// How long SERVFAIL answers are kept (0: not at all).
+    pub servfail: Duration,
+    /// `serve_stale [DURATION]`: how long past expiry an entry may answer when every upstream
+    /// fails.
+    pub serve_stale: Option<Duration>,
+    /// `keepttl`: answers carry the TTLs as received, not counted down.
+    pub keep_ttl: bool,
+}
+
+pub fn cache(d: &Directive) -> Result<CacheConfig, ConfigError> {
+    let mut args = d.args.as_slice();
+    let mut max_ttl = None;
+    if let Some((first, rest)) = args.split_first()
+        && let Ok(ttl) = first.parse::<u32>()
+    {
+        if ttl == 0 {
+            return Err(directive_err(d, NAME, "TTL must be above 0"));
+        }
+        max_ttl = Some(ttl);
+        args = rest;
+    }
+    let zones = args
+        .iter()
+        .map(|z| parse_zone(z).map_err(|m| directive_err(d, NAME, m)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let kept = |max: u32| Kept {
+        capacity: CAPACITY,
+        max_ttl: max_ttl.unwrap_or(max),
+        min_ttl: MIN_TTL,
+        disabled: Vec::new(),
+    };
+    let mut c = CacheConfig {
+        zones,
+        success: kept(SUCCESS_TTL),
+        denial: kept(DENIAL_TTL),
+        servfail: SERVFAIL_TTL,
+        serve_stale: None,
+        keep_ttl: false,
+    };
+    for o in &d.block {
+        let number = |s: &str, what: &str| -> Result<u32, ConfigError> {
+            s.parse()
+                .map_err(|_| directive_err(o, NAME, format!("{what}: {s:?} is not a number")))
+        };
+        match o.name.as_str() {
+            kind @ ("success" | "denial") => {
+                let kept = if kind == "success" {
+                    &mut c.success
+                } else {
+                    &mut c.denial
+                };
+                let [capacity, rest @ ..] = o.args.as_slice() else {
+                    return Err(directive_err(o, NAME, format!("{kind} needs a capacity")));
+                };
+                kept.capacity = number(capacity, "capacity")? as usize;
+                if kept.capacity == 0 {
+                    return Err(directive_err(o, NAME, "capacity must be above 0"));
+                }
+                match rest {
+                    [] => {}
+                    [ttl] => kept.max_ttl = number(ttl, "TTL")?,
+                    [ttl, min] => {
+                        kept.max_ttl = number(ttl, "TTL")?;
+                        kept.min_ttl = number(min, "minimum TTL")?;
+                    }
+                    _ => {
+                        return Err(directive_err(
+                            o,
+                            NAME,
+                            format!("{kind}: too many arguments"),
+                        ));
+                    }
+                }
+                if kept.max_ttl == 0 || kept.min_ttl > kept.max_ttl {
+                    return Err(directive_err(
+                        o,
+                        NAME,
+                        format!("{kind}: the TTL must be above 0 and not below the minimum"),
+                    ));
+                }
+            }
+            "servfail" => {
+                let [duration] = o.args.as_slice() else {
+                    return Err(directive_err(o, NAME, "servfail needs a duration"));
+                };
+                c.servfail = parse_duration(duration)
+                    .map_err(|m| directive_err(o, NAME, format!("servfail: {m}")))?;
+                if c.servfail > MAX_SERVFAIL_TTL {
+                    return Err(directive_err(o, NAME, "servfail: at most 5m"));
+                }
+            }
+            "serve_stale" => {
+                c.serve_stale = Some(match o.args.as_slice() {
+                    [] => STALE_FOR,
+                    [duration] | [duration, _] => parse_duration(duration)
+                        .map_err(|m| directive_err(o, NAME, format!("serve_stale: {m}")))?,
+                    _ => return Err(directive_err(o, NAME, "serve_stale: too many arguments")),
+                });
+                if let [_, mode] = o.args.as_slice()
+                    && mode != "verify"
+                    && mode != "immediate"
+                {
+                    return Err(directive_err(
+                        o,
+                        NAME,
+                        format!("serve_stale: unknown refresh mode {mode:?}"),
+                    ));
+                }
+            }
+            "disable" => {
+                let [kind, zones @ ..] = o.args.as_slice() else {
+                    return Err(directive_err(o, NAME, "disable needs success or denial"));
+                };
+                let kept = match kind.as_str() {
+                    "success" => &mut c.success,
+                    "denial" => &mut c.denial,
+                    other => {
+                        return Err(directive_err(
+                            o,
+                            NAME,
+                            format!("disable: {other:?} is not success or denial"),
+                        ));
+                    }
+                };
+                if zones.is_empty() {
+                    kept.disabled
+                        .push(LowerName::from(hickory_proto::rr::Name::root()));
+                }
+                for z in zones {
+                    kept.disabled
+                        .push(parse_zone(z).map_err(|m| directive_err(o, NAME, m))?);
+                }
+            }
+            "keepttl" => c.keep_ttl = true,
+            "prefetch" => {
+                return Err(directive_err(o, NAME, "prefetch is not supported yet"));
+            }
+            other => {
+                return Err(directive_err(
+                    o,
+                    NAME,
+                    format!("unknown property {other:?}"),
+                ));
+            }
+        }
+    }
+    Ok(c)
+}

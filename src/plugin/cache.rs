@@ -1,0 +1,257 @@
+//! The `cache` plugin: upstream answers kept for their TTL, as CoreDNS's `cache` keeps them.
+//!
+//! Only what `forward` brings back is cached: the cluster's and hosts' own answers are
+//! already precompiled and change the moment the cluster does, so they are never served from
+//! here (and never stale). An entry keeps the upstream's sections as received (their
+//! compression pointers stay valid: a response always starts with a 12-byte header and the
+//! same question), with the offset of every TTL so answers count down.
+//!
+//! Positive answers live for the smallest TTL in them, negative ones (NXDOMAIN, NODATA) for
+//! the SOA's TTL or MINIMUM, whichever is smaller (RFC 2308), SERVFAIL for `servfail`; each
+//! capped and floored as configured. The store is bounded: past its capacity an entry of the
+//! same kind goes. With `serve_stale`, an expired entry answers (TTL 30 s, RFC 8767) when
+//! every upstream fails.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::LowerName;
+
+use super::Reply;
+use crate::config::cache::CacheConfig;
+use crate::wire::{self, Section};
+
+/// The TTL of a stale answer (RFC 8767's recommendation).
+const STALE_TTL: u32 = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Success,
+    Denial,
+    ServFail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    /// The name in wire format, lowercase.
+    name: Box<[u8]>,
+    qtype: u16,
+    dnssec_ok: bool,
+}
+
+impl Key {
+    pub fn new(name: &LowerName, qtype: u16, dnssec_ok: bool) -> Self {
+        Self {
+            name: crate::table::NameKey::from(name).as_bytes().into(),
+            qtype,
+            dnssec_ok,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Entry {
+    kind: Kind,
+    rcode: ResponseCode,
+    authoritative: bool,
+    recursion_available: bool,
+    sections: [Section; 3],
+    /// Where each record's TTL sits: section and offset.
+    ttls: Vec<(u8, u32)>,
+    stored: Instant,
+    ttl: u32,
+}
+
+impl Entry {
+    fn remaining(&self, now: Instant) -> Option<u32> {
+        let age = now.saturating_duration_since(self.stored).as_secs();
+        u32::try_from(age)
+            .ok()
+            .and_then(|age| self.ttl.checked_sub(age))
+            .filter(|r| *r > 0)
+    }
+
+    /// The answer with every TTL set to `ttl` (or as received with `keepttl`).
+    fn reply(&self, ttl: Option<u32>) -> Reply {
+        let mut sections = self.sections.clone();
+        if let Some(ttl) = ttl {
+            for &(s, at) in &self.ttls {
+                let at = at as usize;
+                if let Some(field) = sections[usize::from(s)].bytes.get_mut(at..at + 4) {
+                    field.copy_from_slice(&ttl.to_be_bytes());
+                }
+            }
+        }
+        let [answers, authority, additional] = sections;
+        Reply {
+            rcode: self.rcode,
+            authoritative: self.authoritative,
+            recursion_available: self.recursion_available,
+            answers,
+            authority,
+            additional,
+            shuffle: false,
+        }
+    }
+}
+
+/// Counters for `coredns_cache_*`.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    pub entries: [AtomicU64; 2],
+    pub hits: [AtomicU64; 2],
+    pub misses: AtomicU64,
+    pub requests: AtomicU64,
+    pub served_stale: AtomicU64,
+    pub evictions: [AtomicU64; 2],
+}
+
+fn slot(kind: Kind) -> usize {
+    usize::from(kind != Kind::Success)
+}
+
+#[derive(Debug)]
+pub struct Cache {
+    config: CacheConfig,
+    entries: papaya::HashMap<Key, Arc<Entry>>,
+    counts: [AtomicUsize; 2],
+    counters: Arc<CacheCounters>,
+}
+
+/// What the cache holds for a query.
+pub enum Lookup {
+    Fresh(Reply),
+    /// Expired (perhaps within `serve_stale`), or absent: ask upstream.
+    Miss,
+}
+
+impl Cache {
+    /// `zones`: the server block's, used when the directive names none.
+    pub fn new(config: &CacheConfig, zones: &[LowerName], counters: Arc<CacheCounters>) -> Self {
+        let mut config = config.clone();
+        if config.zones.is_empty() {
+            config.zones = zones.to_vec();
+        }
+        Self {
+            config,
+            entries: papaya::HashMap::new(),
+            counts: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            counters,
+        }
+    }
+
+    /// Whether names like this one are cached at all.
+    pub fn covers(&self, name: &LowerName) -> bool {
+        self.config.zones.iter().any(|z| z.zone_of(name))
+    }
+
+    pub fn lookup(&self, key: &Key) -> Lookup {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let entries = self.entries.pin();
+        if let Some(entry) = entries.get(key)
+            && let Some(remaining) = entry.remaining(now)
+        {
+            self.counters.hits[slot(entry.kind)].fetch_add(1, Ordering::Relaxed);
+            let ttl = (!self.config.keep_ttl).then_some(remaining);
+            return Lookup::Fresh(entry.reply(ttl));
+        }
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        Lookup::Miss
+    }
+
+    /// An expired entry still within `serve_stale`, answered with the stale TTL.
+    pub fn stale(&self, key: &Key) -> Option<Reply> {
+        let window = self.config.serve_stale?;
+        let entries = self.entries.pin();
+        let entry = entries.get(key)?;
+        if entry.kind == Kind::ServFail {
+            return None;
+        }
+        let expired = entry.stored + Duration::from_secs(u64::from(entry.ttl));
+        if Instant::now() > expired + window {
+            return None;
+        }
+        self.counters.served_stale.fetch_add(1, Ordering::Relaxed);
+        Some(entry.reply(Some(STALE_TTL)))
+    }
+
+    /// Keeps `response` (a whole message from upstream) if it can be cached, and returns
+    /// the answer as the cache gives it (TTLs as capped), to send now.
+    pub fn store(&self, key: Key, name: &LowerName, response: &[u8]) -> Option<Reply> {
+        let entry = self.entry(name, response)?;
+        let now = entry.reply((!self.config.keep_ttl).then_some(entry.ttl));
+        let kind = entry.kind;
+        let capacity = match kind {
+            Kind::Success => self.config.success.capacity,
+            Kind::Denial | Kind::ServFail => self.config.denial.capacity,
+        };
+        let entries = self.entries.pin();
+        if self.counts[slot(kind)].load(Ordering::Relaxed) >= capacity
+            && !entries.contains_key(&key)
+        {
+            // Full: one entry of the same kind goes (the map's order is the hash's: random).
+            let victim = entries
+                .iter()
+                .find(|(_, e)| slot(e.kind) == slot(kind))
+                .map(|(k, _)| k.clone());
+            if let Some(victim) = victim
+                && entries.remove(&victim).is_some()
+            {
+                self.counts[slot(kind)].fetch_sub(1, Ordering::Relaxed);
+                self.counters.evictions[slot(kind)].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if let Some(old) = entries.insert(key, Arc::new(entry)) {
+            self.counts[slot(old.kind)].fetch_sub(1, Ordering::Relaxed);
+        }
+        self.counts[slot(kind)].fetch_add(1, Ordering::Relaxed);
+        for (i, count) in self.counts.iter().enumerate() {
+            self.counters.entries[i].store(count.load(Ordering::Relaxed) as u64, Ordering::Relaxed);
+        }
+        Some(now)
+    }
+
+    /// What an upstream response becomes in the cache, if anything.
+    fn entry(&self, name: &LowerName, response: &[u8]) -> Option<Entry> {
+        let parsed = wire::parse_sections(response)?;
+        if response[2] & 0x02 != 0 {
+            return None;
+        }
+        let rcode = ResponseCode::from_low(response[3] & 0x0F);
+        let (kind, kept) = match rcode {
+            ResponseCode::NoError if parsed.sections[0].count > 0 => {
+                (Kind::Success, &self.config.success)
+            }
+            ResponseCode::NoError | ResponseCode::NXDomain => (Kind::Denial, &self.config.denial),
+            ResponseCode::ServFail if !self.config.servfail.is_zero() => {
+                (Kind::ServFail, &self.config.denial)
+            }
+            _ => return None,
+        };
+        if kept.disabled.iter().any(|z| z.zone_of(name)) {
+            return None;
+        }
+        let ttl = match kind {
+            Kind::ServFail => self.config.servfail.as_secs().max(1) as u32,
+            Kind::Success => parsed.min_ttl.unwrap_or(kept.min_ttl),
+            Kind::Denial => parsed.negative_ttl.unwrap_or(kept.min_ttl),
+        };
+        let ttl = match kind {
+            Kind::ServFail => ttl,
+            _ => ttl.min(kept.max_ttl).max(kept.min_ttl),
+        };
+        Some(Entry {
+            kind,
+            rcode,
+            authoritative: response[2] & 0x04 != 0,
+            recursion_available: response[3] & 0x80 != 0,
+            sections: parsed.sections,
+            ttls: parsed.ttls,
+            stored: Instant::now(),
+            ttl,
+        })
+    }
+}
