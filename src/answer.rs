@@ -180,7 +180,7 @@ impl Handler {
             (Transport::Udp, Some(edns)) => usize::from(edns.max_payload()).max(PLAIN_UDP_LIMIT),
             (Transport::Udp, None) => PLAIN_UDP_LIMIT,
         };
-        let (step, routed) = self.reply(&msg, question);
+        let (step, routed) = self.reply(&msg, question, src);
         let reply = match step {
             Step::Reply(reply) => reply,
             Step::Forward { plugin, slot } => {
@@ -340,7 +340,12 @@ impl Handler {
 
     /// What the chain made of the query, and the server block (by index, with the index of
     /// its zone that matched) that made it.
-    fn reply(&self, msg: &Message, question: &Query) -> (Step, Option<(usize, u16)>) {
+    fn reply(
+        &self,
+        msg: &Message,
+        question: &Query,
+        src: SocketAddr,
+    ) -> (Step, Option<(usize, u16)>) {
         let refused =
             || Step::Reply(Reply::authoritative(ResponseCode::Refused).not_authoritative());
         if msg.extensions().as_ref().is_some_and(|e| e.version() > 0) {
@@ -358,6 +363,7 @@ impl Handler {
         }
         let mut req = Request::new(question.name().clone(), qtype);
         req.dnssec_ok = dnssec_ok(msg);
+        req.src = Some(src);
         // The block with the longest zone holding the name.
         let Some((_, index, zone)) = self
             .blocks

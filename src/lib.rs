@@ -110,6 +110,13 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
                 plugins.push(Plugin::Kubernetes(kubernetes));
             }
         }
+        if server.detect_loop
+            && let Some(zone) = server.zones.first()
+        {
+            let detector = plugin::forward_loop::Loop::new(zone, server.port);
+            background.push(Box::pin(detector.probe()));
+            plugins.push(Plugin::Loop(detector));
+        }
         if let Some(f) = &server.forward {
             let server_label = format!("dns://:{}", server.port);
             let cache = server.cache.as_ref().map(|c| {
@@ -126,7 +133,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
         for p in &plugins {
             ready.extend(match p {
                 Plugin::Kubernetes(k) => Some(k.ready_flag()),
-                Plugin::Hosts(_) | Plugin::Forward(_) => None,
+                Plugin::Hosts(_) | Plugin::Forward(_) | Plugin::Loop(_) => None,
             });
         }
         let index = metrics::metrics().register_block(
@@ -140,6 +147,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             (server.kubernetes.is_some(), "kubernetes"),
             (server.forward.is_some(), "forward"),
             (server.cache.is_some(), "cache"),
+            (server.detect_loop, "loop"),
             (server.health.is_some(), "health"),
             (server.ready.is_some(), "ready"),
             (server.prometheus.is_some(), "prometheus"),

@@ -42,6 +42,7 @@ pub const SUPPORTED: &[&str] = &[
     "cache",
     "hosts",
     "kubernetes",
+    "loop",
     "forward",
     "loadbalance",
     "log",
@@ -73,7 +74,6 @@ const NOT_YET: &[&str] = &[
     "header",
     "k8s_external",
     "local",
-    "loop",
     "metadata",
     "minimal",
     "multisocket",
@@ -113,6 +113,8 @@ pub struct ServerConfig {
     pub kubernetes: Option<KubernetesConfig>,
     pub forward: Option<forward::ForwardConfig>,
     pub cache: Option<cache::CacheConfig>,
+    /// `loop`: detect a forwarding loop at start.
+    pub detect_loop: bool,
     /// `health [ADDR] { lameduck DURATION }`.
     pub health: Option<HealthConfig>,
     /// `ready [ADDR]`: the address of `/ready`.
@@ -312,6 +314,7 @@ fn server_block(
         kubernetes: None,
         forward: None,
         cache: None,
+        detect_loop: false,
         health: None,
         ready: None,
         prometheus: None,
@@ -344,6 +347,12 @@ fn server_block(
             "prometheus" => server.prometheus.replace(http_addr(d, ":9153")?).is_some(),
             "forward" => server.forward.replace(forward::forward(d, dir)?).is_some(),
             "cache" => server.cache.replace(cache::cache(d)?).is_some(),
+            "loop" => {
+                if !d.args.is_empty() || !d.block.is_empty() {
+                    return Err(directive_err(d, name, "takes no arguments"));
+                }
+                std::mem::replace(&mut server.detect_loop, true)
+            }
             "kubernetes" => server
                 .kubernetes
                 .replace(kubernetes(d, &server.zones, dir)?)
@@ -890,7 +899,7 @@ mod tests {
     #[test]
     fn rejections_name_the_line() {
         for (text, line, needle) in [
-            (".:53 {\n loop\n}\n", 2, "not supported yet"),
+            (".:53 {\n autopath @kubernetes\n}\n", 2, "not supported yet"),
             (".:53 {\n prometheus nonsense\n}\n", 2, "HOST:PORT"),
             (".:53 {\n loadbalance weighted f\n}\n", 2, "round_robin"),
             (".:53 {\n health {\n  lameduck x\n }\n}\n", 3, "lameduck"),

@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod forward;
+pub mod forward_loop;
 pub mod hosts;
 pub mod kubernetes;
 
@@ -26,6 +27,8 @@ pub struct Request {
     pub qtype: RecordType,
     /// The query's EDNS DO bit (part of what a cached answer is kept under).
     pub dnssec_ok: bool,
+    /// Who asked, where known.
+    pub src: Option<std::net::SocketAddr>,
 }
 
 impl Request {
@@ -35,6 +38,7 @@ impl Request {
             name,
             qtype,
             dnssec_ok: false,
+            src: None,
         }
     }
 }
@@ -84,6 +88,7 @@ impl Reply {
 pub enum Plugin {
     Hosts(Hosts),
     Kubernetes(Kubernetes),
+    Loop(forward_loop::Loop),
     Forward(Box<Forward>),
 }
 
@@ -92,6 +97,7 @@ impl Plugin {
         match self {
             Self::Hosts(h) => h.serve(req),
             Self::Kubernetes(k) => k.serve(req),
+            Self::Loop(l) => l.serve(req),
             Self::Forward(f) => f.serve(req),
         }
     }

@@ -461,3 +461,45 @@ fn unreadable_or_non_pem_tls_files_exit_one_naming_the_file_and_bind_nothing() {
         assert_unbound(port);
     }
 }
+
+#[test]
+fn a_forwarding_loop_is_detected_at_start_and_stops_the_process_with_coredns_message() {
+    let port = free_port();
+    let corefile = format!(".:{port} {{\n    loop\n    forward . 127.0.0.1:{port}\n}}\n");
+    let dir = workdir(&corefile, MANIFEST);
+    let out = run(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("plugin/loop: Loop (127.0.0.1:")
+            && out
+                .stderr
+                .contains(&format!("-> :{port}) detected for zone \".\""))
+            && out
+                .stderr
+                .contains("coredns.io/plugins/loop#troubleshooting. Query: \"HINFO "),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn without_a_loop_the_probe_passes_and_the_server_keeps_serving() {
+    let knot = crate::upstream::Knot::start();
+    let port = free_port();
+    let corefile = format!(
+        ".:{port} {{\n    loop\n    forward . {}\n    kubernetes cluster.local {{\n        manifests cluster.yaml\n    }}\n}}\n",
+        knot.addr
+    );
+    let dir = workdir(&corefile, MANIFEST);
+    let mut process = Process::spawn(dir.path(), &[]);
+    assert_answers(&process.first_answer(port, WEB), WEB, WEB_IP);
+    // Past the probe and its grace period, still up.
+    sleep(Duration::from_secs(4));
+    assert!(
+        process.child.try_wait().unwrap().is_none(),
+        "{}",
+        process.stderr()
+    );
+    let answer = process.first_answer(port, "www.example.test.");
+    assert_answers(&answer, "www.example.test.", Ipv4Addr::new(192, 0, 2, 1));
+}

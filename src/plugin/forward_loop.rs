@@ -1,0 +1,129 @@
+//! The `loop` plugin: at start, a query for a random name is sent to this server; if it comes
+//! back through `forward` more than twice, the upstream leads back here, and the process
+//! stops with CoreDNS's message (a forwarding loop would otherwise burn every core and answer
+//! nothing).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use hickory_proto::rr::{LowerName, Name};
+use rand::Rng;
+use tracing::{error, warn};
+
+use super::{Outcome, Request};
+
+/// How long probes are sent for at start.
+const PROBE_FOR: Duration = Duration::from_secs(30);
+/// How long after an answered probe the plugin keeps counting.
+const GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug)]
+pub struct Loop {
+    zone: LowerName,
+    port: u16,
+    qname: Name,
+    lower: LowerName,
+    state: Arc<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    seen: AtomicU32,
+    disabled: AtomicBool,
+}
+
+impl Loop {
+    /// A loop detector for the server block on `port` whose first zone is `zone`.
+    pub fn new(zone: &LowerName, port: u16) -> Self {
+        let mut rng = rand::rng();
+        let (a, b): (u64, u64) = (rng.random::<u64>() >> 1, rng.random::<u64>() >> 1);
+        let zone_name = Name::from(zone.clone());
+        let qname = Name::from_ascii(format!("{a}.{b}"))
+            .and_then(|n| n.append_domain(&zone_name))
+            .unwrap_or_else(|_| Name::root());
+        Self {
+            zone: zone.clone(),
+            port,
+            lower: LowerName::new(&qname),
+            qname,
+            state: Arc::new(State::default()),
+        }
+    }
+
+    /// Counts our own probe passing; the third time, stops the process.
+    pub fn serve(&self, req: &Request) -> Outcome {
+        if self.state.disabled.load(Ordering::Relaxed) || req.lower != self.lower {
+            return Outcome::Next;
+        }
+        let seen = self.state.seen.fetch_add(1, Ordering::Relaxed) + 1;
+        if seen > 2 {
+            let message = format!(
+                "Loop ({} -> :{}) detected for zone {:?}, see https://coredns.io/plugins/loop#troubleshooting. Query: \"HINFO {}\"",
+                req.src.map_or_else(
+                    || "?".to_string(),
+                    |s| SocketAddr::new(s.ip().to_canonical(), s.port()).to_string()
+                ),
+                self.port,
+                self.zone.to_string(),
+                self.qname
+            );
+            error!("{message}");
+            eprintln!("[FATAL] plugin/loop: {message}");
+            std::process::exit(1);
+        }
+        Outcome::Next
+    }
+
+    /// Sends the probe to this server at `port` (on loopback) until one is answered, then
+    /// stops counting shortly after.
+    pub fn probe(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let state = Arc::clone(&self.state);
+        let port = self.port;
+        let query = probe_query(&self.qname);
+        async move {
+            if port == 0 {
+                state.disabled.store(true, Ordering::Relaxed);
+                return;
+            }
+            let deadline = tokio::time::Instant::now() + PROBE_FOR;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            while tokio::time::Instant::now() < deadline {
+                match exchange(addr, &query).await {
+                    Ok(()) => break,
+                    Err(error) => {
+                        warn!(%error, "loop: probe not answered");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+            tokio::time::sleep(GRACE).await;
+            state.disabled.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+fn probe_query(qname: &Name) -> Vec<u8> {
+    let id: u16 = rand::rng().random();
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    q.extend(crate::wire::name_bytes(qname));
+    // HINFO, IN
+    q.extend_from_slice(&[0, 13, 0, 1]);
+    q
+}
+
+async fn exchange(addr: SocketAddr, query: &[u8]) -> std::io::Result<()> {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    socket.connect(addr).await?;
+    socket.send(query).await?;
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf)).await {
+        Ok(r) => r.map(|_| ()),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no answer in 2s",
+        )),
+    }
+}
