@@ -197,6 +197,10 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
     })
 }
 
+/// Set when the process has been told to stop: `/ready` answers 503 from then on (through the
+/// lameduck period), so load balancers stop sending queries while they are still answered.
+pub static STOPPING: AtomicBool = AtomicBool::new(false);
+
 /// What an HTTP endpoint answers: CoreDNS's `/health` (always OK while running), `/ready` (OK
 /// once every plugin that reports readiness is ready, else 503 naming them) and `/metrics`.
 fn routes(
@@ -210,6 +214,9 @@ fn routes(
         }
         Some(match path {
             "/health" => (200, "text/plain", "OK".to_string()),
+            "/ready" if STOPPING.load(Ordering::Relaxed) => {
+                (503, "text/plain", "shutting down".to_string())
+            }
             "/ready" if ready.iter().all(|r| r.load(Ordering::Relaxed)) => {
                 (200, "text/plain", "OK".to_string())
             }

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clusterdns::config::{Config, SUPPORTED};
-use tracing::info;
+use std::time::Duration;
+
+use tracing::{info, warn};
 
 const USAGE: &str = "\
 Usage: clusterdns [-conf FILE] [-dns.port PORT] [-version] [-plugins]
@@ -104,41 +106,147 @@ fn run() -> anyhow::Result<()> {
         return Ok(());
     };
     // Everything is read and checked before a socket is bound.
+    let corefile = std::fs::read(&flags.conf).unwrap_or_default();
     let config = Config::load(&flags.conf, flags.port)?;
-    let assembly = clusterdns::assemble(&config)?;
-    let workers = std::thread::available_parallelism().map_or(1, usize::from);
-    let listeners = clusterdns::server::bind(assembly.blocks, workers)?;
-    let http = clusterdns::server::bind_http(assembly.http)?;
-    let lameduck = assembly.lameduck;
+    let bound = Bound::new(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
-        for l in &listeners {
-            info!(addr = %l.local_addr()?, "listening (udp and tcp)");
-        }
-        for (l, _) in &http {
-            info!(addr = %l.local_addr()?, "listening (http)");
-        }
-        tokio::spawn(clusterdns::server::run_http(http));
-        for task in assembly.background {
-            tokio::spawn(task);
-        }
-        // DNS keeps being served through the lameduck period, so it runs as its own task.
-        let dns = tokio::spawn(clusterdns::server::run(listeners, Default::default()));
-        tokio::select! {
-            r = dns => r.context("serving")?.context("serving")?,
-            () = shutdown_signal() => {
-                if !lameduck.is_zero() {
-                    info!(?lameduck, "lameduck: still serving before shutting down");
-                    tokio::time::sleep(lameduck).await;
+        let mut current = bound.start()?;
+        let mut seen = fingerprint(&corefile);
+        loop {
+            let check = next_check(current.reload);
+            tokio::select! {
+                r = &mut current.dns => r.context("serving")?.context("serving")?,
+                () = shutdown_signal() => break,
+                () = check => {
+                    // `reload`: a changed Corefile replaces everything, or nothing.
+                    let text = std::fs::read(&flags.conf).unwrap_or_default();
+                    if fingerprint(&text) == seen {
+                        continue;
+                    }
+                    seen = fingerprint(&text);
+                    match Config::load(&flags.conf, flags.port)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|c| Bound::new(&c))
+                        .and_then(Bound::start)
+                    {
+                        Ok(next) => {
+                            // The new listeners are up before the old ones close.
+                            std::mem::replace(&mut current, next).stop();
+                            info!("reload: serving the changed Corefile");
+                        }
+                        Err(error) => {
+                            clusterdns::metrics::metrics().reload_failed();
+                            warn!("reload: the changed Corefile is not used, the last good one goes on: {error:#}");
+                        }
+                    }
                 }
-                info!("shutting down");
             }
         }
+        clusterdns::STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
+        if !current.lameduck.is_zero() {
+            info!(lameduck = ?current.lameduck, "lameduck: still serving before shutting down");
+            tokio::time::sleep(current.lameduck).await;
+        }
+        info!("shutting down");
         Ok(())
     })
+}
+
+/// A configuration assembled and its sockets bound, not yet served.
+struct Bound {
+    assembly: clusterdns::Assembly,
+    listeners: Vec<clusterdns::server::Listener>,
+    http: Vec<(std::net::TcpListener, clusterdns::server::http::Routes)>,
+    reload: Option<(Duration, Duration)>,
+}
+
+impl Bound {
+    fn new(config: &Config) -> anyhow::Result<Self> {
+        let mut assembly = clusterdns::assemble(config)?;
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        let listeners = clusterdns::server::bind(std::mem::take(&mut assembly.blocks), workers)?;
+        let http = clusterdns::server::bind_http(std::mem::take(&mut assembly.http))?;
+        let reload = config.servers.iter().find_map(|s| s.reload);
+        Ok(Self {
+            assembly,
+            listeners,
+            http,
+            reload,
+        })
+    }
+
+    /// Serves it: DNS, HTTP and the sources, each a task.
+    fn start(self) -> anyhow::Result<Running> {
+        for l in &self.listeners {
+            info!(addr = %l.local_addr()?, "listening (udp and tcp)");
+        }
+        for (l, _) in &self.http {
+            info!(addr = %l.local_addr()?, "listening (http)");
+        }
+        let http = tokio::spawn(clusterdns::server::run_http(self.http));
+        let background = self
+            .assembly
+            .background
+            .into_iter()
+            .map(tokio::spawn)
+            .collect();
+        // DNS keeps being served through the lameduck period, so it runs as its own task.
+        let dns = tokio::spawn(clusterdns::server::run(self.listeners, Default::default()));
+        Ok(Running {
+            dns,
+            http,
+            background,
+            lameduck: self.assembly.lameduck,
+            reload: self.reload,
+        })
+    }
+}
+
+/// A configuration being served.
+struct Running {
+    dns: tokio::task::JoinHandle<std::io::Result<()>>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    lameduck: Duration,
+    reload: Option<(Duration, Duration)>,
+}
+
+impl Running {
+    /// Closes its listeners and stops its sources; queries already taken finish in their own
+    /// tasks.
+    fn stop(self) {
+        self.dns.abort();
+        self.http.abort();
+        for task in self.background {
+            task.abort();
+        }
+    }
+}
+
+/// When to look at the Corefile again: the interval, moved by up to the jitter either way;
+/// never without `reload`.
+async fn next_check(reload: Option<(Duration, Duration)>) {
+    let Some((interval, jitter)) = reload else {
+        return std::future::pending().await;
+    };
+    let nanos = u64::try_from(jitter.as_nanos()).unwrap_or(u64::MAX);
+    let spread = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()))
+        % (2 * nanos).max(1);
+    tokio::time::sleep((interval + Duration::from_nanos(spread)).saturating_sub(jitter)).await;
+}
+
+/// What a Corefile change is seen by: its bytes' hash.
+fn fingerprint(text: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
 }
 
 async fn shutdown_signal() {

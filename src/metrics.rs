@@ -202,8 +202,13 @@ pub fn rcode_name(rcode: u16) -> String {
 
 impl Metrics {
     /// Names a server block for the labels: its `server` (`dns://:53`) and its zones.
+    /// A block already registered with the same labels (a reload) keeps its index, so its
+    /// series go on rather than appear twice.
     pub fn register_block(&self, server: String, zones: Vec<String>) -> u16 {
         let mut blocks = self.blocks.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = blocks.iter().position(|(s, z)| *s == server && *z == zones) {
+            return i as u16;
+        }
         blocks.push((server, zones));
         (blocks.len() - 1) as u16
     }
@@ -261,8 +266,15 @@ impl Metrics {
 
     /// Counters for one `cache`, labelled with its server and zones.
     pub fn register_cache(&self, server: String, zones: Vec<String>) -> Arc<CacheCounters> {
-        let counters = Arc::new(CacheCounters::default());
         let mut caches = self.caches.write().unwrap_or_else(|e| e.into_inner());
+        // After a reload the same cache keeps its series.
+        if let Some(first) = zones.first()
+            && let Some((_, _, counters)) =
+                caches.iter().find(|(s, z, _)| *s == server && z == first)
+        {
+            return Arc::clone(counters);
+        }
+        let counters = Arc::new(CacheCounters::default());
         for zone in zones {
             caches.push((server.clone(), zone, Arc::clone(&counters)));
         }

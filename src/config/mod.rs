@@ -48,6 +48,7 @@ pub const SUPPORTED: &[&str] = &[
     "log",
     "prometheus",
     "ready",
+    "reload",
 ];
 
 /// CoreDNS directives that are known but not served yet.
@@ -80,7 +81,6 @@ const NOT_YET: &[&str] = &[
     "nsid",
     "on",
     "pprof",
-    "reload",
     "rewrite",
     "root",
     "route53",
@@ -115,6 +115,8 @@ pub struct ServerConfig {
     pub cache: Option<cache::CacheConfig>,
     /// `loop`: detect a forwarding loop at start.
     pub detect_loop: bool,
+    /// `reload [INTERVAL [JITTER]]`: how often the Corefile is checked for changes.
+    pub reload: Option<(Duration, Duration)>,
     /// `health [ADDR] { lameduck DURATION }`.
     pub health: Option<HealthConfig>,
     /// `ready [ADDR]`: the address of `/ready`.
@@ -315,6 +317,7 @@ fn server_block(
         forward: None,
         cache: None,
         detect_loop: false,
+        reload: None,
         health: None,
         ready: None,
         prometheus: None,
@@ -347,6 +350,7 @@ fn server_block(
             "prometheus" => server.prometheus.replace(http_addr(d, ":9153")?).is_some(),
             "forward" => server.forward.replace(forward::forward(d, dir)?).is_some(),
             "cache" => server.cache.replace(cache::cache(d)?).is_some(),
+            "reload" => server.reload.replace(reload(d)?).is_some(),
             "loop" => {
                 if !d.args.is_empty() || !d.block.is_empty() {
                     return Err(directive_err(d, name, "takes no arguments"));
@@ -776,6 +780,33 @@ fn hosts(d: &Directive, block_zones: &[LowerName], dir: &Path) -> Result<HostsCo
     Ok(h)
 }
 
+/// `reload [INTERVAL [JITTER]]`, as CoreDNS reads it: 30s and 15s by default; the interval at
+/// least 2s, the jitter at least 1s and at most half the interval.
+fn reload(d: &Directive) -> Result<(Duration, Duration), ConfigError> {
+    const NAME: &str = "reload";
+    let duration = |s: &String| parse_duration(s).map_err(|m| directive_err(d, NAME, m));
+    let (interval, jitter) = match d.args.as_slice() {
+        [] => (Duration::from_secs(30), Duration::from_secs(15)),
+        [i] => {
+            let i = duration(i)?;
+            (i, i / 2)
+        }
+        [i, j] => (duration(i)?, duration(j)?),
+        _ => return Err(directive_err(d, NAME, "takes at most INTERVAL and JITTER")),
+    };
+    if interval < Duration::from_secs(2) {
+        return Err(directive_err(d, NAME, "the interval must be at least 2s"));
+    }
+    if jitter < Duration::from_secs(1) || jitter > interval / 2 {
+        return Err(directive_err(
+            d,
+            NAME,
+            "the jitter must be at least 1s and at most half the interval",
+        ));
+    }
+    Ok((interval, jitter))
+}
+
 /// A name from a hosts entry, lowercased and fully qualified.
 pub fn host_name(s: &str) -> Result<Name, String> {
     let mut name = Name::from_ascii(s)
@@ -903,7 +934,7 @@ mod tests {
             (".:53 {\n prometheus nonsense\n}\n", 2, "HOST:PORT"),
             (".:53 {\n loadbalance weighted f\n}\n", 2, "round_robin"),
             (".:53 {\n health {\n  lameduck x\n }\n}\n", 3, "lameduck"),
-            (".:53 {\n reload\n}\n", 2, "not supported yet"),
+            (".:53 {\n reload 1s\n}\n", 2, "at least 2s"),
             (".:53 {\n frobnicate\n}\n", 2, "unknown directive"),
             (
                 ".:53 {\n kubernetes {\n  manifests m\n  ttl 3601\n }\n}\n",

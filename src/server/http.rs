@@ -103,6 +103,8 @@ fn bind_addr(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
         socket.set_only_v6(false)?;
     }
     socket.set_reuse_address(true)?;
+    // A reloaded configuration binds its endpoints before the old ones close.
+    socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(128)?;

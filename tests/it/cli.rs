@@ -248,7 +248,8 @@ fn plugins_flag_lists_the_served_directives_and_exits_zero() {
             );
         }
         assert!(lines.contains(&"dns.cache"), "{lines:?}");
-        assert!(!lines.contains(&"dns.reload"), "{lines:?}");
+        assert!(lines.contains(&"dns.reload"), "{lines:?}");
+        assert!(!lines.contains(&"dns.autopath"), "{lines:?}");
     }
 }
 
@@ -502,4 +503,150 @@ fn without_a_loop_the_probe_passes_and_the_server_keeps_serving() {
     );
     let answer = process.first_answer(port, "www.example.test.");
     assert_answers(&answer, "www.example.test.", Ipv4Addr::new(192, 0, 2, 1));
+}
+
+/// The first A record of `name` on `port`, trying twice as a stub resolver would.
+fn resolve_once(port: u16, name: &str) -> Option<Ipv4Addr> {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = vec![0; 4096];
+    for _ in 0..2 {
+        socket
+            .send_to(&query_bytes(name), ("127.0.0.1", port))
+            .unwrap();
+        if let Ok((len, _)) = socket.recv_from(&mut buf) {
+            let m = Message::from_vec(&buf[..len]).ok()?;
+            return m.answers().iter().find_map(|r| match r.data() {
+                RData::A(a) => Some(a.0),
+                _ => None,
+            });
+        }
+    }
+    None
+}
+
+#[test]
+fn reload_serves_a_changed_corefile_without_a_gap_and_keeps_the_last_good_one() {
+    let (port, metrics) = (free_port(), free_port());
+    let corefile = |ip: &str| {
+        format!(
+            ".:{port} {{\n    reload 2s 1s\n    prometheus 127.0.0.1:{metrics}\n    hosts {{\n        {ip} a.example\n    }}\n}}\n"
+        )
+    };
+    let dir = workdir(&corefile("10.0.0.1"), MANIFEST);
+    let mut process = Process::spawn(dir.path(), &[]);
+    process.first_answer(port, "a.example.");
+    assert_eq!(
+        resolve_once(port, "a.example."),
+        Some(Ipv4Addr::new(10, 0, 0, 1))
+    );
+    // Queries all along: every one is answered, by the old Corefile or the new.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asking = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut asked, mut unanswered) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                asked += 1;
+                if resolve_once(port, "a.example.").is_none() {
+                    unanswered += 1;
+                }
+                sleep(Duration::from_millis(5));
+            }
+            (asked, unanswered)
+        })
+    };
+    std::fs::write(dir.path().join("Corefile"), corefile("10.0.0.2")).unwrap();
+    let start = Instant::now();
+    while resolve_once(port, "a.example.") != Some(Ipv4Addr::new(10, 0, 0, 2)) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "never reloaded\n{}",
+            process.stdout()
+        );
+        sleep(Duration::from_millis(100));
+    }
+    sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (asked, unanswered) = asking.join().unwrap();
+    assert!(asked > 100, "{asked}");
+    assert_eq!(unanswered, 0, "of {asked}");
+
+    // A broken Corefile: the last good one goes on, and the failure is counted.
+    std::fs::write(
+        dir.path().join("Corefile"),
+        format!(".:{port} {{\n    reload 2s 1s\n    frobnicate\n}}\n"),
+    )
+    .unwrap();
+    let start = Instant::now();
+    while !process.stdout().contains("the last good one goes on") {
+        assert!(start.elapsed() < DEADLINE, "{}", process.stdout());
+        sleep(Duration::from_millis(100));
+    }
+    assert!(process.stdout().contains("frobnicate: unknown directive"));
+    assert_eq!(
+        resolve_once(port, "a.example."),
+        Some(Ipv4Addr::new(10, 0, 0, 2))
+    );
+    let body = http_body(metrics, "/metrics");
+    assert!(body.contains("coredns_reload_failed_total 1"), "{body}");
+    assert!(process.child.try_wait().unwrap().is_none());
+}
+
+/// GET `path` on 127.0.0.1:`port`: the body.
+fn http_body(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn on_sigterm_queries_are_answered_through_lameduck_while_ready_says_503_then_exit_0() {
+    let (port, http) = (free_port(), free_port());
+    let corefile = format!(
+        ".:{port} {{\n    health 127.0.0.1:{http} {{\n        lameduck 2s\n    }}\n    ready 127.0.0.1:{http}\n    hosts {{\n        10.0.0.1 a.example\n    }}\n}}\n"
+    );
+    let dir = workdir(&corefile, MANIFEST);
+    let mut process = Process::spawn(dir.path(), &[]);
+    process.first_answer(port, "a.example.");
+    assert_eq!(http_status(http, "/ready"), 200);
+    let kill = Command::new("kill")
+        .args(["-TERM", &process.child.id().to_string()])
+        .status()
+        .expect("running kill");
+    assert!(kill.success());
+    let signalled = Instant::now();
+    sleep(Duration::from_millis(300));
+    // Lameduck: not ready any more, still healthy, and every query answered.
+    assert_eq!(http_status(http, "/ready"), 503);
+    assert_eq!(http_status(http, "/health"), 200);
+    while signalled.elapsed() < Duration::from_millis(1700) {
+        assert_eq!(
+            resolve_once(port, "a.example."),
+            Some(Ipv4Addr::new(10, 0, 0, 1))
+        );
+        sleep(Duration::from_millis(20));
+    }
+    let status = process.wait();
+    assert_eq!(status.code(), Some(0), "{}", process.stdout());
+    assert!(signalled.elapsed() >= Duration::from_secs(2));
+}
+
+fn http_status(port: u16, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
