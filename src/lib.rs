@@ -148,6 +148,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             (server.forward.is_some(), "forward"),
             (server.cache.is_some(), "cache"),
             (server.detect_loop, "loop"),
+            (server.reload.is_some(), "reload"),
             (server.health.is_some(), "health"),
             (server.ready.is_some(), "ready"),
             (server.prometheus.is_some(), "prometheus"),

@@ -28,10 +28,10 @@ impl Listener {
 
 /// Errors binding a port.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on port {port}: {source}")]
+#[error("cannot listen on port {port}: {error}")]
 pub struct BindError {
     pub port: u16,
-    pub source: std::io::Error,
+    pub error: std::io::Error,
 }
 
 /// Binds UDP (`workers` sockets sharing the port) and TCP for each port. Blocks that share a
@@ -45,7 +45,7 @@ pub fn bind(blocks: Vec<(u16, Block)>, workers: usize) -> Result<Vec<Listener>, 
     let v6 = socket::ipv6_available();
     let mut listeners = Vec::new();
     for (port, blocks) in by_port {
-        let err = |source| BindError { port, source };
+        let err = |error| BindError { port, error };
         let (first, tcp) = bind_pair(port, v6).map_err(err)?;
         let mut udp = vec![first];
         for _ in 1..workers.max(1) {
@@ -93,7 +93,7 @@ pub fn bind_http(
                 .unwrap_or(0);
             http::bind(&addr)
                 .map(|l| (l, routes))
-                .map_err(|source| BindError { port, source })
+                .map_err(|error| BindError { port, error })
         })
         .collect()
 }

@@ -7,7 +7,11 @@
 # dig and kdig over UDP and TCP. Part B (root only) builds a pod-like network namespace whose
 # resolv.conf is the one kubelet writes, runs a second server inside it on port 53
 # (tests/e2e/Corefile.pod), and resolves through glibc (getent), nslookup, host and dig +search.
-# Only loopback and the namespace made here are used; every client call is bounded by `timeout`.
+# Part C (root only) runs kubeadm's Corefile (tests/e2e/Corefile.kubeadm, `manifests` added) on
+# port 53 in a second namespace whose resolv.conf names Knot DNS, started in a third namespace
+# reached over a veth pair, as the upstream; and checks cluster and forwarded names, the
+# cache, /health, /ready and /metrics.
+# Only loopback and the namespaces made here are used; every client call is bounded by `timeout`.
 # Prints one "ok - ..." / "not ok - ..." / "skip - ..." line per check, then
 # "N passed, M failed[, K skipped]"; exits non-zero if anything failed. Builds nothing.
 set -euo pipefail
@@ -128,7 +132,7 @@ remove_netns() {
 cleanup() {
   local pid
   for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-  if [[ $(id -u) == 0 ]]; then remove_netns; fi
+  if [[ $(id -u) == 0 ]]; then remove_netns; remove_kns; fi
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -421,6 +425,101 @@ part_b() {
   pod_checks
 }
 
+# ---------------------------------------------------------------- part C: kubeadm's Corefile
+
+KNS=cdns-kubeadm               # network namespace of part C: clusterdns, as in its pod
+KNS_ETC=/etc/netns/$KNS
+UNS=cdns-upstream              # the upstream's namespace: Knot DNS, as the node's resolver
+UPSTREAM=198.51.100.1          # Knot's address in $UNS, over a veth pair from $KNS
+KVETH=(cdns-k0 cdns-k1)
+
+in_dns() { bounded 20 ip netns exec "$KNS" "$@"; }
+
+# http_get PORT PATH: status line and body, from inside the namespace.
+http_get() {
+  in_dns bash -c 'exec 3<>/dev/tcp/127.0.0.1/$1 && printf "GET %s HTTP/1.0\r\n\r\n" "$2" >&3 && cat <&3' _ "$1" "$2"
+}
+
+remove_kns() {
+  local pid ns
+  for ns in "$KNS" "$UNS"; do
+    if ip netns list 2>/dev/null | awk -v n="$ns" '$1 == n { f = 1 } END { exit !f }'; then
+      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+      ip netns del "$ns" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$KNS_ETC"
+  rmdir /etc/netns 2>/dev/null || true
+}
+
+part_c() {
+  echo "# part C: kubeadm's Corefile in netns $KNS, Knot DNS upstream at $UPSTREAM"
+  local reason="" out
+  if [[ $(id -u) != 0 ]]; then reason="needs root"
+  elif ! command -v knotd >/dev/null; then reason="no knotd (scripts/test installs knot)"
+  fi
+  if [[ -n $reason ]]; then
+    SKIP_REASON=$reason; echo "# part C skipped: $reason"
+    record "kubeadm Corefile serves" 0; SKIP_REASON=""; return
+  fi
+  SKIP_REASON=""
+  remove_kns
+  ip netns add "$KNS"
+  ip netns add "$UNS"
+  ip -n "$KNS" link set lo up
+  ip -n "$UNS" link set lo up
+  ip -n "$KNS" link add "${KVETH[0]}" type veth peer name "${KVETH[1]}" netns "$UNS"
+  ip -n "$KNS" addr add 198.51.100.2/24 dev "${KVETH[0]}"
+  ip -n "$UNS" addr add "$UPSTREAM/24" dev "${KVETH[1]}"
+  ip -n "$KNS" link set "${KVETH[0]}" up
+  ip -n "$UNS" link set "${KVETH[1]}" up
+  mkdir -p "$KNS_ETC" "$TMP/knot/db"
+  echo "nameserver $UPSTREAM" >"$KNS_ETC/resolv.conf"
+  {
+    echo '$ORIGIN example.test.'; echo '$TTL 300'
+    echo '@ SOA ns.example.test. admin.example.test. 1 3600 600 86400 60'
+    echo '@ NS ns'; echo 'ns A 192.0.2.53'; echo 'www A 192.0.2.1'
+  } >"$TMP/knot/example.test.zone"
+  printf '%s
+' "server:" "    rundir: \"$TMP/knot\"" "    listen: $UPSTREAM@53" \
+    "database:" "    storage: \"$TMP/knot/db\"" \
+    "template:" "  - id: default" "    storage: \"$TMP/knot\"" "    file: \"%s.zone\"" \
+    "zone:" "  - domain: example.test" >"$TMP/knot/knot.conf"
+  start_server "$TMP/knot.log" ip netns exec "$UNS" "$(command -v knotd)" -c "$TMP/knot/knot.conf"
+  if ! wait_ready "$SERVER_PID" "$TMP/knot.log" ip netns exec "$KNS" \
+    dig @"$UPSTREAM" +time=1 +tries=1 www.example.test; then
+    record "Knot DNS starts in $KNS" 1 "$READY_DETAIL"; remove_kns; return
+  fi
+  start_server "$TMP/kubeadm.log" ip netns exec "$KNS" "$BIN" -conf tests/e2e/Corefile.kubeadm
+  if wait_ready "$SERVER_PID" "$TMP/kubeadm.log" ip netns exec "$KNS" \
+    dig @127.0.0.1 +time=1 +tries=1 dns-version.cluster.local TXT; then
+    record "kubeadm Corefile starts on port 53" 0
+  else
+    record "kubeadm Corefile starts on port 53" 1 "$READY_DETAIL"; remove_kns; return
+  fi
+  same_set "kubeadm: kubernetes.default.svc.cluster.local" lines \
+    "$(in_dns dig @127.0.0.1 +short +time=2 +tries=1 kubernetes.default.svc.cluster.local)" 10.96.0.1
+  same_set "kubeadm: www.example.test forwarded to the resolv.conf upstream" lines \
+    "$(in_dns dig @127.0.0.1 +short +time=2 +tries=1 www.example.test)" 192.0.2.1
+  out=$(in_dns dig @127.0.0.1 +time=2 +tries=1 www.example.test)
+  judge "kubeadm: the second answer comes from the cache (TTL at most 30)" "$out" \
+    awk '$1 == "www.example.test." && $4 == "A" { found = 1; if ($2 > 30) exit 1 } END { exit !found }' <<<"$out"
+  out=$(in_dns dig @127.0.0.1 +time=2 +tries=1 nosuch.default.svc.cluster.local)
+  judge "kubeadm: a cluster name that does not exist is NXDOMAIN, not forwarded" "$out" \
+    has_text "$out" "status: NXDOMAIN" "cluster.local."
+  out=$(http_get 8080 /health)
+  judge "kubeadm: /health on :8080" "$out" has_text "$out" "200" "OK"
+  out=$(http_get 8181 /ready)
+  judge "kubeadm: /ready on :8181" "$out" has_text "$out" "200"
+  out=$(http_get 9153 /metrics)
+  judge "kubeadm: /metrics on :9153 counts forwarding and the cache" "$out" has_text "$out" \
+    "coredns_forward_requests_total{to=\"$UPSTREAM:53\"}" \
+    'coredns_cache_hits_total{server="dns://:53",view="",zones=".",type="success"} 1' \
+    'coredns_plugin_enabled{name="loop"' 'coredns_plugin_enabled{name="reload"'
+  remove_kns
+}
+
 part_a
 part_b
+part_c
 finish
