@@ -334,6 +334,7 @@ impl Handler {
                 size: limit,
                 rcode,
                 seconds: started.elapsed().as_secs_f64(),
+                response_size: out.len(),
             });
         }
     }

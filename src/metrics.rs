@@ -111,6 +111,8 @@ pub struct Observed {
     pub size: usize,
     pub rcode: u16,
     pub seconds: f64,
+    /// The response's length in bytes.
+    pub response_size: usize,
 }
 
 /// The registry.
@@ -121,6 +123,8 @@ pub struct Metrics {
     responses: papaya::HashMap<ResponseKey, AtomicU64>,
     /// By route and whether over TCP.
     request_sizes: papaya::HashMap<(Route, bool), Histogram>,
+    /// Response sizes, by route and whether over TCP.
+    response_sizes: papaya::HashMap<(Route, bool), Histogram>,
     /// By route and query type.
     durations: papaya::HashMap<(Route, u16), Histogram>,
     programming: papaya::HashMap<&'static str, Histogram>,
@@ -151,6 +155,7 @@ pub fn metrics() -> &'static Metrics {
         requests: papaya::HashMap::new(),
         responses: papaya::HashMap::new(),
         request_sizes: papaya::HashMap::new(),
+        response_sizes: papaya::HashMap::new(),
         durations: papaya::HashMap::new(),
         programming: papaya::HashMap::new(),
         panics: AtomicU64::new(0),
@@ -223,6 +228,7 @@ impl Metrics {
             size,
             rcode,
             seconds,
+            response_size,
         } = q;
         let key = RequestKey {
             route,
@@ -246,6 +252,10 @@ impl Metrics {
             .pin()
             .get_or_insert_with((route, tcp), || Histogram::new(&SIZE_BUCKETS))
             .observe(size as f64);
+        self.response_sizes
+            .pin()
+            .get_or_insert_with((route, tcp), || Histogram::new(&SIZE_BUCKETS))
+            .observe(response_size as f64);
     }
 
     /// Time from a cluster change arriving to its records being served.
@@ -401,6 +411,20 @@ impl Metrics {
             );
             if let Some(h) = sizes.get(k) {
                 h.render(&mut out, "coredns_dns_request_size_bytes", &labels);
+            }
+        }
+        out.push_str("# HELP coredns_dns_response_size_bytes Size of the returned response in bytes.\n# TYPE coredns_dns_response_size_bytes histogram\n");
+        let sizes = self.response_sizes.pin();
+        let mut keys: Vec<&(Route, bool)> = sizes.keys().collect();
+        keys.sort();
+        for k in keys {
+            let labels = format!(
+                "proto=\"{}\",{}",
+                if k.1 { "tcp" } else { "udp" },
+                route_labels(k.0)
+            );
+            if let Some(h) = sizes.get(k) {
+                h.render(&mut out, "coredns_dns_response_size_bytes", &labels);
             }
         }
         out.push_str("# HELP coredns_kubernetes_dns_programming_duration_seconds Histogram of the time (in seconds) it took to program a dns instance.\n# TYPE coredns_kubernetes_dns_programming_duration_seconds histogram\n");
@@ -606,7 +630,9 @@ fn count<K: std::hash::Hash + Eq>(map: &papaya::HashMap<K, AtomicU64>, key: K) {
 }
 
 /// CoreDNS's size buckets (bytes).
-const SIZE_BUCKETS: [f64; 8] = [0.0, 100.0, 200.0, 300.0, 400.0, 511.0, 1023.0, 2047.0];
+const SIZE_BUCKETS: [f64; 14] = [
+    0.0, 100.0, 200.0, 300.0, 400.0, 511.0, 1023.0, 2047.0, 4095.0, 8291.0, 16e3, 32e3, 48e3, 64e3,
+];
 
 #[cfg(test)]
 mod tests {

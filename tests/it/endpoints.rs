@@ -156,3 +156,151 @@ fn ready_is_503_until_the_api_has_synced_and_programming_time_is_measured() {
     });
     eventually("the programming time to be counted", || count() > before);
 }
+
+#[test]
+fn metrics_parse_as_prometheus_text_with_coredns_names_types_and_labels() {
+    use prometheus_parse::{Scrape, Value};
+    let knot = crate::upstream::Knot::start();
+    let server = TestServer::start(&format!(
+        ".:0 {{
+        prometheus 127.0.0.1:0
+        cache 30 www.example.test
+        kubernetes cluster.local {{
+            manifests DATA/cluster.yaml
+        }}
+        forward . {}
+    }}",
+        knot.addr
+    ));
+    server.query("kubernetes.default.svc.cluster.local.", RecordType::A);
+    server.query("www.example.test.", RecordType::A);
+    server.query("www.example.test.", RecordType::A);
+    server.query_tcp("nosuch.example.test.", RecordType::A);
+    let (status, text) = http_get(server.http[0], "/metrics");
+    assert_eq!(status, 200);
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .unwrap_or_else(|e| panic!("not Prometheus text: {e}\n{text}"));
+    // CoreDNS's names, types and label names.
+    let expected: &[(&str, &str, &[&str])] = &[
+        (
+            "coredns_build_info",
+            "gauge",
+            &["goversion", "revision", "version"],
+        ),
+        (
+            "coredns_plugin_enabled",
+            "gauge",
+            &["name", "server", "view", "zone"],
+        ),
+        (
+            "coredns_dns_requests_total",
+            "counter",
+            &["family", "proto", "server", "type", "view", "zone"],
+        ),
+        (
+            "coredns_dns_responses_total",
+            "counter",
+            &["plugin", "rcode", "server", "view", "zone"],
+        ),
+        (
+            "coredns_dns_request_duration_seconds",
+            "histogram",
+            &["server", "type", "view", "zone"],
+        ),
+        (
+            "coredns_dns_request_size_bytes",
+            "histogram",
+            &["proto", "server", "view", "zone"],
+        ),
+        (
+            "coredns_dns_response_size_bytes",
+            "histogram",
+            &["proto", "server", "view", "zone"],
+        ),
+        (
+            "coredns_cache_entries",
+            "gauge",
+            &["server", "type", "view", "zones"],
+        ),
+        (
+            "coredns_cache_hits_total",
+            "counter",
+            &["server", "type", "view", "zones"],
+        ),
+        (
+            "coredns_cache_misses_total",
+            "counter",
+            &["server", "view", "zones"],
+        ),
+        (
+            "coredns_cache_requests_total",
+            "counter",
+            &["server", "view", "zones"],
+        ),
+        ("coredns_forward_requests_total", "counter", &["to"]),
+        (
+            "coredns_forward_responses_total",
+            "counter",
+            &["rcode", "to"],
+        ),
+        (
+            "coredns_forward_request_duration_seconds",
+            "histogram",
+            &["rcode", "to"],
+        ),
+        (
+            "coredns_proxy_request_duration_seconds",
+            "histogram",
+            &["proxy_name", "rcode", "to"],
+        ),
+        (
+            "coredns_forward_max_concurrent_rejects_total",
+            "counter",
+            &[],
+        ),
+        ("coredns_forward_healthcheck_broken_total", "counter", &[]),
+        ("coredns_panics_total", "counter", &[]),
+        ("coredns_reload_failed_total", "counter", &[]),
+    ];
+    for &(name, kind, labels) in expected {
+        assert!(
+            text.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name} is not a {kind}"
+        );
+        let samples: Vec<_> = scrape.samples.iter().filter(|s| s.metric == name).collect();
+        assert!(!samples.is_empty(), "no {name} sample in\n{text}");
+        for s in samples {
+            let mut got: Vec<&str> = s.labels.keys().map(String::as_str).collect();
+            got.retain(|l| *l != "le");
+            got.sort_unstable();
+            assert_eq!(got, labels, "{name} labels");
+            let typed = matches!(
+                (&s.value, kind),
+                (Value::Counter(_), "counter")
+                    | (Value::Gauge(_), "gauge")
+                    | (Value::Histogram(_), "histogram")
+            );
+            assert!(typed, "{name}: {:?}", s.value);
+        }
+    }
+    let value = |name: &str, label: (&str, &str)| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get(label.0) == Some(label.1))
+            .map(|s| match s.value {
+                Value::Counter(v) | Value::Gauge(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    // The registry is the process's: this cache's zone is its own.
+    assert_eq!(
+        value("coredns_cache_hits_total", ("zones", "www.example.test.")),
+        Some(1.0)
+    );
+    let to = knot.addr.to_string();
+    assert_eq!(
+        value("coredns_forward_requests_total", ("to", to.as_str())),
+        Some(2.0)
+    );
+}
