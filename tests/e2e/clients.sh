@@ -11,6 +11,8 @@
 # port 53 in a second namespace whose resolv.conf names Knot DNS, started in a third namespace
 # reached over a veth pair, as the upstream; and checks cluster and forwarded names, the
 # cache, /health, /ready and /metrics.
+# Part D runs dnsperf against a server (tests/e2e/Corefile.lameduck) and sends it SIGTERM a
+# second in: every query of the 3-second run must be answered, NOERROR, within the lameduck.
 # Only loopback and the namespaces made here are used; every client call is bounded by `timeout`.
 # Prints one "ok - ..." / "not ok - ..." / "skip - ..." line per check, then
 # "N passed, M failed[, K skipped]"; exits non-zero if anything failed. Builds nothing.
@@ -519,7 +521,41 @@ part_c() {
   remove_kns
 }
 
+# ---------------------------------------------------------------- part D: SIGTERM under load
+
+part_d() {
+  echo "# part D: SIGTERM during a dnsperf run, lameduck 4s"
+  if ! command -v dnsperf >/dev/null; then
+    SKIP_REASON="no dnsperf (scripts/test installs it)"
+    record "SIGTERM during dnsperf: nothing lost" 0; SKIP_REASON=""; return
+  fi
+  local pid out status start
+  printf '%s\n' "kubernetes.default.svc.cluster.local A" "web.prod.svc.cluster.local AAAA" \
+    "sidecar-svc-headless.default.svc.cluster.local A" "1.0.96.10.in-addr.arpa PTR" >"$TMP/queries"
+  start_server "$TMP/lameduck.log" "$BIN" -conf tests/e2e/Corefile.lameduck
+  pid=$SERVER_PID
+  if ! wait_ready "$pid" "$TMP/lameduck.log" dig @127.0.0.1 -p 1054 +time=1 +tries=1 dns-version.cluster.local TXT; then
+    record "SIGTERM during dnsperf: server starts" 1 "$READY_DETAIL"; return
+  fi
+  timeout 20 dnsperf -s 127.0.0.1 -p 1054 -d "$TMP/queries" -l 3 -Q 5000 -t 1 >"$TMP/dnsperf.out" 2>&1 &
+  local perf=$!
+  sleep 1
+  start=$SECONDS
+  kill -TERM "$pid"
+  wait "$perf" || true
+  out=$(cat "$TMP/dnsperf.out")
+  judge "SIGTERM during dnsperf: thousands of queries, none lost in lameduck" "$out" \
+    bash -c 'grep -Eq "Queries completed: +[0-9]{4,} " <<<"$1" && grep -Eq "Queries lost: +0 " <<<"$1"' _ "$out"
+  judge "SIGTERM during dnsperf: every answer NOERROR" "$out" \
+    grep -Eq "Response codes: +NOERROR [0-9]+ \(100\.00%\)" <<<"$out"
+  status=0
+  wait "$pid" || status=$?
+  judge "SIGTERM: the server exits 0 after lameduck" "status $status after $((SECONDS - start)) s" \
+    test "$status" = 0 -a $((SECONDS - start)) -ge 3
+}
+
 part_a
 part_b
 part_c
+part_d
 finish
