@@ -13,6 +13,9 @@ use hickory_proto::rr::{DNSClass, LowerName, RecordType};
 use tracing::{error, info};
 
 use crate::metrics::{Observed, Route};
+use hickory_proto::rr::Name;
+
+use crate::plugin::autopath::{self, Autopath};
 use crate::plugin::{Outcome, Plugin, Reply, Request};
 use crate::wire::{self, HEADER_LEN};
 
@@ -48,7 +51,7 @@ pub enum Handled {
     Send,
     /// The query goes upstream: run [`Handler::forward`] in a task of its own and send what
     /// it returns.
-    Forward(Pending),
+    Forward(Box<Pending>),
 }
 
 /// A query the `forward` plugin takes, with what its answer needs later.
@@ -62,8 +65,20 @@ pub struct Pending {
     block: usize,
     zone: u16,
     plugin: usize,
+    /// With `autopath`: the rest of the search-path walk.
+    walk: Option<Walk>,
     /// Its place under `max_concurrent`, held until the answer is made.
     _slot: crate::plugin::forward::InFlight,
+}
+
+/// An `autopath` walk that reached a name only the upstream can answer.
+#[derive(Debug)]
+struct Walk {
+    candidates: Vec<Name>,
+    /// The candidate the walk stopped at (the one `forward` took).
+    next: usize,
+    /// The answer for the query's own name, when it was made here.
+    first: Option<Reply>,
 }
 
 impl Pending {
@@ -79,6 +94,7 @@ enum Step {
     Forward {
         plugin: usize,
         slot: crate::plugin::forward::InFlight,
+        walk: Option<Walk>,
     },
 }
 
@@ -93,6 +109,8 @@ pub struct Block {
     pub metrics: Option<u16>,
     /// With `loadbalance`: address records come in a random order.
     pub loadbalance: bool,
+    /// With `autopath`: a pod's first search-path query gets the final answer.
+    pub autopath: Option<Autopath>,
 }
 
 /// Everything served on one port.
@@ -183,9 +201,9 @@ impl Handler {
         let (step, routed) = self.reply(&msg, question, src);
         let reply = match step {
             Step::Reply(reply) => reply,
-            Step::Forward { plugin, slot } => {
+            Step::Forward { plugin, slot, walk } => {
                 let (block, zone) = routed.expect("forwarded queries are routed");
-                return Handled::Forward(Pending {
+                return Handled::Forward(Box::new(Pending {
                     query: query.to_vec(),
                     src,
                     transport,
@@ -194,8 +212,9 @@ impl Handler {
                     block,
                     zone,
                     plugin,
+                    walk,
                     _slot: slot,
-                });
+                }));
             }
         };
         encode(query, &msg, &reply, limit, out);
@@ -219,7 +238,7 @@ impl Handler {
     /// Sends a query the `forward` plugin took upstream, and returns the response for the
     /// client: the upstream's answer under the client's ID and question, cut to the client's
     /// size with TC; SERVFAIL when no upstream answered.
-    pub async fn forward(&self, pending: Pending) -> Option<Vec<u8>> {
+    pub async fn forward(&self, pending: Box<Pending>) -> Option<Vec<u8>> {
         let Pending {
             query,
             src,
@@ -229,14 +248,35 @@ impl Handler {
             block,
             zone,
             plugin,
+            walk,
             _slot,
-        } = pending;
+        } = *pending;
         let Some(crate::plugin::Plugin::Forward(forward)) =
             self.blocks.get(block).and_then(|b| b.plugins.get(plugin))
         else {
             return None;
         };
         let msg = Message::from_vec(&query).ok()?;
+        if let Some(walk) = walk {
+            let reply = self
+                .walk_on(block, plugin, &query, &msg, src, transport, walk)
+                .await;
+            let mut out = Vec::new();
+            encode(&query, &msg, &reply, limit, &mut out);
+            self.observe(
+                block,
+                zone,
+                &msg,
+                src,
+                transport,
+                query.len(),
+                u16::from(reply.rcode),
+                &out,
+                started,
+                limit,
+            );
+            return Some(out);
+        }
         let exchanged = forward.exchange(&query, transport == Transport::Tcp).await;
         drop(_slot);
         let question = msg.queries().first()?;
@@ -295,6 +335,109 @@ impl Handler {
             limit,
         );
         Some(out)
+    }
+
+    /// Goes on with an `autopath` walk from the candidate `forward` took: each candidate is
+    /// asked of the chain, and of the upstream when the chain forwards it.
+    #[allow(clippy::too_many_arguments)]
+    async fn walk_on(
+        &self,
+        block: usize,
+        plugin: usize,
+        query: &[u8],
+        msg: &Message,
+        src: SocketAddr,
+        transport: Transport,
+        walk: Walk,
+    ) -> Reply {
+        let servfail = || Reply::authoritative(ResponseCode::ServFail).not_authoritative();
+        let (Some(block), Some(question)) = (self.blocks.get(block), msg.queries().first()) else {
+            return servfail();
+        };
+        let (original, qtype) = (question.name().clone(), question.query_type());
+        let Walk {
+            candidates,
+            next,
+            mut first,
+        } = walk;
+        for (i, candidate) in candidates.iter().enumerate().skip(next) {
+            let mut req = Request::new(candidate.clone(), qtype);
+            req.dnssec_ok = dnssec_ok(msg);
+            req.src = Some(src);
+            let forward_at = if i == next {
+                Some(plugin)
+            } else {
+                match chain(block, &req) {
+                    (_, Outcome::Reply(reply)) => {
+                        if autopath::found(reply.rcode) {
+                            return autopath::renamed(&reply, &original, candidate, qtype);
+                        }
+                        None
+                    }
+                    (at, Outcome::Forward(_)) => Some(at),
+                    (_, Outcome::Next) => None,
+                }
+            };
+            let Some(Plugin::Forward(forward)) = forward_at.and_then(|at| block.plugins.get(at))
+            else {
+                continue;
+            };
+            let Some(asked) = candidate_query(query, candidate) else {
+                continue;
+            };
+            let Ok(response) = forward.exchange(&asked, transport == Transport::Tcp).await else {
+                continue;
+            };
+            let _ = forward.remember((candidate, u16::from(qtype), req.dnssec_ok), &response);
+            let rcode = ResponseCode::from_low(response[3] & 0x0F);
+            if i == 0 {
+                first = autopath::renamed_upstream(&response, &original, candidate);
+            }
+            if autopath::found(rcode)
+                && let Some(reply) = autopath::renamed_upstream(&response, &original, candidate)
+            {
+                return reply;
+            }
+        }
+        first.unwrap_or_else(servfail)
+    }
+
+    /// An `autopath` walk, as far as it goes without the upstream.
+    fn walk(&self, block: &Block, req: &Request, candidates: Vec<Name>) -> Step {
+        let mut first = None;
+        for (i, candidate) in candidates.iter().enumerate() {
+            let mut creq = Request::new(candidate.clone(), req.qtype);
+            creq.dnssec_ok = req.dnssec_ok;
+            creq.src = req.src;
+            match chain(block, &creq) {
+                (_, Outcome::Reply(reply)) => {
+                    if autopath::found(reply.rcode) {
+                        return Step::Reply(autopath::renamed(
+                            &reply, &req.name, candidate, req.qtype,
+                        ));
+                    }
+                    if i == 0 {
+                        first = Some(reply);
+                    }
+                }
+                (plugin, Outcome::Forward(slot)) => {
+                    return Step::Forward {
+                        plugin,
+                        slot,
+                        walk: Some(Walk {
+                            candidates,
+                            next: i,
+                            first,
+                        }),
+                    };
+                }
+                (_, Outcome::Next) => {}
+            }
+        }
+        Step::Reply(
+            first
+                .unwrap_or_else(|| Reply::authoritative(ResponseCode::Refused).not_authoritative()),
+        )
     }
 
     /// The `log` line, `errors`, and the metrics of one answered query.
@@ -385,21 +528,57 @@ impl Handler {
         {
             return (refused(), routed);
         }
-        for (i, plugin) in block.plugins.iter().enumerate() {
-            match plugin.serve(&req) {
-                Outcome::Reply(mut reply) => {
-                    if block.loadbalance && reply.shuffle {
-                        wire::shuffle_addresses(&mut reply.answers, &mut self.rng());
-                    }
-                    return (Step::Reply(reply), routed);
+        let kubernetes = block.plugins.iter().find_map(|p| match p {
+            Plugin::Kubernetes(k) => Some(k),
+            _ => None,
+        });
+        let step = match block
+            .autopath
+            .as_ref()
+            .and_then(|a| a.candidates(&req.name, Some(src.ip()), kubernetes))
+        {
+            Some(candidates) => self.walk(block, &req, candidates),
+            None => match chain(block, &req) {
+                (_, Outcome::Reply(reply)) => Step::Reply(reply),
+                (plugin, Outcome::Forward(slot)) => Step::Forward {
+                    plugin,
+                    slot,
+                    walk: None,
+                },
+                // Every plugin passed: nothing here holds the name.
+                (_, Outcome::Next) => return (refused(), routed),
+            },
+        };
+        match step {
+            Step::Reply(mut reply) => {
+                if block.loadbalance && reply.shuffle {
+                    wire::shuffle_addresses(&mut reply.answers, &mut self.rng());
                 }
-                Outcome::Forward(slot) => return (Step::Forward { plugin: i, slot }, routed),
-                Outcome::Next => {}
+                (Step::Reply(reply), routed)
             }
+            forward => (forward, routed),
         }
-        // Every plugin passed: nothing here holds the name.
-        (refused(), routed)
     }
+}
+
+/// The first plugin in `block` that does not pass `req` on, and what it made of it.
+fn chain(block: &Block, req: &Request) -> (usize, Outcome) {
+    for (i, plugin) in block.plugins.iter().enumerate() {
+        match plugin.serve(req) {
+            Outcome::Next => {}
+            outcome => return (i, outcome),
+        }
+    }
+    (0, Outcome::Next)
+}
+
+/// `query` with its question's name replaced by `name` (the rest, OPT included, as sent).
+fn candidate_query(query: &[u8], name: &Name) -> Option<Vec<u8>> {
+    let end = wire::question_end(query)?;
+    let mut out = query[..HEADER_LEN].to_vec();
+    out.extend(wire::name_bytes(name));
+    out.extend_from_slice(&query[end - 4..]);
+    Some(out)
 }
 
 /// The query's EDNS DO bit.

@@ -149,6 +149,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             (server.cache.is_some(), "cache"),
             (server.detect_loop, "loop"),
             (server.reload.is_some(), "reload"),
+            (server.autopath.is_some(), "autopath"),
             (server.health.is_some(), "health"),
             (server.ready.is_some(), "ready"),
             (server.prometheus.is_some(), "prometheus"),
@@ -183,6 +184,10 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
                 errors: server.errors,
                 metrics: server.prometheus.as_ref().map(|_| index),
                 loadbalance: server.loadbalance,
+                autopath: server
+                    .autopath
+                    .as_ref()
+                    .map(plugin::autopath::Autopath::new),
             },
         ));
     }

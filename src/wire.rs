@@ -134,6 +134,13 @@ fn records(section: &[u8]) -> Option<Vec<&[u8]>> {
     Some(out)
 }
 
+/// The TTL of the first whole record in `section`.
+pub fn first_ttl(section: &[u8]) -> Option<u32> {
+    let at = skip_name(section, 0)?;
+    let ttl = section.get(at + 4..at + 8)?;
+    Some(u32::from_be_bytes([ttl[0], ttl[1], ttl[2], ttl[3]]))
+}
+
 /// The type of a whole record.
 fn record_type(record: &[u8]) -> u16 {
     skip_name(record, 0)

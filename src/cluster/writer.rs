@@ -28,6 +28,8 @@ pub struct ClusterView {
     names: papaya::HashMap<NameKey, WireNode>,
     /// PTR targets by address: a reverse name is answered from the address it spells.
     ptrs: papaya::HashMap<IpAddr, PtrSet>,
+    /// `pods verified`: the namespace of the pod with each address.
+    pod_namespaces: papaya::HashMap<IpAddr, Arc<str>>,
     meta: ArcSwap<Meta>,
 }
 
@@ -64,6 +66,11 @@ impl ClusterView {
     ) -> papaya::HashMapRef<'_, IpAddr, PtrSet, std::hash::RandomState, papaya::LocalGuard<'_>>
     {
         self.ptrs.pin()
+    }
+
+    /// The namespace of the pod with this address (`pods verified` only).
+    pub fn pod_namespace(&self, ip: IpAddr) -> Option<Arc<str>> {
+        self.pod_namespaces.pin().get(&ip).cloned()
     }
 
     pub fn meta(&self) -> arc_swap::Guard<Arc<Meta>> {
@@ -156,6 +163,9 @@ pub struct ClusterWriter {
     /// `pods verified`: the names each pod owns, and how many pods own each name.
     pod_names: HashMap<Key, Vec<NameKey>>,
     pod_refs: HashMap<NameKey, usize>,
+    /// `pods verified`: the pods with each address (for `autopath`'s who-is-asking).
+    ip_pods: HashMap<IpAddr, BTreeSet<Key>>,
+    pod_addresses: HashMap<Key, Vec<IpAddr>>,
 }
 
 impl ClusterWriter {
@@ -185,6 +195,7 @@ impl ClusterWriter {
             view: Arc::new(ClusterView {
                 names: papaya::HashMap::new(),
                 ptrs: papaya::HashMap::new(),
+                pod_namespaces: papaya::HashMap::new(),
                 meta: ArcSwap::from_pointee(Meta::default()),
             }),
             forward,
@@ -195,6 +206,8 @@ impl ClusterWriter {
             whole_reverse,
             pod_names: HashMap::new(),
             pod_refs: HashMap::new(),
+            ip_pods: HashMap::new(),
+            pod_addresses: HashMap::new(),
         };
         writer.apply(Vec::new());
         writer
@@ -500,6 +513,7 @@ impl ClusterWriter {
         if self.opts.pods != PodMode::Verified {
             return;
         }
+        self.refresh_pod_address(key);
         let names = self.view.names.pin();
         for n in self.pod_names.remove(key).unwrap_or_default() {
             if let Some(count) = self.pod_refs.get_mut(&n) {
@@ -537,6 +551,39 @@ impl ClusterWriter {
             }
         }
         self.pod_names.insert(key.clone(), owned);
+    }
+
+    /// Which pod each of this pod's addresses (old and new) belongs to now.
+    fn refresh_pod_address(&mut self, key: &Key) {
+        let mut touched: Vec<IpAddr> = self.pod_addresses.remove(key).unwrap_or_default();
+        for ip in &touched {
+            if let Some(pods) = self.ip_pods.get_mut(ip) {
+                pods.remove(key);
+                if pods.is_empty() {
+                    self.ip_pods.remove(ip);
+                }
+            }
+        }
+        if let Some(pod) = self.objects.pods.get(key)
+            && self.namespaces.contains(&pod.namespace)
+        {
+            for &ip in &pod.ips {
+                self.ip_pods.entry(ip).or_default().insert(key.clone());
+                touched.push(ip);
+            }
+            self.pod_addresses.insert(key.clone(), pod.ips.clone());
+        }
+        let view = self.view.pod_namespaces.pin();
+        for ip in touched {
+            match self.ip_pods.get(&ip).and_then(|pods| pods.first()) {
+                Some((ns, _)) => {
+                    view.insert(ip, Arc::from(ns.as_str()));
+                }
+                None => {
+                    view.remove(&ip);
+                }
+            }
+        }
     }
 
     /// Apex records (the SOA serial moves with every change), `svc`/`pod`, `ns.dns`,

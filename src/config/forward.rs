@@ -211,6 +211,20 @@ fn address(to: &str) -> Result<Option<SocketAddr>, String> {
     Ok(None)
 }
 
+/// The domains of a resolv.conf's last `search` (or `domain`) line, in order.
+pub fn search_domains(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("search" | "domain") => Some(words.map(str::to_string).collect()),
+                _ => None,
+            }
+        })
+        .next_back()
+        .unwrap_or_default()
+}
+
 /// The `nameserver` lines of a resolv.conf, port 53.
 pub fn nameservers(text: &str) -> Vec<SocketAddr> {
     text.lines()

@@ -39,6 +39,7 @@ pub enum ConfigError {
 pub const SUPPORTED: &[&str] = &[
     "errors",
     "health",
+    "autopath",
     "cache",
     "hosts",
     "kubernetes",
@@ -56,7 +57,6 @@ const NOT_YET: &[&str] = &[
     "acl",
     "any",
     "auto",
-    "autopath",
     "azure",
     "bind",
     "bufsize",
@@ -115,6 +115,7 @@ pub struct ServerConfig {
     pub cache: Option<cache::CacheConfig>,
     /// `loop`: detect a forwarding loop at start.
     pub detect_loop: bool,
+    pub autopath: Option<AutopathConfig>,
     /// `reload [INTERVAL [JITTER]]`: how often the Corefile is checked for changes.
     pub reload: Option<(Duration, Duration)>,
     /// `health [ADDR] { lameduck DURATION }`.
@@ -317,6 +318,7 @@ fn server_block(
         forward: None,
         cache: None,
         detect_loop: false,
+        autopath: None,
         reload: None,
         health: None,
         ready: None,
@@ -351,6 +353,10 @@ fn server_block(
             "forward" => server.forward.replace(forward::forward(d, dir)?).is_some(),
             "cache" => server.cache.replace(cache::cache(d)?).is_some(),
             "reload" => server.reload.replace(reload(d)?).is_some(),
+            "autopath" => server
+                .autopath
+                .replace(autopath(d, &server.zones, dir)?)
+                .is_some(),
             "loop" => {
                 if !d.args.is_empty() || !d.block.is_empty() {
                     return Err(directive_err(d, name, "takes no arguments"));
@@ -780,6 +786,59 @@ fn hosts(d: &Directive, block_zones: &[LowerName], dir: &Path) -> Result<HostsCo
     Ok(h)
 }
 
+/// `autopath [ZONES...] RESOLV-CONF`: where a pod's search path comes from.
+#[derive(Debug, Clone)]
+pub struct AutopathConfig {
+    pub zones: Vec<LowerName>,
+    pub search: AutopathSearch,
+}
+
+#[derive(Debug, Clone)]
+pub enum AutopathSearch {
+    /// `@kubernetes`: the asking pod's namespace, then the cluster's, then these domains (the
+    /// server's own resolv.conf search line).
+    Kubernetes(Vec<String>),
+    /// A resolv.conf's search line, for every client.
+    Static(Vec<String>),
+}
+
+fn autopath(
+    d: &Directive,
+    block_zones: &[LowerName],
+    dir: &Path,
+) -> Result<AutopathConfig, ConfigError> {
+    const NAME: &str = "autopath";
+    let Some((source, zones)) = d.args.split_last() else {
+        return Err(directive_err(d, NAME, "needs @kubernetes or a resolv.conf"));
+    };
+    let zones = plugin_zones(d, NAME, zones, block_zones)?;
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map(|text| forward::search_domains(&text))
+            .map_err(|e| directive_err(d, NAME, format!("{}: {e}", path.display())))
+    };
+    let search = match source.as_str() {
+        "@kubernetes" => {
+            AutopathSearch::Kubernetes(read(Path::new("/etc/resolv.conf")).unwrap_or_default())
+        }
+        s if s.starts_with('@') => {
+            return Err(directive_err(
+                d,
+                NAME,
+                format!("{s}: only @kubernetes is supported"),
+            ));
+        }
+        path => {
+            let domains = read(&resolve(dir, path))?;
+            if domains.is_empty() {
+                return Err(directive_err(d, NAME, format!("{path}: no search domains")));
+            }
+            AutopathSearch::Static(domains)
+        }
+    };
+    Ok(AutopathConfig { zones, search })
+}
+
 /// `reload [INTERVAL [JITTER]]`, as CoreDNS reads it: 30s and 15s by default; the interval at
 /// least 2s, the jitter at least 1s and at most half the interval.
 fn reload(d: &Directive) -> Result<(Duration, Duration), ConfigError> {
@@ -930,7 +989,7 @@ mod tests {
     #[test]
     fn rejections_name_the_line() {
         for (text, line, needle) in [
-            (".:53 {\n autopath @kubernetes\n}\n", 2, "not supported yet"),
+            (".:53 {\n dnssec\n}\n", 2, "not supported yet"),
             (".:53 {\n prometheus nonsense\n}\n", 2, "HOST:PORT"),
             (".:53 {\n loadbalance weighted f\n}\n", 2, "round_robin"),
             (".:53 {\n health {\n  lameduck x\n }\n}\n", 3, "lameduck"),

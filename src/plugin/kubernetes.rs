@@ -58,6 +58,30 @@ impl Kubernetes {
         Arc::clone(&self.ready)
     }
 
+    /// `autopath @kubernetes`: the search path of the pod at `src` (`pods verified` only),
+    /// for a name in these zones: its namespace's, the cluster's, `host`'s domains, then "".
+    pub fn search_path(
+        &self,
+        src: IpAddr,
+        name: &LowerName,
+        host: &[String],
+    ) -> Option<Vec<String>> {
+        let zone = matching_zone(&self.zones, name)?;
+        if self.pods != PodMode::Verified {
+            return None;
+        }
+        let ns = self.view.pod_namespace(src)?;
+        let zone = zone.to_string();
+        let mut search = if zone == "." {
+            vec![format!("{ns}.svc."), "svc.".to_string(), ".".to_string()]
+        } else {
+            vec![format!("{ns}.svc.{zone}"), format!("svc.{zone}"), zone]
+        };
+        search.extend(host.iter().cloned());
+        search.push(String::new());
+        Some(search)
+    }
+
     pub fn serve(&self, req: &Request) -> Outcome {
         if matching_zone(&self.zones, &req.lower).is_none() {
             return Outcome::Next;

@@ -3,6 +3,7 @@
 //! A plugin reads one snapshot per query and returns a [`Reply`] or [`Outcome::Next`]
 //! (CoreDNS's fallthrough). Plugins do no I/O on the query path.
 
+pub mod autopath;
 pub mod cache;
 pub mod forward;
 pub mod forward_loop;

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on loopback sockets, queried over UDP and TCP.
 
 mod apiserver;
+mod autopath;
 mod cli;
 mod endpoints;
 mod forward;
