@@ -128,7 +128,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
                 let counters = metrics::metrics().register_cache(server_label, zones);
                 plugin::cache::Cache::new(c, &server.zones, counters)
             });
-            plugins.push(Plugin::Forward(Box::new(plugin::Forward::new(f, cache))));
+            plugins.push(Plugin::Forward(plugin::Forward::new(f, cache)));
         }
         for p in &plugins {
             ready.extend(match p {

@@ -598,13 +598,19 @@ impl Metrics {
                 "The number of requests served from stale cache entries.",
                 2,
             ),
+            (
+                "coredns_cache_prefetch_total",
+                "The number of times the cache has prefetched a cached item.",
+                3,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (server, zone, c) in &caches {
                 let value = match pick {
                     0 => load(&c.misses),
                     1 => load(&c.requests),
-                    _ => load(&c.served_stale),
+                    2 => load(&c.served_stale),
+                    _ => load(&c.prefetches),
                 };
                 let _ = writeln!(out, "{name}{{{}}} {value}", labels(server, zone));
             }

@@ -41,6 +41,16 @@ pub struct CacheConfig {
     pub serve_stale: Option<Duration>,
     /// `keepttl`: answers carry the TTLs as received, not counted down.
     pub keep_ttl: bool,
+    pub prefetch: Option<Prefetch>,
+}
+
+/// `prefetch AMOUNT [DURATION] [PERCENTAGE%]`: an entry asked for AMOUNT times within
+/// DURATION is fetched again in the background once less than PERCENTAGE of its TTL is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefetch {
+    pub amount: u32,
+    pub window: Duration,
+    pub percentage: u8,
 }
 
 pub fn cache(d: &Directive) -> Result<CacheConfig, ConfigError> {
@@ -72,6 +82,7 @@ pub fn cache(d: &Directive) -> Result<CacheConfig, ConfigError> {
         servfail: SERVFAIL_TTL,
         serve_stale: None,
         keep_ttl: false,
+        prefetch: None,
     };
     for o in &d.block {
         let number = |s: &str, what: &str| -> Result<u32, ConfigError> {
@@ -169,7 +180,32 @@ pub fn cache(d: &Directive) -> Result<CacheConfig, ConfigError> {
             }
             "keepttl" => c.keep_ttl = true,
             "prefetch" => {
-                return Err(directive_err(o, NAME, "prefetch is not supported yet"));
+                let [amount, rest @ ..] = o.args.as_slice() else {
+                    return Err(directive_err(o, NAME, "prefetch needs an amount"));
+                };
+                let mut p = Prefetch {
+                    amount: number(amount, "prefetch amount")?,
+                    window: Duration::from_secs(60),
+                    percentage: 10,
+                };
+                if p.amount == 0 {
+                    return Err(directive_err(o, NAME, "prefetch amount must be above 0"));
+                }
+                for arg in rest {
+                    if let Some(pct) = arg.strip_suffix('%') {
+                        p.percentage = pct
+                            .parse()
+                            .ok()
+                            .filter(|v| (1..=100).contains(v))
+                            .ok_or_else(|| {
+                                directive_err(o, NAME, format!("prefetch: bad percentage {arg:?}"))
+                            })?;
+                    } else {
+                        p.window = parse_duration(arg)
+                            .map_err(|m| directive_err(o, NAME, format!("prefetch: {m}")))?;
+                    }
+                }
+                c.prefetch = Some(p);
             }
             other => {
                 return Err(directive_err(

@@ -13,14 +13,14 @@
 //! every upstream fails.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::LowerName;
 
 use super::Reply;
-use crate::config::cache::CacheConfig;
+use crate::config::cache::{CacheConfig, Prefetch};
 use crate::wire::{self, Section};
 
 /// The TTL of a stale answer (RFC 8767's recommendation).
@@ -39,6 +39,27 @@ pub struct Key {
     name: Box<[u8]>,
     qtype: u16,
     dnssec_ok: bool,
+}
+
+impl Key {
+    /// A query for this key, as a prefetch asks upstream (RD set, EDNS with DO as keyed).
+    pub fn query(&self) -> Vec<u8> {
+        let id: u16 = rand::random();
+        let mut q = id.to_be_bytes().to_vec();
+        q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1]);
+        q.extend_from_slice(&self.name);
+        q.extend_from_slice(&self.qtype.to_be_bytes());
+        q.extend_from_slice(&1u16.to_be_bytes());
+        q.extend_from_slice(&wire::opt(crate::answer::EDNS_PAYLOAD, 0, self.dnssec_ok));
+        q
+    }
+
+    /// The name, lowercase.
+    pub fn name(&self) -> Option<LowerName> {
+        crate::table::NameKey::from_lowercase_wire(self.name.to_vec())
+            .to_name()
+            .map(|n| LowerName::new(&n))
+    }
 }
 
 impl Key {
@@ -62,9 +83,30 @@ pub struct Entry {
     ttls: Vec<(u8, u32)>,
     stored: Instant,
     ttl: u32,
+    /// For `prefetch`: hits in the current window, when the window began (ms after
+    /// `stored`), and whether a refresh is under way.
+    hits: AtomicU32,
+    window_start: AtomicU64,
+    refreshing: AtomicBool,
 }
 
 impl Entry {
+    /// Counts a hit; true when it is time to fetch the entry again.
+    fn wants_prefetch(&self, now: Instant, p: &Prefetch, remaining: u32) -> bool {
+        let at = now.saturating_duration_since(self.stored).as_millis() as u64;
+        let start = self.window_start.load(Ordering::Relaxed);
+        let hits = if at.saturating_sub(start) > p.window.as_millis() as u64 {
+            self.window_start.store(at, Ordering::Relaxed);
+            self.hits.store(1, Ordering::Relaxed);
+            1
+        } else {
+            self.hits.fetch_add(1, Ordering::Relaxed) + 1
+        };
+        hits >= p.amount
+            && u64::from(remaining) * 100 < u64::from(self.ttl) * u64::from(p.percentage)
+            && !self.refreshing.swap(true, Ordering::Relaxed)
+    }
+
     fn remaining(&self, now: Instant) -> Option<u32> {
         let age = now.saturating_duration_since(self.stored).as_secs();
         u32::try_from(age)
@@ -105,6 +147,7 @@ pub struct CacheCounters {
     pub misses: AtomicU64,
     pub requests: AtomicU64,
     pub served_stale: AtomicU64,
+    pub prefetches: AtomicU64,
     pub evictions: [AtomicU64; 2],
 }
 
@@ -122,7 +165,8 @@ pub struct Cache {
 
 /// What the cache holds for a query.
 pub enum Lookup {
-    Fresh(Reply),
+    /// An answer; `prefetch`: time to fetch it again in the background.
+    Fresh { reply: Reply, prefetch: bool },
     /// Expired (perhaps within `serve_stale`), or absent: ask upstream.
     Miss,
 }
@@ -156,7 +200,18 @@ impl Cache {
         {
             self.counters.hits[slot(entry.kind)].fetch_add(1, Ordering::Relaxed);
             let ttl = (!self.config.keep_ttl).then_some(remaining);
-            return Lookup::Fresh(entry.reply(ttl));
+            let prefetch = entry.kind != Kind::ServFail
+                && self
+                    .config
+                    .prefetch
+                    .is_some_and(|p| entry.wants_prefetch(now, &p, remaining));
+            if prefetch {
+                self.counters.prefetches.fetch_add(1, Ordering::Relaxed);
+            }
+            return Lookup::Fresh {
+                reply: entry.reply(ttl),
+                prefetch,
+            };
         }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
         Lookup::Miss
@@ -252,6 +307,9 @@ impl Cache {
             ttls: parsed.ttls,
             stored: Instant::now(),
             ttl,
+            hits: AtomicU32::new(0),
+            window_start: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
         })
     }
 }

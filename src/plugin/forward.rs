@@ -66,6 +66,8 @@ struct Upstream {
 
 #[derive(Debug)]
 pub struct Forward {
+    /// Itself, for the background refreshes `prefetch` starts.
+    me: std::sync::Weak<Forward>,
     config: ForwardConfig,
     /// `cache` in the same server block: upstream answers kept for their TTL.
     cache: Option<Cache>,
@@ -85,7 +87,7 @@ impl Drop for InFlight {
 }
 
 impl Forward {
-    pub fn new(config: &ForwardConfig, cache: Option<Cache>) -> Self {
+    pub fn new(config: &ForwardConfig, cache: Option<Cache>) -> Arc<Self> {
         let upstreams = config
             .to
             .iter()
@@ -97,13 +99,14 @@ impl Forward {
                 })
             })
             .collect();
-        Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             config: config.clone(),
             cache,
             upstreams,
             in_flight: Arc::new(AtomicUsize::new(0)),
             next: AtomicUsize::new(0),
-        }
+        })
     }
 
     /// Whether this query is forwarded: `Next` outside `from` or inside `except`; REFUSED
@@ -116,10 +119,14 @@ impl Forward {
         }
         if let Some(cache) = &self.cache
             && cache.covers(&req.lower)
-            && let Lookup::Fresh(reply) =
-                cache.lookup(&Key::new(&req.lower, u16::from(req.qtype), req.dnssec_ok))
         {
-            return Outcome::Reply(reply);
+            let key = Key::new(&req.lower, u16::from(req.qtype), req.dnssec_ok);
+            if let Lookup::Fresh { reply, prefetch } = cache.lookup(&key) {
+                if prefetch {
+                    self.prefetch(key);
+                }
+                return Outcome::Reply(reply);
+            }
         }
         let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         let slot = InFlight(Arc::clone(&self.in_flight));
@@ -146,6 +153,23 @@ impl Forward {
             return None;
         }
         cache.store(Key::new(&lower, qtype, dnssec_ok), &lower, response)
+    }
+
+    /// Fetches a cached answer again in the background (`prefetch`), so the next hits find it
+    /// fresh.
+    fn prefetch(&self, key: Key) {
+        let (Some(me), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            let (Some(cache), Some(name)) = (&me.cache, key.name()) else {
+                return;
+            };
+            if let Ok(response) = me.exchange(&key.query(), false).await {
+                cache.store(key, &name, &response);
+            }
+        });
     }
 
     /// A stale answer from the cache, when every upstream failed (`serve_stale`).

@@ -90,7 +90,7 @@ pub enum Plugin {
     Hosts(Hosts),
     Kubernetes(Kubernetes),
     Loop(forward_loop::Loop),
-    Forward(Box<Forward>),
+    Forward(std::sync::Arc<Forward>),
 }
 
 impl Plugin {

@@ -387,3 +387,37 @@ fn cluster_answers_are_never_cached_so_a_change_shows_at_once() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_popular_answer_near_its_end_is_prefetched() {
+    let knot = Knot::start();
+    let server = TestServer::start(&format!(
+        ".:0 {{\n prometheus 127.0.0.1:0\n cache 3600 www.example.test {{\n  success 100 10 10\n  prefetch 2 1m 50%\n }}\n forward . {}\n}}\n",
+        knot.addr
+    ));
+    assert_eq!(
+        server.query("www.example.test.", RecordType::A).answers()[0].ttl(),
+        10
+    );
+    std::thread::sleep(Duration::from_millis(5500));
+    // Asked twice with under half its TTL left: served from the cache, and fetched again.
+    for _ in 0..2 {
+        let ttl = server.query("www.example.test.", RecordType::A).answers()[0].ttl();
+        assert!(ttl <= 5, "{ttl}");
+    }
+    let start = Instant::now();
+    loop {
+        let ttl = server.query("www.example.test.", RecordType::A).answers()[0].ttl();
+        if ttl >= 9 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "not prefetched: TTL {ttl}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let prefetched =
+        "coredns_cache_prefetch_total{server=\"dns://:0\",view=\"\",zones=\"www.example.test.\"}";
+    assert_eq!(metric(&server, prefetched), Some(1));
+}
