@@ -551,7 +551,7 @@ impl Handler {
         };
         match step {
             Step::Reply(mut reply) => {
-                if block.loadbalance && reply.shuffle {
+                if block.loadbalance {
                     wire::shuffle_addresses(&mut reply.answers, &mut self.rng());
                 }
                 (Step::Reply(reply), routed)

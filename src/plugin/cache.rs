@@ -2,9 +2,9 @@
 //!
 //! Only what `forward` brings back is cached: the cluster's and hosts' own answers are
 //! already precompiled and change the moment the cluster does, so they are never served from
-//! here (and never stale). An entry keeps the upstream's sections as received (their
-//! compression pointers stay valid: a response always starts with a 12-byte header and the
-//! same question), with the offset of every TTL so answers count down.
+//! here (and never stale). An entry keeps the upstream's sections re-written once without
+//! compression (owners whole, or the pointer to the question), so they can be copied into any
+//! response and shuffled, with the offset of every TTL so answers count down.
 //!
 //! Positive answers live for the smallest TTL in them, negative ones (NXDOMAIN, NODATA) for
 //! the SOA's TTL or MINIMUM, whichever is smaller (RFC 2308), SERVFAIL for `servfail`; each
@@ -134,9 +134,42 @@ impl Entry {
             answers,
             authority,
             additional,
-            shuffle: false,
         }
     }
+}
+
+/// `response` with every record's owner written whole, or as a pointer to the question when
+/// it is the question's name: records that mean the same after any header and question of
+/// the same name, in any order (so `loadbalance` may shuffle them), and names in record data
+/// written whole. `None` if it does not parse or has more or less than one question.
+fn self_contained(response: &[u8]) -> Option<Vec<u8>> {
+    let msg = hickory_proto::op::Message::from_vec(response).ok()?;
+    let [question] = msg.queries() else {
+        return None;
+    };
+    let qname = LowerName::new(question.name());
+    let end = wire::question_end(response)?;
+    let mut out = response[..end].to_vec();
+    let mut counts = [0u16; 3];
+    let records = [msg.answers(), msg.name_servers(), msg.additionals()];
+    for (i, section) in records.iter().enumerate() {
+        let mut s = Section::default();
+        for r in section.iter() {
+            let owner = if LowerName::new(r.name()) == qname {
+                wire::Owner::Question
+            } else {
+                wire::Owner::Name(r.name())
+            };
+            s.push_record(owner, r);
+        }
+        counts[i] = s.count;
+        out.extend_from_slice(&s.bytes);
+    }
+    // hickory keeps OPT apart from the additional records: it is not cached anyway.
+    for (i, c) in counts.iter().enumerate() {
+        out[6 + 2 * i..8 + 2 * i].copy_from_slice(&c.to_be_bytes());
+    }
+    Some(out)
 }
 
 /// Counters for `coredns_cache_*`.
@@ -271,7 +304,7 @@ impl Cache {
 
     /// What an upstream response becomes in the cache, if anything.
     fn entry(&self, name: &LowerName, response: &[u8]) -> Option<Entry> {
-        let parsed = wire::parse_sections(response)?;
+        let parsed = wire::parse_sections(&self_contained(response)?)?;
         if response[2] & 0x02 != 0 {
             return None;
         }

@@ -64,9 +64,6 @@ pub struct Reply {
     pub answers: Section,
     pub authority: Section,
     pub additional: Section,
-    /// Whether `loadbalance` may reorder the answers: not for records kept as received from
-    /// upstream, whose compression pointers would move.
-    pub shuffle: bool,
 }
 
 impl Reply {
@@ -79,7 +76,6 @@ impl Reply {
             answers: Section::default(),
             authority: Section::default(),
             additional: Section::default(),
-            shuffle: true,
         }
     }
 }

@@ -421,3 +421,24 @@ fn a_popular_answer_near_its_end_is_prefetched() {
         "coredns_cache_prefetch_total{server=\"dns://:0\",view=\"\",zones=\"www.example.test.\"}";
     assert_eq!(metric(&server, prefetched), Some(1));
 }
+
+#[test]
+fn loadbalance_shuffles_forwarded_and_cached_answers_too() {
+    let knot = Knot::start();
+    let server = TestServer::start(&format!(
+        ".:0 {{\n loadbalance\n cache 30 big.example.test\n forward . {}\n}}\n",
+        knot.addr
+    ));
+    let orders: Vec<Vec<Ipv4Addr>> = (0..4)
+        .map(|_| addresses(&server.query_tcp("big.example.test.", RecordType::A)))
+        .collect();
+    let mut sorted = orders[0].clone();
+    sorted.sort();
+    let all: Vec<Ipv4Addr> = (1..=100).map(|i| Ipv4Addr::new(192, 0, 2, i)).collect();
+    for order in &orders {
+        let mut set = order.clone();
+        set.sort();
+        assert_eq!(set, all);
+    }
+    assert!(orders.windows(2).any(|w| w[0] != w[1]), "never shuffled");
+}
