@@ -370,6 +370,7 @@ impl Handler {
                 match chain(block, &req) {
                     (_, Outcome::Reply(reply)) => {
                         if autopath::found(reply.rcode) {
+                            found(block);
                             return autopath::renamed(&reply, &original, candidate, qtype);
                         }
                         None
@@ -396,6 +397,7 @@ impl Handler {
             if autopath::found(rcode)
                 && let Some(reply) = autopath::renamed_upstream(&response, &original, candidate)
             {
+                found(block);
                 return reply;
             }
         }
@@ -412,6 +414,7 @@ impl Handler {
             match chain(block, &creq) {
                 (_, Outcome::Reply(reply)) => {
                     if autopath::found(reply.rcode) {
+                        found(block);
                         return Step::Reply(autopath::renamed(
                             &reply, &req.name, candidate, req.qtype,
                         ));
@@ -558,6 +561,13 @@ impl Handler {
             }
             forward => (forward, routed),
         }
+    }
+}
+
+/// An `autopath` walk in `block` found an answer: `coredns_autopath_success_total`.
+fn found(block: &Block) {
+    if let Some(index) = block.metrics {
+        crate::metrics::metrics().autopath_success(index);
     }
 }
 

@@ -131,6 +131,8 @@ pub struct Metrics {
     panics: AtomicU64,
     reload_failed: AtomicU64,
     forward: Forwarding,
+    /// `autopath` walks that found an answer, by block.
+    autopath: papaya::HashMap<u16, AtomicU64>,
     /// Each `cache`'s server and zones, and its counters.
     caches: RwLock<Vec<(String, String, Arc<CacheCounters>)>>,
 }
@@ -162,6 +164,7 @@ pub fn metrics() -> &'static Metrics {
         reload_failed: AtomicU64::new(0),
         forward: Forwarding::default(),
         caches: RwLock::new(Vec::new()),
+        autopath: papaya::HashMap::new(),
     })
 }
 
@@ -272,6 +275,11 @@ impl Metrics {
 
     pub fn reload_failed(&self) {
         self.reload_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An `autopath` walk in block `block` found an answer.
+    pub fn autopath_success(&self, block: u16) {
+        count(&self.autopath, block);
     }
 
     /// Counters for one `cache`, labelled with its server and zones.
@@ -434,6 +442,21 @@ impl Metrics {
                 "coredns_kubernetes_dns_programming_duration_seconds",
                 &format!("service_kind=\"{kind}\""),
             );
+        }
+        out.push_str("# HELP coredns_autopath_success_total Counter of requests that did autopath.\n# TYPE coredns_autopath_success_total counter\n");
+        let autopath: BTreeMap<u16, u64> = self
+            .autopath
+            .pin()
+            .iter()
+            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+            .collect();
+        for (block, v) in autopath {
+            if let Some((server, _)) = blocks.get(usize::from(block)) {
+                let _ = writeln!(
+                    out,
+                    "coredns_autopath_success_total{{server=\"{server}\"}} {v}"
+                );
+            }
         }
         self.render_forward(&mut out);
         self.render_caches(&mut out);

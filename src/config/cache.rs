@@ -39,6 +39,9 @@ pub struct CacheConfig {
     /// `serve_stale [DURATION]`: how long past expiry an entry may answer when every upstream
     /// fails.
     pub serve_stale: Option<Duration>,
+    /// `serve_stale ... verify`: ask the upstream first and answer stale only when it fails;
+    /// otherwise (`immediate`, CoreDNS's default) answer stale at once and refresh behind.
+    pub stale_verify: bool,
     /// `keepttl`: answers carry the TTLs as received, not counted down.
     pub keep_ttl: bool,
     pub prefetch: Option<Prefetch>,
@@ -81,6 +84,7 @@ pub fn cache(d: &Directive) -> Result<CacheConfig, ConfigError> {
         denial: kept(DENIAL_TTL),
         servfail: SERVFAIL_TTL,
         serve_stale: None,
+        stale_verify: false,
         keep_ttl: false,
         prefetch: None,
     };
@@ -143,15 +147,18 @@ pub fn cache(d: &Directive) -> Result<CacheConfig, ConfigError> {
                         .map_err(|m| directive_err(o, NAME, format!("serve_stale: {m}")))?,
                     _ => return Err(directive_err(o, NAME, "serve_stale: too many arguments")),
                 });
-                if let [_, mode] = o.args.as_slice()
-                    && mode != "verify"
-                    && mode != "immediate"
-                {
-                    return Err(directive_err(
-                        o,
-                        NAME,
-                        format!("serve_stale: unknown refresh mode {mode:?}"),
-                    ));
+                if let [_, mode] = o.args.as_slice() {
+                    c.stale_verify = match mode.as_str() {
+                        "verify" => true,
+                        "immediate" => false,
+                        _ => {
+                            return Err(directive_err(
+                                o,
+                                NAME,
+                                format!("serve_stale: unknown refresh mode {mode:?}"),
+                            ));
+                        }
+                    };
                 }
             }
             "disable" => {

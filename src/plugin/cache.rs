@@ -9,8 +9,9 @@
 //! Positive answers live for the smallest TTL in them, negative ones (NXDOMAIN, NODATA) for
 //! the SOA's TTL or MINIMUM, whichever is smaller (RFC 2308), SERVFAIL for `servfail`; each
 //! capped and floored as configured. The store is bounded: past its capacity an entry of the
-//! same kind goes. With `serve_stale`, an expired entry answers (TTL 30 s, RFC 8767) when
-//! every upstream fails.
+//! same kind goes. With `serve_stale`, an expired entry answers (TTL 30 s, RFC 8767): at once
+//! while it is fetched again behind (`immediate`, the default), or when every upstream fails
+//! (`verify`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -246,8 +247,27 @@ impl Cache {
                 prefetch,
             };
         }
+        // `serve_stale` (immediate): an expired answer now, and a refresh behind it.
+        if let (Some(window), false) = (self.config.serve_stale, self.config.stale_verify)
+            && let Some(entry) = entries.get(key)
+            && entry.kind != Kind::ServFail
+            && now <= entry.stored + Duration::from_secs(u64::from(entry.ttl)) + window
+        {
+            self.counters.served_stale.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Fresh {
+                reply: entry.reply(Some(STALE_TTL)),
+                prefetch: !entry.refreshing.swap(true, Ordering::Relaxed),
+            };
+        }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
         Lookup::Miss
+    }
+
+    /// A background refresh of `key` failed: the next hit may try again.
+    pub fn refresh_failed(&self, key: &Key) {
+        if let Some(entry) = self.entries.pin().get(key) {
+            entry.refreshing.store(false, Ordering::Relaxed);
+        }
     }
 
     /// An expired entry still within `serve_stale`, answered with the stale TTL.

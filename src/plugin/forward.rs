@@ -155,8 +155,8 @@ impl Forward {
         cache.store(Key::new(&lower, qtype, dnssec_ok), &lower, response)
     }
 
-    /// Fetches a cached answer again in the background (`prefetch`), so the next hits find it
-    /// fresh.
+    /// Fetches a cached answer again in the background (`prefetch`, and `serve_stale`'s
+    /// immediate mode), so the next hits find it fresh.
     fn prefetch(&self, key: Key) {
         let (Some(me), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
         else {
@@ -166,8 +166,12 @@ impl Forward {
             let (Some(cache), Some(name)) = (&me.cache, key.name()) else {
                 return;
             };
-            if let Ok(response) = me.exchange(&key.query(), false).await {
-                cache.store(key, &name, &response);
+            match me.exchange(&key.query(), false).await {
+                // Only an answer replaces what is kept (a SERVFAIL would not serve better).
+                Ok(response) if matches!(response[3] & 0x0F, 0 | 3) => {
+                    cache.store(key, &name, &response);
+                }
+                _ => cache.refresh_failed(&key),
             }
         });
     }

@@ -40,7 +40,7 @@ fn start(pods: &str) -> (TestServer, Knot, tempfile::TempDir) {
     let file = dir.path().join("cluster.yaml");
     std::fs::write(&file, CLUSTER).unwrap();
     let server = TestServer::start(&format!(
-        ".:0 {{\n autopath @kubernetes\n kubernetes cluster.local in-addr.arpa {{\n  manifests {}\n  pods {pods}\n }}\n forward . {}\n}}\n",
+        ".:0 {{\n prometheus 127.0.0.1:0\n autopath @kubernetes\n kubernetes cluster.local in-addr.arpa {{\n  manifests {}\n  pods {pods}\n }}\n forward . {}\n}}\n",
         file.display(),
         knot.addr
     ));

@@ -442,3 +442,31 @@ fn loadbalance_shuffles_forwarded_and_cached_answers_too() {
     }
     assert!(orders.windows(2).any(|w| w[0] != w[1]), "never shuffled");
 }
+
+#[test]
+fn serve_stale_answers_at_once_and_refreshes_behind_unless_verify() {
+    for verify in [false, true] {
+        let knot = Knot::start();
+        let server = TestServer::start(&format!(
+            ".:0 {{\n cache 3600 www.example.test {{\n  success 100 1 1\n  serve_stale 1h {}\n }}\n forward . {}\n}}\n",
+            if verify { "verify" } else { "immediate" },
+            knot.addr
+        ));
+        assert_eq!(
+            server.query("www.example.test.", RecordType::A).answers()[0].ttl(),
+            1
+        );
+        std::thread::sleep(Duration::from_millis(1500));
+        // Expired, the upstream up: immediate answers stale (TTL 30) and refreshes behind;
+        // verify asks the upstream first.
+        let ttl = server.query("www.example.test.", RecordType::A).answers()[0].ttl();
+        assert_eq!(ttl, if verify { 1 } else { 30 }, "verify: {verify}");
+        if !verify {
+            let start = Instant::now();
+            while server.query("www.example.test.", RecordType::A).answers()[0].ttl() != 1 {
+                assert!(start.elapsed() < Duration::from_secs(2), "never refreshed");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
