@@ -257,69 +257,20 @@ impl Handler {
             return None;
         };
         let msg = Message::from_vec(&query).ok()?;
-        if let Some(walk) = walk {
-            let reply = self
-                .walk_on(block, plugin, &query, &msg, src, transport, walk)
-                .await;
-            let mut out = Vec::new();
-            encode(&query, &msg, &reply, limit, &mut out);
-            self.observe(
-                block,
-                zone,
-                &msg,
-                src,
-                transport,
-                query.len(),
-                u16::from(reply.rcode),
-                &out,
-                started,
-                limit,
-            );
-            return Some(out);
-        }
-        let exchanged = forward.exchange(&query, transport == Transport::Tcp).await;
-        drop(_slot);
-        let question = msg.queries().first()?;
-        let key = (
-            question.name(),
-            u16::from(question.query_type()),
-            dnssec_ok(&msg),
-        );
-        let cached = match &exchanged {
-            Ok(reply) => forward.remember(key, reply),
-            Err(_) => None,
-        };
         let mut out = Vec::new();
-        let rcode = match exchanged {
-            Ok(_) if let Some(cached) = cached => {
-                encode(&query, &msg, &cached, limit, &mut out);
-                u16::from(cached.rcode)
+        let rcode = match walk {
+            Some(walk) => {
+                let reply = self
+                    .walk_on(block, plugin, &query, &msg, src, transport, walk)
+                    .await;
+                encode(&query, &msg, &reply, limit, &mut out);
+                u16::from(reply.rcode)
             }
-            Ok(reply) if reply.len() <= limit => {
-                out = reply;
-                u16::from(out[3] & 0x0F)
-            }
-            Ok(reply) => {
-                // Too large for the client over UDP: the header and question, with TC.
-                let mut truncated = Reply::authoritative(ResponseCode::from_low(reply[3] & 0x0F));
-                truncated.authoritative = reply[2] & 0x04 != 0;
-                truncated.recursion_available = reply[3] & 0x80 != 0;
-                encode_truncated(&query, &msg, &truncated, &mut out);
-                u16::from(reply[3] & 0x0F)
-            }
-            Err(error) => {
-                if self.blocks[block].errors {
-                    error!(%error, "forward");
-                }
-                if let Some(stale) = forward.stale(key) {
-                    encode(&query, &msg, &stale, limit, &mut out);
-                    u16::from(stale.rcode)
-                } else {
-                    let failed = Reply::authoritative(ResponseCode::ServFail).not_authoritative();
-                    encode(&query, &msg, &failed, limit, &mut out);
-                    let _ = forward.remember(key, &out);
-                    u16::from(ResponseCode::ServFail)
-                }
+            None => {
+                let errors = self.blocks[block].errors;
+                let exchanged = forward.exchange(&query, transport == Transport::Tcp).await;
+                drop(_slot);
+                answer_forwarded(forward, &query, &msg, exchanged, limit, errors, &mut out)?
             }
         };
         self.observe(
@@ -531,15 +482,14 @@ impl Handler {
         {
             return (refused(), routed);
         }
-        let kubernetes = block.plugins.iter().find_map(|p| match p {
-            Plugin::Kubernetes(k) => Some(k),
-            _ => None,
+        let candidates = block.autopath.as_ref().and_then(|a| {
+            let kubernetes = block.plugins.iter().find_map(|p| match p {
+                Plugin::Kubernetes(k) => Some(k),
+                _ => None,
+            });
+            a.candidates(&req.name, Some(src.ip()), kubernetes)
         });
-        let step = match block
-            .autopath
-            .as_ref()
-            .and_then(|a| a.candidates(&req.name, Some(src.ip()), kubernetes))
-        {
+        let step = match candidates {
             Some(candidates) => self.walk(block, &req, candidates),
             None => match chain(block, &req) {
                 (_, Outcome::Reply(reply)) => Step::Reply(reply),
@@ -569,6 +519,60 @@ fn found(block: &Block) {
     if let Some(index) = block.metrics {
         crate::metrics::metrics().autopath_success(index);
     }
+}
+
+/// Writes the client's answer from what the upstream gave (through the cache when there is
+/// one): as received, cut with TC when too large; a stale answer or SERVFAIL when no upstream
+/// answered. Returns its rcode.
+fn answer_forwarded(
+    forward: &crate::plugin::Forward,
+    query: &[u8],
+    msg: &Message,
+    exchanged: Result<Vec<u8>, crate::plugin::forward::ForwardError>,
+    limit: usize,
+    errors: bool,
+    out: &mut Vec<u8>,
+) -> Option<u16> {
+    let question = msg.queries().first()?;
+    let key = (
+        question.name(),
+        u16::from(question.query_type()),
+        dnssec_ok(msg),
+    );
+    let reply = match exchanged {
+        Ok(response) => match forward.remember(key, &response) {
+            Some(cached) => cached,
+            None if response.len() <= limit => {
+                *out = response;
+                return Some(u16::from(out[3] & 0x0F));
+            }
+            None => {
+                // Too large for the client over UDP: the header and question, with TC.
+                let mut truncated =
+                    Reply::authoritative(ResponseCode::from_low(response[3] & 0x0F));
+                truncated.authoritative = response[2] & 0x04 != 0;
+                truncated.recursion_available = response[3] & 0x80 != 0;
+                encode_truncated(query, msg, &truncated, out);
+                return Some(u16::from(truncated.rcode));
+            }
+        },
+        Err(error) => {
+            if errors {
+                error!(%error, "forward");
+            }
+            match forward.stale(key) {
+                Some(stale) => stale,
+                None => {
+                    let failed = Reply::authoritative(ResponseCode::ServFail).not_authoritative();
+                    encode(query, msg, &failed, limit, out);
+                    let _ = forward.remember(key, out);
+                    return Some(u16::from(ResponseCode::ServFail));
+                }
+            }
+        }
+    };
+    encode(query, msg, &reply, limit, out);
+    Some(u16::from(reply.rcode))
 }
 
 /// The first plugin in `block` that does not pass `req` on, and what it made of it.

@@ -104,7 +104,7 @@ async fn connection(
             match handler.handle_guarded(&query, src, Transport::Tcp, &mut response) {
                 Handled::Drop => {}
                 Handled::Send => {
-                    if tx.send(response.clone()).await.is_err() {
+                    if tx.send(std::mem::take(&mut response)).await.is_err() {
                         return Ok(());
                     }
                 }
