@@ -251,6 +251,28 @@ pub fn parse_sections(message: &[u8]) -> Option<ParsedSections> {
     (at == message.len()).then_some(out)
 }
 
+/// A query of our own (a health check, a probe, a refresh): ID `id`, RD as given, one
+/// question for `name` (wire format) of type `qtype`, class IN, and `opt` when given.
+pub fn query(
+    id: u16,
+    name: &[u8],
+    qtype: u16,
+    recursion_desired: bool,
+    opt: Option<[u8; 11]>,
+) -> Vec<u8> {
+    let mut q = Vec::with_capacity(HEADER_LEN + name.len() + 4 + 11);
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[u8::from(recursion_desired), 0, 0, 1, 0, 0, 0, 0, 0]);
+    q.push(u8::from(opt.is_some()));
+    q.extend_from_slice(name);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes());
+    if let Some(opt) = opt {
+        q.extend_from_slice(&opt);
+    }
+    q
+}
+
 /// An OPT record: our UDP size, EDNS version 0, the high bits of the rcode, and DO.
 pub fn opt(payload: u16, rcode_high: u8, dnssec_ok: bool) -> [u8; 11] {
     let mut o = [0u8; 11];

@@ -45,14 +45,8 @@ pub struct Key {
 impl Key {
     /// A query for this key, as a prefetch asks upstream (RD set, EDNS with DO as keyed).
     pub fn query(&self) -> Vec<u8> {
-        let id: u16 = rand::random();
-        let mut q = id.to_be_bytes().to_vec();
-        q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1]);
-        q.extend_from_slice(&self.name);
-        q.extend_from_slice(&self.qtype.to_be_bytes());
-        q.extend_from_slice(&1u16.to_be_bytes());
-        q.extend_from_slice(&wire::opt(crate::answer::EDNS_PAYLOAD, 0, self.dnssec_ok));
-        q
+        let opt = wire::opt(crate::answer::EDNS_PAYLOAD, 0, self.dnssec_ok);
+        wire::query(rand::random(), &self.name, self.qtype, true, Some(opt))
     }
 
     /// The name, lowercase.

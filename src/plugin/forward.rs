@@ -298,15 +298,18 @@ impl Forward {
 /// A health check: any reply to `. IN NS` counts.
 async fn probe(addr: SocketAddr, recursion: bool) -> bool {
     let id: u16 = rand::rng().random();
-    let mut query = Vec::with_capacity(17);
-    query.extend_from_slice(&id.to_be_bytes());
-    query.extend_from_slice(&[if recursion { 0x01 } else { 0x00 }, 0]);
-    query.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
-    let question = [0u8, 0, 2, 0, 1];
-    query.extend_from_slice(&question);
-    tokio::time::timeout(UPSTREAM_TIMEOUT, udp_exchange(addr, &query, id, &question))
+    let query = wire::query(id, &[0], 2, recursion, None);
+    answered(addr, &query, id).await
+}
+
+/// Whether `query` (ours, with `id`) gets a reply from `addr` in time, whatever its rcode.
+pub(crate) async fn answered(addr: SocketAddr, query: &[u8], id: u16) -> bool {
+    let Some(end) = wire::question_end(query) else {
+        return false;
+    };
+    udp_exchange(addr, query, id, &query[HEADER_LEN..end])
         .await
-        .is_ok_and(|r| r.is_ok())
+        .is_ok()
 }
 
 /// Whether `reply` answers the query with `id` and `question` (the name compared without

@@ -81,7 +81,9 @@ impl Loop {
     pub fn probe(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let state = Arc::clone(&self.state);
         let port = self.port;
-        let query = probe_query(&self.qname);
+        let id: u16 = rand::rng().random();
+        // HINFO, recursion desired, as CoreDNS's probe.
+        let query = crate::wire::query(id, &crate::wire::name_bytes(&self.qname), 13, true, None);
         async move {
             if port == 0 {
                 state.disabled.store(true, Ordering::Relaxed);
@@ -90,40 +92,14 @@ impl Loop {
             let deadline = tokio::time::Instant::now() + PROBE_FOR;
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             while tokio::time::Instant::now() < deadline {
-                match exchange(addr, &query).await {
-                    Ok(()) => break,
-                    Err(error) => {
-                        warn!(%error, "loop: probe not answered");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
+                if super::forward::answered(addr, &query, id).await {
+                    break;
                 }
+                warn!("loop: probe not answered");
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
             tokio::time::sleep(GRACE).await;
             state.disabled.store(true, Ordering::Relaxed);
         }
-    }
-}
-
-fn probe_query(qname: &Name) -> Vec<u8> {
-    let id: u16 = rand::rng().random();
-    let mut q = id.to_be_bytes().to_vec();
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    q.extend(crate::wire::name_bytes(qname));
-    // HINFO, IN
-    q.extend_from_slice(&[0, 13, 0, 1]);
-    q
-}
-
-async fn exchange(addr: SocketAddr, query: &[u8]) -> std::io::Result<()> {
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-    socket.connect(addr).await?;
-    socket.send(query).await?;
-    let mut buf = [0u8; 512];
-    match tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf)).await {
-        Ok(r) => r.map(|_| ()),
-        Err(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "no answer in 2s",
-        )),
     }
 }
