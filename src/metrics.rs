@@ -407,32 +407,28 @@ impl Metrics {
                 h.render(&mut out, "coredns_dns_request_duration_seconds", &labels);
             }
         }
-        out.push_str("# HELP coredns_dns_request_size_bytes Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.\n# TYPE coredns_dns_request_size_bytes histogram\n");
-        let sizes = self.request_sizes.pin();
-        let mut keys: Vec<&(Route, bool)> = sizes.keys().collect();
-        keys.sort();
-        for k in keys {
-            let labels = format!(
-                "proto=\"{}\",{}",
-                if k.1 { "tcp" } else { "udp" },
-                route_labels(k.0)
-            );
-            if let Some(h) = sizes.get(k) {
-                h.render(&mut out, "coredns_dns_request_size_bytes", &labels);
-            }
-        }
-        out.push_str("# HELP coredns_dns_response_size_bytes Size of the returned response in bytes.\n# TYPE coredns_dns_response_size_bytes histogram\n");
-        let sizes = self.response_sizes.pin();
-        let mut keys: Vec<&(Route, bool)> = sizes.keys().collect();
-        keys.sort();
-        for k in keys {
-            let labels = format!(
-                "proto=\"{}\",{}",
-                if k.1 { "tcp" } else { "udp" },
-                route_labels(k.0)
-            );
-            if let Some(h) = sizes.get(k) {
-                h.render(&mut out, "coredns_dns_response_size_bytes", &labels);
+        for (name, help, sizes) in [
+            (
+                "coredns_dns_request_size_bytes",
+                "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.",
+                &self.request_sizes,
+            ),
+            (
+                "coredns_dns_response_size_bytes",
+                "Size of the returned response in bytes.",
+                &self.response_sizes,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            let sizes = sizes.pin();
+            let mut keys: Vec<&(Route, bool)> = sizes.keys().collect();
+            keys.sort();
+            for k in keys {
+                let proto = if k.1 { "tcp" } else { "udp" };
+                let labels = format!("proto=\"{proto}\",{}", route_labels(k.0));
+                if let Some(h) = sizes.get(k) {
+                    h.render(&mut out, name, &labels);
+                }
             }
         }
         out.push_str("# HELP coredns_kubernetes_dns_programming_duration_seconds Histogram of the time (in seconds) it took to program a dns instance.\n# TYPE coredns_kubernetes_dns_programming_duration_seconds histogram\n");
@@ -583,72 +579,67 @@ impl Metrics {
         let kinds = [(0, "success"), (1, "denial")];
         let labels =
             |server: &str, zone: &str| format!("server=\"{server}\",view=\"\",zones=\"{zone}\"");
-        out.push_str("# HELP coredns_cache_entries The number of elements in the cache.\n# TYPE coredns_cache_entries gauge\n");
-        for (server, zone, c) in &caches {
-            for (i, kind) in kinds {
-                let _ = writeln!(
-                    out,
-                    "coredns_cache_entries{{{},type=\"{kind}\"}} {}",
-                    labels(server, zone),
-                    load(&c.entries[i])
-                );
+        type Kinds = fn(&CacheCounters) -> &[AtomicU64; 2];
+        type Total = fn(&CacheCounters) -> &AtomicU64;
+        let per_kind = |out: &mut String, name: &str, help: &str, kind: &str, field: Kinds| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (server, zone, c) in &caches {
+                for (i, kind) in kinds {
+                    let value = load(&field(c)[i]);
+                    let labels = labels(server, zone);
+                    let _ = writeln!(out, "{name}{{{labels},type=\"{kind}\"}} {value}");
+                }
             }
-        }
-        out.push_str("# HELP coredns_cache_hits_total The count of cache hits.\n# TYPE coredns_cache_hits_total counter\n");
-        for (server, zone, c) in &caches {
-            for (i, kind) in kinds {
-                let _ = writeln!(
-                    out,
-                    "coredns_cache_hits_total{{{},type=\"{kind}\"}} {}",
-                    labels(server, zone),
-                    load(&c.hits[i])
-                );
-            }
-        }
-        for (name, help, pick) in [
+        };
+        per_kind(
+            out,
+            "coredns_cache_entries",
+            "The number of elements in the cache.",
+            "gauge",
+            |c| &c.entries,
+        );
+        per_kind(
+            out,
+            "coredns_cache_hits_total",
+            "The count of cache hits.",
+            "counter",
+            |c| &c.hits,
+        );
+        let totals: [(&str, &str, Total); 4] = [
             (
                 "coredns_cache_misses_total",
                 "The count of cache misses. Deprecated, derive misses from cache hits/requests counters.",
-                0,
+                |c| &c.misses,
             ),
             (
                 "coredns_cache_requests_total",
                 "The count of cache requests.",
-                1,
+                |c| &c.requests,
             ),
             (
                 "coredns_cache_served_stale_total",
                 "The number of requests served from stale cache entries.",
-                2,
+                |c| &c.served_stale,
             ),
             (
                 "coredns_cache_prefetch_total",
                 "The number of times the cache has prefetched a cached item.",
-                3,
+                |c| &c.prefetches,
             ),
-        ] {
+        ];
+        for (name, help, field) in totals {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (server, zone, c) in &caches {
-                let value = match pick {
-                    0 => load(&c.misses),
-                    1 => load(&c.requests),
-                    2 => load(&c.served_stale),
-                    _ => load(&c.prefetches),
-                };
-                let _ = writeln!(out, "{name}{{{}}} {value}", labels(server, zone));
+                let _ = writeln!(out, "{name}{{{}}} {}", labels(server, zone), load(field(c)));
             }
         }
-        out.push_str("# HELP coredns_cache_evictions_total The count of cache evictions.\n# TYPE coredns_cache_evictions_total counter\n");
-        for (server, zone, c) in &caches {
-            for (i, kind) in kinds {
-                let _ = writeln!(
-                    out,
-                    "coredns_cache_evictions_total{{{},type=\"{kind}\"}} {}",
-                    labels(server, zone),
-                    load(&c.evictions[i])
-                );
-            }
-        }
+        per_kind(
+            out,
+            "coredns_cache_evictions_total",
+            "The count of cache evictions.",
+            "counter",
+            |c| &c.evictions,
+        );
     }
 }
 
