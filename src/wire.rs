@@ -287,6 +287,162 @@ pub fn opt(payload: u16, rcode_high: u8, dnssec_ok: bool) -> [u8; 11] {
     o
 }
 
+/// The longest name in wire format (RFC 1035 2.3.4).
+pub const MAX_NAME: usize = 255;
+
+/// A query as far as a common answer needs it, read without allocating: the question's name
+/// lowercased into a key, its type, and the OPT record's size and DO bit. See [`parse_light`].
+#[derive(Debug, Clone, Copy)]
+pub struct LightQuery {
+    /// The question's name in wire format, lowercase, with the root's zero.
+    pub key: [u8; MAX_NAME],
+    pub key_len: usize,
+    pub qtype: u16,
+    /// Where the question ends (the response copies the query up to here).
+    pub question_end: usize,
+    /// The OPT record's UDP payload size and DO bit, when the query has one.
+    pub edns: Option<(u16, bool)>,
+}
+
+impl LightQuery {
+    pub fn key(&self) -> &[u8] {
+        &self.key[..self.key_len]
+    }
+}
+
+/// Reads a plain query: QR clear, opcode QUERY, one question of class IN with an uncompressed
+/// name, no answer or authority records, and at most an EDNS(0) OPT as the only additional
+/// record, ending exactly where the packet does. Anything else (`None`) is for the full
+/// parse, which knows every error code.
+pub fn parse_light(query: &[u8]) -> Option<LightQuery> {
+    const OPT: u16 = 41;
+    let count = |at: usize| u16::from_be_bytes([query[at], query[at + 1]]);
+    if query.len() < HEADER_LEN + 5 || query[2] & 0xF8 != 0 {
+        return None;
+    }
+    if count(4) != 1 || count(6) != 0 || count(8) != 0 || count(10) > 1 {
+        return None;
+    }
+    let mut out = LightQuery {
+        key: [0; MAX_NAME],
+        key_len: 0,
+        qtype: 0,
+        question_end: 0,
+        edns: None,
+    };
+    let mut at = HEADER_LEN;
+    loop {
+        let len = usize::from(*query.get(at)?);
+        if len > 63 || out.key_len + 1 + len > MAX_NAME {
+            // A pointer, an extended label type, or a name too long.
+            return None;
+        }
+        let label = query.get(at + 1..at + 1 + len)?;
+        out.key[out.key_len] = len as u8;
+        for (k, b) in out.key[out.key_len + 1..out.key_len + 1 + len]
+            .iter_mut()
+            .zip(label)
+        {
+            *k = b.to_ascii_lowercase();
+        }
+        out.key_len += 1 + len;
+        at += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    let fixed = query.get(at..at + 4)?;
+    out.qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+    // OPT as a question is an error; IXFR, AXFR, MAILB, MAILA and ANY are not plain.
+    if out.qtype == OPT || (251..=255).contains(&out.qtype) {
+        return None;
+    }
+    if u16::from_be_bytes([fixed[2], fixed[3]]) != 1 {
+        return None;
+    }
+    out.question_end = at + 4;
+    at = out.question_end;
+    if count(10) == 1 {
+        // The OPT: root owner, type, payload size, extended rcode, version, flags, options.
+        let opt = query.get(at..at + 11)?;
+        if opt[0] != 0 || u16::from_be_bytes([opt[1], opt[2]]) != OPT || opt[6] != 0 {
+            return None;
+        }
+        let payload = u16::from_be_bytes([opt[3], opt[4]]);
+        let dnssec_ok = opt[7] & 0x80 != 0;
+        let rdlen = usize::from(u16::from_be_bytes([opt[9], opt[10]]));
+        at += 11;
+        let mut options = query.get(at..at + rdlen)?;
+        while !options.is_empty() {
+            let len = usize::from(u16::from_be_bytes([*options.get(2)?, *options.get(3)?]));
+            options = options.get(4 + len..)?;
+        }
+        at += rdlen;
+        out.edns = Some((payload, dnssec_ok));
+    }
+    (at == query.len()).then_some(out)
+}
+
+/// Whether the name `key` (lowercase wire format) is `zone` or below it.
+pub fn in_zone(key: &[u8], zone: &[u8]) -> bool {
+    if zone.len() > key.len() {
+        return false;
+    }
+    let start = key.len() - zone.len();
+    let mut at = 0;
+    while at < start {
+        at += 1 + usize::from(key[at]);
+    }
+    at == start && key[start..] == *zone
+}
+
+/// How many labels a lowercase wire-format name has (the root has none).
+pub fn label_count(key: &[u8]) -> usize {
+    let (mut at, mut n) = (0, 0);
+    while let Some(&len) = key.get(at)
+        && len != 0
+    {
+        at += 1 + usize::from(len);
+        n += 1;
+    }
+    n
+}
+
+/// Appends record `bodies` (`count` of them back to back, as [`body`] writes them) under the
+/// question's name; `false` if they do not split into `count` records.
+pub fn push_question_bodies(out: &mut Vec<u8>, bodies: &[u8], count: u16) -> bool {
+    let mut rest = bodies;
+    for _ in 0..count {
+        if rest.len() < 10 {
+            return false;
+        }
+        let len = 10 + usize::from(u16::from_be_bytes([rest[8], rest[9]]));
+        let Some((one, tail)) = rest.split_at_checked(len) else {
+            return false;
+        };
+        out.extend_from_slice(&QUESTION_POINTER);
+        out.extend_from_slice(one);
+        rest = tail;
+    }
+    true
+}
+
+/// `loadbalance` on records of one size in place (address records under the question's name):
+/// the same shuffle as [`shuffle_addresses`], without allocating.
+pub fn shuffle_fixed(records: &mut [u8], size: usize, random: &mut u64) {
+    let n = records.len() / size;
+    for i in (1..n).rev() {
+        *random ^= *random << 13;
+        *random ^= *random >> 7;
+        *random ^= *random << 17;
+        let j = (*random % (i as u64 + 1)) as usize;
+        if i != j {
+            let (low, high) = records.split_at_mut(i * size);
+            low[j * size..(j + 1) * size].swap_with_slice(&mut high[..size]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;

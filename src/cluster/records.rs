@@ -41,6 +41,8 @@ pub struct ClusterOptions {
 #[derive(Debug, Clone)]
 pub struct Apex {
     pub zone: LowerName,
+    /// The zone in lowercase wire format.
+    pub zone_wire: Vec<u8>,
     pub soa: Record,
     /// The SOA as a whole record in wire format, for negative answers.
     pub soa_wire: Vec<u8>,
@@ -101,7 +103,27 @@ pub fn insecure_pod_address(label: &str) -> Option<IpAddr> {
 /// an address.
 pub fn reverse_address(name: &Name) -> Option<IpAddr> {
     let labels: Vec<&[u8]> = name.iter().collect();
-    match labels.as_slice() {
+    reverse_labels(&labels)
+}
+
+/// [`reverse_address`] for a name in wire format, without allocating.
+pub fn reverse_address_wire(key: &[u8]) -> Option<IpAddr> {
+    const MOST: usize = 34;
+    let mut labels: [&[u8]; MOST] = [&[]; MOST];
+    let (mut n, mut rest) = (0, key);
+    while let Some((&len, tail)) = rest.split_first()
+        && len != 0
+    {
+        let (label, after) = tail.split_at_checked(usize::from(len))?;
+        *labels.get_mut(n)? = label;
+        n += 1;
+        rest = after;
+    }
+    reverse_labels(&labels[..n])
+}
+
+fn reverse_labels(labels: &[&[u8]]) -> Option<IpAddr> {
+    match labels {
         [d, c, b, a, in_addr, arpa]
             if in_addr.eq_ignore_ascii_case(b"in-addr") && arpa.eq_ignore_ascii_case(b"arpa") =>
         {
@@ -216,6 +238,7 @@ impl Builder<'_> {
         }
         Apex {
             zone: LowerName::new(zone),
+            zone_wire: crate::table::NameKey::new(zone).as_bytes().to_vec(),
             soa_wire: crate::wire::full(&soa),
             soa,
         }

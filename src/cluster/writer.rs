@@ -49,6 +49,14 @@ impl Meta {
             .filter(|a| a.zone.zone_of(name))
             .max_by_key(|a| a.zone.num_labels())
     }
+
+    /// [`Self::apex_for`] for a name in lowercase wire format.
+    pub fn apex_for_wire(&self, key: &[u8]) -> Option<&Apex> {
+        self.apexes
+            .iter()
+            .filter(|a| crate::wire::in_zone(key, &a.zone_wire))
+            .max_by_key(|a| a.zone_wire.len())
+    }
 }
 
 impl ClusterView {

@@ -152,6 +152,17 @@ impl Fallthrough {
         }
     }
 
+    /// The zones that fall through in lowercase wire format: `None` when nothing does, an
+    /// empty list when everything does.
+    pub fn zones_wire(&self) -> Option<Vec<Vec<u8>>> {
+        self.zones.as_ref().map(|zones| {
+            zones
+                .iter()
+                .map(|z| crate::table::NameKey::from(z).as_bytes().to_vec())
+                .collect()
+        })
+    }
+
     fn parse(args: &[String], d: &Directive, parent: &str) -> Result<Self, ConfigError> {
         let zones = args
             .iter()

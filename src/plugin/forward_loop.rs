@@ -25,6 +25,8 @@ pub struct Loop {
     port: u16,
     qname: Name,
     lower: LowerName,
+    /// `lower` in wire format.
+    key: Vec<u8>,
     state: Arc<State>,
 }
 
@@ -47,12 +49,18 @@ impl Loop {
             zone: zone.clone(),
             port,
             lower: LowerName::new(&qname),
+            key: crate::table::NameKey::new(&qname).as_bytes().to_vec(),
             qname,
             state: Arc::new(State::default()),
         }
     }
 
     /// Counts our own probe passing; the third time, stops the process.
+    /// Whether `key` (lowercase wire format) is the probe's name.
+    pub fn is_probe(&self, key: &[u8]) -> bool {
+        key == self.key
+    }
+
     pub fn serve(&self, req: &Request) -> Outcome {
         if self.state.disabled.load(Ordering::Relaxed) || req.lower != self.lower {
             return Outcome::Next;

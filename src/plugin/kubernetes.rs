@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
 
-use super::{Outcome, Reply, Request, matching_zone};
-use crate::cluster::records::{ClusterOptions, insecure_pod_address, reverse_address};
+use super::{Fast, FastReply, Outcome, Reply, Request, matching_zone};
+use crate::cluster::records::{
+    ClusterOptions, insecure_pod_address, reverse_address, reverse_address_wire,
+};
 use crate::cluster::writer::{ClusterView, ClusterWriter, Meta};
 use crate::config::{Fallthrough, KubernetesConfig, PodMode};
 use crate::table::{EndpointName, NameKey, WireNode, record};
@@ -20,9 +22,13 @@ const MAX_CNAME_CHAIN: usize = 8;
 #[derive(Debug)]
 pub struct Kubernetes {
     zones: Vec<LowerName>,
+    /// `zones` in lowercase wire format, for the fast path.
+    zones_wire: Vec<Vec<u8>>,
     ttl: u32,
     pods: PodMode,
     fallthrough: Fallthrough,
+    /// See [`Fallthrough::zones_wire`].
+    fallthrough_wire: Option<Vec<Vec<u8>>>,
     view: Arc<ClusterView>,
     /// False until the source's first full list (or its startup timeout): SERVFAIL until then.
     ready: Arc<AtomicBool>,
@@ -44,9 +50,15 @@ impl Kubernetes {
         let writer = ClusterWriter::new(opts, namespaces_listed);
         let plugin = Self {
             zones: config.zones.clone(),
+            zones_wire: config
+                .zones
+                .iter()
+                .map(|z| NameKey::from(z).as_bytes().to_vec())
+                .collect(),
             ttl: config.ttl,
             pods: config.pods,
             fallthrough: config.fallthrough.clone(),
+            fallthrough_wire: config.fallthrough.zones_wire(),
             view: writer.view(),
             ready: Arc::new(AtomicBool::new(false)),
         };
@@ -104,6 +116,92 @@ impl Kubernetes {
             Some(reply) => Outcome::Reply(reply),
             None if self.fallthrough.through(&req.lower) => Outcome::Next,
             None => Outcome::Reply(negative(&meta, &req.lower, ResponseCode::NXDomain)),
+        }
+    }
+
+    /// [`Self::serve`] for the common cases, without allocating: a set at a name, NODATA,
+    /// NXDOMAIN, and PTRs; records written after the question in `out`. Endpoint names,
+    /// CNAMEs to follow, ANY, pod names and a source not yet synced go the full way.
+    pub fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
+        let key = query.key();
+        let Some(zone) = self
+            .zones_wire
+            .iter()
+            .filter(|z| crate::wire::in_zone(key, z))
+            .max_by_key(|z| z.len())
+        else {
+            return Fast::Next;
+        };
+        if !self.ready.load(Ordering::Relaxed) || query.qtype == u16::from(RecordType::ANY) {
+            return Fast::Slow;
+        }
+        let names = self.view.names();
+        let meta = self.view.meta();
+        let answered = |counts: [u16; 3]| {
+            Fast::Answered(FastReply {
+                rcode: ResponseCode::NoError,
+                authoritative: true,
+                recursion_available: true,
+                counts,
+            })
+        };
+        if let Some(node) = names.get(key) {
+            let qtype = RecordType::from(query.qtype);
+            if let Some(set) = node.get(qtype) {
+                if !crate::wire::push_question_bodies(out, set.bodies, set.count) {
+                    return Fast::Slow;
+                }
+                out.extend_from_slice(set.additional);
+                return answered([set.count, 0, set.additional_count]);
+            }
+            if node.get(RecordType::CNAME).is_some() {
+                return Fast::Slow;
+            }
+            return negative_fast(&meta, key, ResponseCode::NoError, out);
+        }
+        // An endpoint's name, kept in its service's node.
+        if let Some((&len, rest)) = key.split_first()
+            && let Some((label, parent)) = rest.split_at_checked(usize::from(len))
+            && names
+                .get(parent)
+                .is_some_and(|p| p.endpoint(label).is_some())
+        {
+            return Fast::Slow;
+        }
+        if let Some(ip) = reverse_address_wire(key)
+            && let Some(set) = self.view.ptrs().get(&ip)
+        {
+            if query.qtype != u16::from(RecordType::PTR) {
+                return negative_fast(&meta, key, ResponseCode::NoError, out);
+            }
+            let only = set.entries().find(|e| e.cluster_ip);
+            let mut count = 0;
+            for entry in only
+                .into_iter()
+                .chain(set.entries().filter(|_| only.is_none()))
+            {
+                out.extend_from_slice(&[0xC0, 0x0C]);
+                out.extend_from_slice(&u16::from(RecordType::PTR).to_be_bytes());
+                out.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+                out.extend_from_slice(&self.ttl.to_be_bytes());
+                out.extend_from_slice(&(entry.target.len() as u16).to_be_bytes());
+                out.extend_from_slice(entry.target);
+                count += 1;
+            }
+            return answered([count, 0, 0]);
+        }
+        if self.pods == PodMode::Insecure
+            && crate::wire::label_count(key) == crate::wire::label_count(zone) + 3
+        {
+            return Fast::Slow;
+        }
+        match &self.fallthrough_wire {
+            Some(zones)
+                if zones.is_empty() || zones.iter().any(|z| crate::wire::in_zone(key, z)) =>
+            {
+                Fast::Next
+            }
+            _ => negative_fast(&meta, key, ResponseCode::NXDomain, out),
         }
     }
 
@@ -367,6 +465,21 @@ fn endpoint_additional(endpoint: &EndpointName<'_>, ttl: u32) -> (Vec<u8>, u16) 
         count += 1;
     }
     (out, count)
+}
+
+/// [`negative`] written after the question in `out`.
+fn negative_fast(meta: &Meta, key: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) -> Fast {
+    let mut authority = 0;
+    if let Some(apex) = meta.apex_for_wire(key) {
+        out.extend_from_slice(&apex.soa_wire);
+        authority = 1;
+    }
+    Fast::Answered(FastReply {
+        rcode,
+        authoritative: true,
+        recursion_available: false,
+        counts: [0, authority, 0],
+    })
 }
 
 /// NXDOMAIN or NODATA, with the zone's SOA in the authority section.
