@@ -10,10 +10,11 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 const USAGE: &str = "\
-Usage: clusterdns [-conf FILE] [-dns.port PORT] [-version] [-plugins]
+Usage: clusterdns [-conf FILE] [-dns.port PORT] [-workers N] [-version] [-plugins]
 
   -conf FILE       Corefile to load (default \"Corefile\")
   -dns.port PORT   port of server blocks that name none (default 53)
+  -workers N       UDP sockets (SO_REUSEPORT) and threads per port (default: the CPU count)
   -version         show the version and quit
   -plugins         list the directives this build supports and quit
 ";
@@ -25,6 +26,7 @@ const DEFAULT_LOG: &str = "info,kube_client=off";
 struct Flags {
     conf: PathBuf,
     port: u16,
+    workers: usize,
 }
 
 /// Go-style flags as CoreDNS takes them: `-name value`, `--name value`, `-name=value`.
@@ -32,6 +34,7 @@ fn parse_flags() -> anyhow::Result<Option<Flags>> {
     let mut flags = Flags {
         conf: PathBuf::from("Corefile"),
         port: 53,
+        workers: std::thread::available_parallelism().map_or(1, usize::from),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -56,6 +59,14 @@ fn parse_flags() -> anyhow::Result<Option<Flags>> {
                 flags.port = v
                     .parse()
                     .with_context(|| format!("-dns.port: bad port {v:?}"))?;
+            }
+            "workers" => {
+                let v = value()?;
+                flags.workers = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| (1..=1024).contains(&n))
+                    .with_context(|| format!("-workers: not a count from 1 to 1024: {v:?}"))?;
             }
             "version" => {
                 println!(
@@ -108,7 +119,7 @@ fn run() -> anyhow::Result<()> {
     // Everything is read and checked before a socket is bound.
     let corefile = std::fs::read(&flags.conf).unwrap_or_default();
     let config = Config::load(&flags.conf, flags.port)?;
-    let bound = Bound::new(&config)?;
+    let bound = Bound::new(&config, flags.workers)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -130,7 +141,7 @@ fn run() -> anyhow::Result<()> {
                     seen = fingerprint(&text);
                     match Config::load(&flags.conf, flags.port)
                         .map_err(anyhow::Error::from)
-                        .and_then(|c| Bound::new(&c))
+                        .and_then(|c| Bound::new(&c, flags.workers))
                         .and_then(Bound::start)
                     {
                         Ok(next) => {
@@ -165,9 +176,8 @@ struct Bound {
 }
 
 impl Bound {
-    fn new(config: &Config) -> anyhow::Result<Self> {
+    fn new(config: &Config, workers: usize) -> anyhow::Result<Self> {
         let mut assembly = clusterdns::assemble(config)?;
-        let workers = std::thread::available_parallelism().map_or(1, usize::from);
         let listeners = clusterdns::server::bind(std::mem::take(&mut assembly.blocks), workers)?;
         let http = clusterdns::server::bind_http(std::mem::take(&mut assembly.http))?;
         let reload = config.servers.iter().find_map(|s| s.reload);

@@ -9,6 +9,7 @@ pub mod udp;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::answer::{Block, Handler};
 
@@ -58,6 +59,16 @@ pub fn bind(blocks: Vec<(u16, Block)>, workers: usize) -> Result<Vec<Listener>, 
         });
     }
     Ok(listeners)
+}
+
+/// `workers` UDP sockets sharing `port` (0: a free one) through `SO_REUSEPORT`, for loops
+/// that are not DNS (the null responder the benchmarks measure against).
+pub fn udp_sockets(port: u16, workers: usize) -> std::io::Result<Vec<std::net::UdpSocket>> {
+    let mut sockets = vec![socket::udp(port, socket::ipv6_available())?];
+    for _ in 1..workers.max(1) {
+        sockets.push(socket::udp_like(&sockets[0])?);
+    }
+    Ok(sockets)
 }
 
 /// A UDP socket and a TCP listener on the same port; for port 0, retries until the port the
@@ -110,17 +121,32 @@ pub async fn run_http(
     Ok(())
 }
 
-/// Runs every listener's loops until the returned future is dropped.
+/// Runs every listener's loops until the returned future is dropped: a thread per UDP socket
+/// (see [`udp`]), which stops within a tenth of a second after that, and tasks for TCP.
 pub async fn run(listeners: Vec<Listener>, tcp: TcpOptions) -> std::io::Result<()> {
+    /// Tells the UDP workers to stop when the future running them is dropped.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let runtime = tokio::runtime::Handle::current();
     let mut tasks = tokio::task::JoinSet::new();
     for l in listeners {
         for s in l.udp {
-            let socket = tokio::net::UdpSocket::from_std(s)?;
-            tasks.spawn(udp::serve(socket, Arc::clone(&l.handler)));
+            udp::spawn(
+                s,
+                Arc::clone(&l.handler),
+                runtime.clone(),
+                Arc::clone(&stop.0),
+            )?;
         }
         let listener = tokio::net::TcpListener::from_std(l.tcp)?;
         tasks.spawn(tcp::serve(listener, Arc::clone(&l.handler), tcp));
     }
     while tasks.join_next().await.is_some() {}
+    drop(stop);
     Ok(())
 }

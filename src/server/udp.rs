@@ -1,47 +1,271 @@
-//! The UDP loop: receive into a buffer set up once, answer inline, send. Queries that go
-//! upstream are answered from a task of their own.
+//! The UDP loop: one thread per `SO_REUSEPORT` socket, blocking in `recvmmsg` for a batch of
+//! queries, answering each inline into a buffer kept from the last batch, and sending the
+//! batch's answers with one `sendmmsg`. Every buffer is allocated when the worker starts;
+//! per packet there is no allocation, lock or log. Queries that go upstream are answered from
+//! a task of their own on the async runtime, which sends its one answer itself.
+//!
+//! This file holds the crate's only `unsafe` code: the `recvmmsg`/`sendmmsg` calls and the
+//! message headers that point into the worker's buffers.
+#![allow(unsafe_code)]
 
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tracing::debug;
 
 use crate::answer::{Handled, Handler, Transport};
 
-/// The largest datagram we read; longer ones are cut and fail to parse (FORMERR).
-const RECV_BUFFER: usize = 65535;
+/// How many datagrams one `recvmmsg` takes, and one `sendmmsg` sends, at most.
+pub const BATCH: usize = 32;
+/// The largest datagram: a UDP payload is never longer, so nothing is cut.
+const SLOT: usize = 65535;
+/// How often a worker waiting for queries looks whether it should stop.
+const STOP_POLL: Duration = Duration::from_millis(100);
 
-/// Serves queries on `socket` until the task is dropped.
-pub async fn serve(socket: UdpSocket, handler: Arc<Handler>) {
-    let socket = Arc::new(socket);
-    let mut query = vec![0u8; RECV_BUFFER];
-    let mut response = Vec::with_capacity(RECV_BUFFER);
-    loop {
-        let (len, src) = match socket.recv_from(&mut query).await {
-            Ok(r) => r,
-            Err(error) => {
-                // ICMP errors from earlier sends surface here; they are not ours to act on.
-                debug!(%error, "udp receive");
+/// What a worker does with each query: [`Handler`] for DNS, or anything else on the same loop
+/// (the null responder the benchmarks compare against).
+pub trait Respond: Send + Sync + 'static {
+    /// Answers `query` from `src` into `out` (cleared first), as [`Handler::handle`] does.
+    fn respond(&self, query: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> Handled;
+    /// Answers a query handed back as [`Handled::Forward`]; `None` sends nothing.
+    fn forward(
+        self: Arc<Self>,
+        pending: Box<crate::answer::Pending>,
+    ) -> impl Future<Output = Option<Vec<u8>>> + Send;
+}
+
+impl Respond for Handler {
+    fn respond(&self, query: &[u8], src: SocketAddr, out: &mut Vec<u8>) -> Handled {
+        self.handle_guarded(query, src, Transport::Udp, out)
+    }
+
+    async fn forward(self: Arc<Self>, pending: Box<crate::answer::Pending>) -> Option<Vec<u8>> {
+        Handler::forward(&self, pending).await
+    }
+}
+
+/// Starts a worker thread serving `socket` until `stop` is set. The socket is made blocking
+/// with a receive timeout, so the worker notices `stop` within [`STOP_POLL`].
+pub fn spawn<R: Respond>(
+    socket: std::net::UdpSocket,
+    responder: Arc<R>,
+    runtime: tokio::runtime::Handle,
+    stop: Arc<AtomicBool>,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    socket.set_nonblocking(false)?;
+    socket.set_read_timeout(Some(STOP_POLL))?;
+    let port = socket.local_addr()?.port();
+    std::thread::Builder::new()
+        .name(format!("udp-{port}"))
+        .spawn(move || {
+            // Plugins may start background work (a prefetch) while answering.
+            let _entered = runtime.enter();
+            Worker::new(Arc::new(socket)).run(&*responder, &responder, &runtime, &stop)
+        })
+}
+
+/// One worker's buffers: `BATCH` receive slots with their source addresses, and `BATCH`
+/// responses. The message headers point into them; they never move or grow after `new`,
+/// except the responses, whose pointers are set again before each send.
+struct Worker {
+    socket: Arc<std::net::UdpSocket>,
+    slots: Box<[u8]>,
+    addrs: Box<[libc::sockaddr_storage; BATCH]>,
+    recv_iov: Box<[libc::iovec; BATCH]>,
+    recv: Box<[libc::mmsghdr; BATCH]>,
+    responses: Vec<Vec<u8>>,
+    /// For each response to send: which received message (its address) it answers.
+    reply_to: [usize; BATCH],
+    send_iov: Box<[libc::iovec; BATCH]>,
+    send: Box<[libc::mmsghdr; BATCH]>,
+}
+
+impl Worker {
+    fn new(socket: Arc<std::net::UdpSocket>) -> Self {
+        // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs for which all-zero
+        // bytes are a valid value (null pointers, zero lengths).
+        let (addrs, recv_iov, recv, send_iov, send) = unsafe {
+            (
+                Box::new(zeroed::<[libc::sockaddr_storage; BATCH]>()),
+                Box::new(zeroed::<[libc::iovec; BATCH]>()),
+                Box::new(zeroed::<[libc::mmsghdr; BATCH]>()),
+                Box::new(zeroed::<[libc::iovec; BATCH]>()),
+                Box::new(zeroed::<[libc::mmsghdr; BATCH]>()),
+            )
+        };
+        let mut worker = Self {
+            socket,
+            slots: vec![0u8; BATCH * SLOT].into_boxed_slice(),
+            addrs,
+            recv_iov,
+            recv,
+            responses: (0..BATCH).map(|_| Vec::with_capacity(512)).collect(),
+            reply_to: [0; BATCH],
+            send_iov,
+            send,
+        };
+        for i in 0..BATCH {
+            worker.recv_iov[i] = libc::iovec {
+                iov_base: worker.slots[i * SLOT..].as_mut_ptr().cast(),
+                iov_len: SLOT,
+            };
+            let hdr = &mut worker.recv[i].msg_hdr;
+            hdr.msg_name = std::ptr::from_mut(&mut worker.addrs[i]).cast();
+            hdr.msg_iov = std::ptr::from_mut(&mut worker.recv_iov[i]);
+            hdr.msg_iovlen = 1;
+        }
+        worker
+    }
+
+    fn run<R: Respond>(
+        mut self,
+        responder: &R,
+        shared: &Arc<R>,
+        runtime: &tokio::runtime::Handle,
+        stop: &AtomicBool,
+    ) {
+        let fd = self.socket.as_raw_fd();
+        while !stop.load(Ordering::Relaxed) {
+            for hdr in self.recv.iter_mut() {
+                hdr.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                hdr.msg_hdr.msg_flags = 0;
+                hdr.msg_len = 0;
+            }
+            // SAFETY: `recv` holds BATCH headers, each pointing at its own iovec (a SLOT-long
+            // region of `slots`) and its own sockaddr_storage with msg_namelen its size; all
+            // are owned by `self` and outlive the call. A null timeout is allowed.
+            let received = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    self.recv.as_mut_ptr(),
+                    BATCH as libc::c_uint,
+                    libc::MSG_WAITFORONE,
+                    std::ptr::null_mut(),
+                )
+            };
+            if received < 0 {
+                let error = io::Error::last_os_error();
+                if !matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) {
+                    // ICMP errors from earlier sends surface here; they are not ours to act on.
+                    debug!(%error, "udp receive");
+                }
                 continue;
             }
-        };
-        match handler.handle_guarded(&query[..len], src, Transport::Udp, &mut response) {
-            Handled::Drop => {}
-            Handled::Send => {
-                if let Err(error) = socket.send_to(&response, src).await {
-                    debug!(%error, %src, "udp send");
+            let mut replies = 0;
+            for i in 0..received as usize {
+                let len = self.recv[i].msg_len as usize;
+                let Some(src) = socket_addr(&self.addrs[i], self.recv[i].msg_hdr.msg_namelen)
+                else {
+                    continue;
+                };
+                let query = &self.slots[i * SLOT..i * SLOT + len.min(SLOT)];
+                match responder.respond(query, src, &mut self.responses[replies]) {
+                    Handled::Drop => {}
+                    Handled::Send => {
+                        self.reply_to[replies] = i;
+                        replies += 1;
+                    }
+                    Handled::Forward(pending) => {
+                        let (shared, socket) = (Arc::clone(shared), Arc::clone(&self.socket));
+                        runtime.spawn(async move {
+                            if let Some(response) = shared.forward(pending).await {
+                                send_one(&socket, &response, src);
+                            }
+                        });
+                    }
                 }
             }
-            Handled::Forward(pending) => {
-                let (handler, socket) = (Arc::clone(&handler), Arc::clone(&socket));
-                tokio::spawn(async move {
-                    if let Some(response) = handler.forward(pending).await
-                        && let Err(error) = socket.send_to(&response, src).await
-                    {
-                        debug!(%error, %src, "udp send");
-                    }
-                });
+            self.send_batch(fd, replies);
+        }
+    }
+
+    /// Sends the first `count` responses to the addresses they answer.
+    fn send_batch(&mut self, fd: libc::c_int, count: usize) {
+        for k in 0..count {
+            let i = self.reply_to[k];
+            self.send_iov[k] = libc::iovec {
+                iov_base: self.responses[k].as_mut_ptr().cast(),
+                iov_len: self.responses[k].len(),
+            };
+            let hdr = &mut self.send[k].msg_hdr;
+            hdr.msg_name = self.recv[i].msg_hdr.msg_name;
+            hdr.msg_namelen = self.recv[i].msg_hdr.msg_namelen;
+            hdr.msg_iov = std::ptr::from_mut(&mut self.send_iov[k]);
+            hdr.msg_iovlen = 1;
+        }
+        let mut sent = 0;
+        while sent < count {
+            // SAFETY: headers `sent..count` were set above to point at live iovecs over the
+            // responses (not touched until this returns) and at the senders' addresses with
+            // the lengths the kernel gave for them.
+            let n = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    self.send[sent..].as_mut_ptr(),
+                    (count - sent) as libc::c_uint,
+                    0,
+                )
+            };
+            if n <= 0 {
+                let error = io::Error::last_os_error();
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // This datagram cannot go (its sender's address is unreachable, the buffer is
+                // full past the timeout): skip it, send the rest.
+                debug!(%error, "udp send");
+                sent += 1;
+            } else {
+                sent += n as usize;
             }
         }
+    }
+}
+
+/// Sends one datagram without blocking the task that sends it (a full send buffer drops it,
+/// as a congested network would).
+fn send_one(socket: &std::net::UdpSocket, response: &[u8], dst: SocketAddr) {
+    let sock = socket2::SockRef::from(socket);
+    if let Err(error) = sock.send_to_with_flags(response, &dst.into(), libc::MSG_DONTWAIT) {
+        debug!(%error, %dst, "udp send");
+    }
+}
+
+/// The address the kernel wrote into `storage` (`len` bytes of it).
+fn socket_addr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which is smaller than
+            // and aligned no stricter than sockaddr_storage.
+            let a = unsafe { &*std::ptr::from_ref(storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe { &*std::ptr::from_ref(storage).cast::<libc::sockaddr_in6>() };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
     }
 }
