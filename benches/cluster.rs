@@ -21,9 +21,10 @@ use clusterdns::source::convert::Object;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hickory_proto::rr::Name;
 
-/// Counts live heap bytes (the `cap` crate's allocator wraps the system one).
+/// Counts live heap bytes (the `cap` crate's allocator wraps jemalloc, as the binary uses).
 #[global_allocator]
-static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+static ALLOCATOR: cap::Cap<tikv_jemallocator::Jemalloc> =
+    cap::Cap::new(tikv_jemallocator::Jemalloc, usize::MAX);
 
 const ENDPOINTS: usize = 10;
 const NAMESPACES: usize = 20;

@@ -19,6 +19,12 @@ Usage: clusterdns [-conf FILE] [-dns.port PORT] [-workers N] [-version] [-plugin
   -plugins         list the directives this build supports and quit
 ";
 
+/// jemalloc rather than glibc's malloc: a cluster change applies in two thirds of the time,
+/// a large sync takes less CPU and peaks lower (measured in ARCHITECTURE.md). The answer path
+/// does not allocate.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Logs unless `RUST_LOG` says otherwise. kube-client logs every failed request; the API
 /// source logs each change between working and failing instead.
 const DEFAULT_LOG: &str = "info,kube_client=off";

@@ -168,6 +168,9 @@ pub struct ClusterWriter {
     /// Whether `in-addr.arpa.` and `ip6.arpa.` are served whole (the common case: no need to
     /// check an address against the reverse zones).
     whole_reverse: [bool; 2],
+    /// What the apexes were last built from: the SOA serial (a second's resolution) and the
+    /// kube-dns service's addresses. The same again (and the same namespaces) is no change.
+    apex_inputs: Option<(u32, Vec<IpAddr>)>,
     /// `pods verified`: the names each pod owns, and how many pods own each name.
     pod_names: HashMap<Key, Vec<NameKey>>,
     pod_refs: HashMap<NameKey, usize>,
@@ -212,6 +215,7 @@ impl ClusterWriter {
             service_names: HashMap::new(),
             service_ptrs: HashMap::new(),
             whole_reverse,
+            apex_inputs: None,
             pod_names: HashMap::new(),
             pod_refs: HashMap::new(),
             ip_pods: HashMap::new(),
@@ -601,6 +605,22 @@ impl ClusterWriter {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as u32)
             .unwrap_or(1);
+        let kube_dns = match self
+            .objects
+            .services
+            .get(&("kube-system".to_string(), "kube-dns".to_string()))
+        {
+            Some(crate::cluster::Service {
+                kind: crate::cluster::ServiceKind::ClusterIp(ips),
+                ..
+            }) => ips.clone(),
+            _ => Vec::new(),
+        };
+        let inputs = Some((serial, kube_dns));
+        if inputs == self.apex_inputs && self.view.meta().namespaces == self.namespaces {
+            return;
+        }
+        self.apex_inputs = inputs;
         let mut b = Builder {
             opts: &self.opts,
             records: Records::default(),
