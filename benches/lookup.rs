@@ -151,7 +151,7 @@ fn build(services: usize) -> ClusterWriter {
         "table: {services} services, {} endpoints: {} names (+{} PTR names), built in {:.1} s",
         services * ENDPOINTS,
         view.names().len(),
-        view.ptrs().len(),
+        view.ptrs().addresses().len(),
         start.elapsed().as_secs_f64(),
     );
     writer

@@ -190,34 +190,69 @@ mod tests {
     }
 
     #[test]
-    fn ptr_sets_sort_their_entries_and_a_cluster_ip_wins() {
+    fn ptr_rows_sort_a_cluster_ip_wins_and_labels_are_derived() {
         let name = |s: &str| NameKey::new(&n(s));
         let (web, db) = (
             name("web.prod.svc.cluster.local."),
             name("db.prod.svc.cluster.local."),
         );
-        let (web_0, db_0) = (
-            name("web-0.web.prod.svc.cluster.local."),
-            name("db-0.db.prod.svc.cluster.local."),
-        );
-        fn entry<'a>(service: &'a NameKey, target: &'a NameKey, cluster_ip: bool) -> PtrEntry<'a> {
-            PtrEntry {
-                service: service.as_bytes(),
-                target: target.as_bytes(),
-                cluster_ip,
-            }
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let row = |service, cluster_ip, label| PtrRow {
+            ip,
+            service,
+            cluster_ip,
+            label,
+        };
+        let index = PtrIndex::default();
+        let targets = |index: &PtrIndex| -> Vec<String> {
+            let view = index.pin();
+            view.get(ip)
+                .map(|t| t.map(|t| name_of(&t.to_vec())).collect())
+                .unwrap_or_default()
+        };
+        fn name_of(wire: &[u8]) -> String {
+            let key = NameKey::from_lowercase_wire(wire.to_vec());
+            key.to_string()
         }
-        let endpoints = PtrSet::new(vec![
-            entry(&web, &web_0, false),
-            entry(&db, &db_0, false),
-            entry(&web, &web_0, false),
-        ]);
-        assert_eq!(endpoints.served(), vec![db_0.as_bytes(), web_0.as_bytes()]);
-        assert_eq!(endpoints.entries().count(), 2);
-        let with_service = PtrSet::new(vec![entry(&db, &db_0, false), entry(&web, &web, true)]);
-        assert_eq!(with_service.served(), vec![web.as_bytes()]);
-        // A target outside its service is refused.
-        assert!(PtrSet::new(vec![entry(&web, &db_0, false)]).is_empty());
+        // Web (number 2) then db (number 1): served in name order, the dashed label derived.
+        index.replace_service(2, &web, &[], &[row(2, false, None)]);
+        index.replace_service(1, &db, &[], &[row(1, false, Some(&b"db-0"[..]))]);
+        assert_eq!(
+            targets(&index),
+            [
+                "db-0.db.prod.svc.cluster.local.",
+                "10-0-0-7.web.prod.svc.cluster.local."
+            ]
+        );
+        // A cluster IP wins over endpoint names.
+        index.replace_service(2, &web, &[ip], &[row(2, true, None)]);
+        assert_eq!(targets(&index), ["web.prod.svc.cluster.local."]);
+        // Taking everything back leaves nothing.
+        index.replace_service(2, &web, &[ip], &[]);
+        index.replace_service(1, &db, &[ip], &[]);
+        assert!(targets(&index).is_empty());
+        assert!(index.is_empty());
+        assert!(index.pin().services.is_empty());
+    }
+
+    #[test]
+    fn dashed_labels_of_every_width() {
+        for (ip, label) in [
+            ("1.2.3.4", "1-2-3-4"),
+            ("10.96.0.10", "10-96-0-10"),
+            ("255.100.9.0", "255-100-9-0"),
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let row = PtrRow {
+                ip,
+                service: 0,
+                cluster_ip: false,
+                label: None,
+            };
+            let target = PtrTarget::new(row, &[0]);
+            assert_eq!(target.label(), Some(label.as_bytes()));
+            assert_eq!(target.len(), label.len() + 2);
+        }
     }
 
     #[test]
@@ -508,66 +543,307 @@ impl<'a> EndpointName<'a> {
     }
 }
 
-/// The PTR targets services give one address, in one allocation: entries of a flag byte (1:
-/// the address is that service's cluster IP), the offset of the service's name inside the
-/// target, the target's length, and the target in wire format. Kept sorted, so the answer does
-/// not depend on the order changes came in.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PtrSet(Box<[u8]>);
-
-/// One PTR target, and the service that gave it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PtrEntry<'a> {
-    /// The service's name in wire format (a suffix of `target`): entries sort by it first.
-    pub service: &'a [u8],
-    pub target: &'a [u8],
-    pub cluster_ip: bool,
+/// PTR targets by address, for millions of endpoint addresses in little memory: the rows of
+/// about 1/16384th of the addresses (by hash) packed in one allocation per shard, and each
+/// service's name kept once, by number. A row is a flag byte (bit 0: IPv6, bit 1: the
+/// address is the service's cluster IP, bit 2: a label follows), the address, the service's
+/// number, then the label (its length and bytes) unless the target's first label is the
+/// address dashed (`10-0-0-1`, the usual endpoint) or the target is the service itself.
+/// About 9 bytes for an IPv4 endpoint where a map entry with its target took 90.
+///
+/// Rows sort by address, then service name and label, so the answer does not depend on the
+/// order changes came in. A shard is replaced whole; readers see it before or after.
+#[derive(Debug, Default)]
+pub struct PtrIndex {
+    shards: papaya::HashMap<u16, Box<[u8]>>,
+    /// The name (lowercase, wire format) of each service that gives a target, by number.
+    services: papaya::HashMap<u32, NameKey>,
 }
 
-impl PtrSet {
-    /// A set of these entries, sorted, without duplicates. Entries whose target is not a
-    /// wire-format name of at most 255 bytes ending in `service` are left out.
-    pub fn new(mut entries: Vec<PtrEntry<'_>>) -> Self {
-        entries.retain(|e| e.target.len() <= 255 && e.target.ends_with(e.service));
-        entries.sort();
-        entries.dedup();
-        let mut out = Vec::with_capacity(entries.iter().map(|e| 3 + e.target.len()).sum());
-        for e in entries {
-            out.push(u8::from(e.cluster_ip));
-            out.push((e.target.len() - e.service.len()) as u8);
-            out.push(e.target.len() as u8);
-            out.extend_from_slice(e.target);
+const PTR_SHARD_BITS: u32 = 14;
+const ROW_V6: u8 = 1;
+const ROW_CLUSTER_IP: u8 = 2;
+const ROW_LABEL: u8 = 4;
+
+fn ptr_shard(ip: IpAddr) -> u16 {
+    let x = match ip {
+        IpAddr::V4(v4) => u64::from(u32::from(v4)),
+        IpAddr::V6(v6) => {
+            let b = u128::from(v6);
+            (b ^ (b >> 64)) as u64
         }
-        Self(out.into_boxed_slice())
+    };
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - PTR_SHARD_BITS)) as u16
+}
+
+/// One PTR target as kept: which address, which service, and how the target is spelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PtrRow<'a> {
+    pub ip: IpAddr,
+    pub service: u32,
+    pub cluster_ip: bool,
+    /// The target's first label when it is not the address dashed; `None` for a cluster IP.
+    pub label: Option<&'a [u8]>,
+}
+
+impl PtrRow<'_> {
+    fn parse(bytes: &[u8]) -> Option<(PtrRow<'_>, &[u8])> {
+        let (&flags, rest) = bytes.split_first()?;
+        let (ip, rest) = if flags & ROW_V6 != 0 {
+            let (a, rest) = rest.split_first_chunk::<16>()?;
+            (IpAddr::from(*a), rest)
+        } else {
+            let (a, rest) = rest.split_first_chunk::<4>()?;
+            (IpAddr::from(*a), rest)
+        };
+        let (service, mut rest) = rest.split_first_chunk::<4>()?;
+        let mut label = None;
+        if flags & ROW_LABEL != 0 {
+            let (&len, tail) = rest.split_first()?;
+            let (l, tail) = tail.split_at_checked(usize::from(len))?;
+            label = Some(l);
+            rest = tail;
+        }
+        let row = PtrRow {
+            ip,
+            service: u32::from_be_bytes(*service),
+            cluster_ip: flags & ROW_CLUSTER_IP != 0,
+            label,
+        };
+        Some((row, rest))
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        let mut flags = 0;
+        if self.ip.is_ipv6() {
+            flags |= ROW_V6;
+        }
+        if self.cluster_ip {
+            flags |= ROW_CLUSTER_IP;
+        }
+        if self.label.is_some() {
+            flags |= ROW_LABEL;
+        }
+        out.push(flags);
+        match self.ip {
+            IpAddr::V4(v4) => out.extend_from_slice(&v4.octets()),
+            IpAddr::V6(v6) => out.extend_from_slice(&v6.octets()),
+        }
+        out.extend_from_slice(&self.service.to_be_bytes());
+        if let Some(label) = self.label {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label);
+        }
+    }
+}
+
+fn rows(shard: &[u8]) -> impl Iterator<Item = PtrRow<'_>> {
+    let mut rest = shard;
+    std::iter::from_fn(move || {
+        let (row, after) = PtrRow::parse(rest)?;
+        rest = after;
+        Some(row)
+    })
+}
+
+/// A PTR target ready to write: a first label (given, or the address dashed) before the
+/// service's name, or the service's name alone.
+#[derive(Debug, Clone, Copy)]
+pub struct PtrTarget<'a> {
+    label: Option<TargetLabel<'a>>,
+    service: &'a [u8],
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TargetLabel<'a> {
+    Given(&'a [u8]),
+    Dashed([u8; 15], u8),
+}
+
+impl<'a> PtrTarget<'a> {
+    fn new(row: PtrRow<'a>, service: &'a [u8]) -> Self {
+        let label = match (row.cluster_ip, row.label, row.ip) {
+            (true, _, _) => None,
+            (false, Some(l), _) => Some(TargetLabel::Given(l)),
+            (false, None, IpAddr::V4(v4)) => {
+                let mut buf = [0u8; 15];
+                let mut len = 0;
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        buf[len] = b'-';
+                        len += 1;
+                    }
+                    let digits = [octet / 100, octet / 10 % 10, octet % 10];
+                    let skip = if octet >= 100 {
+                        0
+                    } else if octet >= 10 {
+                        1
+                    } else {
+                        2
+                    };
+                    for d in &digits[skip..] {
+                        buf[len] = b'0' + d;
+                        len += 1;
+                    }
+                }
+                Some(TargetLabel::Dashed(buf, len as u8))
+            }
+            // IPv6 rows always carry their label.
+            (false, None, IpAddr::V6(_)) => Some(TargetLabel::Given(b"")),
+        };
+        Self { label, service }
+    }
+
+    fn label(&self) -> Option<&[u8]> {
+        match &self.label {
+            None => None,
+            Some(TargetLabel::Given(l)) => Some(l),
+            Some(TargetLabel::Dashed(buf, len)) => Some(&buf[..usize::from(*len)]),
+        }
+    }
+
+    /// The target's length in wire format.
+    pub fn len(&self) -> usize {
+        self.label().map_or(0, |l| 1 + l.len()) + self.service.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 
-    /// Every entry, in order.
-    pub fn entries(&self) -> impl Iterator<Item = PtrEntry<'_>> {
-        let mut rest = &self.0[..];
-        std::iter::from_fn(move || {
-            let [flag, offset, len, tail @ ..] = rest else {
-                return None;
-            };
-            let (target, after) = tail.split_at_checked(usize::from(*len))?;
-            rest = after;
-            Some(PtrEntry {
-                service: target.get(usize::from(*offset)..)?,
-                target,
-                cluster_ip: *flag == 1,
-            })
-        })
+    /// Appends the target in wire format.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        if let Some(label) = self.label() {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label);
+        }
+        out.extend_from_slice(self.service);
     }
 
-    /// The targets served: the service whose cluster IP the address is, else every endpoint
-    /// name with that address.
-    pub fn served(&self) -> Vec<&[u8]> {
-        match self.entries().find(|e| e.cluster_ip) {
-            Some(e) => vec![e.target],
-            None => self.entries().map(|e| e.target).collect(),
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        self.write(&mut out);
+        out
+    }
+}
+
+/// The index pinned for the length of one query.
+pub struct PtrView<'a> {
+    shards: papaya::HashMapRef<'a, u16, Box<[u8]>, std::hash::RandomState, papaya::LocalGuard<'a>>,
+    services: papaya::HashMapRef<'a, u32, NameKey, std::hash::RandomState, papaya::LocalGuard<'a>>,
+}
+
+impl PtrView<'_> {
+    /// The targets served for `ip`: the service whose cluster IP it is, else every endpoint
+    /// name with that address; `None` when no service gives it one.
+    pub fn get(&self, ip: IpAddr) -> Option<impl Iterator<Item = PtrTarget<'_>>> {
+        let shard = self.shards.get(&ptr_shard(ip))?;
+        let mine = move || rows(shard).filter(move |r| r.ip == ip);
+        mine().next()?;
+        let only = mine().find(|r| r.cluster_ip);
+        let chosen = only
+            .into_iter()
+            .chain(mine().filter(move |_| only.is_none()));
+        Some(chosen.filter_map(|row| {
+            let service = self.services.get(&row.service)?;
+            Some(PtrTarget::new(row, service.as_bytes()))
+        }))
+    }
+
+    /// Every address with a target, in no particular order.
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = self
+            .shards
+            .values()
+            .flat_map(|s| rows(s).map(|r| r.ip))
+            .collect();
+        out.dedup();
+        out
+    }
+}
+
+impl PtrIndex {
+    pub fn pin(&self) -> PtrView<'_> {
+        PtrView {
+            shards: self.shards.pin(),
+            services: self.services.pin(),
+        }
+    }
+
+    /// How many rows (address and service pairs) are kept.
+    pub fn len(&self) -> usize {
+        self.shards.pin().values().map(|s| rows(s).count()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shards.is_empty()
+    }
+
+    /// Replaces the targets service number `service` (named `name`) gives: it gave targets
+    /// for `old` addresses, it gives `rows` now (each with `service` as its number).
+    /// Only the shards of those addresses are rewritten.
+    pub fn replace_service(
+        &self,
+        service: u32,
+        name: &NameKey,
+        old: &[IpAddr],
+        new: &[PtrRow<'_>],
+    ) {
+        let services = self.services.pin();
+        if !new.is_empty() && services.get(&service) != Some(name) {
+            services.insert(service, name.clone());
+        }
+        let mut touched: Vec<u16> = old
+            .iter()
+            .copied()
+            .chain(new.iter().map(|r| r.ip))
+            .map(ptr_shard)
+            .collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let shards = self.shards.pin();
+        let name_of = |number: u32| {
+            if number == service {
+                Some(name.as_bytes())
+            } else {
+                services.get(&number).map(NameKey::as_bytes)
+            }
+        };
+        for shard in touched {
+            let current = shards.get(&shard);
+            let mut next: Vec<PtrRow<'_>> = current
+                .iter()
+                .flat_map(|s| rows(s))
+                .filter(|r| r.service != service)
+                .chain(new.iter().copied().filter(|r| ptr_shard(r.ip) == shard))
+                .collect();
+            // Names are looked up only to order the rows of one address.
+            next.sort_by(|a, b| {
+                a.ip.cmp(&b.ip).then_with(|| {
+                    (name_of(a.service), a.label, a.cluster_ip).cmp(&(
+                        name_of(b.service),
+                        b.label,
+                        b.cluster_ip,
+                    ))
+                })
+            });
+            next.dedup();
+            if next.is_empty() {
+                if current.is_some() {
+                    shards.remove(&shard);
+                }
+                continue;
+            }
+            let mut bytes = Vec::with_capacity(next.len() * 9);
+            for row in &next {
+                row.write(&mut bytes);
+            }
+            if current.map(|c| &c[..]) != Some(&bytes[..]) {
+                shards.insert(shard, bytes.into_boxed_slice());
+            }
+        }
+        if new.is_empty() {
+            services.remove(&service);
         }
     }
 }

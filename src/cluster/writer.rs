@@ -20,14 +20,14 @@ use super::records::{Apex, Builder, ClusterOptions, address, dashed, is_reverse,
 use super::{Addresses, ClusterObjects, EndpointSet};
 use crate::config::PodMode;
 use crate::source::convert::{Key, Kind, Object};
-use crate::table::{NameKey, PtrEntry, PtrSet, Records, WireNode};
+use crate::table::{NameKey, PtrIndex, PtrRow, PtrView, Records, WireNode};
 
 /// What readers see: nodes by name, and the few things that span names.
 #[derive(Debug)]
 pub struct ClusterView {
     names: papaya::HashMap<NameKey, WireNode>,
     /// PTR targets by address: a reverse name is answered from the address it spells.
-    ptrs: papaya::HashMap<IpAddr, PtrSet>,
+    ptrs: PtrIndex,
     /// `pods verified`: the namespace of the pod with each address.
     pod_namespaces: papaya::HashMap<IpAddr, Arc<str>>,
     meta: ArcSwap<Meta>,
@@ -69,10 +69,7 @@ impl ClusterView {
     }
 
     /// Pins the PTR targets for the length of one query.
-    pub fn ptrs(
-        &self,
-    ) -> papaya::HashMapRef<'_, IpAddr, PtrSet, std::hash::RandomState, papaya::LocalGuard<'_>>
-    {
+    pub fn ptrs(&self) -> PtrView<'_> {
         self.ptrs.pin()
     }
 
@@ -163,8 +160,11 @@ pub struct ClusterWriter {
     namespaces: BTreeSet<String>,
     /// The names each service owns, and the PTRs it contributes.
     service_names: HashMap<Key, OwnedNames>,
-    /// The addresses each service gives a PTR target for.
-    service_ptrs: HashMap<Key, Addresses>,
+    /// The number each service's PTR targets are kept under, and the addresses it gives one.
+    service_ptrs: HashMap<Key, (u32, Addresses)>,
+    /// The next number for a service's PTR targets (never reused: a reader may still hold a
+    /// row of a service that went).
+    next_ptr_service: u32,
     /// Whether `in-addr.arpa.` and `ip6.arpa.` are served whole (the common case: no need to
     /// check an address against the reverse zones).
     whole_reverse: [bool; 2],
@@ -205,7 +205,7 @@ impl ClusterWriter {
             },
             view: Arc::new(ClusterView {
                 names: papaya::HashMap::new(),
-                ptrs: papaya::HashMap::new(),
+                ptrs: PtrIndex::default(),
                 pod_namespaces: papaya::HashMap::new(),
                 meta: ArcSwap::from_pointee(Meta::default()),
             }),
@@ -214,6 +214,7 @@ impl ClusterWriter {
             namespaces: BTreeSet::new(),
             service_names: HashMap::new(),
             service_ptrs: HashMap::new(),
+            next_ptr_service: 0,
             whole_reverse,
             apex_inputs: None,
             pod_names: HashMap::new(),
@@ -458,47 +459,37 @@ impl ClusterWriter {
             self.forward.first().unwrap_or(&Name::root()),
         )
         .map(|n| NameKey::new(&n));
-        let mut mine: HashMap<IpAddr, Vec<(NameKey, bool)>> = HashMap::new();
-        for p in ptrs {
-            mine.entry(p.ip)
-                .or_default()
-                .push((NameKey::new(&p.target), p.cluster_ip));
-        }
-        let old = self.service_ptrs.remove(key).unwrap_or_default();
-        if let Some(service) = &service {
-            let ptrs = self.view.ptrs.pin();
-            let mut seen = HashSet::new();
-            for ip in old.iter().chain(mine.keys().copied()) {
-                if !seen.insert(ip) || !self.reverse_covers(ip) {
-                    continue;
-                }
-                let current = ptrs.get(&ip);
-                let mut entries: Vec<PtrEntry> = current
-                    .iter()
-                    .flat_map(|set| set.entries())
-                    .filter(|e| e.service != service.as_bytes())
-                    .collect();
-                entries.extend(
-                    mine.get(&ip)
-                        .into_iter()
-                        .flatten()
-                        .map(|(target, cluster_ip)| PtrEntry {
-                            service: service.as_bytes(),
-                            target: target.as_bytes(),
-                            cluster_ip: *cluster_ip,
-                        }),
-                );
-                let next = PtrSet::new(entries);
-                if next.is_empty() {
-                    ptrs.remove(&ip);
-                } else if current != Some(&next) {
-                    ptrs.insert(ip, next);
-                }
+        let (number, old) = match self.service_ptrs.remove(key) {
+            Some((number, old)) => (number, old),
+            None => {
+                self.next_ptr_service = self.next_ptr_service.wrapping_add(1);
+                (self.next_ptr_service, Addresses::default())
             }
-        }
-        let contributed: Addresses = mine.into_keys().collect();
+        };
+        let targets: Vec<(IpAddr, NameKey, bool)> = ptrs
+            .into_iter()
+            .filter(|p| self.reverse_covers(p.ip))
+            .map(|p| (p.ip, NameKey::new(&p.target), p.cluster_ip))
+            .collect();
+        let Some(service) = service else {
+            return;
+        };
+        let rows: Vec<PtrRow<'_>> = targets
+            .iter()
+            .map(|(ip, target, cluster_ip)| PtrRow {
+                ip: *ip,
+                service: number,
+                cluster_ip: *cluster_ip,
+                label: ptr_label(*ip, target.as_bytes(), *cluster_ip),
+            })
+            .collect();
+        let old: Vec<IpAddr> = old.iter().collect();
+        self.view
+            .ptrs
+            .replace_service(number, &service, &old, &rows);
+        let contributed: Addresses = targets.iter().map(|(ip, _, _)| *ip).collect();
         if !contributed.is_empty() {
-            self.service_ptrs.insert(key.clone(), contributed);
+            self.service_ptrs.insert(key.clone(), (number, contributed));
         }
     }
 
@@ -648,6 +639,20 @@ impl ClusterWriter {
     }
 }
 
+/// How a PTR row spells its target's first label: not at all for a cluster IP (the target
+/// is the service) or an IPv4 endpoint named by its address (derived when answered).
+fn ptr_label(ip: IpAddr, target: &[u8], cluster_ip: bool) -> Option<&[u8]> {
+    if cluster_ip {
+        return None;
+    }
+    let (&len, rest) = target.split_first()?;
+    let label = rest.get(..usize::from(len))?;
+    match ip {
+        IpAddr::V4(_) if label == dashed(ip).as_bytes() => None,
+        _ => Some(label),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -704,13 +709,15 @@ mod tests {
                 (n.to_string(), records)
             })
             .collect();
-        out.extend(view.ptrs().iter().map(|(ip, set)| {
-            let targets = set
-                .served()
-                .iter()
-                .map(|t| format!("PTR {}", Name::from_labels(labels(t)).unwrap()))
+        let ptrs = view.ptrs();
+        out.extend(ptrs.addresses().into_iter().map(|ip| {
+            let targets = ptrs
+                .get(ip)
+                .into_iter()
+                .flatten()
+                .map(|t| format!("PTR {}", Name::from_labels(labels(&t.to_vec())).unwrap()))
                 .collect();
-            (Name::from(*ip).to_string(), targets)
+            (Name::from(ip).to_string(), targets)
         }));
         out.sort();
         out

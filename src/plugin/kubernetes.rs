@@ -168,27 +168,20 @@ impl Kubernetes {
         {
             return Fast::Slow;
         }
-        if let Some(ip) = reverse_address_wire(key)
-            && let Some(set) = self.view.ptrs().get(&ip)
-        {
-            if query.qtype != u16::from(RecordType::PTR) {
-                return negative_fast(&meta, key, ResponseCode::NoError, out);
+        if let Some(ip) = reverse_address_wire(key) {
+            let ptrs = self.view.ptrs();
+            if let Some(targets) = ptrs.get(ip) {
+                if query.qtype != u16::from(RecordType::PTR) {
+                    return negative_fast(&meta, key, ResponseCode::NoError, out);
+                }
+                let mut count = 0;
+                for target in targets {
+                    out.extend_from_slice(&[0xC0, 0x0C]);
+                    ptr_body(out, self.ttl, &target);
+                    count += 1;
+                }
+                return answered([count, 0, 0]);
             }
-            let only = set.entries().find(|e| e.cluster_ip);
-            let mut count = 0;
-            for entry in only
-                .into_iter()
-                .chain(set.entries().filter(|_| only.is_none()))
-            {
-                out.extend_from_slice(&[0xC0, 0x0C]);
-                out.extend_from_slice(&u16::from(RecordType::PTR).to_be_bytes());
-                out.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
-                out.extend_from_slice(&self.ttl.to_be_bytes());
-                out.extend_from_slice(&(entry.target.len() as u16).to_be_bytes());
-                out.extend_from_slice(entry.target);
-                count += 1;
-            }
-            return answered([count, 0, 0]);
         }
         if self.pods == PodMode::Insecure
             && crate::wire::label_count(key) == crate::wire::label_count(zone) + 3
@@ -315,18 +308,13 @@ impl Kubernetes {
     fn reverse(&self, meta: &Meta, req: &Request) -> Option<Reply> {
         let ip = reverse_address(&req.name)?;
         let ptrs = self.view.ptrs();
-        let set = ptrs.get(&ip)?;
+        let targets: Vec<_> = ptrs.get(ip)?.collect();
         if !matches!(req.qtype, RecordType::PTR | RecordType::ANY) {
             return Some(negative(meta, &req.lower, ResponseCode::NoError));
         }
-        let targets = set.served();
         let mut bodies = Vec::with_capacity(targets.iter().map(|t| 10 + t.len()).sum());
         for target in &targets {
-            bodies.extend_from_slice(&u16::from(RecordType::PTR).to_be_bytes());
-            bodies.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
-            bodies.extend_from_slice(&self.ttl.to_be_bytes());
-            bodies.extend_from_slice(&(target.len() as u16).to_be_bytes());
-            bodies.extend_from_slice(target);
+            ptr_body(&mut bodies, self.ttl, target);
         }
         let mut reply = Reply::authoritative(ResponseCode::NoError);
         reply.recursion_available = true;
@@ -465,6 +453,15 @@ fn endpoint_additional(endpoint: &EndpointName<'_>, ttl: u32) -> (Vec<u8>, u16) 
         count += 1;
     }
     (out, count)
+}
+
+/// A PTR record's body (see [`crate::wire::body`]).
+fn ptr_body(out: &mut Vec<u8>, ttl: u32, target: &crate::table::PtrTarget<'_>) {
+    out.extend_from_slice(&u16::from(RecordType::PTR).to_be_bytes());
+    out.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&(target.len() as u16).to_be_bytes());
+    target.write(out);
 }
 
 /// [`negative`] written after the question in `out`.
