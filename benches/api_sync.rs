@@ -115,6 +115,8 @@ fn proc_status(child: &Child, field: &str) -> u64 {
 struct Run {
     sync: Duration,
     peak_rss: u64,
+    /// RSS once synced (what the process keeps, with what the allocator holds on to).
+    rss: u64,
     /// CPU time clusterdns spent (user + system) until ready.
     cpu: Duration,
 }
@@ -170,11 +172,15 @@ fn run(api: &apiserver::ApiServer, dir: &std::path::Path) -> Run {
     // Let what the sync freed go back before reading the peak (it is a high-water mark).
     std::thread::sleep(Duration::from_millis(500));
     let peak_rss = proc_status(&child, "VmHWM:");
+    // What it keeps: after the allocator has had time to give back what the sync freed.
+    std::thread::sleep(Duration::from_secs(12));
+    let rss = proc_status(&child, "VmRSS:");
     let _ = child.kill();
     let _ = child.wait();
     Run {
         sync,
         peak_rss,
+        rss,
         cpu,
     }
 }
@@ -192,7 +198,9 @@ fn main() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let empty = run(&apiserver::ApiServer::start(), dir.path());
     println!("empty cluster: peak RSS {:.1} MiB", mib(empty.peak_rss));
-    println!("services  endpoints  sync_ms  sync_cpu_ms  peak_RSS_MiB  B/service  B/endpoint");
+    println!(
+        "services  endpoints  sync_ms  sync_cpu_ms  peak_RSS_MiB  RSS_MiB  B/service  B/endpoint"
+    );
     for &services in sizes {
         let api = apiserver::ApiServer::start();
         load(&api, services);
@@ -200,10 +208,11 @@ fn main() {
         let endpoints = services * ENDPOINTS;
         let held = r.peak_rss.saturating_sub(empty.peak_rss) as usize;
         println!(
-            "{services:>8}  {endpoints:>9}  {:>7.0}  {:>11.0}  {:>12.1}  {:>9}  {:>10}",
+            "{services:>8}  {endpoints:>9}  {:>7.0}  {:>11.0}  {:>12.1}  {:>7.1}  {:>9}  {:>10}",
             r.sync.as_secs_f64() * 1e3,
             r.cpu.as_secs_f64() * 1e3,
             mib(r.peak_rss),
+            mib(r.rss),
             held / services,
             held / endpoints,
         );

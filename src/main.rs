@@ -122,6 +122,11 @@ fn run() -> anyhow::Result<()> {
     let Some(flags) = parse_flags()? else {
         return Ok(());
     };
+    // Memory freed after a large sync goes back to the system within seconds, not at the
+    // next burst of allocations.
+    if let Err(error) = tikv_jemalloc_ctl::background_thread::write(true) {
+        warn!(%error, "jemalloc background thread");
+    }
     // Everything is read and checked before a socket is bound.
     let corefile = std::fs::read(&flags.conf).unwrap_or_default();
     let config = Config::load(&flags.conf, flags.port)?;

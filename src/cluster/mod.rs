@@ -164,8 +164,11 @@ impl Endpoints {
         self.iter().map(|e| e.to_endpoint()).collect()
     }
 
-    /// The same endpoints without their pod names.
-    pub fn without_target_names(&self) -> Self {
+    /// The same endpoints without their pod names (not copied when there are none).
+    pub fn without_target_names(self) -> Self {
+        if self.iter().all(|e| e.target_name.is_none()) {
+            return self;
+        }
         self.iter()
             .map(|e| Endpoint {
                 target_name: None,

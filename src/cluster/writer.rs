@@ -280,6 +280,12 @@ impl ClusterWriter {
         self.refresh_apexes();
     }
 
+    /// Whether endpoints' pod names are used (`endpoint_pod_names`); sources may drop them
+    /// otherwise.
+    pub fn keeps_pod_names(&self) -> bool {
+        self.opts.endpoint_pod_names
+    }
+
     /// A change without what the options never use: endpoints' pod names are kept only
     /// under `endpoint_pod_names`.
     fn stripped(&self, mut change: Change) -> Change {
@@ -287,7 +293,7 @@ impl ClusterWriter {
             return change;
         }
         let strip = |set: &mut EndpointSet| {
-            set.endpoints = set.endpoints.without_target_names();
+            set.endpoints = std::mem::take(&mut set.endpoints).without_target_names();
         };
         match &mut change {
             Change::Upsert(Object::Slice(_, Some(set))) => strip(set),

@@ -158,6 +158,7 @@ impl ApiSource {
         let kinds: BTreeSet<Kind> = self.kinds().into_iter().collect();
         let mut relisting: HashMap<Kind, ClusterObjects> = HashMap::new();
         let mut synced: BTreeSet<Kind> = BTreeSet::new();
+        let pod_names = writer.keeps_pod_names();
         let mut failing: BTreeSet<Kind> = BTreeSet::new();
         let startup = tokio::time::sleep_until(Instant::now() + self.config.startup_timeout);
         tokio::pin!(startup);
@@ -181,7 +182,13 @@ impl ApiSource {
                                 if !matches!(event, Event::Init) && failing.remove(&kind) {
                                     info!(?kind, "kubernetes: watch recovered");
                                 }
-                                changes.extend(change(&mut relisting, &mut synced, kind, event));
+                                changes.extend(change(
+                                    &mut relisting,
+                                    &mut synced,
+                                    kind,
+                                    event,
+                                    pod_names,
+                                ));
                             }
                             Err(error) => {
                                 // Logged once per change of state, not per retry.
@@ -306,12 +313,14 @@ fn to_json(event: Event<DynamicObject>, api_version: &str, kind: &str) -> Event<
 }
 
 /// What one watch event changes. A relist is buffered and replaces its kind whole at
-/// `InitDone`, so objects deleted while the watch was down go too.
+/// `InitDone`, so objects deleted while the watch was down go too. Pod names are dropped
+/// before buffering unless `endpoint_pod_names` uses them (a large relist holds less).
 fn change(
     relisting: &mut HashMap<Kind, ClusterObjects>,
     synced: &mut BTreeSet<Kind>,
     kind: Kind,
     event: Event<Value>,
+    endpoint_pod_names: bool,
 ) -> Option<Change> {
     match event {
         Event::Init => {
@@ -319,8 +328,12 @@ fn change(
             None
         }
         Event::InitApply(value) => {
-            if let (Some(buffer), Some(object)) = (relisting.get_mut(&kind), stripped(kind, &value))
+            if let (Some(buffer), Some(mut object)) =
+                (relisting.get_mut(&kind), stripped(kind, &value))
             {
+                if !endpoint_pod_names && let Object::Slice(_, Some(set)) = &mut object {
+                    set.endpoints = std::mem::take(&mut set.endpoints).without_target_names();
+                }
                 buffer.insert(object);
             }
             None
