@@ -199,6 +199,18 @@ impl Handler {
         {
             return Handled::Send;
         }
+        self.handle_full(query, src, transport, out, started)
+    }
+
+    /// [`Self::handle`] without the fast path: the query parsed whole by hickory-proto.
+    pub(crate) fn handle_full(
+        &self,
+        query: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+        started: Instant,
+    ) -> Handled {
         out.clear();
         let msg = match Message::from_vec(query) {
             Ok(msg) => msg,
@@ -854,3 +866,6 @@ fn log_query(
         started.elapsed().as_secs_f64(),
     );
 }
+
+#[cfg(test)]
+mod tests;

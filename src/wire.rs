@@ -311,8 +311,8 @@ impl LightQuery {
 }
 
 /// Reads a plain query: QR clear, opcode QUERY, one question of class IN with an uncompressed
-/// name, no answer or authority records, and at most an EDNS(0) OPT as the only additional
-/// record, ending exactly where the packet does. Anything else (`None`) is for the full
+/// name, no answer or authority records, and at most an EDNS(0) OPT (without a client subnet
+/// option) as the only additional record, ending exactly where the packet does. Anything else (`None`) is for the full
 /// parse, which knows every error code.
 pub fn parse_light(query: &[u8]) -> Option<LightQuery> {
     const OPT: u16 = 41;
@@ -374,6 +374,11 @@ pub fn parse_light(query: &[u8]) -> Option<LightQuery> {
         at += 11;
         let mut options = query.get(at..at + rdlen)?;
         while !options.is_empty() {
+            // A client subnet option has content to check (RFC 7871 7.1.1): the full parse.
+            const CLIENT_SUBNET: u16 = 8;
+            if u16::from_be_bytes([options[0], *options.get(1)?]) == CLIENT_SUBNET {
+                return None;
+            }
             let len = usize::from(u16::from_be_bytes([*options.get(2)?, *options.get(3)?]));
             options = options.get(4 + len..)?;
         }

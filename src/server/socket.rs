@@ -30,20 +30,27 @@ fn socket(addr: SocketAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> 
     Ok(socket)
 }
 
-/// A UDP socket on `port`, one of several sharing it through `SO_REUSEPORT`.
-pub fn udp(port: u16, v6: bool) -> io::Result<std::net::UdpSocket> {
-    let addr = wildcard(port, v6);
+/// The receive buffer each UDP socket asks for, so a burst of queries waits in the kernel
+/// rather than being dropped. The kernel grants at most `net.core.rmem_max` (about 208 KiB
+/// by default: some 250 small queries); raise that sysctl on the node for more.
+const UDP_RECV_BUFFER: usize = 4 << 20;
+
+fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let socket = socket(addr, Type::DGRAM, Protocol::UDP)?;
+    // Best effort: the kernel caps it, and a smaller buffer still works.
+    let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }
 
+/// A UDP socket on `port`, one of several sharing it through `SO_REUSEPORT`.
+pub fn udp(port: u16, v6: bool) -> io::Result<std::net::UdpSocket> {
+    udp_socket(wildcard(port, v6))
+}
+
 /// A UDP socket bound like the first one (`port` may have been 0: reuse what it got).
 pub fn udp_like(first: &std::net::UdpSocket) -> io::Result<std::net::UdpSocket> {
-    let addr = first.local_addr()?;
-    let socket = socket(addr, Type::DGRAM, Protocol::UDP)?;
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
+    udp_socket(first.local_addr()?)
 }
 
 /// A TCP listener on `port`.

@@ -2,6 +2,7 @@
 
 mod apiserver;
 mod autopath;
+mod batch;
 mod cli;
 mod endpoints;
 mod forward;
