@@ -1,5 +1,6 @@
 //! The answer path without sockets: query bytes to response bytes, ns per query, for each kind
-//! of query in a pod's mix. `cargo bench --bench answer`
+//! of query in a pod's mix; then two of them in kubeadm's Corefile shape (metrics and
+//! `loadbalance` on). `cargo bench --bench answer`
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -51,6 +52,39 @@ fn answer(c: &mut Criterion) {
         (
             "nxdomain",
             "www.example.com.default.svc.cluster.local.",
+            RecordType::A,
+        ),
+    ] {
+        let q = query(name, qtype);
+        let mut out = Vec::with_capacity(4096);
+        group.bench_function(what, |b| {
+            b.iter(|| {
+                assert!(matches!(
+                    handler.handle(black_box(&q), src, Transport::Udp, &mut out),
+                    Handled::Send
+                ));
+                black_box(out.len())
+            })
+        });
+    }
+    group.finish();
+
+    // kubeadm's Corefile shape: the same answers with `prometheus` counting every query and
+    // `loadbalance` shuffling address records.
+    let corefile = format!(
+        ".:0 {{\n errors\n prometheus 127.0.0.1:0\n loadbalance\n kubernetes cluster.local in-addr.arpa {{\n  manifests {}\n  pods insecure\n }}\n}}\n",
+        data.display()
+    );
+    let config = clusterdns::config::Config::from_text(&corefile, 0, Path::new(".")).unwrap();
+    let assembly = clusterdns::assemble(&config).unwrap();
+    let listeners = clusterdns::server::bind(assembly.blocks, 1).unwrap();
+    let handler = &listeners[0].handler;
+    let mut group = c.benchmark_group("answer_kubeadm");
+    for (what, name, qtype) in [
+        ("a_clusterip", "web.prod.svc.cluster.local.", RecordType::A),
+        (
+            "a_headless",
+            "sidecar-svc-headless.default.svc.cluster.local.",
             RecordType::A,
         ),
     ] {

@@ -61,18 +61,54 @@ impl Histogram {
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
+        self.snapshot().render(out, name, labels);
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            bounds: self.bounds,
+            counts: self
+                .counts
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect(),
+            sum_nanos: self.sum_nanos.load(Ordering::Relaxed),
+            count: self.count.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A histogram's values at one moment; several add up into one series.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    bounds: &'static [f64],
+    counts: Vec<u64>,
+    sum_nanos: u64,
+    count: u64,
+}
+
+impl Snapshot {
+    fn add(&mut self, other: &Snapshot) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.sum_nanos += other.sum_nanos;
+        self.count += other.count;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
         for (bound, count) in self.bounds.iter().zip(&self.counts) {
-            cumulative += count.load(Ordering::Relaxed);
+            cumulative += count;
             let _ = writeln!(
                 out,
                 "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
             );
         }
-        let total = self.count.load(Ordering::Relaxed);
+        let total = self.count;
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {total}");
-        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let sum = self.sum_nanos as f64 / 1e9;
         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
     }
@@ -85,19 +121,67 @@ pub struct Route {
     pub zone: u16,
 }
 
+/// Everything a query's series are labelled by: each metric sums the keys that share its
+/// labels when scraped, so a query updates one entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct RequestKey {
+struct QueryKey {
     route: Route,
     tcp: bool,
     v6: bool,
     qtype: u16,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct ResponseKey {
-    route: Route,
     rcode: u16,
 }
+
+/// The series of one [`QueryKey`].
+#[derive(Debug)]
+struct QuerySeries {
+    count: AtomicU64,
+    duration: Histogram,
+    request_size: Histogram,
+    response_size: Histogram,
+}
+
+impl QuerySeries {
+    fn new() -> Self {
+        Self {
+            count: AtomicU64::new(0),
+            duration: Histogram::new(&DURATION_BUCKETS),
+            request_size: Histogram::new(&SIZE_BUCKETS),
+            response_size: Histogram::new(&SIZE_BUCKETS),
+        }
+    }
+}
+
+/// FxHash: the per-query map's keys are a few small integers, for which SipHash (the
+/// default, built against hostile keys) costs more than the rest of the lookup.
+#[derive(Debug, Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 
 /// One answered query, as the metrics see it.
 #[derive(Debug, Clone, Copy)]
@@ -119,14 +203,8 @@ pub struct Observed {
 #[derive(Debug)]
 pub struct Metrics {
     blocks: RwLock<Vec<(String, Vec<String>)>>,
-    requests: papaya::HashMap<RequestKey, AtomicU64>,
-    responses: papaya::HashMap<ResponseKey, AtomicU64>,
-    /// By route and whether over TCP.
-    request_sizes: papaya::HashMap<(Route, bool), Histogram>,
-    /// Response sizes, by route and whether over TCP.
-    response_sizes: papaya::HashMap<(Route, bool), Histogram>,
-    /// By route and query type.
-    durations: papaya::HashMap<(Route, u16), Histogram>,
+    /// Requests, responses, durations and sizes, all from one entry per query.
+    queries: papaya::HashMap<QueryKey, QuerySeries, FxBuild>,
     programming: papaya::HashMap<&'static str, Histogram>,
     panics: AtomicU64,
     reload_failed: AtomicU64,
@@ -154,11 +232,7 @@ pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(|| Metrics {
         blocks: RwLock::new(Vec::new()),
-        requests: papaya::HashMap::new(),
-        responses: papaya::HashMap::new(),
-        request_sizes: papaya::HashMap::new(),
-        response_sizes: papaya::HashMap::new(),
-        durations: papaya::HashMap::new(),
+        queries: papaya::HashMap::with_hasher(FxBuild::default()),
         programming: papaya::HashMap::new(),
         panics: AtomicU64::new(0),
         reload_failed: AtomicU64::new(0),
@@ -233,32 +307,19 @@ impl Metrics {
             seconds,
             response_size,
         } = q;
-        let key = RequestKey {
+        let key = QueryKey {
             route,
             tcp,
             v6,
             qtype,
+            rcode,
         };
-        self.requests
-            .pin()
-            .get_or_insert_with(key, || AtomicU64::new(0))
-            .fetch_add(1, Ordering::Relaxed);
-        self.responses
-            .pin()
-            .get_or_insert_with(ResponseKey { route, rcode }, || AtomicU64::new(0))
-            .fetch_add(1, Ordering::Relaxed);
-        self.durations
-            .pin()
-            .get_or_insert_with((route, qtype), || Histogram::new(&DURATION_BUCKETS))
-            .observe(seconds);
-        self.request_sizes
-            .pin()
-            .get_or_insert_with((route, tcp), || Histogram::new(&SIZE_BUCKETS))
-            .observe(size as f64);
-        self.response_sizes
-            .pin()
-            .get_or_insert_with((route, tcp), || Histogram::new(&SIZE_BUCKETS))
-            .observe(response_size as f64);
+        let queries = self.queries.pin();
+        let series = queries.get_or_insert_with(key, QuerySeries::new);
+        series.count.fetch_add(1, Ordering::Relaxed);
+        series.duration.observe(seconds);
+        series.request_size.observe(size as f64);
+        series.response_size.observe(response_size as f64);
     }
 
     /// Time from a cluster change arriving to its records being served.
@@ -365,70 +426,71 @@ impl Metrics {
                 }
             }
         }
-        let requests: BTreeMap<RequestKey, u64> = self
-            .requests
-            .pin()
-            .iter()
-            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
-            .collect();
+        // Each metric sums the query series that share its labels.
+        let mut requests: BTreeMap<(Route, bool, bool, u16), u64> = BTreeMap::new();
+        let mut responses: BTreeMap<(Route, u16), u64> = BTreeMap::new();
+        let mut durations: BTreeMap<(Route, u16), Snapshot> = BTreeMap::new();
+        let mut request_sizes: BTreeMap<(Route, bool), Snapshot> = BTreeMap::new();
+        let mut response_sizes: BTreeMap<(Route, bool), Snapshot> = BTreeMap::new();
+        fn merge<K: Ord>(into: &mut BTreeMap<K, Snapshot>, key: K, h: &Histogram) {
+            let snapshot = h.snapshot();
+            match into.entry(key) {
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().add(&snapshot),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(snapshot);
+                }
+            }
+        }
+        for (k, series) in self.queries.pin().iter() {
+            let n = series.count.load(Ordering::Relaxed);
+            *requests.entry((k.route, k.tcp, k.v6, k.qtype)).or_default() += n;
+            *responses.entry((k.route, k.rcode)).or_default() += n;
+            merge(&mut durations, (k.route, k.qtype), &series.duration);
+            merge(&mut request_sizes, (k.route, k.tcp), &series.request_size);
+            merge(&mut response_sizes, (k.route, k.tcp), &series.response_size);
+        }
         out.push_str("# HELP coredns_dns_requests_total Counter of DNS requests made per zone, protocol and family.\n# TYPE coredns_dns_requests_total counter\n");
-        for (k, v) in &requests {
+        for (&(route, tcp, v6, qtype), v) in &requests {
             let _ = writeln!(
                 out,
                 "coredns_dns_requests_total{{family=\"{}\",proto=\"{}\",{},type=\"{}\"}} {v}",
-                if k.v6 { 2 } else { 1 },
-                if k.tcp { "tcp" } else { "udp" },
-                route_labels(k.route),
-                type_label(k.qtype)
+                if v6 { 2 } else { 1 },
+                if tcp { "tcp" } else { "udp" },
+                route_labels(route),
+                type_label(qtype)
             );
         }
         out.push_str("# HELP coredns_dns_responses_total Counter of response status codes.\n# TYPE coredns_dns_responses_total counter\n");
-        let responses: BTreeMap<ResponseKey, u64> = self
-            .responses
-            .pin()
-            .iter()
-            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
-            .collect();
-        for (k, v) in &responses {
+        for (&(route, rcode), v) in &responses {
             let _ = writeln!(
                 out,
                 "coredns_dns_responses_total{{plugin=\"\",rcode=\"{}\",{}}} {v}",
-                rcode_name(k.rcode),
-                route_labels(k.route)
+                rcode_name(rcode),
+                route_labels(route)
             );
         }
         out.push_str("# HELP coredns_dns_request_duration_seconds Histogram of the time (in seconds) each request took per zone.\n# TYPE coredns_dns_request_duration_seconds histogram\n");
-        let durations = self.durations.pin();
-        let mut keys: Vec<&(Route, u16)> = durations.keys().collect();
-        keys.sort();
-        for k in keys {
-            let labels = format!("{},type=\"{}\"", route_labels(k.0), type_label(k.1));
-            if let Some(h) = durations.get(k) {
-                h.render(&mut out, "coredns_dns_request_duration_seconds", &labels);
-            }
+        for (&(route, qtype), h) in &durations {
+            let labels = format!("{},type=\"{}\"", route_labels(route), type_label(qtype));
+            h.render(&mut out, "coredns_dns_request_duration_seconds", &labels);
         }
         for (name, help, sizes) in [
             (
                 "coredns_dns_request_size_bytes",
                 "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.",
-                &self.request_sizes,
+                &request_sizes,
             ),
             (
                 "coredns_dns_response_size_bytes",
                 "Size of the returned response in bytes.",
-                &self.response_sizes,
+                &response_sizes,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-            let sizes = sizes.pin();
-            let mut keys: Vec<&(Route, bool)> = sizes.keys().collect();
-            keys.sort();
-            for k in keys {
-                let proto = if k.1 { "tcp" } else { "udp" };
-                let labels = format!("proto=\"{proto}\",{}", route_labels(k.0));
-                if let Some(h) = sizes.get(k) {
-                    h.render(&mut out, name, &labels);
-                }
+            for (&(route, tcp), h) in sizes {
+                let proto = if tcp { "tcp" } else { "udp" };
+                let labels = format!("proto=\"{proto}\",{}", route_labels(route));
+                h.render(&mut out, name, &labels);
             }
         }
         out.push_str("# HELP coredns_kubernetes_dns_programming_duration_seconds Histogram of the time (in seconds) it took to program a dns instance.\n# TYPE coredns_kubernetes_dns_programming_duration_seconds histogram\n");
