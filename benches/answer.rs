@@ -19,10 +19,12 @@ fn query(name: &str, qtype: RecordType) -> Vec<u8> {
     m.to_vec().unwrap()
 }
 
-fn answer(c: &mut Criterion) {
+/// Benches each query against a handler serving the test cluster with `directives` before
+/// the `kubernetes` block.
+fn group(c: &mut Criterion, name: &str, directives: &str, queries: &[(&str, &str, RecordType)]) {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cluster.yaml");
     let corefile = format!(
-        ".:0 {{\n kubernetes cluster.local in-addr.arpa {{\n  manifests {}\n  pods insecure\n }}\n}}\n",
+        ".:0 {{\n{directives} kubernetes cluster.local in-addr.arpa {{\n  manifests {}\n  pods insecure\n }}\n}}\n",
         data.display()
     );
     let config = clusterdns::config::Config::from_text(&corefile, 0, Path::new(".")).unwrap();
@@ -30,31 +32,8 @@ fn answer(c: &mut Criterion) {
     let listeners = clusterdns::server::bind(assembly.blocks, 1).unwrap();
     let handler = &listeners[0].handler;
     let src: SocketAddr = "127.0.0.1:5353".parse().unwrap();
-    let mut group = c.benchmark_group("answer");
-    for (what, name, qtype) in [
-        ("a_clusterip", "web.prod.svc.cluster.local.", RecordType::A),
-        (
-            "aaaa_nodata",
-            "kubernetes.default.svc.cluster.local.",
-            RecordType::AAAA,
-        ),
-        (
-            "srv",
-            "_http._tcp.web.prod.svc.cluster.local.",
-            RecordType::SRV,
-        ),
-        ("ptr", "1.0.96.10.in-addr.arpa.", RecordType::PTR),
-        (
-            "a_headless",
-            "sidecar-svc-headless.default.svc.cluster.local.",
-            RecordType::A,
-        ),
-        (
-            "nxdomain",
-            "www.example.com.default.svc.cluster.local.",
-            RecordType::A,
-        ),
-    ] {
+    let mut group = c.benchmark_group(name);
+    for &(what, name, qtype) in queries {
         let q = query(name, qtype);
         let mut out = Vec::with_capacity(4096);
         group.bench_function(what, |b| {
@@ -68,39 +47,48 @@ fn answer(c: &mut Criterion) {
         });
     }
     group.finish();
+}
 
-    // kubeadm's Corefile shape: the same answers with `prometheus` counting every query and
-    // `loadbalance` shuffling address records.
-    let corefile = format!(
-        ".:0 {{\n errors\n prometheus 127.0.0.1:0\n loadbalance\n kubernetes cluster.local in-addr.arpa {{\n  manifests {}\n  pods insecure\n }}\n}}\n",
-        data.display()
+fn answer(c: &mut Criterion) {
+    const CLUSTER_IP: (&str, &str, RecordType) =
+        ("a_clusterip", "web.prod.svc.cluster.local.", RecordType::A);
+    const HEADLESS: (&str, &str, RecordType) = (
+        "a_headless",
+        "sidecar-svc-headless.default.svc.cluster.local.",
+        RecordType::A,
     );
-    let config = clusterdns::config::Config::from_text(&corefile, 0, Path::new(".")).unwrap();
-    let assembly = clusterdns::assemble(&config).unwrap();
-    let listeners = clusterdns::server::bind(assembly.blocks, 1).unwrap();
-    let handler = &listeners[0].handler;
-    let mut group = c.benchmark_group("answer_kubeadm");
-    for (what, name, qtype) in [
-        ("a_clusterip", "web.prod.svc.cluster.local.", RecordType::A),
-        (
-            "a_headless",
-            "sidecar-svc-headless.default.svc.cluster.local.",
-            RecordType::A,
-        ),
-    ] {
-        let q = query(name, qtype);
-        let mut out = Vec::with_capacity(4096);
-        group.bench_function(what, |b| {
-            b.iter(|| {
-                assert!(matches!(
-                    handler.handle(black_box(&q), src, Transport::Udp, &mut out),
-                    Handled::Send
-                ));
-                black_box(out.len())
-            })
-        });
-    }
-    group.finish();
+    group(
+        c,
+        "answer",
+        "",
+        &[
+            CLUSTER_IP,
+            (
+                "aaaa_nodata",
+                "kubernetes.default.svc.cluster.local.",
+                RecordType::AAAA,
+            ),
+            (
+                "srv",
+                "_http._tcp.web.prod.svc.cluster.local.",
+                RecordType::SRV,
+            ),
+            ("ptr", "1.0.96.10.in-addr.arpa.", RecordType::PTR),
+            HEADLESS,
+            (
+                "nxdomain",
+                "www.example.com.default.svc.cluster.local.",
+                RecordType::A,
+            ),
+        ],
+    );
+    // kubeadm's Corefile shape: `prometheus` counting every query, `loadbalance` shuffling.
+    group(
+        c,
+        "answer_kubeadm",
+        " errors\n prometheus 127.0.0.1:0\n loadbalance\n",
+        &[CLUSTER_IP, HEADLESS],
+    );
 }
 
 criterion_group!(benches, answer);

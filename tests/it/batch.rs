@@ -6,19 +6,14 @@
 //! Every wait is bounded; every process started is killed when its test ends.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread::sleep;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::RecordType;
 
+use crate::cli::{Process, free_port};
 use crate::harness::{TestServer, data_dir, query_bytes, tcp, udp};
-
-const BIN: &str = env!("CARGO_BIN_EXE_clusterdns");
 
 /// How many queries each client socket sends without waiting.
 const BURST: usize = 200;
@@ -601,110 +596,6 @@ fn queries_of_every_size_up_to_the_largest_datagram_are_answered() {
     }
 }
 
-/// A started `clusterdns`, killed when dropped.
-struct Process {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Process {
-    fn spawn(dir: &Path, args: &[&str]) -> Self {
-        let child = Command::new(BIN)
-            .args(args)
-            .current_dir(dir)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(File::create(dir.join("stdout.log")).unwrap())
-            .stderr(File::create(dir.join("stderr.log")).unwrap())
-            .spawn()
-            .expect("starting clusterdns");
-        Self {
-            child,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
-    }
-
-    fn stdout(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()
-    }
-
-    /// Waits for the process to exit by itself.
-    fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "clusterdns did not exit within {DEADLINE:?}\nstderr:\n{}",
-                self.stderr()
-            );
-            sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits until the server answers on `port`.
-    fn wait_serving(&mut self, port: u16) {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let query = query_bytes(WEB, RecordType::A, None);
-        let deadline = Instant::now() + DEADLINE;
-        let mut buf = vec![0; 65535];
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("clusterdns exited ({status})\nstderr:\n{}", self.stderr());
-            }
-            socket.send_to(&query, ("127.0.0.1", port)).unwrap();
-            if socket.recv_from(&mut buf).is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no answer on port {port} within {DEADLINE:?}\nstdout:\n{}\nstderr:\n{}",
-                self.stdout(),
-                self.stderr()
-            );
-        }
-    }
-
-    /// The names of the process's threads (Linux).
-    fn threads(&self) -> Vec<String> {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.child.id())) else {
-            return Vec::new();
-        };
-        tasks
-            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-            .map(|c| c.trim().to_string())
-            .collect()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port free on 127.0.0.1 for both UDP and TCP.
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP");
-}
-
 /// A working directory with a Corefile serving the test cluster on `port`.
 fn workdir(port: u16) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -725,7 +616,7 @@ fn the_workers_flag_sets_the_udp_sockets_and_threads_per_port() {
         let port = free_port();
         let dir = workdir(port);
         let mut process = Process::spawn(dir.path(), &flag);
-        process.wait_serving(port);
+        process.first_answer(port, WEB);
         let server = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let references = references(server);
         let clients = client_ips(4);

@@ -48,13 +48,13 @@ const WEB_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 7, 7);
 
 /// A started `clusterdns`. Dropping it kills the process, so a failed assertion leaves nothing
 /// running; its output goes to files in its working directory, shown when a test fails.
-struct Process {
+pub(crate) struct Process {
     child: Child,
     dir: PathBuf,
 }
 
 impl Process {
-    fn spawn(dir: &Path, args: &[&str]) -> Self {
+    pub(crate) fn spawn(dir: &Path, args: &[&str]) -> Self {
         let stdout = File::create(dir.join("stdout.log")).unwrap();
         let stderr = File::create(dir.join("stderr.log")).unwrap();
         let child = Command::new(BIN)
@@ -72,16 +72,16 @@ impl Process {
         }
     }
 
-    fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
     }
 
     /// Waits for the process to exit by itself.
-    fn wait(&mut self) -> ExitStatus {
+    pub(crate) fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -98,7 +98,7 @@ impl Process {
     }
 
     /// Queries `name` (A) on `port` until the server answers, and returns the first answer.
-    fn first_answer(&mut self, port: u16, name: &str) -> Message {
+    pub(crate) fn first_answer(&mut self, port: u16, name: &str) -> Message {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(200)))
@@ -124,6 +124,19 @@ impl Process {
                 self.stderr()
             );
         }
+    }
+}
+
+impl Process {
+    /// The names of the process's threads (Linux).
+    pub(crate) fn threads(&self) -> Vec<String> {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.child.id())) else {
+            return Vec::new();
+        };
+        tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|c| c.trim().to_string())
+            .collect()
     }
 }
 
@@ -153,7 +166,7 @@ fn run(dir: &Path, args: &[&str]) -> Exited {
 }
 
 /// A port free on 127.0.0.1 for both UDP and TCP, released for the server to take.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     for _ in 0..50 {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = udp.local_addr().unwrap().port();
