@@ -107,7 +107,7 @@ impl Section {
 
 /// Where the name starting at `at` ends: after its labels and their closing zero, or after a
 /// compression pointer. `None` if the bytes end first.
-fn skip_name(bytes: &[u8], mut at: usize) -> Option<usize> {
+pub(crate) fn skip_name(bytes: &[u8], mut at: usize) -> Option<usize> {
     loop {
         let len = *bytes.get(at)?;
         if len == 0 {

@@ -745,20 +745,6 @@ fn differ(fast: &[u8], full: &[u8], shuffled: bool) -> Option<String> {
     Some(shown("fast-capable path (handle)", fast) + &shown("full path (handle_full)", full))
 }
 
-/// Where the name at `at` ends (after its zero, or its pointer).
-fn skip_name(bytes: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *bytes.get(at)?;
-        if len == 0 {
-            return Some(at + 1);
-        }
-        if len & 0xC0 == 0xC0 {
-            return Some(at + 2);
-        }
-        at += 1 + usize::from(len);
-    }
-}
-
 /// A response without its answer records, and those records sorted.
 fn sorted_answers(m: &[u8]) -> Option<(Vec<u8>, Vec<&[u8]>)> {
     let end = wire::question_end(m)?;
@@ -767,7 +753,7 @@ fn sorted_answers(m: &[u8]) -> Option<(Vec<u8>, Vec<&[u8]>)> {
     let mut records = Vec::new();
     for _ in 0..count {
         let start = at;
-        at = skip_name(m, at)?;
+        at = wire::skip_name(m, at)?;
         let rdlen = u16::from_be_bytes([*m.get(at + 8)?, *m.get(at + 9)?]);
         at += 10 + usize::from(rdlen);
         records.push(m.get(start..at)?);
