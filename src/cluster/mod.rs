@@ -347,6 +347,8 @@ impl ClusterObjects {
             .or_default();
         if let Err(at) = names.binary_search(&key.1) {
             names.insert(at, key.1.clone());
+            // Most services have one slice: no room for three more.
+            names.shrink_to_fit();
         }
         self.slices.insert(key, set);
     }

@@ -339,6 +339,8 @@ fn ports(raw: Option<Vec<RawPort>>, what: &str) -> Result<Vec<Port>, String> {
             protocol,
         });
     }
+    // Kept for the object's life: no room to grow (a first push reserves four).
+    out.shrink_to_fit();
     Ok(out)
 }
 
@@ -377,10 +379,11 @@ fn service(raw: RawService) -> Result<Service, String> {
         if written.iter().any(|s| s == "None") {
             ServiceKind::Headless
         } else {
-            let ips = written
+            let mut ips: Vec<IpAddr> = written
                 .iter()
                 .map(|s| ip(s, &format!("{what}: spec.clusterIPs")))
                 .collect::<Result<_, _>>()?;
+            ips.shrink_to_fit();
             ServiceKind::ClusterIp(ips)
         }
     };
@@ -505,6 +508,7 @@ fn pod(raw: RawPod) -> Result<Pod, String> {
             ips.push(ip(&s, &format!("{what}: status.podIPs"))?);
         }
     }
+    ips.shrink_to_fit();
     Ok(Pod {
         namespace,
         name,
