@@ -238,11 +238,10 @@ impl Handler {
             header_only(query, ResponseCode::FormErr, out);
             return Handled::Send;
         };
-        let limit = match (transport, msg.extensions()) {
-            (Transport::Tcp, _) => TCP_LIMIT,
-            (Transport::Udp, Some(edns)) => usize::from(edns.max_payload()).max(PLAIN_UDP_LIMIT),
-            (Transport::Udp, None) => PLAIN_UDP_LIMIT,
-        };
+        let limit = size_limit(
+            transport,
+            msg.extensions().as_ref().map(|e| e.max_payload()),
+        );
         let (step, routed) = self.reply(&msg, question, src);
         let reply = match step {
             Step::Reply(reply) => reply,
@@ -337,42 +336,32 @@ impl Handler {
             out.extend_from_slice(&wire::opt(EDNS_PAYLOAD, 0, dnssec_ok));
             additional += 1;
         }
-        let limit = match (transport, light.edns) {
-            (Transport::Tcp, _) => TCP_LIMIT,
-            (Transport::Udp, Some((payload, _))) => usize::from(payload).max(PLAIN_UDP_LIMIT),
-            (Transport::Udp, None) => PLAIN_UDP_LIMIT,
-        };
+        let limit = size_limit(transport, light.edns.map(|(payload, _)| payload));
         if out.len() > limit {
             return false;
         }
-        let mut hi = 0x80 | (query[2] & 0x79);
-        if reply.authoritative {
-            hi |= 0x04;
-        }
-        let mut lo = (query[3] & 0x10) | reply.rcode.low();
-        if reply.recursion_available {
-            lo |= 0x80;
-        }
-        out[2] = hi;
-        out[3] = lo;
+        let flags = response_flags(
+            query,
+            reply.authoritative,
+            false,
+            reply.rcode,
+            reply.recursion_available,
+        );
+        out[2..4].copy_from_slice(&flags);
         out[6..8].copy_from_slice(&answers.to_be_bytes());
         out[8..10].copy_from_slice(&authority.to_be_bytes());
         out[ARCOUNT..ARCOUNT + 2].copy_from_slice(&additional.to_be_bytes());
-        if let Some(metrics) = block.metrics {
-            crate::metrics::metrics().query(Observed {
-                route: Route {
-                    block: metrics,
-                    zone,
-                },
-                tcp: transport == Transport::Tcp,
-                v6: src.ip().to_canonical().is_ipv6(),
-                qtype: light.qtype,
-                size: limit,
-                rcode: u16::from(reply.rcode),
-                seconds: started.elapsed().as_secs_f64(),
-                response_size: out.len(),
-            });
-        }
+        count(
+            block,
+            zone,
+            src,
+            transport,
+            light.qtype,
+            limit,
+            u16::from(reply.rcode),
+            out,
+            started,
+        );
         true
     }
 
@@ -562,19 +551,10 @@ impl Handler {
         if block.errors && rcode == u16::from(ResponseCode::ServFail) {
             error!(name = %question.name(), qtype = %question.query_type(), "SERVFAIL");
         }
-        if let Some(index) = block.metrics {
-            crate::metrics::metrics().query(Observed {
-                route: Route { block: index, zone },
-                tcp: transport == Transport::Tcp,
-                v6: src.ip().to_canonical().is_ipv6(),
-                qtype: u16::from(question.query_type()),
-                // CoreDNS's request size: the client's buffer, at least 512, 64K over TCP.
-                size: limit,
-                rcode,
-                seconds: started.elapsed().as_secs_f64(),
-                response_size: out.len(),
-            });
-        }
+        let qtype = u16::from(question.query_type());
+        count(
+            block, zone, src, transport, qtype, limit, rcode, out, started,
+        );
     }
 
     /// What the chain made of the query, and the server block (by index, with the index of
@@ -750,6 +730,67 @@ impl Reply {
     }
 }
 
+/// The largest response the client takes: its EDNS payload size (at least 512) over UDP, 512
+/// without EDNS, 64K over TCP.
+fn size_limit(transport: Transport, edns_payload: Option<u16>) -> usize {
+    match (transport, edns_payload) {
+        (Transport::Tcp, _) => TCP_LIMIT,
+        (Transport::Udp, Some(payload)) => usize::from(payload).max(PLAIN_UDP_LIMIT),
+        (Transport::Udp, None) => PLAIN_UDP_LIMIT,
+    }
+}
+
+/// A response's flag bytes: QR, the query's opcode, RD and CD, and the reply's AA, TC, RA and
+/// rcode.
+fn response_flags(
+    query: &[u8],
+    authoritative: bool,
+    truncated: bool,
+    rcode: ResponseCode,
+    recursion_available: bool,
+) -> [u8; 2] {
+    let mut hi = 0x80 | (query[2] & 0x79);
+    if authoritative {
+        hi |= 0x04;
+    }
+    if truncated {
+        hi |= 0x02;
+    }
+    let mut lo = (query[3] & 0x10) | rcode.low();
+    if recursion_available {
+        lo |= 0x80;
+    }
+    [hi, lo]
+}
+
+/// The per-query metrics of `block`, when it has `prometheus`.
+#[allow(clippy::too_many_arguments)]
+fn count(
+    block: &Block,
+    zone: u16,
+    src: SocketAddr,
+    transport: Transport,
+    qtype: u16,
+    limit: usize,
+    rcode: u16,
+    out: &[u8],
+    started: Instant,
+) {
+    if let Some(index) = block.metrics {
+        crate::metrics::metrics().query(Observed {
+            route: Route { block: index, zone },
+            tcp: transport == Transport::Tcp,
+            v6: src.ip().to_canonical().is_ipv6(),
+            qtype,
+            // CoreDNS's request size: the client's buffer, at least 512, 64K over TCP.
+            size: limit,
+            rcode,
+            seconds: started.elapsed().as_secs_f64(),
+            response_size: out.len(),
+        });
+    }
+}
+
 /// A response of just a header: the query's ID, opcode and RD, the given rcode, no sections.
 /// Used when the query cannot be parsed far enough to echo its question.
 fn header_only(query: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) {
@@ -774,18 +815,13 @@ fn encode(query: &[u8], msg: &Message, reply: &Reply, limit: usize, out: &mut Ve
         .as_ref()
         .map(|e| wire::opt(EDNS_PAYLOAD, reply.rcode.high(), e.flags().dnssec_ok));
     let flags = |truncated: bool| {
-        let mut hi = 0x80 | (query[2] & 0x79);
-        if reply.authoritative {
-            hi |= 0x04;
-        }
-        if truncated {
-            hi |= 0x02;
-        }
-        let mut lo = (query[3] & 0x10) | reply.rcode.low();
-        if reply.recursion_available {
-            lo |= 0x80;
-        }
-        [hi, lo]
+        response_flags(
+            query,
+            reply.authoritative,
+            truncated,
+            reply.rcode,
+            reply.recursion_available,
+        )
     };
     let header = |out: &mut Vec<u8>, truncated: bool, counts: [u16; 3]| {
         out.clear();

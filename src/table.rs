@@ -651,6 +651,8 @@ fn rows(shard: &[u8]) -> impl Iterator<Item = PtrRow<'_>> {
 #[derive(Debug, Clone, Copy)]
 pub struct PtrTarget<'a> {
     label: Option<TargetLabel<'a>>,
+    /// The label's length byte (0 and unused without a label).
+    label_len: [u8; 1],
     service: &'a [u8],
 }
 
@@ -691,7 +693,13 @@ impl<'a> PtrTarget<'a> {
             // IPv6 rows always carry their label.
             (false, None, IpAddr::V6(_)) => Some(TargetLabel::Given(b"")),
         };
-        Self { label, service }
+        let mut target = Self {
+            label,
+            label_len: [0],
+            service,
+        };
+        target.label_len = [target.label().map_or(0, |l| l.len() as u8)];
+        target
     }
 
     fn label(&self) -> Option<&[u8]> {
@@ -702,9 +710,18 @@ impl<'a> PtrTarget<'a> {
         }
     }
 
+    /// The target in wire format, in pieces: the label's length and bytes (both empty when the
+    /// target is the service's name), then the service's name.
+    pub fn parts(&self) -> [&[u8]; 3] {
+        match self.label() {
+            Some(label) => [&self.label_len, label, self.service],
+            None => [&[], &[], self.service],
+        }
+    }
+
     /// The target's length in wire format.
     pub fn len(&self) -> usize {
-        self.label().map_or(0, |l| 1 + l.len()) + self.service.len()
+        self.parts().iter().map(|p| p.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -713,11 +730,9 @@ impl<'a> PtrTarget<'a> {
 
     /// Appends the target in wire format.
     pub fn write(&self, out: &mut Vec<u8>) {
-        if let Some(label) = self.label() {
-            out.push(label.len() as u8);
-            out.extend_from_slice(label);
+        for part in self.parts() {
+            out.extend_from_slice(part);
         }
-        out.extend_from_slice(self.service);
     }
 
     pub fn to_vec(&self) -> Vec<u8> {

@@ -69,24 +69,15 @@ pub struct Section {
 impl Section {
     /// Adds record bodies (as [`body`] writes them, `count` of them back to back) under `owner`.
     pub fn push_bodies(&mut self, owner: Owner<'_>, bodies: &[u8], count: u16) {
-        let mut rest = bodies;
-        for _ in 0..count {
-            // type, class, ttl, rdlength, then rdata
-            if rest.len() < 10 {
-                return;
+        let owned;
+        let owner: &[u8] = match owner {
+            Owner::Question => &QUESTION_POINTER,
+            Owner::Name(name) => {
+                owned = name_bytes(name);
+                &owned
             }
-            let len = 10 + usize::from(u16::from_be_bytes([rest[8], rest[9]]));
-            let Some((one, tail)) = rest.split_at_checked(len) else {
-                return;
-            };
-            match owner {
-                Owner::Question => self.bytes.extend_from_slice(&QUESTION_POINTER),
-                Owner::Name(name) => self.bytes.extend(name_bytes(name)),
-            }
-            self.bytes.extend_from_slice(one);
-            self.count += 1;
-            rest = tail;
-        }
+        };
+        self.count += push_owned(&mut self.bytes, owner, bodies, count);
     }
 
     /// Adds whole records (as [`full`] writes them).
@@ -165,13 +156,8 @@ pub fn shuffle_addresses(section: &mut Section, random: &mut u64) {
     if addresses.len() < 2 {
         return;
     }
-    // Fisher-Yates, with the bits of `random` stirred between draws.
     for i in (1..addresses.len()).rev() {
-        *random ^= *random << 13;
-        *random ^= *random >> 7;
-        *random ^= *random << 17;
-        let j = (*random % (i as u64 + 1)) as usize;
-        addresses.swap(i, j);
+        addresses.swap(i, draw(random, i));
     }
     let bytes: Vec<u8> = rest
         .into_iter()
@@ -180,6 +166,14 @@ pub fn shuffle_addresses(section: &mut Section, random: &mut u64) {
         .copied()
         .collect();
     section.bytes = bytes;
+}
+
+/// A Fisher-Yates draw: an index from 0 to `i`, with the bits of `random` stirred (xorshift).
+fn draw(random: &mut u64, i: usize) -> usize {
+    *random ^= *random << 13;
+    *random ^= *random >> 7;
+    *random ^= *random << 17;
+    (*random % (i as u64 + 1)) as usize
 }
 
 /// Where the question of a query ends: after its name (labels, ending in a zero or a pointer)
@@ -416,20 +410,27 @@ pub fn label_count(key: &[u8]) -> usize {
 /// Appends record `bodies` (`count` of them back to back, as [`body`] writes them) under the
 /// question's name; `false` if they do not split into `count` records.
 pub fn push_question_bodies(out: &mut Vec<u8>, bodies: &[u8], count: u16) -> bool {
+    push_owned(out, &QUESTION_POINTER, bodies, count) == count
+}
+
+/// Appends up to `count` record bodies from `bodies`, each after `owner` (a name in wire
+/// format or a pointer); returns how many it found whole.
+fn push_owned(out: &mut Vec<u8>, owner: &[u8], bodies: &[u8], count: u16) -> u16 {
     let mut rest = bodies;
-    for _ in 0..count {
+    for pushed in 0..count {
+        // type, class, ttl, rdlength, then rdata
         if rest.len() < 10 {
-            return false;
+            return pushed;
         }
         let len = 10 + usize::from(u16::from_be_bytes([rest[8], rest[9]]));
         let Some((one, tail)) = rest.split_at_checked(len) else {
-            return false;
+            return pushed;
         };
-        out.extend_from_slice(&QUESTION_POINTER);
+        out.extend_from_slice(owner);
         out.extend_from_slice(one);
         rest = tail;
     }
-    true
+    count
 }
 
 /// `loadbalance` on records of one size in place (address records under the question's name):
@@ -437,10 +438,7 @@ pub fn push_question_bodies(out: &mut Vec<u8>, bodies: &[u8], count: u16) -> boo
 pub fn shuffle_fixed(records: &mut [u8], size: usize, random: &mut u64) {
     let n = records.len() / size;
     for i in (1..n).rev() {
-        *random ^= *random << 13;
-        *random ^= *random >> 7;
-        *random ^= *random << 17;
-        let j = (*random % (i as u64 + 1)) as usize;
+        let j = draw(random, i);
         if i != j {
             let (low, high) = records.split_at_mut(i * size);
             low[j * size..(j + 1) * size].swap_with_slice(&mut high[..size]);

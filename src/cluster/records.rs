@@ -157,6 +157,20 @@ fn reverse_labels(labels: &[&[u8]]) -> Option<IpAddr> {
     }
 }
 
+/// The server's own addresses: the kube-dns service's cluster IPs, where the cluster has one.
+pub fn kube_dns(objects: &ClusterObjects) -> &[IpAddr] {
+    match objects
+        .services
+        .get(&("kube-system".to_string(), "kube-dns".to_string()))
+    {
+        Some(Service {
+            kind: ServiceKind::ClusterIp(ips),
+            ..
+        }) => ips,
+        _ => &[],
+    }
+}
+
 /// Whether any endpoint of the service is ready (or counts as ready).
 fn has_ready(svc: &Service, objects: &ClusterObjects) -> bool {
     objects
@@ -210,20 +224,10 @@ impl Builder<'_> {
         self.records
             .add(zone, record(zone, ttl, RData::NS(NS(ns_name.clone()))));
         self.records.ensure(&ns_name, zone);
-        // The server's own address: the kube-dns service, where the cluster has one.
-        let kube_dns = objects
-            .services
-            .get(&("kube-system".to_string(), "kube-dns".to_string()));
-        if let Some(Service {
-            kind: ServiceKind::ClusterIp(ips),
-            ..
-        }) = kube_dns
-        {
-            for &ip in ips {
-                let a = address(&ns_name, ttl, ip);
-                self.records.add(zone, a.clone());
-                self.records.add_additional(zone, zone, RecordType::NS, a);
-            }
+        for &ip in kube_dns(objects) {
+            let a = address(&ns_name, ttl, ip);
+            self.records.add(zone, a.clone());
+            self.records.add_additional(zone, zone, RecordType::NS, a);
         }
         if !is_reverse(zone) {
             let version = name(&["dns-version"], zone).expect("short name");

@@ -602,17 +602,7 @@ impl ClusterWriter {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as u32)
             .unwrap_or(1);
-        let kube_dns = match self
-            .objects
-            .services
-            .get(&("kube-system".to_string(), "kube-dns".to_string()))
-        {
-            Some(crate::cluster::Service {
-                kind: crate::cluster::ServiceKind::ClusterIp(ips),
-                ..
-            }) => ips.clone(),
-            _ => Vec::new(),
-        };
+        let kube_dns = super::records::kube_dns(&self.objects).to_vec();
         let inputs = Some((serial, kube_dns));
         if inputs == self.apex_inputs && self.view.meta().namespaces == self.namespaces {
             return;

@@ -141,6 +141,8 @@ pub struct HealthConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fallthrough {
     zones: Option<Vec<LowerName>>,
+    /// `zones` in lowercase wire format, for [`Self::through_wire`].
+    wire: Option<Vec<Vec<u8>>>,
 }
 
 impl Fallthrough {
@@ -152,15 +154,12 @@ impl Fallthrough {
         }
     }
 
-    /// The zones that fall through in lowercase wire format: `None` when nothing does, an
-    /// empty list when everything does.
-    pub fn zones_wire(&self) -> Option<Vec<Vec<u8>>> {
-        self.zones.as_ref().map(|zones| {
-            zones
-                .iter()
-                .map(|z| crate::table::NameKey::from(z).as_bytes().to_vec())
-                .collect()
-        })
+    /// [`Self::through`] for a name in lowercase wire format.
+    pub fn through_wire(&self, key: &[u8]) -> bool {
+        match &self.wire {
+            None => false,
+            Some(zones) => zones.is_empty() || zones.iter().any(|z| crate::wire::in_zone(key, z)),
+        }
     }
 
     fn parse(args: &[String], d: &Directive, parent: &str) -> Result<Self, ConfigError> {
@@ -168,7 +167,15 @@ impl Fallthrough {
             .iter()
             .map(|a| parse_zone(a).map_err(|m| directive_err(d, parent, m)))
             .collect::<Result<_, _>>()?;
-        Ok(Self { zones: Some(zones) })
+        let zones: Vec<LowerName> = zones;
+        let wire = zones
+            .iter()
+            .map(|z| crate::table::NameKey::from(z).as_bytes().to_vec())
+            .collect();
+        Ok(Self {
+            zones: Some(zones),
+            wire: Some(wire),
+        })
     }
 }
 

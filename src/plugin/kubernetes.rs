@@ -27,8 +27,6 @@ pub struct Kubernetes {
     ttl: u32,
     pods: PodMode,
     fallthrough: Fallthrough,
-    /// See [`Fallthrough::zones_wire`].
-    fallthrough_wire: Option<Vec<Vec<u8>>>,
     view: Arc<ClusterView>,
     /// False until the source's first full list (or its startup timeout): SERVFAIL until then.
     ready: Arc<AtomicBool>,
@@ -58,7 +56,6 @@ impl Kubernetes {
             ttl: config.ttl,
             pods: config.pods,
             fallthrough: config.fallthrough.clone(),
-            fallthrough_wire: config.fallthrough.zones_wire(),
             view: writer.view(),
             ready: Arc::new(AtomicBool::new(false)),
         };
@@ -145,28 +142,24 @@ impl Kubernetes {
                 counts,
             })
         };
-        if let Some(node) = names.get(key) {
-            let qtype = RecordType::from(query.qtype);
-            if let Some(set) = node.get(qtype) {
-                if !crate::wire::push_question_bodies(out, set.bodies, set.count) {
+        match find(&names, key) {
+            // An endpoint's name, kept in its service's node.
+            Some(Found::Endpoint(_)) => return Fast::Slow,
+            Some(Found::Node(node)) => {
+                let qtype = RecordType::from(query.qtype);
+                if let Some(set) = node.get(qtype) {
+                    if !crate::wire::push_question_bodies(out, set.bodies, set.count) {
+                        return Fast::Slow;
+                    }
+                    out.extend_from_slice(set.additional);
+                    return answered([set.count, 0, set.additional_count]);
+                }
+                if node.get(RecordType::CNAME).is_some() {
                     return Fast::Slow;
                 }
-                out.extend_from_slice(set.additional);
-                return answered([set.count, 0, set.additional_count]);
+                return negative_fast(&meta, key, ResponseCode::NoError, out);
             }
-            if node.get(RecordType::CNAME).is_some() {
-                return Fast::Slow;
-            }
-            return negative_fast(&meta, key, ResponseCode::NoError, out);
-        }
-        // An endpoint's name, kept in its service's node.
-        if let Some((&len, rest)) = key.split_first()
-            && let Some((label, parent)) = rest.split_at_checked(usize::from(len))
-            && names
-                .get(parent)
-                .is_some_and(|p| p.endpoint(label).is_some())
-        {
-            return Fast::Slow;
+            None => {}
         }
         if let Some(ip) = reverse_address_wire(key) {
             let ptrs = self.view.ptrs();
@@ -188,13 +181,10 @@ impl Kubernetes {
         {
             return Fast::Slow;
         }
-        match &self.fallthrough_wire {
-            Some(zones)
-                if zones.is_empty() || zones.iter().any(|z| crate::wire::in_zone(key, z)) =>
-            {
-                Fast::Next
-            }
-            _ => negative_fast(&meta, key, ResponseCode::NXDomain, out),
+        if self.fallthrough.through_wire(key) {
+            Fast::Next
+        } else {
+            negative_fast(&meta, key, ResponseCode::NXDomain, out)
         }
     }
 
@@ -457,11 +447,7 @@ fn endpoint_additional(endpoint: &EndpointName<'_>, ttl: u32) -> (Vec<u8>, u16) 
 
 /// A PTR record's body (see [`crate::wire::body`]).
 fn ptr_body(out: &mut Vec<u8>, ttl: u32, target: &crate::table::PtrTarget<'_>) {
-    out.extend_from_slice(&u16::from(RecordType::PTR).to_be_bytes());
-    out.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
-    out.extend_from_slice(&ttl.to_be_bytes());
-    out.extend_from_slice(&(target.len() as u16).to_be_bytes());
-    target.write(out);
+    push_body(out, RecordType::PTR, ttl, &target.parts());
 }
 
 /// [`negative`] written after the question in `out`.
