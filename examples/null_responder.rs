@@ -46,17 +46,12 @@ fn main() -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     let stop = Arc::new(AtomicBool::new(false));
     let null = Arc::new(Null);
-    let threads = clusterdns::server::udp_sockets(port, workers)?
-        .into_iter()
-        .map(|s| {
-            udp::spawn(
-                s,
-                Arc::clone(&null),
-                runtime.handle().clone(),
-                Arc::clone(&stop),
-            )
-        })
-        .collect::<std::io::Result<Vec<_>>>()?;
+    let threads = udp::spawn(
+        clusterdns::server::udp_sockets(port, workers)?,
+        Arc::clone(&null),
+        runtime.handle().clone(),
+        Arc::clone(&stop),
+    )?;
     eprintln!("null responder on udp port {port}, {workers} workers");
     for t in threads {
         let _ = t.join();

@@ -135,14 +135,12 @@ pub async fn run(listeners: Vec<Listener>, tcp: TcpOptions) -> std::io::Result<(
     let runtime = tokio::runtime::Handle::current();
     let mut tasks = tokio::task::JoinSet::new();
     for l in listeners {
-        for s in l.udp {
-            udp::spawn(
-                s,
-                Arc::clone(&l.handler),
-                runtime.clone(),
-                Arc::clone(&stop.0),
-            )?;
-        }
+        udp::spawn(
+            l.udp,
+            Arc::clone(&l.handler),
+            runtime.clone(),
+            Arc::clone(&stop.0),
+        )?;
         let listener = tokio::net::TcpListener::from_std(l.tcp)?;
         tasks.spawn(tcp::serve(listener, Arc::clone(&l.handler), tcp));
     }

@@ -13,8 +13,8 @@ use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tracing::debug;
 
@@ -49,24 +49,172 @@ impl Respond for Handler {
     }
 }
 
-/// Starts a worker thread serving `socket` until `stop` is set. The socket is made blocking
-/// with a receive timeout, so the worker notices `stop` within [`STOP_POLL`].
+/// Starts a worker thread for each of `sockets` (one port's, sharing it through
+/// `SO_REUSEPORT`), serving until `stop` is set. The sockets are made blocking with a receive
+/// timeout, so the workers notice `stop` within [`STOP_POLL`]. How the kernel spreads the
+/// port's queries over them is the [`Steering`]'s.
 pub fn spawn<R: Respond>(
-    socket: std::net::UdpSocket,
+    sockets: Vec<std::net::UdpSocket>,
     responder: Arc<R>,
     runtime: tokio::runtime::Handle,
     stop: Arc<AtomicBool>,
-) -> io::Result<std::thread::JoinHandle<()>> {
-    socket.set_nonblocking(false)?;
-    socket.set_read_timeout(Some(STOP_POLL))?;
-    let port = socket.local_addr()?.port();
-    std::thread::Builder::new()
-        .name(format!("udp-{port}"))
-        .spawn(move || {
-            // Plugins may start background work (a prefetch) while answering.
-            let _entered = runtime.enter();
-            Worker::new(Arc::new(socket)).run(&*responder, &responder, &runtime, &stop)
-        })
+) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let steering = Arc::new(Steering::new(&sockets));
+    let mut threads = Vec::with_capacity(sockets.len());
+    for (index, socket) in sockets.into_iter().enumerate() {
+        socket.set_nonblocking(false)?;
+        socket.set_read_timeout(Some(STOP_POLL))?;
+        let port = socket.local_addr()?.port();
+        let (responder, runtime, stop) =
+            (Arc::clone(&responder), runtime.clone(), Arc::clone(&stop));
+        let steering = Arc::clone(&steering);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("udp-{port}"))
+                .spawn(move || {
+                    // Plugins may start background work (a prefetch) while answering.
+                    let _entered = runtime.enter();
+                    Worker::new(Arc::new(socket), steering, index).run(
+                        &*responder,
+                        &responder,
+                        &runtime,
+                        &stop,
+                    )
+                })?,
+        );
+    }
+    Ok(threads)
+}
+
+/// How long a worker measures how busy it is before it reports.
+const WINDOW: Duration = Duration::from_millis(20);
+/// Above this share of a window spent answering (per mille), one worker is not enough.
+const SPREAD_ABOVE: u32 = 750;
+/// Below this sum of the workers' shares (per mille), one worker would do.
+const GATHER_BELOW: u32 = 300;
+/// How long the queries stay spread before they may be gathered again: every worker has
+/// reported by then (an idle one wakes every [`STOP_POLL`]), and the load does not flap.
+const SPREAD_AT_LEAST: Duration = Duration::from_millis(500);
+/// How often the group's program is set again, in case another set of workers on the same
+/// port (the generation a reload replaces, in its last moments) changed it.
+const REASSERT: Duration = Duration::from_secs(1);
+
+/// Where a port's queries go: all to one socket while one worker keeps up with them, over
+/// all the sockets (the kernel's hash of the client's address and port) once it does not.
+///
+/// Every wake-up of a worker costs a context switch, and at moderate load a worker is woken
+/// for one or two queries at a time: two workers each taking half the queries pay for twice
+/// the wake-ups one worker does. So the queries are gathered on one socket (a classic BPF
+/// program on the `SO_REUSEPORT` group returning its first socket) and spread (a program
+/// returning no socket, so the kernel's hash decides) when a worker is busy more than three
+/// quarters of a window; they are gathered again when all the workers together are busy less
+/// than a third of one. Where the kernel refuses the program, its hash decides throughout.
+pub struct Steering {
+    /// Whether the queries are spread; `None` where the kernel cannot steer them.
+    spread: Option<AtomicBool>,
+    /// Each worker's share of its last window spent answering, per mille.
+    busy: Box<[AtomicU32]>,
+    /// When the queries were last spread, and when the program was last set (nanoseconds
+    /// since `epoch`).
+    spread_since: AtomicU64,
+    attached_at: AtomicU64,
+    epoch: Instant,
+}
+
+impl Steering {
+    fn new(sockets: &[std::net::UdpSocket]) -> Self {
+        let steerable = sockets.len() > 1 && attach(&sockets[0], false).is_ok();
+        Self {
+            spread: steerable.then(|| AtomicBool::new(false)),
+            busy: sockets.iter().map(|_| AtomicU32::new(0)).collect(),
+            spread_since: AtomicU64::new(0),
+            attached_at: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Worker `index`, whose socket is `socket`, spent `busy` per mille of its last window
+    /// answering.
+    fn report(&self, index: usize, busy: u32, socket: &std::net::UdpSocket) {
+        let Some(spread) = &self.spread else { return };
+        self.busy[index].store(busy, Ordering::Relaxed);
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        let spreading = spread.load(Ordering::Relaxed);
+        let change = if spreading {
+            let since = now.saturating_sub(self.spread_since.load(Ordering::Relaxed));
+            let total: u32 = self.busy.iter().map(|b| b.load(Ordering::Relaxed)).sum();
+            since >= SPREAD_AT_LEAST.as_nanos() as u64 && total < GATHER_BELOW
+        } else {
+            busy > SPREAD_ABOVE
+        };
+        if change
+            && spread
+                .compare_exchange(spreading, !spreading, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            if spreading {
+                debug!(busy, "udp queries gathered on one worker");
+            } else {
+                debug!(worker = index, busy, "udp queries spread over the workers");
+                self.spread_since.store(now, Ordering::Relaxed);
+            }
+            self.set(socket, !spreading, now);
+        } else {
+            let last = self.attached_at.load(Ordering::Relaxed);
+            if now.saturating_sub(last) >= REASSERT.as_nanos() as u64
+                && self
+                    .attached_at
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.set(socket, spreading, now);
+            }
+        }
+    }
+
+    fn set(&self, socket: &std::net::UdpSocket, spread: bool, now: u64) {
+        self.attached_at.store(now, Ordering::Relaxed);
+        if let Err(error) = attach(socket, spread) {
+            debug!(%error, "udp steering");
+        }
+    }
+}
+
+/// `SO_ATTACH_REUSEPORT_CBPF` (asm-generic, x86 and arm; not in the libc crate for Linux).
+const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
+
+/// Sets the program of the `SO_REUSEPORT` group `socket` belongs to (the group has one):
+/// every query to the group's first socket, or (`spread`) wherever the kernel's hash puts it.
+fn attach(socket: &std::net::UdpSocket, spread: bool) -> io::Result<()> {
+    // One instruction: BPF_RET | BPF_K, returning the index of the socket to deliver to. An
+    // index past the group's sockets makes the kernel fall back to its hash.
+    let index = if spread { u32::MAX } else { 0 };
+    let mut code = [libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: index,
+    }];
+    let filter = libc::sock_fprog {
+        len: 1,
+        filter: code.as_mut_ptr(),
+    };
+    // SAFETY: `filter` points at `code`, one valid instruction, both alive for the call; the
+    // kernel copies the program before returning.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            std::ptr::from_ref(&filter).cast(),
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// One worker's buffers: `BATCH` receive slots with their source addresses, and `BATCH`
@@ -74,6 +222,9 @@ pub fn spawn<R: Respond>(
 /// except the responses, whose pointers are set again before each send.
 struct Worker {
     socket: Arc<std::net::UdpSocket>,
+    steering: Arc<Steering>,
+    /// This worker's socket's place in its port's group.
+    index: usize,
     slots: Box<[u8]>,
     addrs: Box<[libc::sockaddr_storage; BATCH]>,
     recv_iov: Box<[libc::iovec; BATCH]>,
@@ -86,7 +237,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(socket: Arc<std::net::UdpSocket>) -> Self {
+    fn new(socket: Arc<std::net::UdpSocket>, steering: Arc<Steering>, index: usize) -> Self {
         // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs for which all-zero
         // bytes are a valid value (null pointers, zero lengths).
         let (addrs, recv_iov, recv, send_iov, send) = unsafe {
@@ -100,6 +251,8 @@ impl Worker {
         };
         let mut worker = Self {
             socket,
+            steering,
+            index,
             slots: vec![0u8; BATCH * SLOT].into_boxed_slice(),
             addrs,
             recv_iov,
@@ -130,6 +283,10 @@ impl Worker {
         stop: &AtomicBool,
     ) {
         let fd = self.socket.as_raw_fd();
+        // How busy this worker is: the time from a batch's arrival to its answers' sending,
+        // and the time taken receiving a full batch (which did not wait: queries were queued).
+        let (mut window, mut busy) = (Instant::now(), Duration::ZERO);
+        let mut done = window;
         while !stop.load(Ordering::Relaxed) {
             for hdr in self.recv.iter_mut() {
                 hdr.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -148,6 +305,15 @@ impl Worker {
                     std::ptr::null_mut(),
                 )
             };
+            let woke = Instant::now();
+            if received == BATCH as i32 {
+                busy += woke - done;
+            }
+            if woke - window >= WINDOW {
+                let share = busy.as_micros() * 1000 / (woke - window).as_micros().max(1);
+                self.steering.report(self.index, share as u32, &self.socket);
+                (window, busy) = (woke, Duration::ZERO);
+            }
             if received < 0 {
                 let error = io::Error::last_os_error();
                 if !matches!(
@@ -176,9 +342,13 @@ impl Worker {
                         replies += 1;
                     }
                     Handled::Forward(pending) => {
-                        let (shared, socket) = (Arc::clone(shared), Arc::clone(&self.socket));
+                        // Weak: a socket whose worker stopped (a reload) must close at once,
+                        // not stay in the port's group unread while an upstream answers.
+                        let (shared, socket) = (Arc::clone(shared), Arc::downgrade(&self.socket));
                         runtime.spawn(async move {
-                            if let Some(response) = shared.forward(pending).await {
+                            if let Some(response) = shared.forward(pending).await
+                                && let Some(socket) = socket.upgrade()
+                            {
                                 send_one(&socket, &response, src);
                             }
                         });
@@ -186,6 +356,8 @@ impl Worker {
                 }
             }
             self.send_batch(fd, replies);
+            done = Instant::now();
+            busy += done - woke;
         }
     }
 

@@ -657,3 +657,116 @@ fn a_workers_flag_that_is_not_a_count_exits_one_naming_it() {
             .unwrap_or_else(|e| panic!("{args:?}: port {port} still bound: {e}"));
     }
 }
+
+/// For each of `port`'s UDP workers, a field of `/proc/PID/task/TID/schedstat`: 0, the
+/// nanoseconds it ran; 2, how many times it was put on a CPU (a worker blocked in `recvmmsg`
+/// runs once per wake-up).
+fn schedstat(process: &Process, port: u16, field: usize) -> BTreeMap<String, u64> {
+    let name = format!("udp-{port}");
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", process.pid())).unwrap();
+    tasks
+        .filter_map(|t| {
+            let path = t.ok()?.path();
+            let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+            (comm.trim() == name).then_some(())?;
+            let stat = std::fs::read_to_string(path.join("schedstat")).ok()?;
+            let runs = stat.split_whitespace().nth(field)?.parse().ok()?;
+            Some((path.file_name()?.to_string_lossy().into_owned(), runs))
+        })
+        .collect()
+}
+
+/// How much of `field` (see [`schedstat`]) each worker gained while `load` ran, least first.
+fn during(process: &Process, port: u16, field: usize, load: impl FnOnce()) -> Vec<u64> {
+    let before = schedstat(process, port, field);
+    load();
+    let after = schedstat(process, port, field);
+    let mut deltas: Vec<u64> = after
+        .iter()
+        .map(|(tid, runs)| runs - before.get(tid).copied().unwrap_or(0))
+        .collect();
+    deltas.sort_unstable();
+    deltas
+}
+
+/// 400 queries from 16 sockets (16 different hashes), one at a time, each answered.
+fn light_load(server: SocketAddr) {
+    let clients: Vec<UdpSocket> = (0..16)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            s
+        })
+        .collect();
+    let mut buf = [0u8; 2048];
+    for i in 0..400u16 {
+        let client = &clients[usize::from(i) % clients.len()];
+        let mut q = query_bytes(WEB, RecordType::A, None);
+        q[..2].copy_from_slice(&i.to_be_bytes());
+        client.send_to(&q, server).unwrap();
+        let (len, _) = client.recv_from(&mut buf).expect("an answer");
+        assert_eq!(buf[..2], q[..2]);
+        assert_eq!(parse(&buf[..len]).response_code(), ResponseCode::NoError);
+    }
+}
+
+/// Four threads, four sockets each, sending queries without waiting for the answers (which
+/// are left to overflow the clients' buffers) for half a second, 50,000 at most apiece.
+fn heavy_load(server: SocketAddr) {
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for t in 0..4u16 {
+            scope.spawn(move || {
+                let clients: Vec<UdpSocket> = (0..4)
+                    .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+                    .collect();
+                let mut q = query_bytes(WEB, RecordType::A, None);
+                for i in 0..50_000u16 {
+                    if start.elapsed() > Duration::from_millis(500) {
+                        break;
+                    }
+                    q[..2].copy_from_slice(&(t.wrapping_mul(50_000).wrapping_add(i)).to_be_bytes());
+                    let _ = clients[usize::from(i) % 4].send_to(&q, server);
+                }
+            });
+        }
+    });
+}
+
+/// A light load is answered by one worker (the others are not woken for it), a heavy one by
+/// all of them, and once it is over the queries are gathered on one worker again. (A light
+/// round may catch a moment the machine is busy enough to spread the queries for half a
+/// second: one of three rounds must show them on one worker.)
+#[test]
+fn one_worker_answers_a_light_load_and_every_worker_a_heavy_one() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let port = free_port();
+    let dir = workdir(port);
+    let mut process = Process::spawn(dir.path(), &["-workers", "2"]);
+    process.first_answer(port, WEB);
+    let server = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let gathered = |what: &str| {
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let w = during(&process, port, 2, || light_load(server));
+            assert_eq!(w.len(), 2, "{what}: two workers, {w:?}");
+            // The idle worker wakes every 100 ms to look whether it should stop.
+            if w[1] >= 400 && w[0] <= 40 {
+                return;
+            }
+            seen.push(w);
+            std::thread::sleep(Duration::from_millis(700));
+        }
+        panic!("{what}: 400 queries from 16 sockets woke both workers (wake-ups: {seen:?})");
+    };
+    gathered("light load at the start");
+    let w = during(&process, port, 0, || heavy_load(server));
+    assert!(
+        w[0] >= 20,
+        "80,000 queries at once woke one worker only: wake-ups {w:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    gathered("light load after the heavy one");
+}

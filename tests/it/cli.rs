@@ -128,6 +128,11 @@ impl Process {
 }
 
 impl Process {
+    /// The process's ID.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The names of the process's threads (Linux).
     pub(crate) fn threads(&self) -> Vec<String> {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.child.id())) else {
