@@ -10,13 +10,17 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 const USAGE: &str = "\
-Usage: clusterdns [-conf FILE] [-dns.port PORT] [-workers N] [-version] [-plugins]
+Usage: clusterdns [-conf FILE] [-dns.port PORT] [-workers N] [-tcp.max_connections N]
+                  [-version] [-plugins]
 
-  -conf FILE       Corefile to load (default \"Corefile\")
-  -dns.port PORT   port of server blocks that name none (default 53)
-  -workers N       UDP sockets (SO_REUSEPORT) and threads per port (default: the CPU count)
-  -version         show the version and quit
-  -plugins         list the directives this build supports and quit
+  -conf FILE              Corefile to load (default \"Corefile\")
+  -dns.port PORT          port of server blocks that name none (default 53)
+  -workers N              UDP sockets (SO_REUSEPORT) and threads per port (default: the CPU count)
+  -tcp.max_connections N  TCP connections served at once per port; more wait (default 1000)
+  -version                show the version and quit
+  -plugins                list the directives this build supports and quit
+
+SIGHUP or SIGUSR1 loads the Corefile again; SIGTERM or SIGINT stops after the lameduck time.
 ";
 
 /// jemalloc rather than glibc's malloc: a cluster change applies in two thirds of the time,
@@ -33,7 +37,12 @@ struct Flags {
     conf: PathBuf,
     port: u16,
     workers: usize,
+    /// `-tcp.max_connections`.
+    max_connections: usize,
 }
+
+/// The bounds of `-tcp.max_connections`.
+const MAX_CONNECTIONS: std::ops::RangeInclusive<usize> = 1..=1_000_000;
 
 /// Go-style flags as CoreDNS takes them: `-name value`, `--name value`, `-name=value`.
 fn parse_flags() -> anyhow::Result<Option<Flags>> {
@@ -41,6 +50,7 @@ fn parse_flags() -> anyhow::Result<Option<Flags>> {
         conf: PathBuf::from("Corefile"),
         port: 53,
         workers: std::thread::available_parallelism().map_or(1, usize::from),
+        max_connections: clusterdns::server::TcpOptions::default().max_connections,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -73,6 +83,20 @@ fn parse_flags() -> anyhow::Result<Option<Flags>> {
                     .ok()
                     .filter(|&n| (1..=1024).contains(&n))
                     .with_context(|| format!("-workers: not a count from 1 to 1024: {v:?}"))?;
+            }
+            "tcp.max_connections" => {
+                let v = value()?;
+                flags.max_connections = v
+                    .parse()
+                    .ok()
+                    .filter(|n| MAX_CONNECTIONS.contains(n))
+                    .with_context(|| {
+                        format!(
+                            "-tcp.max_connections: not a count from {} to {}: {v:?}",
+                            MAX_CONNECTIONS.start(),
+                            MAX_CONNECTIONS.end()
+                        )
+                    })?;
             }
             "version" => {
                 println!(
@@ -127,44 +151,61 @@ fn run() -> anyhow::Result<()> {
     if let Err(error) = tikv_jemalloc_ctl::background_thread::write(true) {
         warn!(%error, "jemalloc background thread");
     }
+    // Every TCP connection and forwarded query holds a descriptor: the soft limit goes up to
+    // the hard one (Go, and so CoreDNS, does the same at start), so `-tcp.max_connections`
+    // is what bounds connections, not a default of 1024 descriptors.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files"),
+        Err(error) => warn!(%error, "raising the open-file limit"),
+    }
     // Everything is read and checked before a socket is bound.
     let corefile = std::fs::read(&flags.conf).unwrap_or_default();
     let config = Config::load(&flags.conf, flags.port)?;
-    let bound = Bound::new(&config, flags.workers)?;
+    let bound = Bound::new(&config, &flags)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
+        let mut signals = ReloadSignals::new().context("listening for SIGHUP and SIGUSR1")?;
         let mut current = bound.start()?;
         let mut seen = fingerprint(&corefile);
         loop {
             let check = next_check(current.reload);
-            tokio::select! {
-                r = &mut current.dns => r.context("serving")?.context("serving")?,
+            // `reload` looks at the Corefile every interval and loads it when its bytes
+            // changed; SIGHUP and SIGUSR1 load it at once, changed or not, `reload` or not.
+            let signal = tokio::select! {
+                r = &mut current.dns => {
+                    r.context("serving")?.context("serving")?;
+                    bail!("the DNS listeners stopped");
+                }
                 () = shutdown_signal() => break,
-                () = check => {
-                    // `reload`: a changed Corefile replaces everything, or nothing.
-                    let text = std::fs::read(&flags.conf).unwrap_or_default();
-                    if fingerprint(&text) == seen {
-                        continue;
-                    }
-                    seen = fingerprint(&text);
-                    match Config::load(&flags.conf, flags.port)
-                        .map_err(anyhow::Error::from)
-                        .and_then(|c| Bound::new(&c, flags.workers))
-                        .and_then(Bound::start)
-                    {
-                        Ok(next) => {
-                            // The new listeners are up before the old ones close.
-                            std::mem::replace(&mut current, next).stop();
-                            info!("reload: serving the changed Corefile");
-                        }
-                        Err(error) => {
-                            clusterdns::metrics::metrics().reload_failed();
-                            warn!("reload: the changed Corefile is not used, the last good one goes on: {error:#}");
-                        }
-                    }
+                () = check => None,
+                name = signals.recv() => Some(name),
+            };
+            let text = std::fs::read(&flags.conf).unwrap_or_default();
+            if signal.is_none() && fingerprint(&text) == seen {
+                continue;
+            }
+            seen = fingerprint(&text);
+            let (trigger, what) = match signal {
+                Some(name) => (name, "the Corefile"),
+                None => ("reload", "the changed Corefile"),
+            };
+            // A new configuration replaces everything, or nothing.
+            match Config::load(&flags.conf, flags.port)
+                .map_err(anyhow::Error::from)
+                .and_then(|c| Bound::new(&c, &flags))
+                .and_then(Bound::start)
+            {
+                Ok(next) => {
+                    // The new listeners are up before the old ones close.
+                    std::mem::replace(&mut current, next).stop();
+                    info!("{trigger}: serving {what}");
+                }
+                Err(error) => {
+                    clusterdns::metrics::metrics().reload_failed();
+                    warn!("{trigger}: {what} is not used, the last good one goes on: {error:#}");
                 }
             }
         }
@@ -184,19 +225,30 @@ struct Bound {
     listeners: Vec<clusterdns::server::Listener>,
     http: Vec<(std::net::TcpListener, clusterdns::server::http::Routes)>,
     reload: Option<(Duration, Duration)>,
+    /// TCP options from the flags; each port's `timeouts` go over them.
+    tcp: clusterdns::server::TcpOptions,
 }
 
 impl Bound {
-    fn new(config: &Config, workers: usize) -> anyhow::Result<Self> {
+    fn new(config: &Config, flags: &Flags) -> anyhow::Result<Self> {
         let mut assembly = clusterdns::assemble(config)?;
-        let listeners = clusterdns::server::bind(std::mem::take(&mut assembly.blocks), workers)?;
+        let listeners = clusterdns::server::bind_with(
+            std::mem::take(&mut assembly.blocks),
+            flags.workers,
+            &config.timeouts(),
+        )?;
         let http = clusterdns::server::bind_http(std::mem::take(&mut assembly.http))?;
         let reload = config.servers.iter().find_map(|s| s.reload);
+        let tcp = clusterdns::server::TcpOptions {
+            max_connections: flags.max_connections,
+            ..Default::default()
+        };
         Ok(Self {
             assembly,
             listeners,
             http,
             reload,
+            tcp,
         })
     }
 
@@ -216,7 +268,7 @@ impl Bound {
             .map(tokio::spawn)
             .collect();
         // DNS keeps being served through the lameduck period, so it runs as its own task.
-        let dns = tokio::spawn(clusterdns::server::run(self.listeners, Default::default()));
+        let dns = tokio::spawn(clusterdns::server::run(self.listeners, self.tcp));
         Ok(Running {
             dns,
             http,
@@ -268,6 +320,43 @@ fn fingerprint(text: &[u8]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut h);
     h.finish()
+}
+
+/// SIGHUP and SIGUSR1: load the Corefile again now. CoreDNS reloads on SIGUSR1 (and stops on
+/// SIGHUP); both reload here, as most daemons do on SIGHUP. Listening replaces the signals'
+/// default action, which would end the process.
+struct ReloadSignals {
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    usr1: tokio::signal::unix::Signal,
+}
+
+impl ReloadSignals {
+    /// Starts listening; needs the runtime.
+    fn new() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                hup: signal(SignalKind::hangup())?,
+                usr1: signal(SignalKind::user_defined1())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// The next reload signal's name.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        tokio::select! {
+            Some(()) = self.hup.recv() => return "SIGHUP",
+            Some(()) = self.usr1.recv() => return "SIGUSR1",
+            else => {}
+        }
+        std::future::pending().await
+    }
 }
 
 async fn shutdown_signal() {

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod corefile;
 pub mod forward;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,6 +51,7 @@ pub const SUPPORTED: &[&str] = &[
     "prometheus",
     "ready",
     "reload",
+    "timeouts",
 ];
 
 /// CoreDNS directives that are known but not served yet.
@@ -87,7 +89,6 @@ const NOT_YET: &[&str] = &[
     "secondary",
     "sign",
     "template",
-    "timeouts",
     "tls",
     "trace",
     "transfer",
@@ -126,7 +127,32 @@ pub struct ServerConfig {
     pub prometheus: Option<String>,
     /// `loadbalance [round_robin]`: address records in a random order.
     pub loadbalance: bool,
+    /// `timeouts { read; write; idle }`: the TCP server's timeouts on this block's port.
+    pub timeouts: Option<Timeouts>,
     pub pos: Pos,
+}
+
+/// `timeouts { read DURATION; write DURATION; idle DURATION }`: CoreDNS's timeouts of the
+/// DNS-over-TCP server on a port. One left out keeps its default (read 3s, write 5s, idle 10s).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// How long a new connection has to send its first query, whole.
+    pub read: Option<Duration>,
+    /// How long writing one response may take.
+    pub write: Option<Duration>,
+    /// How long a connection has to send each later query, whole.
+    pub idle: Option<Duration>,
+}
+
+impl Timeouts {
+    /// These timeouts with the ones `later` sets in their place.
+    pub fn then(self, later: Timeouts) -> Timeouts {
+        Timeouts {
+            read: later.read.or(self.read),
+            write: later.write.or(self.write),
+            idle: later.idle.or(self.idle),
+        }
+    }
 }
 
 /// The `health` directive.
@@ -295,6 +321,17 @@ impl Config {
         }
         Ok(Self { servers })
     }
+
+    /// Each port's `timeouts`. Server blocks on one port share its TCP server, so, as in
+    /// CoreDNS, a timeout a later block sets replaces what an earlier one set.
+    pub fn timeouts(&self) -> BTreeMap<u16, Timeouts> {
+        let mut by_port: BTreeMap<u16, Timeouts> = BTreeMap::new();
+        for s in &self.servers {
+            let t = by_port.entry(s.port).or_default();
+            *t = t.then(s.timeouts.unwrap_or_default());
+        }
+        by_port
+    }
 }
 
 fn directive_err(d: &Directive, name: &str, message: impl Into<String>) -> ConfigError {
@@ -342,6 +379,7 @@ fn server_block(
         ready: None,
         prometheus: None,
         loadbalance: false,
+        timeouts: None,
         pos: block.pos.clone(),
     };
     for d in &block.directives {
@@ -371,6 +409,7 @@ fn server_block(
             "forward" => server.forward.replace(forward::forward(d, dir)?).is_some(),
             "cache" => server.cache.replace(cache::cache(d)?).is_some(),
             "reload" => server.reload.replace(reload(d)?).is_some(),
+            "timeouts" => server.timeouts.replace(timeouts(d)?).is_some(),
             "autopath" => server
                 .autopath
                 .replace(autopath(d, &server.zones, dir)?)
@@ -884,6 +923,74 @@ fn reload(d: &Directive) -> Result<(Duration, Duration), ConfigError> {
     Ok((interval, jitter))
 }
 
+/// CoreDNS's bounds on each of `timeouts`.
+const TIMEOUT_MIN: Duration = Duration::from_secs(1);
+const TIMEOUT_MAX: Duration = Duration::from_secs(24 * 3600);
+
+/// `timeouts { read DURATION; write DURATION; idle DURATION }`, with CoreDNS's checks and
+/// messages: at least one of them, each once in a line with one DURATION (a bare number is
+/// seconds), between 1s and 24h.
+fn timeouts(d: &Directive) -> Result<Timeouts, ConfigError> {
+    const NAME: &str = "timeouts";
+    let arg_err = |d: &Directive| {
+        directive_err(
+            d,
+            NAME,
+            format!(
+                "Wrong argument count or unexpected line ending after '{}'",
+                d.name
+            ),
+        )
+    };
+    if !d.args.is_empty() {
+        return Err(arg_err(d));
+    }
+    if d.block.is_empty() {
+        return Err(directive_err(
+            d,
+            NAME,
+            "timeouts block with no timeouts specified",
+        ));
+    }
+    let mut t = Timeouts::default();
+    for o in &d.block {
+        let slot = match o.name.as_str() {
+            "read" => &mut t.read,
+            "write" => &mut t.write,
+            "idle" => &mut t.idle,
+            "max_queries" | "maxtcpqueries" => {
+                return Err(directive_err(
+                    o,
+                    NAME,
+                    format!("{}: not supported yet", o.name),
+                ));
+            }
+            other => {
+                return Err(directive_err(o, NAME, format!("unknown option: '{other}'")));
+            }
+        };
+        let [arg] = o.args.as_slice() else {
+            return Err(arg_err(o));
+        };
+        *slot = Some(timeout(arg).map_err(|m| directive_err(o, NAME, m))?);
+    }
+    Ok(t)
+}
+
+/// One of `timeouts`' durations: Go's syntax, or a bare number of seconds.
+fn timeout(arg: &str) -> Result<Duration, String> {
+    let out_of_bounds =
+        || format!("timeout provided '{arg}' needs to be between 1 second and 24 hours");
+    let duration = match arg.parse::<i64>() {
+        Ok(secs) => Duration::from_secs(u64::try_from(secs).map_err(|_| out_of_bounds())?),
+        Err(_) => parse_duration(arg).map_err(|_| format!("failed to parse duration '{arg}'"))?,
+    };
+    if !(TIMEOUT_MIN..=TIMEOUT_MAX).contains(&duration) {
+        return Err(out_of_bounds());
+    }
+    Ok(duration)
+}
+
 /// A name from a hosts entry, lowercased and fully qualified.
 pub fn host_name(s: &str) -> Result<Name, String> {
     let mut name = Name::from_ascii(s)
@@ -1048,11 +1155,94 @@ mod tests {
             (".:53 {\n hosts {\n  reload 5q\n }\n}\n", 3, "unit"),
             (".:x {\n log\n}\n", 1, "bad port"),
             (".:53 {\n log\n}\n.:53 {\n errors\n}\n", 4, "twice"),
+            (
+                ".:53 {\n timeouts\n}\n",
+                2,
+                "timeouts: timeouts block with no timeouts specified",
+            ),
+            (
+                ".:53 {\n timeouts 5s {\n  read 5s\n }\n}\n",
+                2,
+                "Wrong argument count or unexpected line ending after 'timeouts'",
+            ),
+            (
+                ".:53 {\n timeouts {\n  read 10s\n  giraffe 30s\n }\n}\n",
+                4,
+                "unknown option: 'giraffe'",
+            ),
+            (
+                ".:53 {\n timeouts {\n  read 10s 20s\n }\n}\n",
+                3,
+                "Wrong argument count or unexpected line ending after 'read'",
+            ),
+            (
+                ".:53 {\n timeouts {\n  write snake\n }\n}\n",
+                3,
+                "failed to parse duration 'snake'",
+            ),
+            (
+                ".:53 {\n timeouts {\n  idle 0s\n }\n}\n",
+                3,
+                "timeout provided '0s' needs to be between 1 second and 24 hours",
+            ),
+            (
+                ".:53 {\n timeouts {\n  read 48h\n }\n}\n",
+                3,
+                "needs to be between 1 second and 24 hours",
+            ),
+            (
+                ".:53 {\n timeouts {\n  read 999ms\n }\n}\n",
+                3,
+                "needs to be between",
+            ),
+            (
+                ".:53 {\n timeouts {\n  idle -5\n }\n}\n",
+                3,
+                "needs to be between",
+            ),
+            (
+                ".:53 {\n timeouts {\n  max_queries 5\n }\n}\n",
+                3,
+                "max_queries: not supported yet",
+            ),
+            (
+                ".:53 {\n timeouts {\n  idle 1s\n }\n timeouts {\n  idle 2s\n }\n}\n",
+                5,
+                "once",
+            ),
         ] {
             let e = load(text).unwrap_err().to_string();
             assert!(e.starts_with(&format!("Corefile:{line}:")), "{text:?}: {e}");
             assert!(e.contains(needle), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn timeouts_as_coredns_reads_them_and_per_port() {
+        let c = load(
+            ".:53 {\n timeouts {\n  read 30s\n  idle 1h\n  idle 2m\n }\n}\n\
+             example.org:53 {\n timeouts {\n  read 10\n  write 24h\n }\n}\n\
+             .:54 {\n log\n}\n",
+        )
+        .unwrap();
+        let t = c.servers[0].timeouts.unwrap();
+        assert_eq!(t.read, Some(Duration::from_secs(30)));
+        assert_eq!(t.write, None);
+        assert_eq!(t.idle, Some(Duration::from_secs(120)), "the last line wins");
+        assert_eq!(c.servers[2].timeouts, None);
+        let by_port = c.timeouts();
+        assert_eq!(
+            by_port[&53],
+            Timeouts {
+                read: Some(Duration::from_secs(10)),
+                write: Some(Duration::from_secs(24 * 3600)),
+                idle: Some(Duration::from_secs(120)),
+            },
+            "a later block on the port replaces what it sets, keeps the rest"
+        );
+        assert_eq!(by_port[&54], Timeouts::default());
+        let one = load(".:53 {\n timeouts {\n  read 1s\n }\n}\n").unwrap();
+        assert_eq!(one.servers[0].timeouts.unwrap().read, Some(TIMEOUT_MIN));
     }
 
     #[test]

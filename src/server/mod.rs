@@ -12,12 +12,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::answer::{Block, Handler};
+use crate::config::Timeouts;
 
 /// A port with everything served on it, bound and ready to run.
 pub struct Listener {
     pub handler: Arc<Handler>,
     udp: Vec<std::net::UdpSocket>,
     tcp: std::net::TcpListener,
+    /// The port's `timeouts`, over the options [`run`] is given.
+    timeouts: Timeouts,
 }
 
 impl Listener {
@@ -39,6 +42,15 @@ pub struct BindError {
 /// port are routed by zone within one handler. Port 0 picks a free port, the same for UDP
 /// and TCP.
 pub fn bind(blocks: Vec<(u16, Block)>, workers: usize) -> Result<Vec<Listener>, BindError> {
+    bind_with(blocks, workers, &BTreeMap::new())
+}
+
+/// [`bind`], each port's TCP server with its `timeouts` ([`crate::config::Config::timeouts`]).
+pub fn bind_with(
+    blocks: Vec<(u16, Block)>,
+    workers: usize,
+    timeouts: &BTreeMap<u16, Timeouts>,
+) -> Result<Vec<Listener>, BindError> {
     let mut by_port: BTreeMap<u16, Vec<Block>> = BTreeMap::new();
     for (port, block) in blocks {
         by_port.entry(port).or_default().push(block);
@@ -56,6 +68,7 @@ pub fn bind(blocks: Vec<(u16, Block)>, workers: usize) -> Result<Vec<Listener>, 
             handler: Arc::new(Handler::new(blocks)),
             udp,
             tcp,
+            timeouts: timeouts.get(&port).copied().unwrap_or_default(),
         });
     }
     Ok(listeners)
@@ -122,7 +135,8 @@ pub async fn run_http(
 }
 
 /// Runs every listener's loops until the returned future is dropped: a thread per UDP socket
-/// (see [`udp`]), which stops within a tenth of a second after that, and tasks for TCP.
+/// (see [`udp`]), which stops within a tenth of a second after that, and tasks for TCP, with
+/// `tcp`'s options under each port's `timeouts`.
 pub async fn run(listeners: Vec<Listener>, tcp: TcpOptions) -> std::io::Result<()> {
     /// Tells the UDP workers to stop when the future running them is dropped.
     struct StopOnDrop(Arc<AtomicBool>);
@@ -142,7 +156,11 @@ pub async fn run(listeners: Vec<Listener>, tcp: TcpOptions) -> std::io::Result<(
             Arc::clone(&stop.0),
         )?;
         let listener = tokio::net::TcpListener::from_std(l.tcp)?;
-        tasks.spawn(tcp::serve(listener, Arc::clone(&l.handler), tcp));
+        tasks.spawn(tcp::serve(
+            listener,
+            Arc::clone(&l.handler),
+            tcp.with(&l.timeouts),
+        ));
     }
     while tasks.join_next().await.is_some() {}
     drop(stop);

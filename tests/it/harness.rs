@@ -38,7 +38,8 @@ impl TestServer {
         std::fs::write(&path, text).unwrap();
         let config = clusterdns::config::Config::load(&path, 0).unwrap();
         let assembly = clusterdns::assemble(&config).unwrap();
-        let listeners = clusterdns::server::bind(assembly.blocks, 2).unwrap();
+        let listeners =
+            clusterdns::server::bind_with(assembly.blocks, 2, &config.timeouts()).unwrap();
         let http = clusterdns::server::bind_http(assembly.http).unwrap();
         let http_addrs = http.iter().map(|(l, _)| l.local_addr().unwrap()).collect();
         let port = listeners[0].local_addr().unwrap().port();

@@ -10,6 +10,7 @@ mod harness;
 mod hosts;
 mod kube_api;
 mod kube_tls;
+mod limits;
 mod protocol;
 mod reload;
 mod spec;

@@ -316,6 +316,7 @@ fn closed_within(addr: SocketAddr, send: &[u8], within: Duration) -> bool {
 fn idle_half_sent_and_zero_length_tcp_connections_are_closed() {
     let opts = clusterdns::server::TcpOptions {
         idle_timeout: Duration::from_millis(200),
+        read_timeout: Duration::from_millis(200),
         ..Default::default()
     };
     let server = TestServer::start_with(COREFILE, opts);
