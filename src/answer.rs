@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, RecordType};
 use tracing::{error, info};
 
@@ -223,6 +223,12 @@ impl Handler {
         started: Instant,
     ) -> Handled {
         out.clear();
+        // The opcode is the header's: one other than QUERY is NOTIMP whatever follows, as
+        // miekg/dns answers it, not FORMERR for a body that would never be read.
+        if query[2] & 0x78 != 0 {
+            header_only(query, ResponseCode::NotImp, out);
+            return Handled::Send;
+        }
         let msg = match Message::from_vec(query) {
             Ok(msg) => msg,
             Err(_) => {
@@ -230,14 +236,18 @@ impl Handler {
                 return Handled::Send;
             }
         };
-        if msg.op_code() != OpCode::Query {
-            header_only(query, ResponseCode::NotImp, out);
-            return Handled::Send;
-        }
         let [question] = msg.queries() else {
             header_only(query, ResponseCode::FormErr, out);
             return Handled::Send;
         };
+        // hickory-proto reads an OPT outside the additional section as any record, and drops
+        // options that do not fit their OPT instead of failing: both are FORMERR here. So is
+        // a compressed question name: nothing before it is a name (a pointer can only reach
+        // the header or the name itself), and the response echoes the question as sent.
+        if !wire::opt_well_formed(query) || wire::question_compressed(query) {
+            header_only(query, ResponseCode::FormErr, out);
+            return Handled::Send;
+        }
         let limit = size_limit(
             transport,
             msg.extensions().as_ref().map(|e| e.max_payload()),

@@ -183,6 +183,19 @@ pub fn question_end(query: &[u8]) -> Option<usize> {
     (end <= query.len()).then_some(end)
 }
 
+/// Whether the question's name has a compression pointer (or is cut short).
+pub fn question_compressed(query: &[u8]) -> bool {
+    let mut at = HEADER_LEN;
+    loop {
+        match query.get(at) {
+            None => return true,
+            Some(0) => return false,
+            Some(&len) if len & 0xC0 != 0 => return true,
+            Some(&len) => at += 1 + usize::from(len),
+        }
+    }
+}
+
 /// A whole message's sections, as [`parse_sections`] reads them.
 #[derive(Debug)]
 pub struct ParsedSections {
@@ -382,6 +395,52 @@ pub fn parse_light(query: &[u8]) -> Option<LightQuery> {
     (at == query.len()).then_some(out)
 }
 
+/// Whether a message with one question has its OPT records where RFC 6891 6.1.1 puts them (in
+/// the additional section) and each one's options filling its data exactly, as 6.1.2 lays them
+/// out (miekg/dns fails such a message too). `false` also if the records do not parse.
+pub fn opt_well_formed(message: &[u8]) -> bool {
+    const OPT: u16 = 41;
+    let count = |at: usize| {
+        message
+            .get(at..at + 2)
+            .map_or(0, |c| usize::from(u16::from_be_bytes([c[0], c[1]])))
+    };
+    let before_additional = count(6) + count(8);
+    let Some(mut at) = question_end(message) else {
+        return false;
+    };
+    for i in 0..before_additional + count(10) {
+        let Some(fixed) = skip_name(message, at) else {
+            return false;
+        };
+        let Some(header) = message.get(fixed..fixed + 10) else {
+            return false;
+        };
+        let start = fixed + 10;
+        let rdlen = usize::from(u16::from_be_bytes([header[8], header[9]]));
+        let Some(mut options) = message.get(start..start + rdlen) else {
+            return false;
+        };
+        if u16::from_be_bytes([header[0], header[1]]) == OPT {
+            if i < before_additional {
+                return false;
+            }
+            while !options.is_empty() {
+                let Some(len) = options.get(2..4) else {
+                    return false;
+                };
+                let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+                let Some(rest) = options.get(4 + len..) else {
+                    return false;
+                };
+                options = rest;
+            }
+        }
+        at = start + rdlen;
+    }
+    true
+}
+
 /// Whether the name `key` (lowercase wire format) is `zone` or below it.
 pub fn in_zone(key: &[u8], zone: &[u8]) -> bool {
     if zone.len() > key.len() {
@@ -497,6 +556,49 @@ mod tests {
         assert_eq!(parsed.answers()[1].data(), srv.data());
         assert_eq!(parsed.additionals()[0], a);
         assert_eq!(question_end(&query), Some(query.len()));
+    }
+
+    #[test]
+    fn opts_only_in_the_additional_section_with_options_that_fit() {
+        // A question for `a.` A IN, the given counts, then `records`.
+        let message = |counts: [u16; 3], records: &[&[u8]]| {
+            let mut m = vec![0, 1, 1, 0, 0, 1];
+            for c in counts {
+                m.extend_from_slice(&c.to_be_bytes());
+            }
+            m.extend_from_slice(&[1, b'a', 0, 0, 1, 0, 1]);
+            for r in records {
+                m.extend_from_slice(r);
+            }
+            m
+        };
+        let opt_with = |options: &[u8]| {
+            let mut o = opt(1232, 0, false).to_vec();
+            o[9..11].copy_from_slice(&(options.len() as u16).to_be_bytes());
+            o.extend_from_slice(options);
+            o
+        };
+        let a = [0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 10, 0, 0, 1];
+        let cookie = [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        for (counts, records, ok) in [
+            ([0, 0, 0], vec![], true),
+            ([0, 0, 1], vec![opt_with(&[])], true),
+            (
+                [1, 0, 2],
+                vec![a.to_vec(), a.to_vec(), opt_with(&cookie)],
+                true,
+            ),
+            ([1, 0, 0], vec![opt_with(&[])], false),
+            ([0, 1, 0], vec![opt_with(&[])], false),
+            ([0, 0, 1], vec![opt_with(&cookie[..6])], false),
+            ([0, 0, 1], vec![opt_with(&cookie[..2])], false),
+            ([0, 0, 1], vec![opt_with(&cookie[..3])], false),
+            ([0, 0, 2], vec![opt_with(&[])], false),
+        ] {
+            let records: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+            let m = message(counts, &records);
+            assert_eq!(opt_well_formed(&m), ok, "{counts:?} {m:02x?}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod cli;
 mod endpoints;
 mod forward;
 mod harness;
+mod hostile;
 mod hosts;
 mod kube_api;
 mod kube_tls;
