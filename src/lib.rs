@@ -13,6 +13,8 @@
 pub mod answer;
 pub mod cluster;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod plugin;
 pub mod server;
