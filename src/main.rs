@@ -215,6 +215,15 @@ fn run() -> anyhow::Result<()> {
             tokio::time::sleep(current.lameduck).await;
         }
         info!("shutting down");
+        // The UDP workers answer what their sockets hold before they close them.
+        current.stop();
+        let drained = tokio::task::spawn_blocking(|| {
+            clusterdns::server::udp::wait_stopped(Duration::from_secs(1))
+        })
+        .await;
+        if !matches!(drained, Ok(true)) {
+            warn!("shutting down: UDP workers still busy after a second");
+        }
         Ok(())
     })
 }

@@ -13,7 +13,7 @@ use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tracing::debug;
@@ -26,6 +26,8 @@ pub const BATCH: usize = 32;
 const SLOT: usize = 65535;
 /// How often a worker waiting for queries looks whether it should stop.
 const STOP_POLL: Duration = Duration::from_millis(100);
+/// How long a stopping worker goes on answering the queries queued on its socket.
+const DRAIN: Duration = Duration::from_millis(100);
 
 /// What a worker does with each query: [`Handler`] for DNS, or anything else on the same loop
 /// (the null responder the benchmarks compare against).
@@ -68,10 +70,12 @@ pub fn spawn<R: Respond>(
         let (responder, runtime, stop) =
             (Arc::clone(&responder), runtime.clone(), Arc::clone(&stop));
         let steering = Arc::clone(&steering);
+        let running = Running::new();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("udp-{port}"))
                 .spawn(move || {
+                    let _running = running;
                     // Plugins may start background work (a prefetch) while answering.
                     let _entered = runtime.enter();
                     Worker::new(Arc::new(socket), steering, index).run(
@@ -84,6 +88,38 @@ pub fn spawn<R: Respond>(
         );
     }
     Ok(threads)
+}
+
+/// How many workers are running, in every generation.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a worker as running from its spawn until its thread ends.
+struct Running;
+
+impl Running {
+    fn new() -> Self {
+        RUNNING.fetch_add(1, Ordering::SeqCst);
+        Self
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits, at most `bound`, until every worker told to stop has answered what was queued on
+/// its socket and closed it. Returns whether they all did.
+pub fn wait_stopped(bound: Duration) -> bool {
+    let start = Instant::now();
+    while RUNNING.load(Ordering::SeqCst) > 0 {
+        if start.elapsed() >= bound {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
 }
 
 /// How long a worker measures how busy it is before it reports.
@@ -287,7 +323,20 @@ impl Worker {
         // and the time taken receiving a full batch (which did not wait: queries were queued).
         let (mut window, mut busy) = (Instant::now(), Duration::ZERO);
         let mut done = window;
-        while !stop.load(Ordering::Relaxed) {
+        // Once told to stop, the worker answers what is already queued on its socket (without
+        // waiting, for at most DRAIN) before it closes it: a query the kernel took is answered.
+        let mut draining: Option<Instant> = None;
+        loop {
+            match draining {
+                None if stop.load(Ordering::Relaxed) => draining = Some(Instant::now()),
+                Some(since) if since.elapsed() >= DRAIN => break,
+                _ => {}
+            }
+            let wait = if draining.is_some() {
+                libc::MSG_DONTWAIT
+            } else {
+                libc::MSG_WAITFORONE
+            };
             for hdr in self.recv.iter_mut() {
                 hdr.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
                 hdr.msg_hdr.msg_flags = 0;
@@ -301,10 +350,13 @@ impl Worker {
                     fd,
                     self.recv.as_mut_ptr(),
                     BATCH as libc::c_uint,
-                    libc::MSG_WAITFORONE,
+                    wait,
                     std::ptr::null_mut(),
                 )
             };
+            if received <= 0 && draining.is_some() {
+                break;
+            }
             let woke = Instant::now();
             if received == BATCH as i32 {
                 busy += woke - done;
