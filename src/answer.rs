@@ -16,6 +16,7 @@ use crate::metrics::{Observed, Route};
 use hickory_proto::rr::Name;
 
 use crate::plugin::autopath::{self, Autopath};
+use crate::plugin::rrl::Rrl;
 use crate::plugin::{Fast, Outcome, Plugin, Reply, Request};
 use crate::wire::{self, HEADER_LEN};
 
@@ -91,6 +92,8 @@ impl Pending {
 /// What the plugin chain made of a query.
 enum Step {
     Reply(Reply),
+    /// Nothing to send (`rrl`'s `requests-per-second`).
+    Drop,
     Forward {
         plugin: usize,
         slot: crate::plugin::forward::InFlight,
@@ -117,6 +120,8 @@ pub struct Block {
 #[derive(Debug)]
 pub struct Handler {
     blocks: Vec<Block>,
+    /// Each block's `rrl` (by block index), taken out of its chain.
+    rrl: Vec<Option<Box<Rrl>>>,
     /// Every block's zones in lowercase wire format: (zone, block, index of the zone).
     zones_wire: Vec<(Vec<u8>, usize, u16)>,
     /// Whether any block times its queries (`prometheus` or `log`); otherwise no clock is read
@@ -127,7 +132,17 @@ pub struct Handler {
 }
 
 impl Handler {
-    pub fn new(blocks: Vec<Block>) -> Self {
+    pub fn new(mut blocks: Vec<Block>) -> Self {
+        let rrl = blocks
+            .iter_mut()
+            .map(|b| {
+                let at = b.plugins.iter().position(|p| matches!(p, Plugin::Rrl(_)))?;
+                match b.plugins.remove(at) {
+                    Plugin::Rrl(rrl) => Some(rrl),
+                    _ => None,
+                }
+            })
+            .collect();
         let zones_wire = blocks
             .iter()
             .enumerate()
@@ -144,6 +159,7 @@ impl Handler {
         let timed = blocks.iter().any(|b| b.metrics.is_some() || b.log);
         Self {
             blocks,
+            rrl,
             zones_wire,
             timed,
             created: Instant::now(),
@@ -153,6 +169,14 @@ impl Handler {
                     .map_or(1, |d| d.as_nanos() as u64)
                     | 1,
             ),
+        }
+    }
+
+    /// Block `block`'s `rrl`, for a query over `transport`: UDP only (TCP proves the source).
+    fn limiter(&self, block: usize, transport: Transport) -> Option<&Rrl> {
+        match transport {
+            Transport::Udp => self.rrl.get(block)?.as_deref(),
+            Transport::Tcp => None,
         }
     }
 
@@ -168,7 +192,7 @@ impl Handler {
     }
 
     /// [`Self::handle`], with a panic caught at this boundary: it is logged, counted in
-    /// `coredns_panics_total`, answered with nothing, and the loop goes on serving.
+    /// `coredns_panics_total`, answered SERVFAIL (as CoreDNS does), and the loop goes on serving.
     pub fn handle_guarded(
         &self,
         query: &[u8],
@@ -181,9 +205,15 @@ impl Handler {
         }));
         handled.unwrap_or_else(|_| {
             crate::metrics::metrics().panicked();
-            error!(%src, len = query.len(), "panic while answering a query; dropped it");
-            out.clear();
-            Handled::Drop
+            error!(%src, len = query.len(), "panic while answering a query; SERVFAIL");
+            // As CoreDNS recovers: the client gets SERVFAIL rather than a timeout.
+            if query.len() >= HEADER_LEN && query[2] & 0x80 == 0 {
+                header_only(query, ResponseCode::ServFail, out);
+                Handled::Send
+            } else {
+                out.clear();
+                Handled::Drop
+            }
         })
     }
 
@@ -206,9 +236,9 @@ impl Handler {
             self.created
         };
         if let Some(light) = wire::parse_light(query)
-            && self.handle_fast(query, &light, src, transport, out, started)
+            && let Some(handled) = self.handle_fast(query, &light, src, transport, out, started)
         {
-            return Handled::Send;
+            return handled;
         }
         self.handle_full(query, src, transport, out, started)
     }
@@ -252,9 +282,10 @@ impl Handler {
             transport,
             msg.extensions().as_ref().map(|e| e.max_payload()),
         );
-        let (step, routed) = self.reply(&msg, question, src);
+        let (step, routed) = self.reply(query, &msg, question, src, transport);
         let reply = match step {
             Step::Reply(reply) => reply,
+            Step::Drop => return Handled::Drop,
             Step::Forward { plugin, slot, walk } => {
                 let (block, zone) = routed.expect("forwarded queries are routed");
                 return Handled::Forward(Box::new(Pending {
@@ -285,13 +316,20 @@ impl Handler {
                 started,
                 limit,
             );
+            if let Some(rrl) = self.limiter(block, transport)
+                && !rrl.response(out, src.ip())
+            {
+                out.clear();
+                return Handled::Drop;
+            }
         }
         Handled::Send
     }
 
     /// The fast path: a plain query answered by plugins that can write their records straight
-    /// after the question (see [`Plugin::serve_fast`]). `false`, with `out` in any state, when
-    /// the query needs the full way: it is then answered as if this had not run.
+    /// after the question (see [`Plugin::serve_fast`]). `None`, with `out` in any state, when
+    /// the query needs the full way: it is then answered as if this had not run. Otherwise
+    /// [`Handled::Send`], or [`Handled::Drop`] when `rrl` drops it.
     fn handle_fast(
         &self,
         query: &[u8],
@@ -300,20 +338,17 @@ impl Handler {
         transport: Transport,
         out: &mut Vec<u8>,
         started: Instant,
-    ) -> bool {
+    ) -> Option<Handled> {
         const ARCOUNT: usize = 10;
         let key = light.key();
-        let Some(&(_, index, zone)) = self
+        let &(_, index, zone) = self
             .zones_wire
             .iter()
             .filter(|(z, _, _)| wire::in_zone(key, z))
-            .max_by_key(|(z, _, _)| z.len())
-        else {
-            return false;
-        };
+            .max_by_key(|(z, _, _)| z.len())?;
         let block = &self.blocks[index];
         if block.log || block.autopath.is_some() {
-            return false;
+            return None;
         }
         out.extend_from_slice(&query[..light.question_end]);
         let reply = block
@@ -324,7 +359,7 @@ impl Handler {
                 done => Some(done),
             });
         let Some(Fast::Answered(reply)) = reply else {
-            return false;
+            return None;
         };
         let [answers, authority, mut additional] = reply.counts;
         if block.loadbalance && answers > 1 && authority == 0 {
@@ -348,7 +383,13 @@ impl Handler {
         }
         let limit = size_limit(transport, light.edns.map(|(payload, _)| payload));
         if out.len() > limit {
-            return false;
+            return None;
+        }
+        // Decided here, where the fast path is sure to answer, so no query is counted twice.
+        let rrl = self.limiter(index, transport);
+        if rrl.is_some_and(|r| !r.request(query, src.ip())) {
+            out.clear();
+            return Some(Handled::Drop);
         }
         let flags = response_flags(
             query,
@@ -372,7 +413,11 @@ impl Handler {
             out,
             started,
         );
-        true
+        if rrl.is_some_and(|r| !r.response(out, src.ip())) {
+            out.clear();
+            return Some(Handled::Drop);
+        }
+        Some(Handled::Send)
     }
 
     /// Sends a query the `forward` plugin took upstream, and returns the response for the
@@ -425,6 +470,11 @@ impl Handler {
             started,
             limit,
         );
+        if let Some(rrl) = self.limiter(block, transport)
+            && !rrl.response(&mut out, src.ip())
+        {
+            return None;
+        }
         Some(out)
     }
 
@@ -571,9 +621,11 @@ impl Handler {
     /// its zone that matched) that made it.
     fn reply(
         &self,
+        query: &[u8],
         msg: &Message,
         question: &Query,
         src: SocketAddr,
+        transport: Transport,
     ) -> (Step, Option<(usize, u16)>) {
         let refused =
             || Step::Reply(Reply::authoritative(ResponseCode::Refused).not_authoritative());
@@ -607,6 +659,11 @@ impl Handler {
         };
         let block = &self.blocks[index];
         let routed = Some((index, zone));
+        if let Some(rrl) = self.limiter(index, transport)
+            && !rrl.request(query, src.ip())
+        {
+            return (Step::Drop, routed);
+        }
         // Zone transfers are not offered; other classes than IN hold nothing here.
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR)
             || !matches!(question.query_class(), DNSClass::IN)

@@ -73,6 +73,15 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
     let mut lameduck = std::time::Duration::ZERO;
     for server in &config.servers {
         let mut plugins = Vec::new();
+        if let Some(r) = &server.rrl {
+            if !r.limits_anything() {
+                tracing::warn!(
+                    "rrl in the block at {}: every allowance is 0, nothing is limited",
+                    server.pos
+                );
+            }
+            plugins.push(Plugin::Rrl(Box::new(plugin::rrl::Rrl::new(r))));
+        }
         if let Some(h) = &server.hosts {
             let hosts = Hosts::new(h);
             if let Some((file, reload)) = hosts.reloader() {
@@ -135,7 +144,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
         for p in &plugins {
             ready.extend(match p {
                 Plugin::Kubernetes(k) => Some(k.ready_flag()),
-                Plugin::Hosts(_) | Plugin::Forward(_) | Plugin::Loop(_) => None,
+                Plugin::Hosts(_) | Plugin::Forward(_) | Plugin::Loop(_) | Plugin::Rrl(_) => None,
             });
         }
         let index = metrics::metrics().register_block(
@@ -156,6 +165,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             (server.ready.is_some(), "ready"),
             (server.prometheus.is_some(), "prometheus"),
             (server.loadbalance, "loadbalance"),
+            (server.rrl.is_some(), "rrl"),
         ] {
             if on {
                 enabled.push((index, name));

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -213,7 +213,15 @@ pub struct Metrics {
     autopath: papaya::HashMap<u16, AtomicU64>,
     /// Each `cache`'s server and zones, and its counters.
     caches: RwLock<Vec<(String, String, Arc<CacheCounters>)>>,
+    /// `rrl`: responses and requests over their allowance, by client address (the first
+    /// [`RRL_CLIENTS`] seen; the rest together under `None`).
+    rrl_responses: papaya::HashMap<Option<IpAddr>, AtomicU64>,
+    rrl_requests: papaya::HashMap<Option<IpAddr>, AtomicU64>,
 }
+
+/// How many clients `rrl`'s counters keep apart: sources can be forged, and each series is
+/// memory that would otherwise grow with every address a flood claims to come from.
+pub const RRL_CLIENTS: usize = 1024;
 
 /// The `forward` plugin's counters, by upstream.
 #[derive(Debug, Default)]
@@ -239,32 +247,43 @@ pub fn metrics() -> &'static Metrics {
         forward: Forwarding::default(),
         caches: RwLock::new(Vec::new()),
         autopath: papaya::HashMap::new(),
+        rrl_responses: papaya::HashMap::new(),
+        rrl_requests: papaya::HashMap::new(),
     })
+}
+
+/// Whether a type has a `type` label of its own (the rest are `other`), as CoreDNS has it.
+fn labelled(qtype: u16) -> bool {
+    matches!(
+        RecordType::from(qtype),
+        RecordType::A
+            | RecordType::AAAA
+            | RecordType::CNAME
+            | RecordType::HINFO
+            | RecordType::TXT
+            | RecordType::PTR
+            | RecordType::SOA
+            | RecordType::NS
+            | RecordType::SRV
+            | RecordType::MX
+            | RecordType::DS
+            | RecordType::DNSKEY
+            | RecordType::NSEC3
+            | RecordType::HTTPS
+            | RecordType::SVCB
+            | RecordType::AXFR
+            | RecordType::IXFR
+            | RecordType::ANY
+            | RecordType::CAA
+    )
 }
 
 /// The `type` label: common types by name, the rest as `other`, as CoreDNS does.
 fn type_label(qtype: u16) -> String {
-    match RecordType::from(qtype) {
-        t @ (RecordType::A
-        | RecordType::AAAA
-        | RecordType::CNAME
-        | RecordType::HINFO
-        | RecordType::TXT
-        | RecordType::PTR
-        | RecordType::SOA
-        | RecordType::NS
-        | RecordType::SRV
-        | RecordType::MX
-        | RecordType::DS
-        | RecordType::DNSKEY
-        | RecordType::NSEC3
-        | RecordType::HTTPS
-        | RecordType::SVCB
-        | RecordType::AXFR
-        | RecordType::IXFR
-        | RecordType::ANY
-        | RecordType::CAA) => t.to_string(),
-        _ => "other".into(),
+    if labelled(qtype) {
+        RecordType::from(qtype).to_string()
+    } else {
+        "other".into()
     }
 }
 
@@ -307,6 +326,9 @@ impl Metrics {
             seconds,
             response_size,
         } = q;
+        // Types without a label of their own are kept as one ("other", type 0): a client
+        // asking every type must not make 65,536 series.
+        let qtype = if labelled(qtype) { qtype } else { 0 };
         let key = QueryKey {
             route,
             tcp,
@@ -341,6 +363,26 @@ impl Metrics {
     /// An `autopath` walk in block `block` found an answer.
     pub fn autopath_success(&self, block: u16) {
         count(&self.autopath, block);
+    }
+
+    /// `rrl` limited a response (or, `request`, a query) to `client`: CoreDNS's
+    /// `coredns_rrl_responses_exceeded_total` (`coredns_rrl_requests_exceeded_total`).
+    pub fn rrl_exceeded(&self, request: bool, client: IpAddr) {
+        let map = if request {
+            &self.rrl_requests
+        } else {
+            &self.rrl_responses
+        };
+        let map = map.pin();
+        let client = client.to_canonical();
+        let counter = match map.get(&Some(client)) {
+            Some(counter) => counter,
+            None if map.len() < RRL_CLIENTS => {
+                map.get_or_insert_with(Some(client), || AtomicU64::new(0))
+            }
+            None => map.get_or_insert_with(None, || AtomicU64::new(0)),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counters for one `cache`, labelled with its server and zones.
@@ -518,6 +560,7 @@ impl Metrics {
         }
         self.render_forward(&mut out);
         self.render_caches(&mut out);
+        self.render_rrl(&mut out);
         out.push_str("# HELP coredns_panics_total A metrics that counts the number of panics.\n# TYPE coredns_panics_total counter\n");
         let _ = writeln!(
             out,
@@ -630,6 +673,34 @@ impl Metrics {
 }
 
 impl Metrics {
+    /// `rrl`'s counters, by `client_ip` as the plugin labels them (`other` for the clients past
+    /// [`RRL_CLIENTS`]).
+    fn render_rrl(&self, out: &mut String) {
+        for (name, help, map) in [
+            (
+                "coredns_rrl_responses_exceeded_total",
+                "Counter of responses exceeding QPS limit.",
+                &self.rrl_responses,
+            ),
+            (
+                "coredns_rrl_requests_exceeded_total",
+                "Counter of requests exceeding QPS limit.",
+                &self.rrl_requests,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let counts: BTreeMap<Option<IpAddr>, u64> = map
+                .pin()
+                .iter()
+                .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+                .collect();
+            for (client, v) in counts {
+                let client = client.map_or_else(|| "other".to_string(), |c| c.to_string());
+                let _ = writeln!(out, "{name}{{client_ip=\"{client}\"}} {v}");
+            }
+        }
+    }
+
     /// `cache`'s metrics, per server and zone, as CoreDNS names them.
     fn render_caches(&self, out: &mut String) {
         let caches = self

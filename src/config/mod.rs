@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod corefile;
 pub mod forward;
+pub mod rrl;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -51,6 +52,7 @@ pub const SUPPORTED: &[&str] = &[
     "prometheus",
     "ready",
     "reload",
+    "rrl",
     "timeouts",
 ];
 
@@ -129,6 +131,8 @@ pub struct ServerConfig {
     pub loadbalance: bool,
     /// `timeouts { read; write; idle }`: the TCP server's timeouts on this block's port.
     pub timeouts: Option<Timeouts>,
+    /// `rrl [ZONES...] { ... }`: response rate limiting over UDP.
+    pub rrl: Option<rrl::RrlConfig>,
     pub pos: Pos,
 }
 
@@ -380,6 +384,7 @@ fn server_block(
         prometheus: None,
         loadbalance: false,
         timeouts: None,
+        rrl: None,
         pos: block.pos.clone(),
     };
     for d in &block.directives {
@@ -410,6 +415,7 @@ fn server_block(
             "cache" => server.cache.replace(cache::cache(d)?).is_some(),
             "reload" => server.reload.replace(reload(d)?).is_some(),
             "timeouts" => server.timeouts.replace(timeouts(d)?).is_some(),
+            "rrl" => server.rrl.replace(rrl::rrl(d, &server.zones)?).is_some(),
             "autopath" => server
                 .autopath
                 .replace(autopath(d, &server.zones, dir)?)

@@ -9,6 +9,7 @@ pub mod forward;
 pub mod forward_loop;
 pub mod hosts;
 pub mod kubernetes;
+pub mod rrl;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, RecordType};
@@ -108,6 +109,9 @@ pub enum Plugin {
     Kubernetes(Kubernetes),
     Loop(forward_loop::Loop),
     Forward(std::sync::Arc<Forward>),
+    /// `rrl`: not a link of the chain; [`crate::answer::Handler::new`] takes it out and
+    /// applies it to the block's UDP queries and responses.
+    Rrl(Box<rrl::Rrl>),
 }
 
 impl Plugin {
@@ -117,6 +121,7 @@ impl Plugin {
             Self::Kubernetes(k) => k.serve(req),
             Self::Loop(l) => l.serve(req),
             Self::Forward(f) => f.serve(req),
+            Self::Rrl(_) => Outcome::Next,
         }
     }
 
@@ -128,6 +133,7 @@ impl Plugin {
             Self::Loop(l) if l.is_probe(query.key()) => Fast::Slow,
             Self::Loop(_) => Fast::Next,
             Self::Hosts(_) | Self::Forward(_) => Fast::Slow,
+            Self::Rrl(_) => Fast::Next,
         }
     }
 }

@@ -14,5 +14,6 @@ mod kube_tls;
 mod limits;
 mod protocol;
 mod reload;
+mod rrl;
 mod spec;
 mod upstream;
