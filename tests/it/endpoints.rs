@@ -304,3 +304,39 @@ fn metrics_parse_as_prometheus_text_with_coredns_names_types_and_labels() {
         Some(2.0)
     );
 }
+
+/// Types without a label of their own are one series (`type="other"`), however many a client
+/// asks: metrics cannot be made to grow by querying every type.
+#[test]
+fn every_unknown_type_asked_is_one_other_series() {
+    let server = TestServer::start(
+        "qtypes.test:0 {
+        prometheus 127.0.0.1:0
+        hosts {
+            10.0.0.9 x.qtypes.test
+        }
+    }",
+    );
+    let asked = 3000;
+    for t in 0..asked {
+        let qtype = RecordType::from(1000 + t as u16);
+        let mut q = crate::harness::query_bytes("x.qtypes.test.", qtype, None);
+        q[..2].copy_from_slice(&(t as u16).to_be_bytes());
+        crate::harness::udp(server.addr, &q).expect("an answer");
+    }
+    let (_, text) = http_get(server.http[0], "/metrics");
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("coredns_dns_requests_total{") && l.contains("qtypes.test."))
+        .collect();
+    assert_eq!(series.len(), 1, "{series:#?}");
+    assert!(series[0].contains("type=\"other\""), "{}", series[0]);
+    assert_eq!(
+        sample(
+            &text,
+            "coredns_dns_requests_total",
+            &["zone=\"qtypes.test.\""]
+        ),
+        Some(f64::from(asked))
+    );
+}

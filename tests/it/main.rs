@@ -5,6 +5,7 @@ mod autopath;
 mod batch;
 mod cli;
 mod endpoints;
+mod flood;
 mod forward;
 mod harness;
 mod hostile;
