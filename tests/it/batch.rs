@@ -13,7 +13,7 @@ use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::RecordType;
 
 use crate::cli::{Process, free_port};
-use crate::harness::{TestServer, data_dir, query_bytes, tcp, udp};
+use crate::harness::{TestServer, data_dir, query_bytes, rendered, tcp, udp};
 
 /// How many queries each client socket sends without waiting.
 const BURST: usize = 200;
@@ -78,17 +78,6 @@ const MIX: &[(&str, RecordType, Option<u16>)] = &[
 
 fn parse(bytes: &[u8]) -> Message {
     Message::from_vec(bytes).unwrap_or_else(|e| panic!("not a DNS message ({e}): {bytes:02x?}"))
-}
-
-/// The rendered answers of a response, sorted.
-fn rendered(m: &Message) -> Vec<String> {
-    let mut out: Vec<String> = m
-        .answers()
-        .iter()
-        .map(|r| format!("{} {}", r.record_type(), r.data()))
-        .collect();
-    out.sort();
-    out
 }
 
 /// Where the question of a message ends.

@@ -46,7 +46,7 @@ use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::RecordType;
 
 use crate::cli::{Process, free_port};
-use crate::harness::{data_dir, http_get, query_bytes};
+use crate::harness::{data_dir, http_get, query_bytes, rendered};
 
 /// Packets sent when `CLUSTERDNS_FLOOD_PACKETS` is not set.
 const DEFAULT_PACKETS: u64 = 200_000;
@@ -689,17 +689,6 @@ fn check_reply(
 // ---------------------------------------------------------------------------------------------
 // Valid queries
 
-/// The answer records of `m`, rendered and sorted.
-fn rendered(m: &Message) -> Vec<String> {
-    let mut out: Vec<String> = m
-        .answers()
-        .iter()
-        .map(|r| format!("{} {}", r.record_type(), r.data()))
-        .collect();
-    out.sort();
-    out
-}
-
 /// Asks valid query `k` (of [`PROBES`], in turn) from fresh sockets until it is answered, at
 /// most [`PROBE_TRIES`] times: the retries it took, or what went wrong. A wrong answer is not
 /// retried.
@@ -782,19 +771,6 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
-}
-
-fn rcode_name(rcode: u16) -> String {
-    match rcode {
-        0 => "NOERROR".into(),
-        1 => "FORMERR".into(),
-        2 => "SERVFAIL".into(),
-        3 => "NXDOMAIN".into(),
-        4 => "NOTIMP".into(),
-        5 => "REFUSED".into(),
-        16 => "BADVERS".into(),
-        n => format!("RCODE{n}"),
-    }
 }
 
 /// Whether process `pid` is running (not gone, not a zombie); Linux only, true elsewhere.
@@ -967,7 +943,7 @@ fn a_flood_of_mutated_packets_gets_well_formed_replies_only_to_queries_and_servi
     let rcodes: Vec<String> = replies
         .rcodes
         .iter()
-        .map(|(&rcode, n)| format!("{} {n}", rcode_name(rcode)))
+        .map(|(&rcode, n)| format!("{} {n}", clusterdns::metrics::rcode_name(rcode)))
         .collect();
     let secs = flood_took.as_secs_f64();
     eprintln!(

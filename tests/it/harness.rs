@@ -159,3 +159,14 @@ pub fn tcp(addr: SocketAddr, queries: &[Vec<u8>]) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// The answer records of a response, each as `TYPE DATA`, sorted.
+pub fn rendered(m: &Message) -> Vec<String> {
+    let mut out: Vec<String> = m
+        .answers()
+        .iter()
+        .map(|r| format!("{} {}", r.record_type(), r.data()))
+        .collect();
+    out.sort();
+    out
+}
