@@ -76,6 +76,11 @@ pub struct Forward {
     next: AtomicUsize,
 }
 
+/// How many queries may wait on upstreams at once without `max_concurrent` (CoreDNS sets no
+/// bound): each holds a socket and a task for up to 5 s, so a flood of queries to a silent
+/// upstream must not pile them up without end. Beyond it: REFUSED, as over `max_concurrent`.
+const IN_FLIGHT_CEILING: usize = 10_000;
+
 /// A forwarded query's place under `max_concurrent`, given back when dropped.
 #[derive(Debug)]
 pub struct InFlight(Arc<AtomicUsize>);
@@ -130,7 +135,7 @@ impl Forward {
         }
         let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         let slot = InFlight(Arc::clone(&self.in_flight));
-        if self.config.max_concurrent.is_some_and(|max| now > max) {
+        if now > self.config.max_concurrent.unwrap_or(IN_FLIGHT_CEILING) {
             drop(slot);
             crate::metrics::metrics().forward_refused();
             return Outcome::Reply(super::Reply::authoritative(

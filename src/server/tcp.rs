@@ -116,6 +116,7 @@ async fn connection(
             .await
             .map_err(|_| timed_out())?
     });
+    let upstream = Arc::new(Semaphore::new(MAX_PENDING));
     let mut query = Vec::new();
     let mut response = Vec::new();
     let read = async {
@@ -149,11 +150,17 @@ async fn connection(
                     }
                 }
                 Handled::Forward(pending) => {
+                    // At most MAX_PENDING upstream answers awaited per connection: past
+                    // that, the next query is read when one comes back.
+                    let Ok(permit) = Arc::clone(&upstream).acquire_owned().await else {
+                        return Ok(());
+                    };
                     let (handler, tx) = (Arc::clone(handler), tx.clone());
                     tokio::spawn(async move {
                         if let Some(response) = handler.forward(pending).await {
                             let _ = tx.send(response).await;
                         }
+                        drop(permit);
                     });
                 }
             }
