@@ -13,6 +13,7 @@ mod hosts;
 mod kube_api;
 mod kube_tls;
 mod limits;
+mod manifests_shipped;
 mod protocol;
 mod reload;
 mod rrl;
