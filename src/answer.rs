@@ -230,6 +230,11 @@ impl Handler {
         if query.len() < HEADER_LEN || query[2] & 0x80 != 0 {
             return Handled::Drop;
         }
+        #[cfg(test)]
+        if tests::PANIC_NEXT.with(|p| p.replace(false)) {
+            out.extend_from_slice(b"half a reply");
+            panic!("a panic asked for by a test of handle_guarded");
+        }
         let started = if self.timed {
             Instant::now()
         } else {

@@ -1417,3 +1417,47 @@ fn malformed_client_subnet_options_are_answered_alike() {
     }
     run.finish();
 }
+
+thread_local! {
+    /// Makes the next [`Handler::handle`] on this thread panic (the only way to reach the
+    /// panic boundary: no input does).
+    pub(super) static PANIC_NEXT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A panic while answering is caught at `handle_guarded`: counted, answered SERVFAIL under
+/// the query's ID (nothing half-written goes out), and the next query is answered as ever.
+#[test]
+fn a_panic_while_answering_is_servfail_counted_and_the_handler_goes_on() {
+    let h = handler(MAIN);
+    let src: SocketAddr = "10.36.0.7:40000".parse().unwrap();
+    let name = hickory_proto::rr::Name::from_ascii("web.prod.svc.cluster.local.").unwrap();
+    let q = query(0x4242, [1, 0], &wire::name_bytes(&name), 1, 1, None);
+    let panics = || {
+        crate::metrics::metrics()
+            .render(&[])
+            .lines()
+            .find_map(|l| l.strip_prefix("coredns_panics_total ")?.parse::<u64>().ok())
+            .expect("coredns_panics_total")
+    };
+    let before = panics();
+    let mut out = Vec::new();
+    PANIC_NEXT.with(|p| p.set(true));
+    let handled = h.handle_guarded(&q, src, Transport::Udp, &mut out);
+    assert!(matches!(handled, Handled::Send), "{handled:?}");
+    let reply = hickory_proto::op::Message::from_vec(&out).expect("a SERVFAIL that parses");
+    assert_eq!(reply.id(), 0x4242);
+    assert_eq!(
+        reply.response_code(),
+        hickory_proto::op::ResponseCode::ServFail
+    );
+    assert!(reply.answers().is_empty());
+    assert!(panics() > before, "coredns_panics_total did not count it");
+    let handled = h.handle_guarded(&q, src, Transport::Udp, &mut out);
+    assert!(matches!(handled, Handled::Send));
+    let reply = hickory_proto::op::Message::from_vec(&out).unwrap();
+    assert_eq!(
+        reply.response_code(),
+        hickory_proto::op::ResponseCode::NoError
+    );
+    assert_eq!(reply.answers().len(), 1);
+}
