@@ -146,7 +146,7 @@ fn check_reply(query: &[u8], reply: &[u8], transport: Transport) {
         "{rcode} to a query without one question"
     );
     assert_eq!(message.queries().len(), 1, "the reply has no question");
-    let end = question_end(query).expect("a question the full parse read");
+    let end = crate::wire::question_end(query).expect("a question the full parse read");
     assert_eq!(
         reply.get(HEADER_LEN..end),
         Some(&query[HEADER_LEN..end]),
@@ -160,22 +160,6 @@ fn check_reply(query: &[u8], reply: &[u8], transport: Transport) {
                 .all(|r| r.record_type() == RecordType::CNAME),
             "NXDOMAIN with answers other than CNAMEs"
         );
-    }
-}
-
-/// Where the first question of `query` ends, when its name is not compressed (the only names
-/// a server echoes byte for byte are the ones it can copy).
-fn question_end(query: &[u8]) -> Option<usize> {
-    let mut at = HEADER_LEN;
-    loop {
-        let len = usize::from(*query.get(at)?);
-        if len & 0xC0 == 0xC0 {
-            return Some(at + 2 + 4).filter(|&e| e <= query.len());
-        }
-        at += 1 + len;
-        if len == 0 {
-            return Some(at + 4).filter(|&e| e <= query.len());
-        }
     }
 }
 
@@ -235,7 +219,11 @@ pub fn roundtrip(data: &[u8]) {
             light.edns.map(|(size, dnssec)| (size.max(512), dnssec)),
             "EDNS"
         );
-        assert_eq!(question_end(data), Some(light.question_end), "question end");
+        assert_eq!(
+            crate::wire::question_end(data),
+            Some(light.question_end),
+            "question end"
+        );
     }
     let Ok(message) = Message::from_vec(data) else {
         return;

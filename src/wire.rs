@@ -395,36 +395,67 @@ pub fn parse_light(query: &[u8]) -> Option<LightQuery> {
     (at == query.len()).then_some(out)
 }
 
-/// Whether a message with one question has its OPT records where RFC 6891 6.1.1 puts them (in
-/// the additional section) and each one's options filling its data exactly, as 6.1.2 lays them
-/// out (miekg/dns fails such a message too). `false` also if the records do not parse.
-pub fn opt_well_formed(message: &[u8]) -> bool {
-    const OPT: u16 = 41;
+/// One record after the question, as [`records_after_question`] finds it.
+#[derive(Debug, Clone)]
+pub struct RecordSpan {
+    /// Its place among the answer, authority and additional records, counted together.
+    pub index: usize,
+    /// Where it starts (its owner name) and where its data is.
+    pub start: usize,
+    pub rtype: u16,
+    pub data: std::ops::Range<usize>,
+}
+
+/// The records after the first question, as the header counts them; `None` in their place
+/// (and nothing after it) where they do not parse.
+pub fn records_after_question(message: &[u8]) -> impl Iterator<Item = Option<RecordSpan>> + '_ {
     let count = |at: usize| {
         message
             .get(at..at + 2)
             .map_or(0, |c| usize::from(u16::from_be_bytes([c[0], c[1]])))
     };
-    let before_additional = count(6) + count(8);
-    let Some(mut at) = question_end(message) else {
+    let total = count(6) + count(8) + count(10);
+    let mut at = question_end(message);
+    (0..total).map_while(move |index| {
+        let start = at?;
+        let record = (|| {
+            let fixed = skip_name(message, start)?;
+            let header = message.get(fixed..fixed + 10)?;
+            let rdlen = usize::from(u16::from_be_bytes([header[8], header[9]]));
+            let data = fixed + 10..fixed + 10 + rdlen;
+            message.get(data.clone())?;
+            Some(RecordSpan {
+                index,
+                start,
+                rtype: u16::from_be_bytes([header[0], header[1]]),
+                data,
+            })
+        })();
+        at = record.as_ref().map(|r| r.data.end);
+        // One `None` for a record that does not parse, then the end.
+        Some(record)
+    })
+}
+
+/// Whether a message with one question has its OPT records where RFC 6891 6.1.1 puts them (in
+/// the additional section) and each one's options filling its data exactly, as 6.1.2 lays them
+/// out (miekg/dns fails such a message too). `false` also if the records do not parse.
+pub fn opt_well_formed(message: &[u8]) -> bool {
+    const OPT: u16 = 41;
+    if question_end(message).is_none() {
         return false;
-    };
-    for i in 0..before_additional + count(10) {
-        let Some(fixed) = skip_name(message, at) else {
+    }
+    let count = |at: usize| usize::from(u16::from_be_bytes([message[at], message[at + 1]]));
+    let before_additional = count(6) + count(8);
+    for record in records_after_question(message) {
+        let Some(record) = record else {
             return false;
         };
-        let Some(header) = message.get(fixed..fixed + 10) else {
-            return false;
-        };
-        let start = fixed + 10;
-        let rdlen = usize::from(u16::from_be_bytes([header[8], header[9]]));
-        let Some(mut options) = message.get(start..start + rdlen) else {
-            return false;
-        };
-        if u16::from_be_bytes([header[0], header[1]]) == OPT {
-            if i < before_additional {
+        if record.rtype == OPT {
+            if record.index < before_additional {
                 return false;
             }
+            let mut options = &message[record.data];
             while !options.is_empty() {
                 let Some(len) = options.get(2..4) else {
                     return false;
@@ -436,7 +467,6 @@ pub fn opt_well_formed(message: &[u8]) -> bool {
                 options = rest;
             }
         }
-        at = start + rdlen;
     }
     true
 }

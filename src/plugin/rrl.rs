@@ -326,7 +326,7 @@ fn slip(response: &mut Vec<u8>) {
         response[4..HEADER_LEN].fill(0);
         return;
     };
-    let opt = find_opt(response, question_end);
+    let opt = find_opt(response);
     response[6..HEADER_LEN].fill(0);
     match opt {
         Some((start, end)) => {
@@ -339,21 +339,13 @@ fn slip(response: &mut Vec<u8>) {
 }
 
 /// Where the OPT record of a response is (its first byte and the one after it), if it has one.
-fn find_opt(message: &[u8], question_end: usize) -> Option<(usize, usize)> {
+fn find_opt(message: &[u8]) -> Option<(usize, usize)> {
     let count = |at: usize| usize::from(u16::from_be_bytes([message[at], message[at + 1]]));
-    let (before, additional) = (count(6) + count(8), count(10));
-    let mut at = question_end;
-    for i in 0..before + additional {
-        let start = at;
-        let fixed = wire::skip_name(message, at)?;
-        let header = message.get(fixed..fixed + 10)?;
-        let rdlen = usize::from(u16::from_be_bytes([header[8], header[9]]));
-        at = fixed + 10 + rdlen;
-        if at > message.len() {
-            return None;
-        }
-        if i >= before && u16::from_be_bytes([header[0], header[1]]) == OPT {
-            return Some((start, at));
+    let before = count(6) + count(8);
+    for record in wire::records_after_question(message) {
+        let record = record?;
+        if record.index >= before && record.rtype == OPT {
+            return Some((record.start, record.data.end));
         }
     }
     None
