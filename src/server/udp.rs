@@ -4,8 +4,14 @@
 //! per packet there is no allocation, lock or log. Queries that go upstream are answered from
 //! a task of their own on the async runtime, which sends its one answer itself.
 //!
-//! This file holds the crate's only `unsafe` code: the `recvmmsg`/`sendmmsg` calls and the
-//! message headers that point into the worker's buffers.
+//! A socket on the wildcard address answers from the address each query was sent to: the
+//! kernel reports it (`IP_PKTINFO`, `IPV6_PKTINFO`) and each answer names it as its source, as
+//! CoreDNS does; otherwise a host with several addresses (a node-local cache's 169.254.20.10,
+//! a Service address on a dummy interface) would answer from its primary address, and the
+//! client would drop the answer.
+//!
+//! This file holds the crate's only `unsafe` code: the `recvmmsg`/`sendmmsg`/`sendmsg` calls,
+//! the message headers that point into the worker's buffers, and their control messages.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -66,6 +72,11 @@ pub fn spawn<R: Respond>(
     for (index, socket) in sockets.into_iter().enumerate() {
         socket.set_nonblocking(false)?;
         socket.set_read_timeout(Some(STOP_POLL))?;
+        let local = socket.local_addr()?;
+        let pktinfo = local.ip().is_unspecified();
+        if pktinfo {
+            ask_destination(&socket, local.is_ipv6())?;
+        }
         let port = socket.local_addr()?.port();
         let (responder, runtime, stop) =
             (Arc::clone(&responder), runtime.clone(), Arc::clone(&stop));
@@ -78,7 +89,7 @@ pub fn spawn<R: Respond>(
                     let _running = running;
                     // Plugins may start background work (a prefetch) while answering.
                     let _entered = runtime.enter();
-                    Worker::new(Arc::new(socket), steering, index).run(
+                    Worker::new(Arc::new(socket), steering, index, pktinfo).run(
                         &*responder,
                         &responder,
                         &runtime,
@@ -253,6 +264,116 @@ fn attach(socket: &std::net::UdpSocket, spread: bool) -> io::Result<()> {
     }
 }
 
+/// Asks the kernel to report each datagram's destination address: `IP_PKTINFO` (IPv4, and
+/// IPv4 on a dual-stack socket) and `IPV6_RECVPKTINFO`.
+fn ask_destination(socket: &std::net::UdpSocket, v6: bool) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    let mut options = vec![(libc::SOL_IP, libc::IP_PKTINFO)];
+    if v6 {
+        options.push((libc::SOL_IPV6, libc::IPV6_RECVPKTINFO));
+    }
+    for (level, name) in options {
+        // SAFETY: `on` is a live c_int and the length given is its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                std::ptr::from_ref(&on).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Room for the control messages of one datagram, in `u64`s (aligned as `cmsghdr` needs):
+/// `IP_PKTINFO` and `IPV6_PKTINFO` together take 72 bytes.
+const CONTROL_WORDS: usize = 16;
+type Control = [u64; CONTROL_WORDS];
+
+/// The destination address of a received datagram, from its control messages.
+fn destination(hdr: &libc::msghdr) -> Option<std::net::IpAddr> {
+    let mut found = None;
+    // SAFETY: `hdr` is a header the kernel filled in: msg_control points at a live buffer of
+    // msg_controllen bytes holding well-formed control messages, and CMSG_FIRSTHDR/NXTHDR stay
+    // within it (returning null at its end). Each data pointer is read unaligned, as the
+    // structure it holds, only after its level and type say which one it is.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+        while !cmsg.is_null() {
+            let data = libc::CMSG_DATA(cmsg);
+            match ((*cmsg).cmsg_level, (*cmsg).cmsg_type) {
+                (libc::SOL_IP, libc::IP_PKTINFO) => {
+                    let info = data.cast::<libc::in_pktinfo>().read_unaligned();
+                    let ip = Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr));
+                    return Some(ip.into());
+                }
+                (libc::SOL_IPV6, libc::IPV6_PKTINFO) => {
+                    let info = data.cast::<libc::in6_pktinfo>().read_unaligned();
+                    found = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr).to_canonical());
+                }
+                _ => {}
+            }
+            cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+        }
+    }
+    found
+}
+
+/// Writes into `control` the message making `source` an outgoing datagram's source address,
+/// and returns its length.
+fn source_control(control: &mut Control, source: std::net::IpAddr) -> usize {
+    *control = [0; CONTROL_WORDS];
+    let (level, kind, len) = match source {
+        std::net::IpAddr::V4(_) => (
+            libc::SOL_IP,
+            libc::IP_PKTINFO,
+            size_of::<libc::in_pktinfo>(),
+        ),
+        std::net::IpAddr::V6(_) => (
+            libc::SOL_IPV6,
+            libc::IPV6_PKTINFO,
+            size_of::<libc::in6_pktinfo>(),
+        ),
+    };
+    // SAFETY: CMSG_SPACE and CMSG_LEN are arithmetic on sizes.
+    let (space, cmsg_len) = unsafe { (libc::CMSG_SPACE(len as u32), libc::CMSG_LEN(len as u32)) };
+    let space = space as usize;
+    debug_assert!(space <= size_of::<Control>());
+    // SAFETY: msghdr is a plain C struct for which all-zero bytes are a valid value.
+    let mut hdr: libc::msghdr = unsafe { zeroed() };
+    hdr.msg_control = control.as_mut_ptr().cast();
+    hdr.msg_controllen = space as _;
+    // SAFETY: `control` is a zeroed buffer of at least `space` bytes (asserted), aligned for
+    // cmsghdr (u64), which `hdr` describes; CMSG_FIRSTHDR returns its start, as it is long
+    // enough for a header, and the header and `len` bytes of data fit in `space`. The
+    // structures are written unaligned.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&hdr);
+        (*cmsg).cmsg_level = level;
+        (*cmsg).cmsg_type = kind;
+        (*cmsg).cmsg_len = cmsg_len as _;
+        let data = libc::CMSG_DATA(cmsg);
+        match source {
+            std::net::IpAddr::V4(ip) => {
+                let mut info: libc::in_pktinfo = zeroed();
+                info.ipi_spec_dst.s_addr = u32::from(ip).to_be();
+                data.cast::<libc::in_pktinfo>().write_unaligned(info);
+            }
+            std::net::IpAddr::V6(ip) => {
+                let mut info: libc::in6_pktinfo = zeroed();
+                info.ipi6_addr.s6_addr = ip.octets();
+                data.cast::<libc::in6_pktinfo>().write_unaligned(info);
+            }
+        }
+    }
+    space
+}
+
 /// One worker's buffers: `BATCH` receive slots with their source addresses, and `BATCH`
 /// responses. The message headers point into them; they never move or grow after `new`,
 /// except the responses, whose pointers are set again before each send.
@@ -265,6 +386,13 @@ struct Worker {
     addrs: Box<[libc::sockaddr_storage; BATCH]>,
     recv_iov: Box<[libc::iovec; BATCH]>,
     recv: Box<[libc::mmsghdr; BATCH]>,
+    /// Whether queries come with their destination address (a wildcard socket), and the
+    /// control messages that carry it, in and out.
+    pktinfo: bool,
+    recv_control: Box<[Control; BATCH]>,
+    send_control: Box<[Control; BATCH]>,
+    /// Each received query's destination address, when the kernel gave it.
+    local: [Option<std::net::IpAddr>; BATCH],
     responses: Vec<Vec<u8>>,
     /// For each response to send: which received message (its address) it answers.
     reply_to: [usize; BATCH],
@@ -273,7 +401,12 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(socket: Arc<std::net::UdpSocket>, steering: Arc<Steering>, index: usize) -> Self {
+    fn new(
+        socket: Arc<std::net::UdpSocket>,
+        steering: Arc<Steering>,
+        index: usize,
+        pktinfo: bool,
+    ) -> Self {
         // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs for which all-zero
         // bytes are a valid value (null pointers, zero lengths).
         let (addrs, recv_iov, recv, send_iov, send) = unsafe {
@@ -293,6 +426,10 @@ impl Worker {
             addrs,
             recv_iov,
             recv,
+            pktinfo,
+            recv_control: Box::new([[0; CONTROL_WORDS]; BATCH]),
+            send_control: Box::new([[0; CONTROL_WORDS]; BATCH]),
+            local: [None; BATCH],
             responses: (0..BATCH).map(|_| Vec::with_capacity(512)).collect(),
             reply_to: [0; BATCH],
             send_iov,
@@ -307,6 +444,9 @@ impl Worker {
             hdr.msg_name = std::ptr::from_mut(&mut worker.addrs[i]).cast();
             hdr.msg_iov = std::ptr::from_mut(&mut worker.recv_iov[i]);
             hdr.msg_iovlen = 1;
+            if pktinfo {
+                hdr.msg_control = worker.recv_control[i].as_mut_ptr().cast();
+            }
         }
         worker
     }
@@ -337,14 +477,22 @@ impl Worker {
             } else {
                 libc::MSG_WAITFORONE
             };
+            let control = if self.pktinfo {
+                size_of::<Control>()
+            } else {
+                0
+            };
             for hdr in self.recv.iter_mut() {
                 hdr.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                hdr.msg_hdr.msg_controllen = control as _;
                 hdr.msg_hdr.msg_flags = 0;
                 hdr.msg_len = 0;
             }
             // SAFETY: `recv` holds BATCH headers, each pointing at its own iovec (a SLOT-long
-            // region of `slots`) and its own sockaddr_storage with msg_namelen its size; all
-            // are owned by `self` and outlive the call. A null timeout is allowed.
+            // region of `slots`), its own sockaddr_storage with msg_namelen its size and, with
+            // `pktinfo`, its own control buffer with msg_controllen its size (else a null one
+            // of length 0); all are owned by `self` and outlive the call. A null timeout is
+            // allowed.
             let received = unsafe {
                 libc::recvmmsg(
                     fd,
@@ -386,6 +534,12 @@ impl Worker {
                 else {
                     continue;
                 };
+                self.local[i] = if self.pktinfo {
+                    destination(&self.recv[i].msg_hdr)
+                } else {
+                    None
+                };
+                let local = self.local[i];
                 let query = &self.slots[i * SLOT..i * SLOT + len.min(SLOT)];
                 match responder.respond(query, src, &mut self.responses[replies]) {
                     Handled::Drop => {}
@@ -401,7 +555,7 @@ impl Worker {
                             if let Some(response) = shared.forward(pending).await
                                 && let Some(socket) = socket.upgrade()
                             {
-                                send_one(&socket, &response, src);
+                                send_one(&socket, &response, src, local);
                             }
                         });
                     }
@@ -426,12 +580,24 @@ impl Worker {
             hdr.msg_namelen = self.recv[i].msg_hdr.msg_namelen;
             hdr.msg_iov = std::ptr::from_mut(&mut self.send_iov[k]);
             hdr.msg_iovlen = 1;
+            match self.local[i] {
+                Some(source) => {
+                    let len = source_control(&mut self.send_control[k], source);
+                    hdr.msg_control = self.send_control[k].as_mut_ptr().cast();
+                    hdr.msg_controllen = len as _;
+                }
+                None => {
+                    hdr.msg_control = std::ptr::null_mut();
+                    hdr.msg_controllen = 0;
+                }
+            }
         }
         let mut sent = 0;
         while sent < count {
             // SAFETY: headers `sent..count` were set above to point at live iovecs over the
-            // responses (not touched until this returns) and at the senders' addresses with
-            // the lengths the kernel gave for them.
+            // responses (not touched until this returns), at the senders' addresses with the
+            // lengths the kernel gave for them, and at control messages written by
+            // `source_control` (or none).
             let n = unsafe {
                 libc::sendmmsg(
                     fd,
@@ -457,11 +623,40 @@ impl Worker {
 }
 
 /// Sends one datagram without blocking the task that sends it (a full send buffer drops it,
-/// as a congested network would).
-fn send_one(socket: &std::net::UdpSocket, response: &[u8], dst: SocketAddr) {
-    let sock = socket2::SockRef::from(socket);
-    if let Err(error) = sock.send_to_with_flags(response, &dst.into(), libc::MSG_DONTWAIT) {
-        debug!(%error, %dst, "udp send");
+/// as a congested network would), from `source` when the query named it.
+fn send_one(
+    socket: &std::net::UdpSocket,
+    response: &[u8],
+    dst: SocketAddr,
+    source: Option<std::net::IpAddr>,
+) {
+    let Some(source) = source else {
+        let sock = socket2::SockRef::from(socket);
+        if let Err(error) = sock.send_to_with_flags(response, &dst.into(), libc::MSG_DONTWAIT) {
+            debug!(%error, %dst, "udp send");
+        }
+        return;
+    };
+    let name = socket2::SockAddr::from(dst);
+    let mut control: Control = [0; CONTROL_WORDS];
+    let controllen = source_control(&mut control, source);
+    let mut iov = libc::iovec {
+        iov_base: response.as_ptr().cast_mut().cast(),
+        iov_len: response.len(),
+    };
+    // SAFETY: msghdr is a plain C struct for which all-zero bytes are a valid value.
+    let mut hdr: libc::msghdr = unsafe { zeroed() };
+    hdr.msg_name = name.as_ptr().cast_mut().cast();
+    hdr.msg_namelen = name.len();
+    hdr.msg_iov = &mut iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = control.as_mut_ptr().cast();
+    hdr.msg_controllen = controllen as _;
+    // SAFETY: `hdr` points at `name`, `iov` (over `response`, which the kernel only reads)
+    // and `control`, all alive for the call.
+    let rc = unsafe { libc::sendmsg(socket.as_raw_fd(), &hdr, libc::MSG_DONTWAIT) };
+    if rc < 0 {
+        debug!(error = %io::Error::last_os_error(), %dst, "udp send");
     }
 }
 
