@@ -6,6 +6,7 @@
 //! (async) answers it from a task of its own.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_proto::op::{Message, Query, ResponseCode};
@@ -68,6 +69,8 @@ pub struct Pending {
     plugin: usize,
     /// With `autopath`: the rest of the search-path walk.
     walk: Option<Walk>,
+    /// An answer waiting for its CNAME target's records from the upstream.
+    follow: Option<Box<Follow>>,
     /// Its place under `max_concurrent`, held until the answer is made.
     _slot: crate::plugin::forward::InFlight,
 }
@@ -80,6 +83,14 @@ struct Walk {
     next: usize,
     /// The answer for the query's own name, when it was made here.
     first: Option<Reply>,
+}
+
+/// An answer whose last CNAME leads out of the zones: the query for `target` went upstream,
+/// and what comes back goes after `reply`'s records.
+#[derive(Debug)]
+struct Follow {
+    reply: Reply,
+    target: Name,
 }
 
 impl Pending {
@@ -98,6 +109,7 @@ enum Step {
         plugin: usize,
         slot: crate::plugin::forward::InFlight,
         walk: Option<Walk>,
+        follow: Option<Box<Follow>>,
     },
 }
 
@@ -116,12 +128,39 @@ pub struct Block {
     pub autopath: Option<Autopath>,
 }
 
-/// Everything served on one port.
+/// A block made ready to serve: its `rrl` taken out of its chain, and shared by the handlers
+/// of every address it listens on (`bind`).
+#[derive(Debug, Clone)]
+pub struct Shared {
+    block: Arc<Block>,
+    rrl: Option<Arc<Rrl>>,
+}
+
+impl From<Block> for Shared {
+    fn from(mut block: Block) -> Self {
+        let rrl = block
+            .plugins
+            .iter()
+            .position(|p| matches!(p, Plugin::Rrl(_)))
+            .and_then(|at| match block.plugins.remove(at) {
+                Plugin::Rrl(rrl) => Some(Arc::from(rrl)),
+                _ => None,
+            });
+        Self {
+            block: Arc::new(block),
+            rrl,
+        }
+    }
+}
+
+/// Everything served on one address.
 #[derive(Debug)]
 pub struct Handler {
-    blocks: Vec<Block>,
+    blocks: Vec<Arc<Block>>,
     /// Each block's `rrl` (by block index), taken out of its chain.
-    rrl: Vec<Option<Box<Rrl>>>,
+    rrl: Vec<Option<Arc<Rrl>>>,
+    /// Each block's index in the metrics registry on this address, when it has `prometheus`.
+    metrics: Vec<Option<u16>>,
     /// Every block's zones in lowercase wire format: (zone, block, index of the zone).
     zones_wire: Vec<(Vec<u8>, usize, u16)>,
     /// Whether any block times its queries (`prometheus` or `log`); otherwise no clock is read
@@ -132,17 +171,31 @@ pub struct Handler {
 }
 
 impl Handler {
-    pub fn new(mut blocks: Vec<Block>) -> Self {
-        let rrl = blocks
-            .iter_mut()
+    /// The handler of blocks served on one address, each counted under its own `metrics`.
+    pub fn new(blocks: Vec<Block>) -> Self {
+        let blocks: Vec<Shared> = blocks.into_iter().map(Shared::from).collect();
+        let metrics = blocks.iter().map(|b| b.block.metrics).collect();
+        Self::with_metrics(blocks, metrics)
+    }
+
+    /// The handler of the blocks listening on `listen`, counted under its server label.
+    pub fn shared(blocks: Vec<Shared>, listen: &crate::config::Listen) -> Self {
+        let metrics = blocks
+            .iter()
             .map(|b| {
-                let at = b.plugins.iter().position(|p| matches!(p, Plugin::Rrl(_)))?;
-                match b.plugins.remove(at) {
-                    Plugin::Rrl(rrl) => Some(rrl),
-                    _ => None,
-                }
+                b.block.metrics.map(|_| {
+                    crate::metrics::metrics().register_block(
+                        listen.to_string(),
+                        b.block.zones.iter().map(ToString::to_string).collect(),
+                    )
+                })
             })
             .collect();
+        Self::with_metrics(blocks, metrics)
+    }
+
+    fn with_metrics(blocks: Vec<Shared>, metrics: Vec<Option<u16>>) -> Self {
+        let (blocks, rrl): (Vec<_>, Vec<_>) = blocks.into_iter().map(|b| (b.block, b.rrl)).unzip();
         let zones_wire = blocks
             .iter()
             .enumerate()
@@ -160,6 +213,7 @@ impl Handler {
         Self {
             blocks,
             rrl,
+            metrics,
             zones_wire,
             timed,
             created: Instant::now(),
@@ -169,6 +223,13 @@ impl Handler {
                     .map_or(1, |d| d.as_nanos() as u64)
                     | 1,
             ),
+        }
+    }
+
+    /// An `autopath` walk in block `index` found an answer: `coredns_autopath_success_total`.
+    fn found(&self, index: usize) {
+        if let Some(metrics) = self.metrics[index] {
+            crate::metrics::metrics().autopath_success(metrics);
         }
     }
 
@@ -291,7 +352,12 @@ impl Handler {
         let reply = match step {
             Step::Reply(reply) => reply,
             Step::Drop => return Handled::Drop,
-            Step::Forward { plugin, slot, walk } => {
+            Step::Forward {
+                plugin,
+                slot,
+                walk,
+                follow,
+            } => {
                 let (block, zone) = routed.expect("forwarded queries are routed");
                 return Handled::Forward(Box::new(Pending {
                     query: query.to_vec(),
@@ -303,6 +369,7 @@ impl Handler {
                     zone,
                     plugin,
                     walk,
+                    follow,
                     _slot: slot,
                 }));
             }
@@ -408,7 +475,7 @@ impl Handler {
         out[8..10].copy_from_slice(&authority.to_be_bytes());
         out[ARCOUNT..ARCOUNT + 2].copy_from_slice(&additional.to_be_bytes());
         count(
-            block,
+            self.metrics[index],
             zone,
             src,
             transport,
@@ -439,6 +506,7 @@ impl Handler {
             zone,
             plugin,
             walk,
+            follow,
             _slot,
         } = *pending;
         let Some(crate::plugin::Plugin::Forward(forward)) =
@@ -448,15 +516,35 @@ impl Handler {
         };
         let msg = Message::from_vec(&query).ok()?;
         let mut out = Vec::new();
-        let rcode = match walk {
-            Some(walk) => {
+        let rcode = match (walk, follow) {
+            (_, Some(follow)) => {
+                let Follow { mut reply, target } = *follow;
+                let qtype = msg.queries().first()?.query_type();
+                let asked = candidate_query(&query, &target)?;
+                let exchanged = forward.exchange(&asked, transport == Transport::Tcp).await;
+                drop(_slot);
+                if let Ok(response) = exchanged {
+                    let _ =
+                        forward.remember((&target, u16::from(qtype), dnssec_ok(&msg)), &response);
+                    if let Some(theirs) =
+                        crate::plugin::autopath::renamed_upstream(&response, &target, &target)
+                    {
+                        reply
+                            .answers
+                            .push_full(&theirs.answers.bytes, theirs.answers.count);
+                    }
+                }
+                encode(&query, &msg, &reply, limit, &mut out);
+                u16::from(reply.rcode)
+            }
+            (Some(walk), None) => {
                 let reply = self
                     .walk_on(block, plugin, &query, &msg, src, transport, walk)
                     .await;
                 encode(&query, &msg, &reply, limit, &mut out);
                 u16::from(reply.rcode)
             }
-            None => {
+            (None, None) => {
                 let errors = self.blocks[block].errors;
                 let exchanged = forward.exchange(&query, transport == Transport::Tcp).await;
                 drop(_slot);
@@ -488,7 +576,7 @@ impl Handler {
     #[allow(clippy::too_many_arguments)]
     async fn walk_on(
         &self,
-        block: usize,
+        index: usize,
         plugin: usize,
         query: &[u8],
         msg: &Message,
@@ -497,7 +585,7 @@ impl Handler {
         walk: Walk,
     ) -> Reply {
         let servfail = || Reply::authoritative(ResponseCode::ServFail).not_authoritative();
-        let (Some(block), Some(question)) = (self.blocks.get(block), msg.queries().first()) else {
+        let (Some(block), Some(question)) = (self.blocks.get(index), msg.queries().first()) else {
             return servfail();
         };
         let (original, qtype) = (question.name().clone(), question.query_type());
@@ -516,7 +604,7 @@ impl Handler {
                 match chain(block, &req) {
                     (_, Outcome::Reply(reply)) => {
                         if autopath::found(reply.rcode) {
-                            found(block);
+                            self.found(index);
                             return autopath::renamed(&reply, &original, candidate, qtype);
                         }
                         None
@@ -543,7 +631,7 @@ impl Handler {
             if autopath::found(rcode)
                 && let Some(reply) = autopath::renamed_upstream(&response, &original, candidate)
             {
-                found(block);
+                self.found(index);
                 return reply;
             }
         }
@@ -551,7 +639,8 @@ impl Handler {
     }
 
     /// An `autopath` walk, as far as it goes without the upstream.
-    fn walk(&self, block: &Block, req: &Request, candidates: Vec<Name>) -> Step {
+    fn walk(&self, index: usize, req: &Request, candidates: Vec<Name>) -> Step {
+        let block = &self.blocks[index];
         let mut first = None;
         for (i, candidate) in candidates.iter().enumerate() {
             let mut creq = Request::new(candidate.clone(), req.qtype);
@@ -560,7 +649,7 @@ impl Handler {
             match chain(block, &creq) {
                 (_, Outcome::Reply(reply)) => {
                     if autopath::found(reply.rcode) {
-                        found(block);
+                        self.found(index);
                         return Step::Reply(autopath::renamed(
                             &reply, &req.name, candidate, req.qtype,
                         ));
@@ -578,6 +667,7 @@ impl Handler {
                             next: i,
                             first,
                         }),
+                        follow: None,
                     };
                 }
                 (_, Outcome::Next) => {}
@@ -593,7 +683,7 @@ impl Handler {
     #[allow(clippy::too_many_arguments)]
     fn observe(
         &self,
-        block: usize,
+        index: usize,
         zone: u16,
         msg: &Message,
         src: SocketAddr,
@@ -604,7 +694,7 @@ impl Handler {
         started: Instant,
         limit: usize,
     ) {
-        let Some(block) = self.blocks.get(block) else {
+        let Some(block) = self.blocks.get(index) else {
             return;
         };
         let Some(question) = msg.queries().first() else {
@@ -618,7 +708,15 @@ impl Handler {
         }
         let qtype = u16::from(question.query_type());
         count(
-            block, zone, src, transport, qtype, limit, rcode, out, started,
+            self.metrics[index],
+            zone,
+            src,
+            transport,
+            qtype,
+            limit,
+            rcode,
+            out,
+            started,
         );
     }
 
@@ -683,17 +781,22 @@ impl Handler {
             a.candidates(&req.name, Some(src.ip()), kubernetes)
         });
         let step = match candidates {
-            Some(candidates) => self.walk(block, &req, candidates),
+            Some(candidates) => self.walk(index, &req, candidates),
             None => match chain(block, &req) {
                 (_, Outcome::Reply(reply)) => Step::Reply(reply),
                 (plugin, Outcome::Forward(slot)) => Step::Forward {
                     plugin,
                     slot,
                     walk: None,
+                    follow: None,
                 },
                 // Every plugin passed: nothing here holds the name.
                 (_, Outcome::Next) => return (refused(), routed),
             },
+        };
+        let step = match step {
+            Step::Reply(reply) if reply.follow.is_some() => follow(block, &req, reply),
+            step => step,
         };
         match step {
             Step::Reply(mut reply) => {
@@ -707,10 +810,33 @@ impl Handler {
     }
 }
 
-/// An `autopath` walk in `block` found an answer: `coredns_autopath_success_total`.
-fn found(block: &Block) {
-    if let Some(index) = block.metrics {
-        crate::metrics::metrics().autopath_success(index);
+/// CoreDNS's upstream lookup for a CNAME that leaves the zones (an ExternalName service's):
+/// its target asked of the block's chain, and the records found added after the CNAMEs; when
+/// the chain forwards the target, the upstream's answer is added in [`Handler::forward`]. A
+/// target nothing answers leaves the CNAMEs alone.
+fn follow(block: &Block, req: &Request, mut reply: Reply) -> Step {
+    let Some(target) = reply.follow.take() else {
+        return Step::Reply(reply);
+    };
+    let mut asked = Request::new(target.clone(), req.qtype);
+    asked.dnssec_ok = req.dnssec_ok;
+    asked.src = req.src;
+    match chain(block, &asked) {
+        (_, Outcome::Reply(theirs)) => {
+            if let Some(theirs) = crate::plugin::autopath::owned(&theirs, &target, req.qtype) {
+                reply
+                    .answers
+                    .push_full(&theirs.answers.bytes, theirs.answers.count);
+            }
+            Step::Reply(reply)
+        }
+        (plugin, Outcome::Forward(slot)) => Step::Forward {
+            plugin,
+            slot,
+            walk: None,
+            follow: Some(Box::new(Follow { reply, target })),
+        },
+        (_, Outcome::Next) => Step::Reply(reply),
     }
 }
 
@@ -740,12 +866,17 @@ fn answer_forwarded(
                 return Some(u16::from(out[3] & 0x0F));
             }
             None => {
-                // Too large for the client over UDP: the header and question, with TC.
-                let mut truncated =
-                    Reply::authoritative(ResponseCode::from_low(response[3] & 0x0F));
-                truncated.authoritative = response[2] & 0x04 != 0;
-                truncated.recursion_available = response[3] & 0x80 != 0;
-                encode_truncated(query, msg, &truncated, out);
+                // Too large for the client over UDP: as many whole records as fit, with TC.
+                let name = question.name();
+                let truncated = crate::plugin::autopath::renamed_upstream(&response, name, name)
+                    .unwrap_or_else(|| {
+                        let mut header =
+                            Reply::authoritative(ResponseCode::from_low(response[3] & 0x0F));
+                        header.authoritative = response[2] & 0x04 != 0;
+                        header.recursion_available = response[3] & 0x80 != 0;
+                        header
+                    });
+                encode(query, msg, &truncated, limit, out);
                 return Some(u16::from(truncated.rcode));
             }
         },
@@ -835,10 +966,10 @@ fn response_flags(
     [hi, lo]
 }
 
-/// The per-query metrics of `block`, when it has `prometheus`.
+/// The per-query metrics of a block counted under `metrics`, when it has `prometheus`.
 #[allow(clippy::too_many_arguments)]
 fn count(
-    block: &Block,
+    metrics: Option<u16>,
     zone: u16,
     src: SocketAddr,
     transport: Transport,
@@ -848,7 +979,7 @@ fn count(
     out: &[u8],
     started: Instant,
 ) {
-    if let Some(index) = block.metrics {
+    if let Some(index) = metrics {
         crate::metrics::metrics().query(Observed {
             route: Route { block: index, zone },
             tcp: transport == Transport::Tcp,
@@ -921,18 +1052,31 @@ fn encode(query: &[u8], msg: &Message, reply: &Reply, limit: usize, out: &mut Ve
             out.extend_from_slice(&s.bytes);
         }
     } else {
-        header(out, true, [0, 0, opt_count]);
+        // Too large: as CoreDNS (miekg/dns's Truncate), whole records in order (answers,
+        // authority, additional) while they fit, the OPT kept, and TC set.
+        let room = limit.saturating_sub(opt.map_or(0, |o| o.len()));
+        let mut counts = [0u16, 0, 0];
+        let mut kept: Vec<&[u8]> = Vec::new();
+        let mut len = question_end;
+        'fill: for (count, section) in counts.iter_mut().zip(sections) {
+            for record in wire::records(&section.bytes).unwrap_or_default() {
+                if len + record.len() > room {
+                    break 'fill;
+                }
+                len += record.len();
+                *count += 1;
+                kept.push(record);
+            }
+        }
+        counts[2] += opt_count;
+        header(out, true, counts);
+        for record in kept {
+            out.extend_from_slice(record);
+        }
     }
     if let Some(o) = opt {
         out.extend_from_slice(&o);
     }
-}
-
-/// The response with `reply`'s flags and rcode but no records, TC set: the answer does not fit
-/// and the client should ask over TCP.
-fn encode_truncated(query: &[u8], msg: &Message, reply: &Reply, out: &mut Vec<u8>) {
-    // A limit nothing fits in but the header, question and OPT.
-    encode(query, msg, reply, 0, out);
 }
 
 /// One line per query in CoreDNS's default `log` format:

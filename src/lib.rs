@@ -55,7 +55,8 @@ pub enum StartError {
 /// Everything a configuration asks for, loaded: each server block with its port, and the
 /// tasks that keep its sources current.
 pub struct Assembly {
-    pub blocks: Vec<(u16, Block)>,
+    /// Each server block with the addresses it listens on.
+    pub blocks: Vec<(Vec<config::Listen>, Block)>,
     pub background: Vec<Background>,
     /// HTTP endpoints (`/health`, `/ready`, `/metrics`) by address.
     pub http: Vec<(String, server::http::Routes)>,
@@ -72,6 +73,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
     let mut endpoints: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
     let mut lameduck = std::time::Duration::ZERO;
     for server in &config.servers {
+        let listen = server.listen();
         let mut plugins = Vec::new();
         if let Some(r) = &server.rrl {
             if !r.limits_anything() {
@@ -124,12 +126,12 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
         if server.detect_loop
             && let Some(zone) = server.zones.first()
         {
-            let detector = plugin::forward_loop::Loop::new(zone, server.port);
+            let detector = plugin::forward_loop::Loop::new(zone, listen[0]);
             background.push(Box::pin(detector.probe()));
             plugins.push(Plugin::Loop(detector));
         }
         if let Some(f) = &server.forward {
-            let server_label = format!("dns://:{}", server.port);
+            let server_label = listen[0].to_string();
             let cache = server.cache.as_ref().map(|c| {
                 let zones: Vec<String> = if c.zones.is_empty() {
                     server.zones.iter().map(ToString::to_string).collect()
@@ -147,10 +149,18 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
                 Plugin::Hosts(_) | Plugin::Forward(_) | Plugin::Loop(_) | Plugin::Rrl(_) => None,
             });
         }
-        let index = metrics::metrics().register_block(
-            format!("dns://:{}", server.port),
-            server.zones.iter().map(ToString::to_string).collect(),
-        );
+        // One metrics series per address, as CoreDNS runs a server per address; `index` is
+        // the first, and each address's handler finds its own (`Handler::shared`).
+        let indices: Vec<u16> = listen
+            .iter()
+            .map(|l| {
+                metrics::metrics().register_block(
+                    l.to_string(),
+                    server.zones.iter().map(ToString::to_string).collect(),
+                )
+            })
+            .collect();
+        let index = indices[0];
         for (on, name) in [
             (server.errors, "errors"),
             (server.log, "log"),
@@ -168,7 +178,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             (server.rrl.is_some(), "rrl"),
         ] {
             if on {
-                enabled.push((index, name));
+                enabled.extend(indices.iter().map(|&i| (i, name)));
             }
         }
         if let Some(h) = &server.health {
@@ -188,7 +198,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
                 .insert("/metrics");
         }
         blocks.push((
-            server.port,
+            listen,
             Block {
                 zones: server.zones.clone(),
                 plugins,

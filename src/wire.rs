@@ -112,7 +112,7 @@ pub(crate) fn skip_name(bytes: &[u8], mut at: usize) -> Option<usize> {
 }
 
 /// The records of a section, each as its bytes, in order; `None` if the bytes do not parse.
-fn records(section: &[u8]) -> Option<Vec<&[u8]>> {
+pub(crate) fn records(section: &[u8]) -> Option<Vec<&[u8]>> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < section.len() {

@@ -42,6 +42,7 @@ pub const SUPPORTED: &[&str] = &[
     "errors",
     "health",
     "autopath",
+    "bind",
     "cache",
     "hosts",
     "kubernetes",
@@ -62,7 +63,6 @@ const NOT_YET: &[&str] = &[
     "any",
     "auto",
     "azure",
-    "bind",
     "bufsize",
     "cancel",
     "chaos",
@@ -110,6 +110,9 @@ pub struct Config {
 pub struct ServerConfig {
     pub zones: Vec<LowerName>,
     pub port: u16,
+    /// `bind ADDRESS|IFACE ... { except ADDRESS|IFACE ... }`: the addresses it listens on,
+    /// interfaces resolved when the Corefile is read; empty listens on every address.
+    pub bind: Vec<IpAddr>,
     pub errors: bool,
     pub log: bool,
     pub hosts: Option<HostsConfig>,
@@ -146,6 +149,45 @@ pub struct Timeouts {
     pub write: Option<Duration>,
     /// How long a connection has to send each later query, whole.
     pub idle: Option<Duration>,
+}
+
+/// One address a server block listens on: an IP (`bind`) or every address, and a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Listen {
+    /// `None`: the wildcard address.
+    pub ip: Option<IpAddr>,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Listen {
+    /// CoreDNS's server address, as in its logs and the `server` label of its metrics:
+    /// `dns://:53`, `dns://169.254.20.10:53`, `dns://[::1]:53`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip {
+            None => write!(f, "dns://:{}", self.port),
+            Some(IpAddr::V4(ip)) => write!(f, "dns://{ip}:{}", self.port),
+            Some(IpAddr::V6(ip)) => write!(f, "dns://[{ip}]:{}", self.port),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Where this block listens: each `bind` address on its port, or the wildcard.
+    pub fn listen(&self) -> Vec<Listen> {
+        if self.bind.is_empty() {
+            return vec![Listen {
+                ip: None,
+                port: self.port,
+            }];
+        }
+        self.bind
+            .iter()
+            .map(|&ip| Listen {
+                ip: Some(ip),
+                port: self.port,
+            })
+            .collect()
+    }
 }
 
 impl Timeouts {
@@ -304,14 +346,16 @@ impl Config {
         let mut servers: Vec<ServerConfig> = Vec::new();
         for block in blocks {
             let server = server_block(&block, default_port, dir)?;
+            let listen = server.listen();
             for zone in &server.zones {
-                if servers
-                    .iter()
-                    .any(|s| s.port == server.port && s.zones.contains(zone))
-                {
+                let twice = servers.iter().find_map(|s| {
+                    let same = s.listen().into_iter().find(|l| listen.contains(l))?;
+                    s.zones.contains(zone).then_some(same)
+                });
+                if let Some(at) = twice {
                     return Err(ConfigError::Syntax {
                         pos: block.pos.to_string(),
-                        message: format!("zone {zone} on port {} is defined twice", server.port),
+                        message: format!("zone {zone} on {at} is defined twice"),
                     });
                 }
             }
@@ -326,15 +370,17 @@ impl Config {
         Ok(Self { servers })
     }
 
-    /// Each port's `timeouts`. Server blocks on one port share its TCP server, so, as in
-    /// CoreDNS, a timeout a later block sets replaces what an earlier one set.
-    pub fn timeouts(&self) -> BTreeMap<u16, Timeouts> {
-        let mut by_port: BTreeMap<u16, Timeouts> = BTreeMap::new();
+    /// Each listening address's `timeouts`. Server blocks on one address share its TCP
+    /// server, so, as in CoreDNS, a timeout a later block sets replaces what an earlier one set.
+    pub fn timeouts(&self) -> BTreeMap<Listen, Timeouts> {
+        let mut by_listen: BTreeMap<Listen, Timeouts> = BTreeMap::new();
         for s in &self.servers {
-            let t = by_port.entry(s.port).or_default();
-            *t = t.then(s.timeouts.unwrap_or_default());
+            for listen in s.listen() {
+                let t = by_listen.entry(listen).or_default();
+                *t = t.then(s.timeouts.unwrap_or_default());
+            }
         }
-        by_port
+        by_listen
     }
 }
 
@@ -370,6 +416,7 @@ fn server_block(
     let mut server = ServerConfig {
         zones,
         port: port.unwrap_or(default_port),
+        bind: Vec::new(),
         errors: false,
         log: false,
         hosts: None,
@@ -408,6 +455,15 @@ fn server_block(
                     ));
                 }
                 std::mem::replace(&mut server.loadbalance, true)
+            }
+            "bind" => {
+                // Each `bind` adds its addresses; its `except` takes only from its own.
+                for ip in bind(d)? {
+                    if !server.bind.contains(&ip) {
+                        server.bind.push(ip);
+                    }
+                }
+                false
             }
             "ready" => server.ready.replace(http_addr(d, ":8181")?).is_some(),
             "prometheus" => server.prometheus.replace(http_addr(d, ":9153")?).is_some(),
@@ -743,6 +799,71 @@ fn http_addr(d: &Directive, default: &str) -> Result<String, ConfigError> {
         return Err(directive_err(d, &d.name, "takes no block"));
     }
     Ok(addr)
+}
+
+/// `bind ADDRESS|IFACE ... { except ADDRESS|IFACE ... }`: the addresses named, an interface
+/// standing for every address it has now except IPv6 link-local ones (as CoreDNS), less those
+/// `except` names.
+fn bind(d: &Directive) -> Result<Vec<IpAddr>, ConfigError> {
+    if d.args.is_empty() {
+        return Err(directive_err(
+            d,
+            "bind",
+            "at least one address or interface name is expected",
+        ));
+    }
+    let interfaces = if_addrs::get_if_addrs()
+        .map_err(|e| directive_err(d, "bind", format!("cannot list the interfaces: {e}")))?;
+    let resolve = |d: &Directive, arg: &str| -> Result<Vec<IpAddr>, ConfigError> {
+        let of_interface: Vec<IpAddr> = interfaces
+            .iter()
+            .filter(|i| i.name == arg)
+            .map(if_addrs::Interface::ip)
+            .filter(|ip| !matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local()))
+            .collect();
+        if interfaces.iter().any(|i| i.name == arg) {
+            return Ok(of_interface);
+        }
+        arg.parse::<IpAddr>().map(|ip| vec![ip]).map_err(|_| {
+            directive_err(
+                d,
+                "bind",
+                format!("{arg:?} is neither an IP address nor an interface of this host"),
+            )
+        })
+    };
+    let mut all = Vec::new();
+    for arg in &d.args {
+        for ip in resolve(d, arg)? {
+            if !all.contains(&ip) {
+                all.push(ip);
+            }
+        }
+    }
+    for o in &d.block {
+        if o.name != "except" {
+            return Err(directive_err(
+                o,
+                "bind",
+                format!("unknown property {:?}", o.name),
+            ));
+        }
+        if o.args.is_empty() || !o.block.is_empty() {
+            return Err(directive_err(
+                o,
+                "bind",
+                "except: at least one address or interface name is expected",
+            ));
+        }
+        for arg in &o.args {
+            let out = resolve(o, arg)?;
+            all.retain(|ip| !out.contains(ip));
+        }
+    }
+    if all.is_empty() {
+        return Err(directive_err(d, "bind", "no address is left to listen on"));
+    }
+    Ok(all)
 }
 
 fn health(d: &Directive) -> Result<HealthConfig, ConfigError> {
@@ -1107,6 +1228,62 @@ mod tests {
     }
 
     #[test]
+    fn bind_accumulates_addresses_and_interfaces_less_each_except() {
+        let ips = |text: &str| -> Vec<String> {
+            let c = load(text).unwrap();
+            c.servers[0].bind.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(ips(".:53 {\n bind 1.2.3.4 ::5\n}\n"), ["1.2.3.4", "::5"]);
+        // As CoreDNS: directives add up, and `except` takes only from its own directive.
+        assert_eq!(
+            ips(".:53 {\n bind 127.0.0.1 ::1 {\n  except ::1\n }\n bind ::1 127.0.0.1\n}\n"),
+            ["127.0.0.1", "::1"]
+        );
+        // `lo` is every address of the loopback interface (IPv6 link-local ones left out).
+        let lo: Vec<String> = if_addrs::get_if_addrs()
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.name == "lo")
+            .map(|i| i.ip().to_string())
+            .collect();
+        assert!(lo.contains(&"127.0.0.1".to_string()), "{lo:?}");
+        assert_eq!(ips(".:53 {\n bind lo\n}\n"), lo);
+        assert_eq!(
+            ips(".:53 {\n bind lo {\n  except ::1\n }\n}\n"),
+            ["127.0.0.1"]
+        );
+        let c = load(".:53 {\n bind 10.0.0.1 10.0.0.2\n}\n").unwrap();
+        let listen: Vec<String> = c.servers[0]
+            .listen()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(listen, ["dns://10.0.0.1:53", "dns://10.0.0.2:53"]);
+        let c = load(".:1053 {\n bind ::1\n}\n.:1053 {\n}\n").unwrap();
+        assert_eq!(c.servers[0].listen()[0].to_string(), "dns://[::1]:1053");
+        assert_eq!(c.servers[1].listen()[0].to_string(), "dns://:1053");
+    }
+
+    #[test]
+    fn a_zone_may_repeat_on_a_port_only_on_other_addresses() {
+        assert!(
+            load(".:53 {\n bind 127.0.0.2\n}\n.:53 {\n bind 127.0.0.3\n}\n.:53 {\n}\n").is_ok()
+        );
+        let err = load(".:53 {\n bind 127.0.0.2 127.0.0.3\n}\n.:53 {\n bind 127.0.0.3\n}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("zone . on dns://127.0.0.3:53 is defined twice"),
+            "{err}"
+        );
+        let err = load(".:53 {\n}\n.:53 {\n}\n").unwrap_err().to_string();
+        assert!(
+            err.contains("zone . on dns://:53 is defined twice"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn reverse_zones_from_cidrs() {
         assert_eq!(parse_zone("10.0.0.0/8").unwrap(), name("10.in-addr.arpa"));
         assert_eq!(
@@ -1126,6 +1303,24 @@ mod tests {
             (".:53 {\n health {\n  lameduck x\n }\n}\n", 3, "lameduck"),
             (".:53 {\n reload 1s\n}\n", 2, "at least 2s"),
             (".:53 {\n frobnicate\n}\n", 2, "unknown directive"),
+            (".:53 {\n bind\n}\n", 2, "at least one address"),
+            (
+                ".:53 {\n bind 1.2.3.invalid\n}\n",
+                2,
+                "neither an IP address",
+            ),
+            (".:53 {\n bind ::1 noone0\n}\n", 2, "\"noone0\""),
+            (".:53 {\n bind 1.2.3.4 {\n  except\n }\n}\n", 3, "except"),
+            (
+                ".:53 {\n bind ::1 {\n  unknown ::1\n }\n}\n",
+                3,
+                "unknown property",
+            ),
+            (
+                ".:53 {\n bind ::1 {\n  except ::1\n }\n}\n",
+                2,
+                "no address is left",
+            ),
             (
                 ".:53 {\n kubernetes {\n  manifests m\n  ttl 3601\n }\n}\n",
                 4,
@@ -1238,7 +1433,7 @@ mod tests {
         assert_eq!(c.servers[2].timeouts, None);
         let by_port = c.timeouts();
         assert_eq!(
-            by_port[&53],
+            by_port[&Listen { ip: None, port: 53 }],
             Timeouts {
                 read: Some(Duration::from_secs(10)),
                 write: Some(Duration::from_secs(24 * 3600)),
@@ -1246,7 +1441,7 @@ mod tests {
             },
             "a later block on the port replaces what it sets, keeps the rest"
         );
-        assert_eq!(by_port[&54], Timeouts::default());
+        assert_eq!(by_port[&Listen { ip: None, port: 54 }], Timeouts::default());
         let one = load(".:53 {\n timeouts {\n  read 1s\n }\n}\n").unwrap();
         assert_eq!(one.servers[0].timeouts.unwrap().read, Some(TIMEOUT_MIN));
     }

@@ -98,23 +98,33 @@ pub fn renamed(reply: &Reply, original: &Name, candidate: &Name, qtype: RecordTy
     if LowerName::new(original) == LowerName::new(candidate) {
         return reply.clone();
     }
+    match owned(reply, candidate, qtype) {
+        Some(out) => Reply {
+            follow: reply.follow.clone(),
+            ..with_cname(out, original, candidate)
+        },
+        None => reply.clone(),
+    }
+}
+
+/// `reply`, made for a query for `asked`, with every record under its own name (none owned by
+/// the question), so its records can go into the answer to another question.
+pub fn owned(reply: &Reply, asked: &Name, qtype: RecordType) -> Option<Reply> {
     let mut bytes = vec![0, 0, 0x80, 0, 0, 1];
     for s in [&reply.answers, &reply.authority, &reply.additional] {
         bytes.extend_from_slice(&s.count.to_be_bytes());
     }
-    bytes.extend(wire::name_bytes(candidate));
+    bytes.extend(wire::name_bytes(asked));
     bytes.extend_from_slice(&u16::from(qtype).to_be_bytes());
     bytes.extend_from_slice(&1u16.to_be_bytes());
     for s in [&reply.answers, &reply.authority, &reply.additional] {
         bytes.extend_from_slice(&s.bytes);
     }
-    let Ok(msg) = Message::from_vec(&bytes) else {
-        return reply.clone();
-    };
+    let msg = Message::from_vec(&bytes).ok()?;
     let mut out = from_message(&msg, reply.rcode);
     out.authoritative = reply.authoritative;
     out.recursion_available = reply.recursion_available;
-    with_cname(out, original, candidate)
+    Some(out)
 }
 
 /// An upstream's answer for `candidate`, as the answer to `original`.

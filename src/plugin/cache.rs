@@ -129,6 +129,7 @@ impl Entry {
             answers,
             authority,
             additional,
+            follow: None,
         }
     }
 }

@@ -22,7 +22,8 @@ const GRACE: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct Loop {
     zone: LowerName,
-    port: u16,
+    /// Where the block listens: the probe goes there (loopback for the wildcard).
+    listen: crate::config::Listen,
     qname: Name,
     lower: LowerName,
     /// `lower` in wire format.
@@ -37,8 +38,8 @@ struct State {
 }
 
 impl Loop {
-    /// A loop detector for the server block on `port` whose first zone is `zone`.
-    pub fn new(zone: &LowerName, port: u16) -> Self {
+    /// A loop detector for the server block on `listen` whose first zone is `zone`.
+    pub fn new(zone: &LowerName, listen: crate::config::Listen) -> Self {
         let mut rng = rand::rng();
         let (a, b): (u64, u64) = (rng.random::<u64>() >> 1, rng.random::<u64>() >> 1);
         let zone_name = Name::from(zone.clone());
@@ -47,7 +48,7 @@ impl Loop {
             .unwrap_or_else(|_| Name::root());
         Self {
             zone: zone.clone(),
-            port,
+            listen,
             lower: LowerName::new(&qname),
             key: crate::table::NameKey::new(&qname).as_bytes().to_vec(),
             qname,
@@ -73,7 +74,7 @@ impl Loop {
                     || "?".to_string(),
                     |s| SocketAddr::new(s.ip().to_canonical(), s.port()).to_string()
                 ),
-                self.port,
+                self.listen.port,
                 self.zone.to_string(),
                 self.qname
             );
@@ -84,11 +85,15 @@ impl Loop {
         Outcome::Next
     }
 
-    /// Sends the probe to this server at `port` (on loopback) until one is answered, then
-    /// stops counting shortly after.
+    /// Sends the probe to this server (its first `bind` address, or loopback) until one is
+    /// answered, then stops counting shortly after.
     pub fn probe(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let state = Arc::clone(&self.state);
-        let port = self.port;
+        let port = self.listen.port;
+        let ip = self
+            .listen
+            .ip
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
         let id: u16 = rand::rng().random();
         // HINFO, recursion desired, as CoreDNS's probe.
         let query = crate::wire::query(id, &crate::wire::name_bytes(&self.qname), 13, true, None);
@@ -98,7 +103,7 @@ impl Loop {
                 return;
             }
             let deadline = tokio::time::Instant::now() + PROBE_FOR;
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let addr = SocketAddr::new(ip, port);
             while tokio::time::Instant::now() < deadline {
                 if super::forward::answered(addr, &query, id).await {
                     break;

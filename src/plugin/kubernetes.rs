@@ -249,7 +249,8 @@ impl Kubernetes {
         reply
     }
 
-    /// Follows a CNAME while its target is in our zones, adding what each target holds.
+    /// Follows a CNAME while its target is in our zones, adding what each target holds; a
+    /// target outside them is left in [`Reply::follow`] for the handler to ask.
     fn chase<'a>(
         &self,
         lookup: &dyn Fn(&LowerName) -> Option<Found<'a>>,
@@ -261,7 +262,11 @@ impl Kubernetes {
         let mut seen: Vec<LowerName> = Vec::new();
         for _ in 0..MAX_CNAME_CHAIN {
             let lower = LowerName::new(&target);
-            if matching_zone(&self.zones, &lower).is_none() || seen.contains(&lower) {
+            if matching_zone(&self.zones, &lower).is_none() {
+                reply.follow = Some(target);
+                return;
+            }
+            if seen.contains(&lower) {
                 return;
             }
             let node = match lookup(&lower) {

@@ -65,6 +65,10 @@ pub struct Reply {
     pub answers: Section,
     pub authority: Section,
     pub additional: Section,
+    /// A CNAME target outside the plugin's zones (an ExternalName service's), which the
+    /// handler asks of the block's chain and whose answers it adds after the CNAMEs, as
+    /// CoreDNS's kubernetes plugin does through its upstream lookup.
+    pub follow: Option<hickory_proto::rr::Name>,
 }
 
 impl Reply {
@@ -77,6 +81,7 @@ impl Reply {
             answers: Section::default(),
             authority: Section::default(),
             additional: Section::default(),
+            follow: None,
         }
     }
 }

@@ -11,15 +11,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::answer::{Block, Handler};
-use crate::config::Timeouts;
+use crate::answer::{Block, Handler, Shared};
+use crate::config::{Listen, Timeouts};
 
-/// A port with everything served on it, bound and ready to run.
+/// An address with everything served on it, bound and ready to run.
 pub struct Listener {
     pub handler: Arc<Handler>,
     udp: Vec<std::net::UdpSocket>,
     tcp: std::net::TcpListener,
-    /// The port's `timeouts`, over the options [`run`] is given.
+    /// The address's `timeouts`, over the options [`run`] is given.
     timeouts: Timeouts,
 }
 
@@ -30,45 +30,56 @@ impl Listener {
     }
 }
 
-/// Errors binding a port.
+/// Errors binding an address.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on port {port}: {error}")]
+#[error("cannot listen on {listen}: {error}")]
 pub struct BindError {
-    pub port: u16,
+    pub listen: String,
     pub error: std::io::Error,
 }
 
-/// Binds UDP (`workers` sockets sharing the port) and TCP for each port. Blocks that share a
-/// port are routed by zone within one handler. Port 0 picks a free port, the same for UDP
-/// and TCP.
-pub fn bind(blocks: Vec<(u16, Block)>, workers: usize) -> Result<Vec<Listener>, BindError> {
+/// Binds UDP (`workers` sockets sharing the address) and TCP for each address a block
+/// listens on. Blocks that share an address are routed by zone within one handler; a block
+/// on several addresses (`bind`) is shared by their handlers. Port 0 picks a free port, the
+/// same for UDP and TCP.
+pub fn bind(blocks: Vec<(Vec<Listen>, Block)>, workers: usize) -> Result<Vec<Listener>, BindError> {
     bind_with(blocks, workers, &BTreeMap::new())
 }
 
-/// [`bind`], each port's TCP server with its `timeouts` ([`crate::config::Config::timeouts`]).
+/// [`bind`], each address's TCP server with its `timeouts` ([`crate::config::Config::timeouts`]).
 pub fn bind_with(
-    blocks: Vec<(u16, Block)>,
+    blocks: Vec<(Vec<Listen>, Block)>,
     workers: usize,
-    timeouts: &BTreeMap<u16, Timeouts>,
+    timeouts: &BTreeMap<Listen, Timeouts>,
 ) -> Result<Vec<Listener>, BindError> {
-    let mut by_port: BTreeMap<u16, Vec<Block>> = BTreeMap::new();
-    for (port, block) in blocks {
-        by_port.entry(port).or_default().push(block);
+    let mut by_listen: BTreeMap<Listen, Vec<Shared>> = BTreeMap::new();
+    for (listen, block) in blocks {
+        let shared = Shared::from(block);
+        for l in listen {
+            by_listen.entry(l).or_default().push(shared.clone());
+        }
     }
     let v6 = socket::ipv6_available();
     let mut listeners = Vec::new();
-    for (port, blocks) in by_port {
-        let err = |error| BindError { port, error };
-        let (first, tcp) = bind_pair(port, v6).map_err(err)?;
+    for (listen, blocks) in by_listen {
+        let err = |error| BindError {
+            listen: listen.to_string(),
+            error,
+        };
+        let addr = match listen.ip {
+            Some(ip) => SocketAddr::new(ip, listen.port),
+            None => socket::wildcard(listen.port, v6),
+        };
+        let (first, tcp) = bind_pair(addr).map_err(err)?;
         let mut udp = vec![first];
         for _ in 1..workers.max(1) {
             udp.push(socket::udp_like(&udp[0]).map_err(err)?);
         }
         listeners.push(Listener {
-            handler: Arc::new(Handler::new(blocks)),
+            handler: Arc::new(Handler::shared(blocks, &listen)),
             udp,
             tcp,
-            timeouts: timeouts.get(&port).copied().unwrap_or_default(),
+            timeouts: timeouts.get(&listen).copied().unwrap_or_default(),
         });
     }
     Ok(listeners)
@@ -77,24 +88,25 @@ pub fn bind_with(
 /// `workers` UDP sockets sharing `port` (0: a free one) through `SO_REUSEPORT`, for loops
 /// that are not DNS (the null responder the benchmarks measure against).
 pub fn udp_sockets(port: u16, workers: usize) -> std::io::Result<Vec<std::net::UdpSocket>> {
-    let mut sockets = vec![socket::udp(port, socket::ipv6_available())?];
+    let addr = socket::wildcard(port, socket::ipv6_available());
+    let mut sockets = vec![socket::udp(addr)?];
     for _ in 1..workers.max(1) {
         sockets.push(socket::udp_like(&sockets[0])?);
     }
     Ok(sockets)
 }
 
-/// A UDP socket and a TCP listener on the same port; for port 0, retries until the port the
-/// kernel picked for UDP is free for TCP too.
-fn bind_pair(port: u16, v6: bool) -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
+/// A UDP socket and a TCP listener on the same address; for port 0, retries until the port
+/// the kernel picked for UDP is free for TCP too.
+fn bind_pair(addr: SocketAddr) -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
     const ATTEMPTS: usize = 20;
     let mut last = None;
     for _ in 0..ATTEMPTS {
-        let udp = socket::udp(port, v6)?;
-        let bound = udp.local_addr()?.port();
-        match socket::tcp(bound, v6) {
+        let udp = socket::udp(addr)?;
+        let bound = SocketAddr::new(addr.ip(), udp.local_addr()?.port());
+        match socket::tcp(bound) {
             Ok(tcp) => return Ok((udp, tcp)),
-            Err(e) if port == 0 => last = Some(e),
+            Err(e) if addr.port() == 0 => last = Some(e),
             Err(e) => return Err(e),
         }
     }
@@ -110,14 +122,12 @@ pub fn bind_http(
     endpoints
         .into_iter()
         .map(|(addr, routes)| {
-            let port = addr
-                .rsplit(':')
-                .next()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0);
             http::bind(&addr)
                 .map(|l| (l, routes))
-                .map_err(|error| BindError { port, error })
+                .map_err(|error| BindError {
+                    listen: format!("http://{addr}"),
+                    error,
+                })
         })
         .collect()
 }

@@ -10,7 +10,7 @@ const LISTEN_BACKLOG: i32 = 1024;
 
 /// The wildcard addresses a port is served on: `[::]` taking IPv4 too, or `0.0.0.0` where the
 /// machine has no IPv6.
-fn wildcard(port: u16, v6: bool) -> SocketAddr {
+pub fn wildcard(port: u16, v6: bool) -> SocketAddr {
     if v6 {
         SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))
     } else {
@@ -43,9 +43,9 @@ fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-/// A UDP socket on `port`, one of several sharing it through `SO_REUSEPORT`.
-pub fn udp(port: u16, v6: bool) -> io::Result<std::net::UdpSocket> {
-    udp_socket(wildcard(port, v6))
+/// A UDP socket on `addr`, one of several sharing it through `SO_REUSEPORT`.
+pub fn udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    udp_socket(addr)
 }
 
 /// A UDP socket bound like the first one (`port` may have been 0: reuse what it got).
@@ -53,9 +53,8 @@ pub fn udp_like(first: &std::net::UdpSocket) -> io::Result<std::net::UdpSocket> 
     udp_socket(first.local_addr()?)
 }
 
-/// A TCP listener on `port`.
-pub fn tcp(port: u16, v6: bool) -> io::Result<std::net::TcpListener> {
-    let addr = wildcard(port, v6);
+/// A TCP listener on `addr`.
+pub fn tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = socket(addr, Type::STREAM, Protocol::TCP)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;

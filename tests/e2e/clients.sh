@@ -585,8 +585,8 @@ part_e() {
   status=0
   out=$(timeout 10 ip netns exec "$PNS" "${drop[@]}" --inh-caps=-all --bounding-set=-all \
     "$dir/clusterdns" -conf "$dir/Corefile" 2>&1) || status=$?
-  judge "without CAP_NET_BIND_SERVICE: exit 1, naming port 53" "status $status: $out" \
-    bash -c '[ "$1" = 1 ] && grep -q "port 53" <<<"$2"' _ "$status" "$out"
+  judge "without CAP_NET_BIND_SERVICE: exit 1, naming dns://:53" "status $status: $out" \
+    bash -c '[ "$1" = 1 ] && grep -q "dns://:53" <<<"$2"' _ "$status" "$out"
   start_server "$TMP/priv.log" ip netns exec "$PNS" "${drop[@]}" \
     --inh-caps=-all,+net_bind_service --ambient-caps=-all,+net_bind_service \
     --bounding-set=-all,+net_bind_service "$dir/clusterdns" -conf "$dir/Corefile"

@@ -171,16 +171,7 @@ fn run(dir: &Path, args: &[&str]) -> Exited {
 }
 
 /// A port free on 127.0.0.1 for both UDP and TCP, released for the server to take.
-pub(crate) fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP");
-}
+pub(crate) use crate::harness::free_port;
 
 /// Fails unless `port` can be bound again: nothing was left listening on it.
 fn assert_unbound(port: u16) {

@@ -19,6 +19,8 @@ pub fn data_dir() -> PathBuf {
 /// A running server; it stops when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Every address served (`bind`), in order; the wildcard shows as 127.0.0.1.
+    pub listening: Vec<SocketAddr>,
     /// The HTTP endpoints (`health`, `ready`, `prometheus`), in address order.
     pub http: Vec<SocketAddr>,
     _dir: tempfile::TempDir,
@@ -42,7 +44,17 @@ impl TestServer {
             clusterdns::server::bind_with(assembly.blocks, 2, &config.timeouts()).unwrap();
         let http = clusterdns::server::bind_http(assembly.http).unwrap();
         let http_addrs = http.iter().map(|(l, _)| l.local_addr().unwrap()).collect();
-        let port = listeners[0].local_addr().unwrap().port();
+        let listening: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| {
+                let a = l.local_addr().unwrap();
+                if a.ip().is_unspecified() {
+                    SocketAddr::from(([127, 0, 0, 1], a.port()))
+                } else {
+                    a
+                }
+            })
+            .collect();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -56,7 +68,8 @@ impl TestServer {
             clusterdns::server::run(listeners, tcp).await.unwrap();
         });
         Self {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: listening[0],
+            listening,
             http: http_addrs,
             _dir: dir,
             runtime: Some(runtime),
@@ -123,13 +136,30 @@ pub fn query_bytes(name: &str, qtype: RecordType, payload: Option<u16>) -> Vec<u
     query_message(name, qtype, payload).to_vec().unwrap()
 }
 
+/// A port free on 127.0.0.1 for both UDP and TCP.
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP");
+}
+
 /// Sends one datagram and waits for one back; `None` if none comes within the timeout.
 pub fn udp(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
     udp_wait(addr, bytes, REPLY_TIMEOUT)
 }
 
 pub fn udp_wait(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = if addr.is_ipv6() {
+        "[::1]:0"
+    } else {
+        "127.0.0.1:0"
+    };
+    let socket = UdpSocket::bind(local).unwrap();
     socket.set_read_timeout(Some(wait)).unwrap();
     socket.send_to(bytes, addr).unwrap();
     let mut buf = vec![0; 65535];

@@ -6,7 +6,7 @@
 //! usually takes milliseconds).
 
 use std::fmt::Debug;
-use std::net::{TcpListener, UdpSocket};
+
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -1431,17 +1431,7 @@ impl Drop for Process {
     }
 }
 
-/// A port free on 127.0.0.1 for both UDP and TCP.
-pub(crate) fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP");
-}
+pub(crate) use crate::harness::free_port;
 
 pub(crate) fn log_of(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("out.log")).unwrap_or_default()

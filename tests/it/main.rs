@@ -3,6 +3,7 @@
 mod apiserver;
 mod autopath;
 mod batch;
+mod bind;
 mod cli;
 mod endpoints;
 mod flood;

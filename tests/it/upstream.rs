@@ -27,16 +27,7 @@ pub fn test_zone() -> String {
 }
 
 /// A port free for both UDP and TCP on 127.0.0.1.
-pub fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP");
-}
+pub use crate::harness::free_port;
 
 /// `knotd` serving `example.test` on 127.0.0.1; stopped when dropped.
 pub struct Knot {
