@@ -16,6 +16,10 @@
 # lameduck.
 # Part E (root only) runs the server as user 65534 with CAP_NET_BIND_SERVICE alone (setpriv) on
 # port 53 of a network namespace of its own, and without it.
+# Parts F and G (root only; tests/e2e/pods.sh) build a node with a bridge, a cluster DNS pod at
+# 10.96.0.10, an upstream (Knot) and pods in namespaces default and prod, and resolve from the
+# pods with glibc, nslookup, dig, host and musl while the manifests change; then the node-local
+# cache of docker/kubernetes/nodelocal.yaml on 169.254.20.10.
 # Only loopback and the namespaces made here are used; every client call is bounded by `timeout`.
 # Prints one "ok - ..." / "not ok - ..." / "skip - ..." line per check, then
 # "N passed, M failed[, K skipped]"; exits non-zero if anything failed. Builds nothing.
@@ -137,7 +141,9 @@ remove_netns() {
 cleanup() {
   local pid
   for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-  if [[ $(id -u) == 0 ]]; then remove_netns; remove_kns; ip netns del "$PNS" 2>/dev/null || true; fi
+  if [[ $(id -u) == 0 ]]; then
+    remove_netns; remove_kns; remove_fns; ip netns del "$PNS" 2>/dev/null || true
+  fi
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -610,9 +616,14 @@ part_e() {
   ip netns del "$PNS" 2>/dev/null || true
 }
 
+# shellcheck source=tests/e2e/pods.sh
+source "$ROOT/tests/e2e/pods.sh"
+
 part_a
 part_b
 part_c
 part_d
 part_e
+if part_f; then part_g; fi
+[[ $(id -u) != 0 ]] || remove_fns
 finish
