@@ -474,36 +474,23 @@ fn serve_stale_answers_at_once_and_refreshes_behind_unless_verify() {
     }
 }
 
-/// ExternalName services whose targets lie outside the cluster zone, as manifests.
-const EXTERNAL_NAMES: &str = "apiVersion: v1
-kind: Namespace
-metadata: {name: prod}
----
-apiVersion: v1
-kind: Service
-metadata: {name: ext, namespace: prod}
-spec: {type: ExternalName, externalName: www.example.test}
----
-apiVersion: v1
-kind: Service
-metadata: {name: ext6, namespace: prod}
-spec: {type: ExternalName, externalName: www6.example.test}
----
-apiVersion: v1
-kind: Service
-metadata: {name: chained, namespace: prod}
-spec: {type: ExternalName, externalName: alias.example.test}
----
-apiVersion: v1
-kind: Service
-metadata: {name: gone, namespace: prod}
-spec: {type: ExternalName, externalName: nosuch.example.test}
----
-apiVersion: v1
-kind: Service
-metadata: {name: local, namespace: prod}
-spec: {type: ExternalName, externalName: registry.example.internal}
-";
+/// ExternalName services in `prod` whose targets lie outside the cluster zone, as manifests.
+fn external_names() -> String {
+    let mut out = String::from("apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n");
+    for (name, target) in [
+        ("ext", "www.example.test"),
+        ("ext6", "www6.example.test"),
+        ("chained", "alias.example.test"),
+        ("gone", "nosuch.example.test"),
+        ("local", "registry.example.internal"),
+    ] {
+        out.push_str(&format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: prod}}\n\
+             spec: {{type: ExternalName, externalName: {target}}}\n"
+        ));
+    }
+    out
+}
 
 /// Each answer record as `NAME TYPE DATA`, in order.
 fn records(m: &Message) -> Vec<String> {
@@ -518,7 +505,7 @@ fn an_external_name_comes_with_its_targets_records_asked_through_the_chain() {
     let knot = Knot::start();
     let dir = tempfile::tempdir().unwrap();
     let manifests = dir.path().join("external.yaml");
-    std::fs::write(&manifests, EXTERNAL_NAMES).unwrap();
+    std::fs::write(&manifests, external_names()).unwrap();
     let server = TestServer::start(&format!(
         ".:0 {{
             hosts {{
