@@ -52,7 +52,7 @@ pub enum StartError {
     Api(source::kube::ApiError),
 }
 
-/// Everything a configuration asks for, loaded: each server block with its port, and the
+/// Everything a configuration asks for, loaded: each server block with its addresses, and the
 /// tasks that keep its sources current.
 pub struct Assembly {
     /// Each server block with the addresses it listens on.
