@@ -264,14 +264,16 @@ fn attach(socket: &std::net::UdpSocket, spread: bool) -> io::Result<()> {
     }
 }
 
-/// Asks the kernel to report each datagram's destination address: `IP_PKTINFO` (IPv4, and
-/// IPv4 on a dual-stack socket) and `IPV6_RECVPKTINFO`.
+/// Asks the kernel to report each datagram's destination address: `IPV6_RECVPKTINFO` on a
+/// dual-stack socket (IPv4 datagrams come with their address mapped), `IP_PKTINFO` on an IPv4
+/// one. One control message per datagram: asking for both would give IPv4 datagrams two.
 fn ask_destination(socket: &std::net::UdpSocket, v6: bool) -> io::Result<()> {
     let on: libc::c_int = 1;
-    let mut options = vec![(libc::SOL_IP, libc::IP_PKTINFO)];
-    if v6 {
-        options.push((libc::SOL_IPV6, libc::IPV6_RECVPKTINFO));
-    }
+    let options = if v6 {
+        [(libc::SOL_IPV6, libc::IPV6_RECVPKTINFO)]
+    } else {
+        [(libc::SOL_IP, libc::IP_PKTINFO)]
+    };
     for (level, name) in options {
         // SAFETY: `on` is a live c_int and the length given is its size.
         let rc = unsafe {
@@ -291,7 +293,7 @@ fn ask_destination(socket: &std::net::UdpSocket, v6: bool) -> io::Result<()> {
 }
 
 /// Room for the control messages of one datagram, in `u64`s (aligned as `cmsghdr` needs):
-/// `IP_PKTINFO` and `IPV6_PKTINFO` together take 72 bytes.
+/// one `IPV6_PKTINFO` takes 40 bytes, one `IP_PKTINFO` 32.
 const CONTROL_WORDS: usize = 16;
 type Control = [u64; CONTROL_WORDS];
 

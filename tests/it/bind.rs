@@ -183,3 +183,52 @@ fn an_address_the_host_does_not_have_stops_the_start_naming_it() {
     let text = err.to_string();
     assert!(text.contains("dns://192.0.2.1:1053"), "{text}");
 }
+
+/// A query over a UDP socket connected to `addr`: the kernel delivers only datagrams whose
+/// source is `addr`, so an answer from another address of the host is never seen.
+fn connected_a(addr: SocketAddr, name: &str) -> Option<Vec<String>> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(addr).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    socket
+        .send(&query_bytes(name, RecordType::A, Some(1232)))
+        .unwrap();
+    let mut buf = vec![0; 65535];
+    let len = socket.recv(&mut buf).ok()?;
+    let m = Message::from_vec(&buf[..len]).unwrap();
+    Some(m.answers().iter().map(|r| r.data().to_string()).collect())
+}
+
+#[test]
+fn on_the_wildcard_udp_answers_leave_from_the_address_the_query_was_sent_to() {
+    let knot = crate::upstream::Knot::start();
+    let port = free_port();
+    let _server = TestServer::start(&format!(
+        ".:{port} {{
+            hosts {{
+                10.0.0.1 a.example.org
+                fallthrough
+            }}
+            forward . {}
+        }}",
+        knot.addr
+    ));
+    // 127.0.0.2 and 127.0.0.3 are this host's too (all of 127/8 is on lo), but replies to
+    // 127.0.0.1 would leave from 127.0.0.1 unless the server names the source.
+    for last in [1, 2, 3] {
+        let addr = SocketAddr::from(([127, 0, 0, last], port));
+        // Answered in the batch, and by a task after the upstream answered.
+        assert_eq!(
+            connected_a(addr, "a.example.org."),
+            Some(vec!["10.0.0.1".to_string()]),
+            "{addr}"
+        );
+        assert_eq!(
+            connected_a(addr, "www.example.test."),
+            Some(vec!["192.0.2.1".to_string()]),
+            "{addr}"
+        );
+    }
+}
