@@ -65,7 +65,7 @@ setup_cluster_net() {
       ip -n cdns-node addr add fd00:244::1/64 dev br0 nodad &&
       ip -n cdns-node link set br0 up &&
       ip -n cdns-node addr add 169.254.20.10/32 dev lo &&
-      ip netns exec cdns-node sysctl -qw net.ipv4.ip_forward=1 &&
+      ip netns exec cdns-node sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward' &&
       attach cdns-dns 53 && attach cdns-up 254 &&
       attach cdns-pa 2 && attach cdns-pb 3 && attach cdns-pl 4 &&
       ip -n cdns-dns addr add 10.96.0.10/32 dev lo &&
