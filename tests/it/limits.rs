@@ -1,6 +1,7 @@
 //! The limits on TCP clients and the signals, against the real binary on loopback sockets:
 //! CoreDNS's `timeouts` directive (read, idle, write), `-tcp.max_connections`, a thousand idle
-//! connections, and SIGHUP and SIGUSR1 loading the Corefile again.
+//! connections, and SIGHUP and SIGUSR1 loading the Corefile again (a bound block moving to
+//! other addresses among it).
 //!
 //! Times appear only as deadlines that a working server meets with room to spare, and as
 //! timeouts set short in the Corefile; nothing asserts how fast anything happened.
@@ -531,4 +532,57 @@ fn a_thousand_idle_connections_are_closed_by_the_idle_timeout_and_others_served_
     }
     assert_eq!(udp_a(port, A), Some(A_IP));
     assert_eq!(tcp_a(port, A), Some(A_IP));
+}
+
+/// The address `ip:port` answers for `A` over UDP, or `None` when nothing answers.
+fn a_at(ip: [u8; 4], port: u16) -> Option<Ipv4Addr> {
+    let addr = SocketAddr::from((ip, port));
+    let reply = crate::harness::udp_wait(
+        addr,
+        &query_bytes(A, RecordType::A, None),
+        Duration::from_millis(300),
+    )?;
+    address(&Message::from_vec(&reply).unwrap())
+}
+
+#[test]
+fn a_reload_moves_a_bound_block_to_its_new_addresses() {
+    let port = free_port();
+    let bound = |bind: &str, ip: &str| {
+        format!(".:{port} {{\n    bind {bind}\n    hosts {{\n        {ip} a.example\n    }}\n}}\n")
+    };
+    let dir = workdir(&bound("127.0.0.2", "10.0.0.1"));
+    let mut process = Process::spawn(dir.path(), &[]);
+    let deadline = Instant::now() + MARGIN;
+    while a_at([127, 0, 0, 2], port).is_none() {
+        assert!(Instant::now() < deadline, "{}", process.stderr());
+    }
+    assert_eq!(a_at([127, 0, 0, 3], port), None);
+    assert_eq!(a_at([127, 0, 0, 1], port), None);
+
+    // Another address: the old one stops answering once the new one does.
+    std::fs::write(
+        dir.path().join("Corefile"),
+        bound("127.0.0.3 127.0.0.4", "10.0.0.2"),
+    )
+    .unwrap();
+    send_signal(&process, "HUP");
+    wait_for_log(&process, "SIGHUP: serving the Corefile", 1);
+    assert_eq!(a_at([127, 0, 0, 3], port), Some(Ipv4Addr::new(10, 0, 0, 2)));
+    assert_eq!(a_at([127, 0, 0, 4], port), Some(Ipv4Addr::new(10, 0, 0, 2)));
+    let deadline = Instant::now() + MARGIN;
+    while a_at([127, 0, 0, 2], port).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "127.0.0.2 still answers after the reload"
+        );
+    }
+
+    // An address the host does not have: the reload is refused and the last good one serves.
+    std::fs::write(dir.path().join("Corefile"), bound("192.0.2.1", "10.0.0.3")).unwrap();
+    send_signal(&process, "HUP");
+    wait_for_log(&process, "dns://192.0.2.1", 1);
+    assert_eq!(a_at([127, 0, 0, 3], port), Some(Ipv4Addr::new(10, 0, 0, 2)));
+    send_signal(&process, "TERM");
+    assert!(process.wait().success());
 }
