@@ -868,7 +868,7 @@ fn answer_forwarded(
             None => {
                 // Too large for the client over UDP: as many whole records as fit, with TC.
                 let name = question.name();
-                let truncated = crate::plugin::autopath::renamed_upstream(&response, name, name)
+                let truncated = crate::plugin::autopath::from_upstream(&response, name)
                     .unwrap_or_else(|| {
                         let mut header =
                             Reply::authoritative(ResponseCode::from_low(response[3] & 0x0F));

@@ -136,12 +136,33 @@ pub fn renamed_upstream(response: &[u8], original: &Name, candidate: &Name) -> O
     Some(with_cname(out, original, candidate))
 }
 
+/// An upstream's answer to a question for `question`, its records re-written without
+/// compression: those owned by the question's name point at the question (as the upstream's
+/// compression did), the others carry their names whole.
+pub fn from_upstream(response: &[u8], question: &Name) -> Option<Reply> {
+    let msg = Message::from_vec(response).ok()?;
+    let mut out = sections(&msg, msg.response_code(), Some(&LowerName::new(question)));
+    out.authoritative = msg.authoritative();
+    out.recursion_available = msg.recursion_available();
+    Some(out)
+}
+
 fn from_message(msg: &Message, rcode: ResponseCode) -> Reply {
+    sections(msg, rcode, None)
+}
+
+/// `msg`'s sections as a reply with `rcode`: each record under its own name, or under the
+/// question when it is owned by `question`.
+fn sections(msg: &Message, rcode: ResponseCode, question: Option<&LowerName>) -> Reply {
     let mut out = Reply::authoritative(rcode);
     let section = |records: &[Record]| {
         let mut s = Section::default();
         for r in records {
-            s.push_record(Owner::Name(r.name()), r);
+            let owner = match question {
+                Some(q) if LowerName::new(r.name()) == *q => Owner::Question,
+                _ => Owner::Name(r.name()),
+            };
+            s.push_record(owner, r);
         }
         s
     };
