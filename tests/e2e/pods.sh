@@ -4,8 +4,8 @@
 #   cdns-node  the node: bridge br0 (10.244.0.1, fd00:244::1), routes 10.96.0.10 to the DNS pod,
 #              forwards; 169.254.20.10 on lo for the node-local cache (part G)
 #   cdns-dns   the cluster DNS pod (10.244.0.53): clusterdns on kubeadm's Corefile with
-#              `manifests`, 10.96.0.10 (the kube-dns Service address) on its lo; its
-#              resolv.conf names the upstream
+#              `manifests`, 10.96.0.10 and fd00:10:96::a (the kube-dns Service's addresses)
+#              on its lo, routed there by the node; its resolv.conf names the upstream
 #   cdns-up    the upstream resolver (10.244.0.254): Knot DNS serving example.test
 #   cdns-pa    a pod in namespace default (10.244.0.2, fd00:244::2), nameserver 10.96.0.10
 #   cdns-pb    a pod in namespace prod (10.244.0.3, fd00:244::3), nameserver 10.96.0.10
@@ -43,34 +43,52 @@ pod_resolv() {
 }
 
 # attach NETNS LAST: a veth from the node's bridge into NETNS as eth0, 10.244.0.LAST/24 and
-# fd00:244::LAST/64, default route through the node.
+# fd00:244::LAST/64, default routes through the node.
 attach() {
   local ns=$1 last=$2 port=vf-${1#cdns-}
-  ip -n cdns-node link add "$port" type veth peer name eth0 netns "$ns"
-  ip -n cdns-node link set "$port" master br0 up
-  ip -n "$ns" addr add "10.244.0.$last/24" dev eth0
-  ip -n "$ns" addr add "fd00:244::$last/64" dev eth0 nodad
-  ip -n "$ns" link set eth0 up
-  ip -n "$ns" route add default via 10.244.0.1
+  ip -n cdns-node link add "$port" type veth peer name eth0 netns "$ns" &&
+    ip -n cdns-node link set "$port" master br0 up &&
+    ip -n "$ns" addr add "10.244.0.$last/24" dev eth0 &&
+    ip -n "$ns" addr add "fd00:244::$last/64" dev eth0 nodad &&
+    ip netns exec "$ns" sh -c 'echo 0 >/proc/sys/net/ipv6/conf/eth0/accept_dad' &&
+    ip -n "$ns" link set eth0 up &&
+    ip -n "$ns" route add default via 10.244.0.1 &&
+    ip -n "$ns" -6 route add default via fd00:244::1
+}
+
+# build_cluster_net: the namespaces, the bridge, the addresses and the routes; stops at the
+# first command that fails.
+build_cluster_net() {
+  local ns
+  for ns in "${FNS[@]}"; do
+    # No duplicate address detection: a link-local address still tentative holds up the first
+    # IPv6 packets routed through it.
+    ip netns add "$ns" && ip -n "$ns" link set lo up &&
+      ip netns exec "$ns" sh -c 'for c in all default; do
+        echo 0 >/proc/sys/net/ipv6/conf/$c/accept_dad; done' || return 1
+  done
+  ip -n cdns-node link add br0 type bridge &&
+    ip -n cdns-node addr add 10.244.0.1/24 dev br0 &&
+    ip -n cdns-node addr add fd00:244::1/64 dev br0 nodad &&
+    ip -n cdns-node link set br0 up &&
+    ip -n cdns-node addr add 169.254.20.10/32 dev lo &&
+    ip netns exec cdns-node sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward' &&
+    ip netns exec cdns-node sh -c 'echo 1 >/proc/sys/net/ipv6/conf/all/forwarding' &&
+    attach cdns-dns 53 && attach cdns-up 254 &&
+    attach cdns-pa 2 && attach cdns-pb 3 && attach cdns-pl 4 &&
+    ip -n cdns-dns addr add 10.96.0.10/32 dev lo &&
+    ip -n cdns-dns addr add fd00:10:96::a/128 dev lo &&
+    ip -n cdns-node route add 10.96.0.10/32 via 10.244.0.53 &&
+    ip -n cdns-node -6 route add fd00:10:96::a/128 via fd00:244::53
 }
 
 # setup_cluster_net: the namespaces above; returns non-zero (with FNET_ERR) if the machine can't.
 setup_cluster_net() {
   remove_fns
-  local ns
-  {
-    for ns in "${FNS[@]}"; do ip netns add "$ns" && ip -n "$ns" link set lo up; done &&
-      ip -n cdns-node link add br0 type bridge &&
-      ip -n cdns-node addr add 10.244.0.1/24 dev br0 &&
-      ip -n cdns-node addr add fd00:244::1/64 dev br0 nodad &&
-      ip -n cdns-node link set br0 up &&
-      ip -n cdns-node addr add 169.254.20.10/32 dev lo &&
-      ip netns exec cdns-node sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward' &&
-      attach cdns-dns 53 && attach cdns-up 254 &&
-      attach cdns-pa 2 && attach cdns-pb 3 && attach cdns-pl 4 &&
-      ip -n cdns-dns addr add 10.96.0.10/32 dev lo &&
-      ip -n cdns-node route add 10.96.0.10/32 via 10.244.0.53
-  } 2>"$TMP/fnet.err" || { FNET_ERR=$(oneline "$(cat "$TMP/fnet.err")"); return 1; }
+  if ! build_cluster_net 2>"$TMP/fnet.err"; then
+    FNET_ERR=$(oneline "$(cat "$TMP/fnet.err")")
+    return 1
+  fi
   mkdir -p /etc/netns/cdns-dns /etc/netns/cdns-node /etc/netns/cdns-pa /etc/netns/cdns-pb \
     /etc/netns/cdns-pl
   echo "nameserver 10.244.0.254" >/etc/netns/cdns-dns/resolv.conf
@@ -207,6 +225,17 @@ part_f_checks() {
   out=$(pod cdns-pa host -W 2 -t SRV _http._tcp.api.team-b)
   judge "pod default: host -t SRV _http._tcp.api.team-b" "$out" \
     has_text "$out" "_http._tcp.api.team-b.svc.cluster.local has SRV record 0 100 80 api.team-b.svc.cluster.local."
+
+  # The Service's IPv6 address: answers leave from it (not the pod's own address), or dig
+  # would drop them.
+  same_set "pod default: dig @fd00:10:96::a (IPv6 Service address) over UDP" lines \
+    "$(pod cdns-pa dig @fd00:10:96::a +short +time=2 +tries=1 web.prod.svc.cluster.local AAAA)" \
+    fd00:10:96::1234
+  same_set "pod default: dig @fd00:10:96::a over TCP" lines \
+    "$(pod cdns-pa dig @fd00:10:96::a +tcp +short +time=2 +tries=1 kubernetes.default.svc.cluster.local)" \
+    10.96.0.1
+  same_set "pod prod: dig @fd00:10:96::a, forwarded upstream" lines \
+    "$(pod cdns-pb dig @fd00:10:96::a +short +time=2 +tries=1 www.example.test)" 192.0.2.1
 
   # A headless service too big for 512 bytes: glibc gets TC over UDP and asks again over TCP.
   tcp_before=$(tcp_queries "$(metrics_from_node 10.244.0.53 9153)")
