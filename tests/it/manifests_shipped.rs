@@ -210,3 +210,51 @@ fn service_deployment_and_pdb_agree() {
         Some(8181)
     );
 }
+
+#[test]
+fn the_autoscaler_scales_the_shipped_deployment_with_coredns_parameters() {
+    let deployment = object("deployment.yaml", "Deployment");
+    let autoscaler = object("autoscaler.yaml", "Deployment");
+    let pod = &autoscaler["spec"]["template"]["spec"];
+    let command: Vec<&str> = seq(&pod["containers"][0]["command"], "autoscaler command")
+        .iter()
+        .map(|a| str_at(a, "autoscaler command"))
+        .collect();
+    let flag = |name: &str| {
+        command
+            .iter()
+            .find_map(|a| a.strip_prefix(&format!("--{name}=")))
+            .unwrap_or_else(|| panic!("autoscaler: no --{name} in {command:?}"))
+    };
+    assert_eq!(
+        flag("target"),
+        format!(
+            "Deployment/{}",
+            str_at(&deployment["metadata"]["name"], "deployment name")
+        )
+    );
+    assert_eq!(
+        flag("namespace"),
+        str_at(&deployment["metadata"]["namespace"], "deployment namespace")
+    );
+    let params: serde_json::Value = serde_json::from_str(flag("default-params")).unwrap();
+    assert_eq!(params["linear"]["coresPerReplica"], 256);
+    assert_eq!(params["linear"]["nodesPerReplica"], 16);
+    assert_eq!(params["linear"]["preventSinglePointFailure"], true);
+    // Its account exists and may scale deployments and read the nodes.
+    let account = str_at(&pod["serviceAccountName"], "autoscaler account");
+    assert_eq!(
+        str_at(
+            &object("autoscaler.yaml", "ServiceAccount")["metadata"]["name"],
+            "account"
+        ),
+        account
+    );
+    let rules = serde_json::to_string(&object("autoscaler.yaml", "ClusterRole")["rules"]).unwrap();
+    for needed in ["deployments/scale", "nodes", "update", "list", "watch"] {
+        assert!(
+            rules.contains(needed),
+            "ClusterRole lacks {needed}: {rules}"
+        );
+    }
+}
