@@ -52,7 +52,12 @@ impl Loop {
             lower: LowerName::new(&qname),
             key: crate::table::NameKey::new(&qname).as_bytes().to_vec(),
             qname,
-            state: Arc::new(State::default()),
+            // On port 0 (a port picked when binding) there is no address to probe: nothing
+            // is counted, as CoreDNS's probe cannot reach such a server either.
+            state: Arc::new(State {
+                seen: AtomicU32::new(0),
+                disabled: AtomicBool::new(listen.port == 0),
+            }),
         }
     }
 
