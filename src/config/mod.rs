@@ -814,15 +814,15 @@ fn bind(d: &Directive) -> Result<Vec<IpAddr>, ConfigError> {
     }
     let interfaces = if_addrs::get_if_addrs()
         .map_err(|e| directive_err(d, "bind", format!("cannot list the interfaces: {e}")))?;
+    // An interface name stands for its addresses (only interfaces with one are listed).
     let resolve = |d: &Directive, arg: &str| -> Result<Vec<IpAddr>, ConfigError> {
-        let of_interface: Vec<IpAddr> = interfaces
-            .iter()
-            .filter(|i| i.name == arg)
-            .map(if_addrs::Interface::ip)
-            .filter(|ip| !matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local()))
-            .collect();
         if interfaces.iter().any(|i| i.name == arg) {
-            return Ok(of_interface);
+            return Ok(interfaces
+                .iter()
+                .filter(|i| i.name == arg)
+                .map(if_addrs::Interface::ip)
+                .filter(|ip| !matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local()))
+                .collect());
         }
         arg.parse::<IpAddr>().map(|ip| vec![ip]).map_err(|_| {
             directive_err(
