@@ -643,9 +643,7 @@ impl Handler {
         let block = &self.blocks[index];
         let mut first = None;
         for (i, candidate) in candidates.iter().enumerate() {
-            let mut creq = Request::new(candidate.clone(), req.qtype);
-            creq.dnssec_ok = req.dnssec_ok;
-            creq.src = req.src;
+            let creq = req.for_name(candidate.clone());
             match chain(block, &creq) {
                 (_, Outcome::Reply(reply)) => {
                     if autopath::found(reply.rcode) {
@@ -818,10 +816,7 @@ fn follow(block: &Block, req: &Request, mut reply: Reply) -> Step {
     let Some(target) = reply.follow.take() else {
         return Step::Reply(reply);
     };
-    let mut asked = Request::new(target.clone(), req.qtype);
-    asked.dnssec_ok = req.dnssec_ok;
-    asked.src = req.src;
-    match chain(block, &asked) {
+    match chain(block, &req.for_name(target.clone())) {
         (_, Outcome::Reply(theirs)) => {
             if let Some(theirs) = crate::plugin::autopath::owned(&theirs, &target, req.qtype) {
                 reply

@@ -43,6 +43,16 @@ impl Request {
             src: None,
         }
     }
+
+    /// The same question for another name (a search-path candidate, a CNAME's target), from
+    /// the same client with the same DO bit.
+    pub fn for_name(&self, name: Name) -> Self {
+        Self {
+            dnssec_ok: self.dnssec_ok,
+            src: self.src,
+            ..Self::new(name, self.qtype)
+        }
+    }
 }
 
 /// What a plugin made of a query.

@@ -285,13 +285,7 @@ impl Spawned {
         )
         .ok_or("no reply")?;
         let msg = Message::from_vec(&reply).map_err(|e| e.to_string())?;
-        let mut records: Vec<String> = msg
-            .answers()
-            .iter()
-            .map(|r| format!("{} {}", r.record_type(), r.data()))
-            .collect();
-        records.sort();
-        Ok((msg.response_code(), records))
+        Ok((msg.response_code(), harness::rendered(&msg)))
     }
 
     fn log(&self) -> String {
