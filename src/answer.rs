@@ -11,38 +11,22 @@ use std::time::Instant;
 
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, RecordType};
-use tracing::{error, info};
+use tracing::error;
 
 use crate::metrics::{Observed, Route};
 use hickory_proto::rr::Name;
 
 use crate::plugin::autopath::{self, Autopath};
-use crate::plugin::rrl::Rrl;
-use crate::plugin::{Fast, Outcome, Plugin, Reply, Request};
+use crate::plugin::{Fast, Outcome, Plugin, Random, Reply, Request, Seen};
 use crate::wire::{self, HEADER_LEN};
 
-/// The UDP payload size we advertise in OPT (the DNS Flag Day 2020 value).
-pub const EDNS_PAYLOAD: u16 = 1232;
+pub use crate::wire::EDNS_PAYLOAD;
 /// The largest UDP response to a client that sent no OPT (RFC 1035).
 const PLAIN_UDP_LIMIT: usize = 512;
 /// The largest DNS message; TCP responses may use all of it.
 const TCP_LIMIT: usize = 65535;
 
-/// How the query arrived, which decides how large the response may be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
-
-impl Transport {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Udp => "udp",
-            Self::Tcp => "tcp",
-        }
-    }
-}
+pub use crate::wire::Transport;
 
 /// What the loop does with a query after [`Handler::handle`].
 #[derive(Debug)]
@@ -117,38 +101,50 @@ enum Step {
 #[derive(Debug)]
 pub struct Block {
     pub zones: Vec<LowerName>,
+    /// Every plugin of the block, in chain order (CoreDNS's `plugin.cfg` order): each phase
+    /// of a query runs over them in turn.
     pub plugins: Vec<Plugin>,
-    pub log: bool,
-    pub errors: bool,
     /// With `prometheus`: this block's index in the metrics registry.
     pub metrics: Option<u16>,
-    /// With `loadbalance`: address records come in a random order.
-    pub loadbalance: bool,
     /// With `autopath`: a pod's first search-path query gets the final answer.
     pub autopath: Option<Autopath>,
+    /// Whether every plugin's phases can run on the fast path.
+    fast: bool,
+    /// Whether a plugin looks at how long a query took (`log`).
+    timed: bool,
 }
 
-/// A block made ready to serve: its `rrl` taken out of its chain, and shared by the handlers
-/// of every address it listens on (`bind`).
+impl Block {
+    pub fn new(
+        zones: Vec<LowerName>,
+        plugins: Vec<Plugin>,
+        metrics: Option<u16>,
+        autopath: Option<Autopath>,
+    ) -> Self {
+        let fast = autopath.is_none() && plugins.iter().all(Plugin::fast);
+        let timed = metrics.is_some() || plugins.iter().any(|p| matches!(p, Plugin::Log(_)));
+        Self {
+            zones,
+            plugins,
+            metrics,
+            autopath,
+            fast,
+            timed,
+        }
+    }
+}
+
+/// A block made ready to serve, shared by the handlers of every address it listens on
+/// (`bind`).
 #[derive(Debug, Clone)]
 pub struct Shared {
     block: Arc<Block>,
-    rrl: Option<Arc<Rrl>>,
 }
 
 impl From<Block> for Shared {
-    fn from(mut block: Block) -> Self {
-        let rrl = block
-            .plugins
-            .iter()
-            .position(|p| matches!(p, Plugin::Rrl(_)))
-            .and_then(|at| match block.plugins.remove(at) {
-                Plugin::Rrl(rrl) => Some(Arc::from(rrl)),
-                _ => None,
-            });
+    fn from(block: Block) -> Self {
         Self {
             block: Arc::new(block),
-            rrl,
         }
     }
 }
@@ -157,8 +153,6 @@ impl From<Block> for Shared {
 #[derive(Debug)]
 pub struct Handler {
     blocks: Vec<Arc<Block>>,
-    /// Each block's `rrl` (by block index), taken out of its chain.
-    rrl: Vec<Option<Arc<Rrl>>>,
     /// Each block's index in the metrics registry on this address, when it has `prometheus`.
     metrics: Vec<Option<u16>>,
     /// Every block's zones in lowercase wire format: (zone, block, index of the zone).
@@ -195,7 +189,7 @@ impl Handler {
     }
 
     fn with_metrics(blocks: Vec<Shared>, metrics: Vec<Option<u16>>) -> Self {
-        let (blocks, rrl): (Vec<_>, Vec<_>) = blocks.into_iter().map(|b| (b.block, b.rrl)).unzip();
+        let blocks: Vec<Arc<Block>> = blocks.into_iter().map(|b| b.block).collect();
         let zones_wire = blocks
             .iter()
             .enumerate()
@@ -209,10 +203,9 @@ impl Handler {
                 })
             })
             .collect();
-        let timed = blocks.iter().any(|b| b.metrics.is_some() || b.log);
+        let timed = blocks.iter().any(|b| b.timed);
         Self {
             blocks,
-            rrl,
             metrics,
             zones_wire,
             timed,
@@ -233,12 +226,77 @@ impl Handler {
         }
     }
 
-    /// Block `block`'s `rrl`, for a query over `transport`: UDP only (TCP proves the source).
-    fn limiter(&self, block: usize, transport: Transport) -> Option<&Rrl> {
-        match transport {
-            Transport::Udp => self.rrl.get(block)?.as_deref(),
-            Transport::Tcp => None,
+    /// The admit phase: whether block `block` answers the query at all.
+    fn admit(&self, block: &Block, query: &[u8], src: SocketAddr, transport: Transport) -> bool {
+        block.plugins.iter().all(|p| p.admit(query, src, transport))
+    }
+
+    /// The finish phase for a reply made as sections (by the chain, the cache, or re-written
+    /// from upstream), before it is encoded and cut to the client's size.
+    fn finish(&self, block: &Block, reply: &mut Reply) {
+        let rng = || self.rng();
+        let mut random = Random::new(&rng);
+        for p in &block.plugins {
+            p.finish(reply, &mut random);
         }
+    }
+
+    /// The finish phase for a whole response message (the fast path's, an upstream's as it
+    /// came), before it is cut to the client's size.
+    fn finish_wire(&self, block: &Block, message: &mut [u8]) {
+        let rng = || self.rng();
+        let mut random = Random::new(&rng);
+        for p in &block.plugins {
+            p.finish_wire(message, &mut random);
+        }
+    }
+
+    /// The last phases of every query block `index` answered, however its response was made:
+    /// the metrics and the observers (`log`, `errors`), then the respond phase (`rrl`), which
+    /// may cut the response or drop it. Returns whether it is sent.
+    #[allow(clippy::too_many_arguments)]
+    fn done(
+        &self,
+        index: usize,
+        zone: u16,
+        query: &[u8],
+        parsed: Option<&Message>,
+        qtype: u16,
+        src: SocketAddr,
+        transport: Transport,
+        rcode: u16,
+        out: &mut Vec<u8>,
+        started: Instant,
+        limit: usize,
+    ) -> bool {
+        let Some(block) = self.blocks.get(index) else {
+            return true;
+        };
+        let seen = Seen {
+            query,
+            parsed,
+            src,
+            transport,
+            size: limit,
+            rcode,
+            response: out,
+            started,
+        };
+        for p in &block.plugins {
+            p.observe(&seen);
+        }
+        count(
+            self.metrics[index],
+            zone,
+            src,
+            transport,
+            qtype,
+            limit,
+            rcode,
+            out,
+            started,
+        );
+        block.plugins.iter().all(|p| p.respond(out, src, transport))
     }
 
     /// A cheap random sequence for `loadbalance` (not for anything that must be unguessable).
@@ -375,25 +433,23 @@ impl Handler {
             }
         };
         encode(query, &msg, &reply, limit, out);
-        if let Some((block, zone)) = routed {
-            self.observe(
+        if let Some((block, zone)) = routed
+            && !self.done(
                 block,
                 zone,
-                &msg,
+                query,
+                Some(&msg),
+                u16::from(question.query_type()),
                 src,
                 transport,
-                query.len(),
                 u16::from(reply.rcode),
                 out,
                 started,
                 limit,
-            );
-            if let Some(rrl) = self.limiter(block, transport)
-                && !rrl.response(out, src.ip())
-            {
-                out.clear();
-                return Handled::Drop;
-            }
+            )
+        {
+            out.clear();
+            return Handled::Drop;
         }
         Handled::Send
     }
@@ -419,7 +475,7 @@ impl Handler {
             .filter(|(z, _, _)| wire::in_zone(key, z))
             .max_by_key(|(z, _, _)| z.len())?;
         let block = &self.blocks[index];
-        if block.log || block.autopath.is_some() {
+        if !block.fast {
             return None;
         }
         out.extend_from_slice(&query[..light.question_end]);
@@ -434,21 +490,6 @@ impl Handler {
             return None;
         };
         let [answers, authority, mut additional] = reply.counts;
-        if block.loadbalance && answers > 1 && authority == 0 {
-            let size = match light.qtype {
-                1 => 2 + 10 + 4,
-                28 => 2 + 10 + 16,
-                _ => 0,
-            };
-            let records = &mut out[light.question_end..];
-            if size > 0 && records.len() >= size * usize::from(answers) {
-                wire::shuffle_fixed(
-                    &mut records[..size * usize::from(answers)],
-                    size,
-                    &mut self.rng(),
-                );
-            }
-        }
         if let Some((_, dnssec_ok)) = light.edns {
             out.extend_from_slice(&wire::opt(EDNS_PAYLOAD, 0, dnssec_ok));
             additional += 1;
@@ -458,8 +499,7 @@ impl Handler {
             return None;
         }
         // Decided here, where the fast path is sure to answer, so no query is counted twice.
-        let rrl = self.limiter(index, transport);
-        if rrl.is_some_and(|r| !r.request(query, src.ip())) {
+        if !self.admit(block, query, src, transport) {
             out.clear();
             return Some(Handled::Drop);
         }
@@ -474,18 +514,20 @@ impl Handler {
         out[6..8].copy_from_slice(&answers.to_be_bytes());
         out[8..10].copy_from_slice(&authority.to_be_bytes());
         out[ARCOUNT..ARCOUNT + 2].copy_from_slice(&additional.to_be_bytes());
-        count(
-            self.metrics[index],
+        self.finish_wire(block, out);
+        if !self.done(
+            index,
             zone,
+            query,
+            None,
+            light.qtype,
             src,
             transport,
-            light.qtype,
-            limit,
             u16::from(reply.rcode),
             out,
             started,
-        );
-        if rrl.is_some_and(|r| !r.response(out, src.ip())) {
+            limit,
+        ) {
             out.clear();
             return Some(Handled::Drop);
         }
@@ -515,6 +557,7 @@ impl Handler {
             return None;
         };
         let msg = Message::from_vec(&query).ok()?;
+        let qtype = u16::from(msg.queries().first()?.query_type());
         let mut out = Vec::new();
         let rcode = match (walk, follow) {
             (_, Some(follow)) => {
@@ -534,41 +577,38 @@ impl Handler {
                             .push_full(&theirs.answers.bytes, theirs.answers.count);
                     }
                 }
+                self.finish(&self.blocks[block], &mut reply);
                 encode(&query, &msg, &reply, limit, &mut out);
                 u16::from(reply.rcode)
             }
             (Some(walk), None) => {
-                let reply = self
+                let mut reply = self
                     .walk_on(block, plugin, &query, &msg, src, transport, walk)
                     .await;
+                self.finish(&self.blocks[block], &mut reply);
                 encode(&query, &msg, &reply, limit, &mut out);
                 u16::from(reply.rcode)
             }
             (None, None) => {
-                let errors = self.blocks[block].errors;
                 let exchanged = forward.exchange(&query, transport == Transport::Tcp).await;
                 drop(_slot);
-                answer_forwarded(forward, &query, &msg, exchanged, limit, errors, &mut out)?
+                self.answer_forwarded(block, forward, &query, &msg, exchanged, limit, &mut out)?
             }
         };
-        self.observe(
+        self.done(
             block,
             zone,
-            &msg,
+            &query,
+            Some(&msg),
+            qtype,
             src,
             transport,
-            query.len(),
             rcode,
-            &out,
+            &mut out,
             started,
             limit,
-        );
-        if let Some(rrl) = self.limiter(block, transport)
-            && !rrl.response(&mut out, src.ip())
-        {
-            return None;
-        }
-        Some(out)
+        )
+        .then_some(out)
     }
 
     /// Goes on with an `autopath` walk from the candidate `forward` took: each candidate is
@@ -677,47 +717,6 @@ impl Handler {
         )
     }
 
-    /// The `log` line, `errors`, and the metrics of one answered query.
-    #[allow(clippy::too_many_arguments)]
-    fn observe(
-        &self,
-        index: usize,
-        zone: u16,
-        msg: &Message,
-        src: SocketAddr,
-        transport: Transport,
-        size: usize,
-        rcode: u16,
-        out: &[u8],
-        started: Instant,
-        limit: usize,
-    ) {
-        let Some(block) = self.blocks.get(index) else {
-            return;
-        };
-        let Some(question) = msg.queries().first() else {
-            return;
-        };
-        if block.log {
-            log_query(msg, question, src, transport, size, rcode, out, started);
-        }
-        if block.errors && rcode == u16::from(ResponseCode::ServFail) {
-            error!(name = %question.name(), qtype = %question.query_type(), "SERVFAIL");
-        }
-        let qtype = u16::from(question.query_type());
-        count(
-            self.metrics[index],
-            zone,
-            src,
-            transport,
-            qtype,
-            limit,
-            rcode,
-            out,
-            started,
-        );
-    }
-
     /// What the chain made of the query, and the server block (by index, with the index of
     /// its zone that matched) that made it.
     fn reply(
@@ -760,9 +759,7 @@ impl Handler {
         };
         let block = &self.blocks[index];
         let routed = Some((index, zone));
-        if let Some(rrl) = self.limiter(index, transport)
-            && !rrl.request(query, src.ip())
-        {
+        if !self.admit(block, query, src, transport) {
             return (Step::Drop, routed);
         }
         // Zone transfers are not offered; other classes than IN hold nothing here.
@@ -798,9 +795,7 @@ impl Handler {
         };
         match step {
             Step::Reply(mut reply) => {
-                if block.loadbalance {
-                    wire::shuffle_addresses(&mut reply.answers, &mut self.rng());
-                }
+                self.finish(block, &mut reply);
                 (Step::Reply(reply), routed)
             }
             forward => (forward, routed),
@@ -835,63 +830,68 @@ fn follow(block: &Block, req: &Request, mut reply: Reply) -> Step {
     }
 }
 
-/// Writes the client's answer from what the upstream gave (through the cache when there is
-/// one): as received, cut with TC when too large; a stale answer or SERVFAIL when no upstream
-/// answered. Returns its rcode.
-fn answer_forwarded(
-    forward: &crate::plugin::Forward,
-    query: &[u8],
-    msg: &Message,
-    exchanged: Result<Vec<u8>, crate::plugin::forward::ForwardError>,
-    limit: usize,
-    errors: bool,
-    out: &mut Vec<u8>,
-) -> Option<u16> {
-    let question = msg.queries().first()?;
-    let key = (
-        question.name(),
-        u16::from(question.query_type()),
-        dnssec_ok(msg),
-    );
-    let reply = match exchanged {
-        Ok(response) => match forward.remember(key, &response) {
-            Some(cached) => cached,
-            None if response.len() <= limit => {
-                *out = response;
-                return Some(u16::from(out[3] & 0x0F));
-            }
-            None => {
-                // Too large for the client over UDP: as many whole records as fit, with TC.
-                let name = question.name();
-                let truncated = crate::plugin::autopath::from_upstream(&response, name)
-                    .unwrap_or_else(|| {
+impl Handler {
+    /// Writes the client's answer from what the upstream gave (through the cache when there
+    /// is one), after block `index`'s finish phase: as received, cut with TC when too large;
+    /// a stale answer or SERVFAIL when no upstream answered. Returns its rcode.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_forwarded(
+        &self,
+        index: usize,
+        forward: &crate::plugin::Forward,
+        query: &[u8],
+        msg: &Message,
+        exchanged: Result<Vec<u8>, crate::plugin::forward::ForwardError>,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> Option<u16> {
+        let block = self.blocks.get(index)?;
+        let question = msg.queries().first()?;
+        let key = (
+            question.name(),
+            u16::from(question.query_type()),
+            dnssec_ok(msg),
+        );
+        let mut reply = match exchanged {
+            Ok(mut response) => match forward.remember(key, &response) {
+                Some(cached) => cached,
+                None if response.len() <= limit => {
+                    self.finish_wire(block, &mut response);
+                    *out = response;
+                    return Some(u16::from(out[3] & 0x0F));
+                }
+                None => {
+                    // Too large for the client over UDP: as many whole records as fit, with TC.
+                    let name = question.name();
+                    crate::plugin::autopath::from_upstream(&response, name).unwrap_or_else(|| {
                         let mut header =
                             Reply::authoritative(ResponseCode::from_low(response[3] & 0x0F));
                         header.authoritative = response[2] & 0x04 != 0;
                         header.recursion_available = response[3] & 0x80 != 0;
                         header
-                    });
-                encode(query, msg, &truncated, limit, out);
-                return Some(u16::from(truncated.rcode));
-            }
-        },
-        Err(error) => {
-            if errors {
-                error!(%error, "forward");
-            }
-            match forward.stale(key) {
-                Some(stale) => stale,
-                None => {
-                    let failed = Reply::authoritative(ResponseCode::ServFail).not_authoritative();
-                    encode(query, msg, &failed, limit, out);
-                    let _ = forward.remember(key, out);
-                    return Some(u16::from(ResponseCode::ServFail));
+                    })
+                }
+            },
+            Err(error) => {
+                if block.plugins.iter().any(|p| matches!(p, Plugin::Errors(_))) {
+                    error!(%error, "forward");
+                }
+                match forward.stale(key) {
+                    Some(stale) => stale,
+                    None => {
+                        let failed =
+                            Reply::authoritative(ResponseCode::ServFail).not_authoritative();
+                        encode(query, msg, &failed, limit, out);
+                        let _ = forward.remember(key, out);
+                        return Some(u16::from(ResponseCode::ServFail));
+                    }
                 }
             }
-        }
-    };
-    encode(query, msg, &reply, limit, out);
-    Some(u16::from(reply.rcode))
+        };
+        self.finish(block, &mut reply);
+        encode(query, msg, &reply, limit, out);
+        Some(u16::from(reply.rcode))
+    }
 }
 
 /// The first plugin in `block` that does not pass `req` on, and what it made of it.
@@ -1072,57 +1072,6 @@ fn encode(query: &[u8], msg: &Message, reply: &Reply, limit: usize, out: &mut Ve
     if let Some(o) = opt {
         out.extend_from_slice(&o);
     }
-}
-
-/// One line per query in CoreDNS's default `log` format:
-/// `{remote}:{port} - {id} "{type} {class} {name} {proto} {size} {do} {bufsize}" {rcode} {rflags} {rsize} {duration}`.
-#[allow(clippy::too_many_arguments)]
-fn log_query(
-    msg: &Message,
-    question: &Query,
-    src: SocketAddr,
-    transport: Transport,
-    size: usize,
-    rcode: u16,
-    out: &[u8],
-    started: Instant,
-) {
-    let (dnssec_ok, bufsize) = match msg.extensions() {
-        Some(e) => (e.flags().dnssec_ok, e.max_payload()),
-        None => (false, 512),
-    };
-    let bit = |byte: usize, mask: u8| out.get(byte).is_some_and(|b| b & mask != 0);
-    let mut flags = vec!["qr"];
-    if bit(2, 0x04) {
-        flags.push("aa");
-    }
-    if bit(2, 0x02) {
-        flags.push("tc");
-    }
-    if msg.recursion_desired() {
-        flags.push("rd");
-    }
-    if bit(3, 0x80) {
-        flags.push("ra");
-    }
-    info!(
-        target: "clusterdns::log",
-        "{}:{} - {} \"{} {} {} {} {} {} {}\" {} {} {} {:.9}s",
-        src.ip().to_canonical(),
-        src.port(),
-        msg.id(),
-        question.query_type(),
-        question.query_class(),
-        question.name(),
-        transport.as_str(),
-        size,
-        dnssec_ok,
-        bufsize,
-        crate::metrics::rcode_name(rcode),
-        flags.join(","),
-        out.len(),
-        started.elapsed().as_secs_f64(),
-    );
 }
 
 #[cfg(test)]

@@ -299,15 +299,12 @@ fn serve_and_ask(objects: ClusterObjects, queries: &[Vec<u8>]) {
     let (plugin, mut writer) = Kubernetes::new(&k, false);
     writer.apply(vec![Change::ReplaceAll(objects)]);
     plugin.ready_flag().store(true, Ordering::Relaxed);
-    let handler = Handler::new(vec![Block {
-        zones: vec![Name::root().into()],
-        plugins: vec![Plugin::Kubernetes(plugin)],
-        log: false,
-        errors: false,
-        metrics: None,
-        loadbalance: false,
-        autopath: None,
-    }]);
+    let handler = Handler::new(vec![Block::new(
+        vec![Name::root().into()],
+        vec![Plugin::Kubernetes(plugin)],
+        None,
+        None,
+    )]);
     for q in queries {
         ask(&handler, false, q);
     }

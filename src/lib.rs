@@ -68,7 +68,7 @@ pub struct Assembly {
 pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
     let mut blocks = Vec::new();
     let mut background: Vec<Background> = Vec::new();
-    let mut ready: Vec<Arc<AtomicBool>> = Vec::new();
+    let mut ready: Vec<(&'static str, Arc<AtomicBool>)> = Vec::new();
     let mut enabled: Vec<(u16, &'static str)> = Vec::new();
     let mut endpoints: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
     let mut lameduck = std::time::Duration::ZERO;
@@ -83,6 +83,15 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
                 );
             }
             plugins.push(Plugin::Rrl(Box::new(plugin::rrl::Rrl::new(r))));
+        }
+        if server.errors {
+            plugins.push(Plugin::Errors(plugin::log::Errors));
+        }
+        if server.log {
+            plugins.push(Plugin::Log(plugin::log::Log));
+        }
+        if server.loadbalance {
+            plugins.push(Plugin::Loadbalance(plugin::loadbalance::Loadbalance));
         }
         if let Some(h) = &server.hosts {
             let hosts = Hosts::new(h);
@@ -143,11 +152,12 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             });
             plugins.push(Plugin::Forward(plugin::Forward::new(f, cache)));
         }
+        // The chain runs in CoreDNS's order, whatever order the Corefile lists them in.
+        plugins.sort_by_key(|p| config::directives::order(p.name()));
         for p in &plugins {
-            ready.extend(match p {
-                Plugin::Kubernetes(k) => Some(k.ready_flag()),
-                Plugin::Hosts(_) | Plugin::Forward(_) | Plugin::Loop(_) | Plugin::Rrl(_) => None,
-            });
+            if let Plugin::Kubernetes(k) = p {
+                ready.push((p.name(), k.ready_flag()));
+            }
         }
         // One metrics series per address, as CoreDNS runs a server per address; `index` is
         // the first, and each address's handler finds its own (`Handler::shared`).
@@ -161,25 +171,8 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             })
             .collect();
         let index = indices[0];
-        for (on, name) in [
-            (server.errors, "errors"),
-            (server.log, "log"),
-            (server.hosts.is_some(), "hosts"),
-            (server.kubernetes.is_some(), "kubernetes"),
-            (server.forward.is_some(), "forward"),
-            (server.cache.is_some(), "cache"),
-            (server.detect_loop, "loop"),
-            (server.reload.is_some(), "reload"),
-            (server.autopath.is_some(), "autopath"),
-            (server.health.is_some(), "health"),
-            (server.ready.is_some(), "ready"),
-            (server.prometheus.is_some(), "prometheus"),
-            (server.loadbalance, "loadbalance"),
-            (server.rrl.is_some(), "rrl"),
-        ] {
-            if on {
-                enabled.extend(indices.iter().map(|&i| (i, name)));
-            }
+        for name in config::directives::enabled(server) {
+            enabled.extend(indices.iter().map(|&i| (i, name)));
         }
         if let Some(h) = &server.health {
             endpoints
@@ -199,18 +192,15 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
         }
         blocks.push((
             listen,
-            Block {
-                zones: server.zones.clone(),
+            Block::new(
+                server.zones.clone(),
                 plugins,
-                log: server.log,
-                errors: server.errors,
-                metrics: server.prometheus.as_ref().map(|_| index),
-                loadbalance: server.loadbalance,
-                autopath: server
+                server.prometheus.as_ref().map(|_| index),
+                server
                     .autopath
                     .as_ref()
                     .map(plugin::autopath::Autopath::new),
-            },
+            ),
         ));
     }
     let http = endpoints
@@ -233,7 +223,7 @@ pub static STOPPING: AtomicBool = AtomicBool::new(false);
 /// once every plugin that reports readiness is ready, else 503 naming them) and `/metrics`.
 fn routes(
     paths: BTreeSet<&'static str>,
-    ready: Vec<Arc<AtomicBool>>,
+    ready: Vec<(&'static str, Arc<AtomicBool>)>,
     enabled: Vec<(u16, &'static str)>,
 ) -> server::http::Routes {
     Arc::new(move |path: &str| {
@@ -245,10 +235,21 @@ fn routes(
             "/ready" if STOPPING.load(Ordering::Relaxed) => {
                 (503, "text/plain", "shutting down".to_string())
             }
-            "/ready" if ready.iter().all(|r| r.load(Ordering::Relaxed)) => {
-                (200, "text/plain", "OK".to_string())
+            "/ready" => {
+                // As CoreDNS: the plugins not ready yet, by name, comma-separated.
+                let mut waiting: Vec<&str> = ready
+                    .iter()
+                    .filter(|(_, r)| !r.load(Ordering::Relaxed))
+                    .map(|(name, _)| *name)
+                    .collect();
+                waiting.sort_unstable();
+                waiting.dedup();
+                if waiting.is_empty() {
+                    (200, "text/plain", "OK".to_string())
+                } else {
+                    (503, "text/plain", waiting.join(","))
+                }
             }
-            "/ready" => (503, "text/plain", "kubernetes".to_string()),
             _ => (
                 200,
                 "text/plain; version=0.0.4",

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clusterdns::config::{Config, SUPPORTED};
+use clusterdns::config::{Config, directives};
 use std::time::Duration;
 
 use tracing::{info, warn};
@@ -109,7 +109,9 @@ fn parse_flags() -> anyhow::Result<Option<Flags>> {
             }
             "plugins" => {
                 println!("Server types:\n  dns\n\nOther plugins:");
-                for p in SUPPORTED {
+                let mut names: Vec<&str> = directives::supported().collect();
+                names.sort_unstable();
+                for p in names {
                     println!("  dns.{p}");
                 }
                 return Ok(None);

@@ -36,17 +36,30 @@ const fn exponential<const N: usize>(start: f64) -> [f64; N] {
 pub struct Histogram {
     bounds: &'static [f64],
     counts: Vec<AtomicU64>,
-    /// The sum in nanounits (seconds × 1e9), so it can be an integer.
-    sum_nanos: AtomicU64,
+    /// The sum in `1 / units` (nanoseconds for durations, bytes for sizes), so it can be an
+    /// integer: 2^64 of them is 584 years of query time, or 2^48 queries of 64 KiB.
+    sum_units: AtomicU64,
+    units: f64,
     count: AtomicU64,
 }
 
 impl Histogram {
+    /// A histogram of seconds.
     fn new(bounds: &'static [f64]) -> Self {
+        Self::with_units(bounds, 1e9)
+    }
+
+    /// A histogram of bytes.
+    fn bytes(bounds: &'static [f64]) -> Self {
+        Self::with_units(bounds, 1.0)
+    }
+
+    fn with_units(bounds: &'static [f64], units: f64) -> Self {
         Self {
             bounds,
             counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            sum_nanos: AtomicU64::new(0),
+            sum_units: AtomicU64::new(0),
+            units,
             count: AtomicU64::new(0),
         }
     }
@@ -55,8 +68,8 @@ impl Histogram {
         if let Some(i) = self.bounds.iter().position(|&b| seconds <= b) {
             self.counts[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.sum_nanos
-            .fetch_add((seconds * 1e9) as u64, Ordering::Relaxed);
+        self.sum_units
+            .fetch_add((seconds * self.units) as u64, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -72,7 +85,7 @@ impl Histogram {
                 .iter()
                 .map(|c| c.load(Ordering::Relaxed))
                 .collect(),
-            sum_nanos: self.sum_nanos.load(Ordering::Relaxed),
+            sum: self.sum_units.load(Ordering::Relaxed) as f64 / self.units,
             count: self.count.load(Ordering::Relaxed),
         }
     }
@@ -83,7 +96,7 @@ impl Histogram {
 struct Snapshot {
     bounds: &'static [f64],
     counts: Vec<u64>,
-    sum_nanos: u64,
+    sum: f64,
     count: u64,
 }
 
@@ -92,7 +105,7 @@ impl Snapshot {
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             *a += b;
         }
-        self.sum_nanos += other.sum_nanos;
+        self.sum += other.sum;
         self.count += other.count;
     }
 
@@ -108,7 +121,7 @@ impl Snapshot {
         }
         let total = self.count;
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {total}");
-        let sum = self.sum_nanos as f64 / 1e9;
+        let sum = self.sum;
         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
     }
@@ -146,8 +159,8 @@ impl QuerySeries {
         Self {
             count: AtomicU64::new(0),
             duration: Histogram::new(&DURATION_BUCKETS),
-            request_size: Histogram::new(&SIZE_BUCKETS),
-            response_size: Histogram::new(&SIZE_BUCKETS),
+            request_size: Histogram::bytes(&SIZE_BUCKETS),
+            response_size: Histogram::bytes(&SIZE_BUCKETS),
         }
     }
 }

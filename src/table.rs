@@ -141,6 +141,12 @@ impl<T> RecordTable<T> {
         self.current.load_full()
     }
 
+    /// The current snapshot for one query, without touching its reference count (the fast
+    /// path's read); drop it before the query ends.
+    pub fn guard(&self) -> arc_swap::Guard<Arc<T>> {
+        self.current.load()
+    }
+
     /// Replaces the snapshot. Readers that loaded the old one keep it until they drop it.
     pub fn publish(&self, next: T) {
         self.current.store(Arc::new(next));

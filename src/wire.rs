@@ -9,6 +9,25 @@
 use hickory_proto::rr::{Name, Record};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
+/// How the query arrived, which decides how large the response may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
+/// The UDP payload size we advertise in OPT (the DNS Flag Day 2020 value).
+pub const EDNS_PAYLOAD: u16 = 1232;
+
 /// The header's length; the question starts here.
 pub const HEADER_LEN: usize = 12;
 /// A compression pointer to the question's name.
@@ -533,6 +552,70 @@ pub fn shuffle_fixed(records: &mut [u8], size: usize, random: &mut u64) {
             low[j * size..(j + 1) * size].swap_with_slice(&mut high[..size]);
         }
     }
+}
+
+/// `loadbalance` on a whole response message in place (the fast path's, or an upstream's as it
+/// came): in a successful response, each run of A or AAAA answer records with the same owner
+/// bytes comes in a random order; `random` is asked for a number only when there is such a run.
+/// The records of a run are the same size and differ only in TTL and address, so swapping them
+/// whole moves no owner and no compression pointer: the message stays valid, its length too.
+pub fn shuffle_message_addresses(message: &mut [u8], mut random: impl FnMut() -> u64) {
+    const A: u16 = 1;
+    const AAAA: u16 = 28;
+    if message.len() < HEADER_LEN || message[3] & 0x0F != 0 {
+        return;
+    }
+    let answers = u16::from_be_bytes([message[6], message[7]]);
+    if answers < 2 {
+        return;
+    }
+    let Some(mut at) = question_end(message) else {
+        return;
+    };
+    let mut seed: Option<u64> = None;
+    // The current run: where it starts, its records' size, owner length and type, and length.
+    let mut run: Option<(usize, usize, usize, u16, usize)> = None;
+    let mut shuffle = |message: &mut [u8], run: Option<(usize, usize, usize, u16, usize)>| {
+        if let Some((start, size, _, _, n)) = run
+            && n > 1
+        {
+            let seed = seed.get_or_insert_with(&mut random);
+            shuffle_fixed(&mut message[start..start + size * n], size, seed);
+        }
+    };
+    for _ in 0..answers {
+        let start = at;
+        let Some(fixed) = skip_name(message, at) else {
+            break;
+        };
+        let Some(header) = message.get(fixed..fixed + 10) else {
+            break;
+        };
+        let rtype = u16::from_be_bytes([header[0], header[1]]);
+        let size = fixed + 10 + usize::from(u16::from_be_bytes([header[8], header[9]])) - start;
+        if start + size > message.len() {
+            break;
+        }
+        at = start + size;
+        let owner = fixed - start;
+        let continues = run.is_some_and(|(first, s, o, t, _)| {
+            s == size
+                && o == owner
+                && t == rtype
+                && message[first..first + o] == message[start..fixed]
+        });
+        if continues {
+            if let Some(r) = run.as_mut() {
+                r.4 += 1;
+            }
+            continue;
+        }
+        shuffle(message, run.take());
+        if matches!(rtype, A | AAAA) {
+            run = Some((start, size, owner, rtype, 1));
+        }
+    }
+    shuffle(message, run);
 }
 
 #[cfg(test)]

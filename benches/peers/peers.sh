@@ -6,11 +6,15 @@
 #                 [--only "knot nsd unbound"] [--fixed QPS] [--null]
 #                 [--plot FILE.png] [--markdown FILE.md]
 #                 [--cmd NAME 'COMMAND WITH {port} {yaml} {dir}']...
+#                 [--corefile NAME TEMPLATE]...
 #   clusterdns (target/release/clusterdns, built with `cargo build --release` first) is always
 #   in the run; --only picks the peers among knot, nsd and unbound ("" for none); --cmd adds
 #   another server, started with a Corefile.{port} written for it:
 #     .:{port} { kubernetes cluster.local in-addr.arpa { manifests {yaml}; ttl 30 } }
 #   where {dir} holds cluster.yaml (and the zone files).
+#   --corefile adds clusterdns serving TEMPLATE (a Corefile with {port}, {yaml} and {dir} in
+#   it) as the row NAME: benches/peers/Corefile.kubeadm and Corefile.k3s are the Corefiles
+#   kubeadm and k3s install, around the same cluster; {dir}/NodeHosts holds k3s's node names.
 #   --null adds the row "null": target/release/examples/null_responder (built by
 #   `cargo build --release --examples`), clusterdns's UDP packet loop answering every query with
 #   one fixed packet, started as `null_responder PORT WORKERS`: what the loop alone can do. Its
@@ -28,7 +32,7 @@
 set -euo pipefail
 N=1000; LEN=10; ROUNDS=3; WORKERS=$(nproc); ONLY="knot nsd unbound"; FIXED=50000
 NULL=""; PLOT=""; MARKDOWN=""
-declare -a CMD_NAMES=() CMD_LINES=()
+declare -a CMD_NAMES=() CMD_LINES=() CMD_CONFS=()
 ARGV=("$@")
 value() { [ "$2" -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
@@ -43,7 +47,11 @@ while [ $# -gt 0 ]; do
     --plot) value "$1" $#; PLOT=$2; shift 2;;
     --markdown) value "$1" $#; MARKDOWN=$2; shift 2;;
     --cmd) [ $# -ge 3 ] || { echo "--cmd needs NAME and COMMAND" >&2; exit 2; }
-           CMD_NAMES+=("$2"); CMD_LINES+=("$3"); shift 3;;
+           CMD_NAMES+=("$2"); CMD_LINES+=("$3"); CMD_CONFS+=(""); shift 3;;
+    --corefile) [ $# -ge 3 ] || { echo "--corefile needs NAME and TEMPLATE" >&2; exit 2; }
+           [ -r "$3" ] || { echo "--corefile: cannot read $3" >&2; exit 2; }
+           CMD_NAMES+=("$2"); CMD_LINES+=("{bin} -conf {dir}/Corefile.{port}")
+           CMD_CONFS+=("$(cd "$(dirname -- "$3")" && pwd)/$(basename -- "$3")"); shift 3;;
     -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p;}' "$0"; exit 0;;
     *) echo "unknown argument $1 (--help for usage)" >&2; exit 2;;
   esac
@@ -65,6 +73,7 @@ if [ -n "$NULL" ] && [ ! -x "$NULL_BIN" ]; then
 fi
 CMD_NAMES=(clusterdns "${CMD_NAMES[@]}")
 CMD_LINES=("$BIN -conf {dir}/Corefile.{port}" "${CMD_LINES[@]}")
+CMD_CONFS=("" "${CMD_CONFS[@]}")
 need=()
 wanted="dnsperf:dnsperf dig:bind9-dnsutils"
 for s in $ONLY; do
@@ -78,6 +87,8 @@ if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${n
 
 W=$(mktemp -d /tmp/peers.XXXXXX)
 python3 "$HERE/gen_cluster.py" "$W" --services "$N" --queries 200000 >/dev/null
+# k3s's NodeHosts: the nodes' addresses and names, as k3s writes them.
+printf '10.0.0.11 k3s-server\n10.0.0.12 k3s-agent-1\n10.0.0.13 k3s-agent-2\n' >"$W/NodeHosts"
 PIDS=(); LAST_PID=
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT
@@ -171,10 +182,15 @@ EOF
   unbound -d -c "$W/unbound/unbound.conf" >"$W/unbound/log" 2>&1 & LAST_PID=$!; PIDS+=("$LAST_PID")
 }
 start_cmd() { # port index
-  printf '.:%s {\n    kubernetes cluster.local in-addr.arpa {\n        manifests %s\n        ttl 30\n    }\n}\n' \
-    "$1" "$W/cluster.yaml" >"$W/Corefile.$1"
+  local conf=${CMD_CONFS[$2]}
+  if [ -n "$conf" ]; then
+    sed -e "s|{port}|$1|g" -e "s|{yaml}|$W/cluster.yaml|g" -e "s|{dir}|$W|g" "$conf" >"$W/Corefile.$1"
+  else
+    printf '.:%s {\n    kubernetes cluster.local in-addr.arpa {\n        manifests %s\n        ttl 30\n    }\n}\n' \
+      "$1" "$W/cluster.yaml" >"$W/Corefile.$1"
+  fi
   local line=${CMD_LINES[$2]}
-  line=${line//\{port\}/$1}; line=${line//\{yaml\}/$W/cluster.yaml}; line=${line//\{dir\}/$W}
+  line=${line//\{port\}/$1}; line=${line//\{yaml\}/$W/cluster.yaml}; line=${line//\{dir\}/$W}; line=${line//\{bin\}/$BIN}
   bash -c "exec $line" >"$W/cmd$2.log" 2>&1 & LAST_PID=$!; PIDS+=("$LAST_PID")
 }
 start_null() { # port

@@ -95,7 +95,54 @@ const FALLTHROUGH_ALL: &str = ".:0 {
     forward . 127.0.0.1:9
 }";
 
-/// `hosts` before `kubernetes` (CoreDNS's order), and `log`: the fast path declines both.
+/// k3s's stock Corefile (its NodeHosts inline here): `hosts` with `fallthrough` before
+/// `kubernetes` in CoreDNS's order, every cluster query passing through it, then `forward`.
+const K3S: &str = ".:0 {
+    errors
+    health :0
+    ready :0
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        manifests DATA
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }
+    hosts {
+        10.0.0.11 k3s-server
+        10.0.0.12 k3s-agent-1 Agent-1.Example.Internal
+        fd00::12 k3s-agent-1
+        10.0.0.13 k3s-agent-2
+        ttl 60
+        reload 15s
+        fallthrough
+    }
+    prometheus :0
+    forward . 127.0.0.1:9
+    cache 30
+    loop
+    reload
+    loadbalance
+}";
+
+/// The names the `hosts` entries above give, and names around them.
+fn hosts_names() -> BTreeSet<QName> {
+    [
+        "k3s-server.",
+        "k3s-agent-1.",
+        "agent-1.example.internal.",
+        "example.internal.",
+        "k3s-agent-3.",
+        "11.0.0.10.in-addr.arpa.",
+        "12.0.0.10.in-addr.arpa.",
+        "14.0.0.10.in-addr.arpa.",
+        "2.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.",
+    ]
+    .into_iter()
+    .map(QName::parse)
+    .collect()
+}
+
+/// `hosts` before `kubernetes` (CoreDNS's order), and `log`: the fast path takes the first
+/// block's queries (hosts passes them on, or answers them) and declines the second's.
 const HOSTS_AND_LOG: &str = "cluster.local:0 {
     hosts {
         10.0.0.5 registry.cluster.local
@@ -890,15 +937,72 @@ fn fallthrough_to_forward_is_taken_alike_by_both_paths() {
 }
 
 #[test]
-fn hosts_first_and_log_send_everything_the_full_way_with_the_same_answers() {
+fn hosts_first_is_fast_and_log_sends_everything_the_full_way_with_the_same_answers() {
     let mut run = Run::new("hosts-and-log", HOSTS_AND_LOG, false);
-    let names = all_names(&["cluster.local."]);
+    let mut names = all_names(&["cluster.local."]);
+    names.insert(QName::parse("registry.cluster.local."));
     lighter_corpus(&mut run, &names);
     run.finish();
-    assert_eq!(
-        run.fast, 0,
-        "hosts answers first and log wants the full parse"
+    assert!(
+        run.fast * 4 > run.compared,
+        "hosts before kubernetes: only {} of {} fast",
+        run.fast,
+        run.compared
     );
+    // The `log` block's queries all go the full way.
+    let mut logged = Run::new("log", HOSTS_AND_LOG, false);
+    let reverse: BTreeSet<QName> = names
+        .into_iter()
+        .filter(|n| n.0.last().is_some_and(|l| l == b"arpa"))
+        .collect();
+    assert!(!reverse.is_empty());
+    lighter_corpus(&mut logged, &reverse);
+    logged.finish();
+    assert_eq!(logged.fast, 0, "log wants the full parse");
+}
+
+#[test]
+fn k3s_corefile_hosts_and_cluster_names_are_answered_alike_and_fast() {
+    let mut run = Run::new("k3s", K3S, true);
+    let mut names = all_names(&["cluster.local."]);
+    names.extend(hosts_names());
+    whole_corpus(&mut run, &names);
+    run.finish();
+    assert!(
+        run.fast * 4 > run.compared,
+        "the fast path answered only {} of {}",
+        run.fast,
+        run.compared
+    );
+    // Both the hosts names and the cluster's, past hosts, are answered on the fast path.
+    let h = &run.handler;
+    let src: SocketAddr = "10.36.0.7:40000".parse().unwrap();
+    for (name, qtype) in [
+        ("k3s-agent-1.", 1),
+        ("K3S-Agent-1.", 28),
+        ("agent-1.example.internal.", 1),
+        ("k3s-server.", 1),
+        ("12.0.0.10.in-addr.arpa.", 12),
+        ("web.prod.svc.cluster.local.", 1),
+        ("sidecar-svc-headless.default.svc.cluster.local.", 1),
+        ("nosuch.svc.cluster.local.", 1),
+        ("1.0.96.10.in-addr.arpa.", 12),
+    ] {
+        let q = query(1, [1, 0], &QName::parse(name).wire(), qtype, 1, None);
+        let light = wire::parse_light(&q).unwrap();
+        let mut out = Vec::new();
+        let handled = h.handle_fast(&q, &light, src, Transport::Udp, &mut out, Instant::now());
+        assert!(
+            matches!(handled, Some(Handled::Send)),
+            "{name} {}: not fast",
+            type_name(qtype)
+        );
+        let m = Message::from_vec(&out).unwrap();
+        assert!(
+            m.answer_count() > 0 || name.starts_with("nosuch"),
+            "{name}: {m}"
+        );
+    }
 }
 
 #[test]
@@ -1038,8 +1142,10 @@ fn the_fast_path_answers_past_fallthrough_zones_and_in_every_routed_block() {
         ("kubernetes.default.svc.cluster.local.", 1, true),
         ("web.prod.svc.example.org.", 1, true),
         ("1.0.96.10.in-addr.arpa.", 12, true),
-        // The `.` block has hosts first: the full way.
-        ("extra.example.com.", 1, false),
+        // The `.` block's hosts answers on the fast path too; a name it lacks passes on to
+        // no other plugin: REFUSED, the full way.
+        ("extra.example.com.", 1, true),
+        ("other.example.com.", 1, false),
     ] {
         assert_eq!(fast(&routed, name, qtype), expected, "routed: {name}");
     }

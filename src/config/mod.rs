@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod corefile;
+pub mod directives;
 pub mod forward;
 pub mod rrl;
 
@@ -35,69 +36,6 @@ pub enum ConfigError {
         message: String,
     },
 }
-
-/// The directives this build serves, in the order queries pass through them (CoreDNS's
-/// `plugin.cfg` order, not the order they are written in).
-pub const SUPPORTED: &[&str] = &[
-    "errors",
-    "health",
-    "autopath",
-    "bind",
-    "cache",
-    "hosts",
-    "kubernetes",
-    "loop",
-    "forward",
-    "loadbalance",
-    "log",
-    "prometheus",
-    "ready",
-    "reload",
-    "rrl",
-    "timeouts",
-];
-
-/// CoreDNS directives that are known but not served yet.
-const NOT_YET: &[&str] = &[
-    "acl",
-    "any",
-    "auto",
-    "azure",
-    "bufsize",
-    "cancel",
-    "chaos",
-    "clouddns",
-    "debug",
-    "dns64",
-    "dnssec",
-    "dnstap",
-    "erratic",
-    "etcd",
-    "file",
-    "geoip",
-    "grpc",
-    "header",
-    "k8s_external",
-    "local",
-    "metadata",
-    "minimal",
-    "multisocket",
-    "nsid",
-    "on",
-    "pprof",
-    "rewrite",
-    "root",
-    "route53",
-    "secondary",
-    "sign",
-    "template",
-    "tls",
-    "trace",
-    "transfer",
-    "tsig",
-    "view",
-    "whoami",
-];
 
 /// The whole configuration: one entry per server block.
 #[derive(Debug, Clone)]
@@ -436,60 +374,13 @@ fn server_block(
     };
     for d in &block.directives {
         let name = d.name.as_str();
-        let seen = match name {
-            "errors" => std::mem::replace(&mut server.errors, true),
-            "log" => std::mem::replace(&mut server.log, true),
-            "hosts" => server
-                .hosts
-                .replace(hosts(d, &server.zones, dir)?)
-                .is_some(),
-            "health" => server.health.replace(health(d)?).is_some(),
-            "loadbalance" => {
-                if !matches!(d.args.as_slice(), [] | [_])
-                    || d.args.first().is_some_and(|p| p != "round_robin")
-                {
-                    return Err(directive_err(
-                        d,
-                        name,
-                        "only the round_robin policy is supported",
-                    ));
-                }
-                std::mem::replace(&mut server.loadbalance, true)
-            }
-            "bind" => {
-                // Each `bind` adds its addresses; its `except` takes only from its own.
-                for ip in bind(d)? {
-                    if !server.bind.contains(&ip) {
-                        server.bind.push(ip);
-                    }
-                }
-                false
-            }
-            "ready" => server.ready.replace(http_addr(d, ":8181")?).is_some(),
-            "prometheus" => server.prometheus.replace(http_addr(d, ":9153")?).is_some(),
-            "forward" => server.forward.replace(forward::forward(d, dir)?).is_some(),
-            "cache" => server.cache.replace(cache::cache(d)?).is_some(),
-            "reload" => server.reload.replace(reload(d)?).is_some(),
-            "timeouts" => server.timeouts.replace(timeouts(d)?).is_some(),
-            "rrl" => server.rrl.replace(rrl::rrl(d, &server.zones)?).is_some(),
-            "autopath" => server
-                .autopath
-                .replace(autopath(d, &server.zones, dir)?)
-                .is_some(),
-            "loop" => {
-                if !d.args.is_empty() || !d.block.is_empty() {
-                    return Err(directive_err(d, name, "takes no arguments"));
-                }
-                std::mem::replace(&mut server.detect_loop, true)
-            }
-            "kubernetes" => server
-                .kubernetes
-                .replace(kubernetes(d, &server.zones, dir)?)
-                .is_some(),
-            _ if NOT_YET.contains(&name) => {
-                return Err(directive_err(d, name, "not supported yet"));
-            }
-            _ => return Err(directive_err(d, name, "unknown directive")),
+        let entry = directives::DIRECTIVES.iter().find(|e| e.name == name);
+        let seen = match entry {
+            Some(directives::Entry {
+                setup: Some(setup), ..
+            }) => (setup.parse)(d, &mut server, dir)?,
+            Some(_) => return Err(directive_err(d, name, "not supported yet")),
+            None => return Err(directive_err(d, name, "unknown directive")),
         };
         if seen {
             return Err(directive_err(
@@ -498,11 +389,39 @@ fn server_block(
                 "can only be used once per server block",
             ));
         }
-        if matches!(name, "errors" | "log") && !d.block.is_empty() {
-            return Err(directive_err(d, name, "takes no block in this build"));
-        }
     }
     Ok(server)
+}
+
+/// A directive that is on or off (`errors`, `log`): `Ok(true)` when it was on already.
+fn flag(d: &Directive, on: &mut bool) -> Result<bool, ConfigError> {
+    if !d.block.is_empty() {
+        return Err(directive_err(d, &d.name, "takes no block in this build"));
+    }
+    Ok(std::mem::replace(on, true))
+}
+
+/// `loadbalance [round_robin]`.
+fn loadbalance(d: &Directive, server: &mut ServerConfig, _: &Path) -> Result<bool, ConfigError> {
+    if !matches!(d.args.as_slice(), [] | [_]) || d.args.first().is_some_and(|p| p != "round_robin")
+    {
+        return Err(directive_err(
+            d,
+            "loadbalance",
+            "only the round_robin policy is supported",
+        ));
+    }
+    Ok(std::mem::replace(&mut server.loadbalance, true))
+}
+
+/// `bind`: each adds its addresses; its `except` takes only from its own. May repeat.
+fn bind_into(d: &Directive, server: &mut ServerConfig, _: &Path) -> Result<bool, ConfigError> {
+    for ip in bind(d)? {
+        if !server.bind.contains(&ip) {
+            server.bind.push(ip);
+        }
+    }
+    Ok(false)
 }
 
 /// Splits a server block key `[dns://]ZONE[:PORT]`.

@@ -45,7 +45,7 @@ pub struct Key {
 impl Key {
     /// A query for this key, as a prefetch asks upstream (RD set, EDNS with DO as keyed).
     pub fn query(&self) -> Vec<u8> {
-        let opt = wire::opt(crate::answer::EDNS_PAYLOAD, 0, self.dnssec_ok);
+        let opt = wire::opt(wire::EDNS_PAYLOAD, 0, self.dnssec_ok);
         wire::query(rand::random(), &self.name, self.qtype, true, Some(opt))
     }
 

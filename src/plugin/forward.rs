@@ -26,7 +26,7 @@ use tracing::{debug, warn};
 use hickory_proto::rr::{LowerName, Name};
 
 use super::cache::{Cache, Key, Lookup};
-use super::{Outcome, Request};
+use super::{Outcome, Phases, Request};
 use crate::config::forward::{ForwardConfig, Policy};
 use crate::wire::{self, HEADER_LEN};
 
@@ -91,32 +91,12 @@ impl Drop for InFlight {
     }
 }
 
-impl Forward {
-    pub fn new(config: &ForwardConfig, cache: Option<Cache>) -> Arc<Self> {
-        let upstreams = config
-            .to
-            .iter()
-            .map(|&addr| {
-                Arc::new(Upstream {
-                    addr,
-                    fails: AtomicU32::new(0),
-                    checking: AtomicBool::new(false),
-                })
-            })
-            .collect();
-        Arc::new_cyclic(|me| Self {
-            me: me.clone(),
-            config: config.clone(),
-            cache,
-            upstreams,
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            next: AtomicUsize::new(0),
-        })
-    }
+impl Phases for Forward {
+    const ANSWERS: bool = true;
 
     /// Whether this query is forwarded: `Next` outside `from` or inside `except`; REFUSED
     /// beyond `max_concurrent`.
-    pub fn serve(&self, req: &Request) -> Outcome {
+    fn serve(&self, req: &Request) -> Outcome {
         if !self.config.from.zone_of(&req.lower)
             || self.config.except.iter().any(|z| z.zone_of(&req.lower))
         {
@@ -143,6 +123,30 @@ impl Forward {
             ));
         }
         Outcome::Forward(slot)
+    }
+}
+
+impl Forward {
+    pub fn new(config: &ForwardConfig, cache: Option<Cache>) -> Arc<Self> {
+        let upstreams = config
+            .to
+            .iter()
+            .map(|&addr| {
+                Arc::new(Upstream {
+                    addr,
+                    fails: AtomicU32::new(0),
+                    checking: AtomicBool::new(false),
+                })
+            })
+            .collect();
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            config: config.clone(),
+            cache,
+            upstreams,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            next: AtomicUsize::new(0),
+        })
     }
 
     /// Keeps an answer from upstream (or the SERVFAIL given for none) in the cache; returns

@@ -12,7 +12,7 @@ use hickory_proto::rr::{LowerName, Name};
 use rand::Rng;
 use tracing::{error, warn};
 
-use super::{Outcome, Request};
+use super::{Fast, Outcome, Phases, Request};
 
 /// How long probes are sent for at start.
 const PROBE_FOR: Duration = Duration::from_secs(30);
@@ -61,33 +61,9 @@ impl Loop {
         }
     }
 
-    /// Counts our own probe passing; the third time, stops the process.
     /// Whether `key` (lowercase wire format) is the probe's name.
     pub fn is_probe(&self, key: &[u8]) -> bool {
         key == self.key
-    }
-
-    pub fn serve(&self, req: &Request) -> Outcome {
-        if self.state.disabled.load(Ordering::Relaxed) || req.lower != self.lower {
-            return Outcome::Next;
-        }
-        let seen = self.state.seen.fetch_add(1, Ordering::Relaxed) + 1;
-        if seen > 2 {
-            let message = format!(
-                "Loop ({} -> :{}) detected for zone {:?}, see https://coredns.io/plugins/loop#troubleshooting. Query: \"HINFO {}\"",
-                req.src.map_or_else(
-                    || "?".to_string(),
-                    |s| SocketAddr::new(s.ip().to_canonical(), s.port()).to_string()
-                ),
-                self.listen.port,
-                self.zone.to_string(),
-                self.qname
-            );
-            error!("{message}");
-            eprintln!("[FATAL] plugin/loop: {message}");
-            std::process::exit(1);
-        }
-        Outcome::Next
     }
 
     /// Sends the probe to this server (its first `bind` address, or loopback) until one is
@@ -119,5 +95,42 @@ impl Loop {
             tokio::time::sleep(GRACE).await;
             state.disabled.store(true, Ordering::Relaxed);
         }
+    }
+}
+
+impl Phases for Loop {
+    const ANSWERS: bool = true;
+
+    /// Passes every query on; the probe's goes the full way, where it is counted.
+    fn serve_fast(&self, query: &crate::wire::LightQuery, _out: &mut Vec<u8>) -> Fast {
+        if self.is_probe(query.key()) {
+            Fast::Slow
+        } else {
+            Fast::Next
+        }
+    }
+
+    /// Counts our own probe passing; the third time, stops the process.
+    fn serve(&self, req: &Request) -> Outcome {
+        if self.state.disabled.load(Ordering::Relaxed) || req.lower != self.lower {
+            return Outcome::Next;
+        }
+        let seen = self.state.seen.fetch_add(1, Ordering::Relaxed) + 1;
+        if seen > 2 {
+            let message = format!(
+                "Loop ({} -> :{}) detected for zone {:?}, see https://coredns.io/plugins/loop#troubleshooting. Query: \"HINFO {}\"",
+                req.src.map_or_else(
+                    || "?".to_string(),
+                    |s| SocketAddr::new(s.ip().to_canonical(), s.port()).to_string()
+                ),
+                self.listen.port,
+                self.zone.to_string(),
+                self.qname
+            );
+            error!("{message}");
+            eprintln!("[FATAL] plugin/loop: {message}");
+            std::process::exit(1);
+        }
+        Outcome::Next
     }
 }

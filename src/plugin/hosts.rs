@@ -10,45 +10,118 @@ use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 use tracing::warn;
 
-use super::{Outcome, Reply, Request, matching_zone};
+use super::{Fast, FastReply, Outcome, Phases, Reply, Request, matching_zone};
 use crate::config::{Fallthrough, HostsConfig};
 use crate::source;
-use crate::table::{RecordTable, record};
+use crate::table::{NameKey, RecordTable, record};
 use crate::wire::Owner;
 
-/// Names to addresses and addresses (as reverse names) to names.
+/// Every name the hosts file and the inline entries give, with its records precompiled: a
+/// name's addresses, and a reverse name's PTRs to the names listed for that address. Both
+/// paths answer from these same bytes.
 #[derive(Debug, Default)]
 pub struct HostsData {
-    by_name: HashMap<LowerName, Vec<IpAddr>>,
-    by_addr: HashMap<LowerName, Vec<Name>>,
+    /// By lowercase wire-format name.
+    names: HashMap<Box<[u8]>, HostsNode>,
+}
+
+/// One name's records, as bodies that follow the question's name (see [`crate::wire::body`]).
+#[derive(Debug, Default)]
+struct HostsNode {
+    a: Bodies,
+    aaaa: Bodies,
+    ptr: Bodies,
+}
+
+#[derive(Debug, Default)]
+struct Bodies {
+    bytes: Vec<u8>,
+    count: u16,
+}
+
+impl Bodies {
+    fn push(&mut self, ttl: u32, rdata: RData) {
+        self.bytes
+            .extend(crate::wire::body(&record(&Name::root(), ttl, rdata)));
+        self.count += 1;
+    }
+}
+
+impl HostsNode {
+    /// The records of type `qtype` (a number, as on the wire), if it has any.
+    fn get(&self, qtype: u16) -> Option<&Bodies> {
+        let bodies = match RecordType::from(qtype) {
+            RecordType::A => &self.a,
+            RecordType::AAAA => &self.aaaa,
+            RecordType::PTR => &self.ptr,
+            _ => return None,
+        };
+        (bodies.count > 0).then_some(bodies)
+    }
 }
 
 impl HostsData {
-    fn build(entries: &[(IpAddr, Vec<Name>)], no_reverse: bool) -> Self {
-        let mut data = Self::default();
+    fn build(entries: &[(IpAddr, Vec<Name>)], no_reverse: bool, ttl: u32) -> Self {
+        // First in the order the entries give them, without repeats, as CoreDNS lists them.
+        let mut by_name: Vec<(Name, Vec<IpAddr>)> = Vec::new();
+        let mut name_at: HashMap<LowerName, usize> = HashMap::new();
+        let mut by_addr: Vec<(Name, Vec<Name>)> = Vec::new();
+        let mut addr_at: HashMap<LowerName, usize> = HashMap::new();
         for (ip, names) in entries {
             for name in names {
-                let ips = data.by_name.entry(LowerName::new(name)).or_default();
+                let at = *name_at.entry(LowerName::new(name)).or_insert_with(|| {
+                    by_name.push((name.clone(), Vec::new()));
+                    by_name.len() - 1
+                });
+                let ips = &mut by_name[at].1;
                 if !ips.contains(ip) {
                     ips.push(*ip);
                 }
                 if !no_reverse {
                     let mut rev = Name::from(*ip);
                     rev.set_fqdn(true);
-                    let names = data.by_addr.entry(LowerName::new(&rev)).or_default();
+                    let at = *addr_at.entry(LowerName::new(&rev)).or_insert_with(|| {
+                        by_addr.push((rev, Vec::new()));
+                        by_addr.len() - 1
+                    });
+                    let names = &mut by_addr[at].1;
                     if !names.contains(name) {
                         names.push(name.clone());
                     }
                 }
             }
         }
+        let mut data = Self::default();
+        for (name, ips) in by_name {
+            let node = data.node(&name);
+            for ip in ips {
+                match ip {
+                    IpAddr::V4(v4) => node.a.push(ttl, RData::A(A(v4))),
+                    IpAddr::V6(v6) => node.aaaa.push(ttl, RData::AAAA(AAAA(v6))),
+                }
+            }
+        }
+        for (rev, names) in by_addr {
+            let node = data.node(&rev);
+            for name in names {
+                node.ptr.push(ttl, RData::PTR(PTR(name)));
+            }
+        }
         data
+    }
+
+    fn node(&mut self, name: &Name) -> &mut HostsNode {
+        self.names
+            .entry(NameKey::new(name).as_bytes().into())
+            .or_default()
     }
 }
 
 #[derive(Debug)]
 pub struct Hosts {
     zones: Vec<LowerName>,
+    /// `zones` in lowercase wire format, for the fast path.
+    zones_wire: Vec<Vec<u8>>,
     ttl: u32,
     fallthrough: Fallthrough,
     file: Option<PathBuf>,
@@ -61,6 +134,11 @@ impl Hosts {
     pub fn new(config: &HostsConfig) -> Self {
         let hosts = Self {
             zones: config.zones.clone(),
+            zones_wire: config
+                .zones
+                .iter()
+                .map(|z| NameKey::from(z).as_bytes().to_vec())
+                .collect(),
             ttl: config.ttl,
             fallthrough: config.fallthrough.clone(),
             file: config.file.clone(),
@@ -85,7 +163,7 @@ impl Hosts {
             }
         }
         entries.extend(self.inline.iter().cloned());
-        HostsData::build(&entries, self.no_reverse)
+        HostsData::build(&entries, self.no_reverse, self.ttl)
     }
 
     /// What the reload task needs: the file to watch and a way to re-read it.
@@ -95,6 +173,7 @@ impl Hosts {
         let file = self.file.clone()?;
         let me = Self {
             zones: Vec::new(),
+            zones_wire: Vec::new(),
             ttl: self.ttl,
             fallthrough: Fallthrough::default(),
             file: Some(file.clone()),
@@ -107,46 +186,65 @@ impl Hosts {
             Ok(())
         }))
     }
+}
 
-    pub fn serve(&self, req: &Request) -> Outcome {
+impl Phases for Hosts {
+    const ANSWERS: bool = true;
+
+    fn serve(&self, req: &Request) -> Outcome {
         // Reverse names need not be listed as zones (CoreDNS: PTR zones are implicit).
         if matching_zone(&self.zones, &req.lower).is_none() && req.qtype != RecordType::PTR {
             return Outcome::Next;
         }
-        let data = self.table.load();
+        let data = self.table.guard();
+        let node = data.names.get(NameKey::from(&req.lower).as_bytes());
         let mut reply = Reply::authoritative(ResponseCode::NoError);
-        match req.qtype {
-            RecordType::A | RecordType::AAAA => {
-                for ip in data.by_name.get(&req.lower).into_iter().flatten() {
-                    let rdata = match (ip, req.qtype) {
-                        (IpAddr::V4(v4), RecordType::A) => RData::A(A(*v4)),
-                        (IpAddr::V6(v6), RecordType::AAAA) => RData::AAAA(AAAA(*v6)),
-                        _ => continue,
-                    };
-                    reply
-                        .answers
-                        .push_record(Owner::Question, &record(&req.name, self.ttl, rdata));
-                }
-            }
-            RecordType::PTR => {
-                for name in data.by_addr.get(&req.lower).into_iter().flatten() {
-                    let ptr = record(&req.name, self.ttl, RData::PTR(PTR(name.clone())));
-                    reply.answers.push_record(Owner::Question, &ptr);
-                }
-            }
-            _ => {}
-        }
-        if !reply.answers.is_empty() {
+        if let Some(bodies) = node.and_then(|n| n.get(u16::from(req.qtype))) {
+            reply
+                .answers
+                .push_bodies(Owner::Question, &bodies.bytes, bodies.count);
             return Outcome::Reply(reply);
         }
         if self.fallthrough.through(&req.lower) {
             return Outcome::Next;
         }
         // No SOA to give (hosts files have none): NODATA when the name has other records.
-        let exists = data.by_name.contains_key(&req.lower) || data.by_addr.contains_key(&req.lower);
-        if !exists {
+        if node.is_none() {
             reply.rcode = ResponseCode::NXDomain;
         }
         Outcome::Reply(reply)
+    }
+
+    /// [`Self::serve`] on the fast path: the same records, copied after the question.
+    fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
+        let key = query.key();
+        if query.qtype != u16::from(RecordType::PTR)
+            && !self.zones_wire.iter().any(|z| crate::wire::in_zone(key, z))
+        {
+            return Fast::Next;
+        }
+        let data = self.table.guard();
+        let node = data.names.get(key);
+        let answered = |rcode, answers| {
+            Fast::Answered(FastReply {
+                rcode,
+                authoritative: true,
+                recursion_available: false,
+                counts: [answers, 0, 0],
+            })
+        };
+        if let Some(bodies) = node.and_then(|n| n.get(query.qtype)) {
+            if !crate::wire::push_question_bodies(out, &bodies.bytes, bodies.count) {
+                return Fast::Slow;
+            }
+            return answered(ResponseCode::NoError, bodies.count);
+        }
+        if self.fallthrough.through_wire(key) {
+            return Fast::Next;
+        }
+        match node {
+            Some(_) => answered(ResponseCode::NoError, 0),
+            None => answered(ResponseCode::NXDomain, 0),
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
 
-use super::{Fast, FastReply, Outcome, Reply, Request, matching_zone};
+use super::{Fast, FastReply, Outcome, Phases, Reply, Request, matching_zone};
 use crate::cluster::records::{
     ClusterOptions, insecure_pod_address, reverse_address, reverse_address_wire,
 };
@@ -89,103 +89,6 @@ impl Kubernetes {
         search.extend(host.iter().cloned());
         search.push(String::new());
         Some(search)
-    }
-
-    pub fn serve(&self, req: &Request) -> Outcome {
-        if matching_zone(&self.zones, &req.lower).is_none() {
-            return Outcome::Next;
-        }
-        if !self.ready.load(Ordering::Relaxed) {
-            let mut reply = Reply::authoritative(ResponseCode::ServFail);
-            reply.authoritative = false;
-            return Outcome::Reply(reply);
-        }
-        let meta = self.view.meta();
-        let names = self.view.names();
-        let lookup = |n: &LowerName| find(&names, NameKey::from(n).as_bytes());
-        let found = match lookup(&req.lower) {
-            Some(found) => Some(self.answer(found, &meta, req, &lookup)),
-            None => self
-                .reverse(&meta, req)
-                .or_else(|| self.insecure_pod(&meta, req)),
-        };
-        match found {
-            Some(reply) => Outcome::Reply(reply),
-            None if self.fallthrough.through(&req.lower) => Outcome::Next,
-            None => Outcome::Reply(negative(&meta, &req.lower, ResponseCode::NXDomain)),
-        }
-    }
-
-    /// [`Self::serve`] for the common cases, without allocating: a set at a name, NODATA,
-    /// NXDOMAIN, and PTRs; records written after the question in `out`. Endpoint names,
-    /// CNAMEs to follow, ANY, pod names and a source not yet synced go the full way.
-    pub fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
-        let key = query.key();
-        let Some(zone) = self
-            .zones_wire
-            .iter()
-            .filter(|z| crate::wire::in_zone(key, z))
-            .max_by_key(|z| z.len())
-        else {
-            return Fast::Next;
-        };
-        if !self.ready.load(Ordering::Relaxed) || query.qtype == u16::from(RecordType::ANY) {
-            return Fast::Slow;
-        }
-        let names = self.view.names();
-        let meta = self.view.meta();
-        let answered = |counts: [u16; 3]| {
-            Fast::Answered(FastReply {
-                rcode: ResponseCode::NoError,
-                authoritative: true,
-                recursion_available: true,
-                counts,
-            })
-        };
-        match find(&names, key) {
-            // An endpoint's name, kept in its service's node.
-            Some(Found::Endpoint(_)) => return Fast::Slow,
-            Some(Found::Node(node)) => {
-                let qtype = RecordType::from(query.qtype);
-                if let Some(set) = node.get(qtype) {
-                    if !crate::wire::push_question_bodies(out, set.bodies, set.count) {
-                        return Fast::Slow;
-                    }
-                    out.extend_from_slice(set.additional);
-                    return answered([set.count, 0, set.additional_count]);
-                }
-                if node.get(RecordType::CNAME).is_some() {
-                    return Fast::Slow;
-                }
-                return negative_fast(&meta, key, ResponseCode::NoError, out);
-            }
-            None => {}
-        }
-        if let Some(ip) = reverse_address_wire(key) {
-            let ptrs = self.view.ptrs();
-            if let Some(targets) = ptrs.get(ip) {
-                if query.qtype != u16::from(RecordType::PTR) {
-                    return negative_fast(&meta, key, ResponseCode::NoError, out);
-                }
-                let mut count = 0;
-                for target in targets {
-                    out.extend_from_slice(&[0xC0, 0x0C]);
-                    ptr_body(out, self.ttl, &target);
-                    count += 1;
-                }
-                return answered([count, 0, 0]);
-            }
-        }
-        if self.pods == PodMode::Insecure
-            && crate::wire::label_count(key) == crate::wire::label_count(zone) + 3
-        {
-            return Fast::Slow;
-        }
-        if self.fallthrough.through_wire(key) {
-            Fast::Next
-        } else {
-            negative_fast(&meta, key, ResponseCode::NXDomain, out)
-        }
     }
 
     /// The answer at an existing name.
@@ -351,6 +254,107 @@ impl Kubernetes {
             .answers
             .push_record(Owner::Question, &record(&req.name, self.ttl, rdata));
         Some(reply)
+    }
+}
+
+impl Phases for Kubernetes {
+    const ANSWERS: bool = true;
+
+    fn serve(&self, req: &Request) -> Outcome {
+        if matching_zone(&self.zones, &req.lower).is_none() {
+            return Outcome::Next;
+        }
+        if !self.ready.load(Ordering::Relaxed) {
+            let mut reply = Reply::authoritative(ResponseCode::ServFail);
+            reply.authoritative = false;
+            return Outcome::Reply(reply);
+        }
+        let meta = self.view.meta();
+        let names = self.view.names();
+        let lookup = |n: &LowerName| find(&names, NameKey::from(n).as_bytes());
+        let found = match lookup(&req.lower) {
+            Some(found) => Some(self.answer(found, &meta, req, &lookup)),
+            None => self
+                .reverse(&meta, req)
+                .or_else(|| self.insecure_pod(&meta, req)),
+        };
+        match found {
+            Some(reply) => Outcome::Reply(reply),
+            None if self.fallthrough.through(&req.lower) => Outcome::Next,
+            None => Outcome::Reply(negative(&meta, &req.lower, ResponseCode::NXDomain)),
+        }
+    }
+
+    /// [`Self::serve`] for the common cases, without allocating: a set at a name, NODATA,
+    /// NXDOMAIN, and PTRs; records written after the question in `out`. Endpoint names,
+    /// CNAMEs to follow, ANY, pod names and a source not yet synced go the full way.
+    fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
+        let key = query.key();
+        let Some(zone) = self
+            .zones_wire
+            .iter()
+            .filter(|z| crate::wire::in_zone(key, z))
+            .max_by_key(|z| z.len())
+        else {
+            return Fast::Next;
+        };
+        if !self.ready.load(Ordering::Relaxed) || query.qtype == u16::from(RecordType::ANY) {
+            return Fast::Slow;
+        }
+        let names = self.view.names();
+        let meta = self.view.meta();
+        let answered = |counts: [u16; 3]| {
+            Fast::Answered(FastReply {
+                rcode: ResponseCode::NoError,
+                authoritative: true,
+                recursion_available: true,
+                counts,
+            })
+        };
+        match find(&names, key) {
+            // An endpoint's name, kept in its service's node.
+            Some(Found::Endpoint(_)) => return Fast::Slow,
+            Some(Found::Node(node)) => {
+                let qtype = RecordType::from(query.qtype);
+                if let Some(set) = node.get(qtype) {
+                    if !crate::wire::push_question_bodies(out, set.bodies, set.count) {
+                        return Fast::Slow;
+                    }
+                    out.extend_from_slice(set.additional);
+                    return answered([set.count, 0, set.additional_count]);
+                }
+                if node.get(RecordType::CNAME).is_some() {
+                    return Fast::Slow;
+                }
+                return negative_fast(&meta, key, ResponseCode::NoError, out);
+            }
+            None => {}
+        }
+        if let Some(ip) = reverse_address_wire(key) {
+            let ptrs = self.view.ptrs();
+            if let Some(targets) = ptrs.get(ip) {
+                if query.qtype != u16::from(RecordType::PTR) {
+                    return negative_fast(&meta, key, ResponseCode::NoError, out);
+                }
+                let mut count = 0;
+                for target in targets {
+                    out.extend_from_slice(&[0xC0, 0x0C]);
+                    ptr_body(out, self.ttl, &target);
+                    count += 1;
+                }
+                return answered([count, 0, 0]);
+            }
+        }
+        if self.pods == PodMode::Insecure
+            && crate::wire::label_count(key) == crate::wire::label_count(zone) + 3
+        {
+            return Fast::Slow;
+        }
+        if self.fallthrough.through_wire(key) {
+            Fast::Next
+        } else {
+            negative_fast(&meta, key, ResponseCode::NXDomain, out)
+        }
     }
 }
 

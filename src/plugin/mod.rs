@@ -9,12 +9,15 @@ pub mod forward;
 pub mod forward_loop;
 pub mod hosts;
 pub mod kubernetes;
+pub mod loadbalance;
+pub mod log;
 pub mod rrl;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::wire::Section;
+use crate::wire::Transport;
 
 pub use forward::Forward;
 pub use hosts::Hosts;
@@ -117,41 +120,223 @@ pub struct FastReply {
     pub counts: [u16; 3],
 }
 
-/// One configured plugin, in chain order.
-#[derive(Debug)]
-pub enum Plugin {
-    Hosts(Hosts),
-    Kubernetes(Kubernetes),
-    Loop(forward_loop::Loop),
-    Forward(std::sync::Arc<Forward>),
-    /// `rrl`: not a link of the chain; [`crate::answer::Handler::new`] takes it out and
-    /// applies it to the block's UDP queries and responses.
-    Rrl(Box<rrl::Rrl>),
-}
+/// What a plugin does at each phase of a query. Every method has a default that does nothing
+/// (or passes the query on), so a plugin implements only the phases it acts in; the handler
+/// runs each phase over the block's plugins in chain order (CoreDNS's `plugin.cfg` order).
+///
+/// The phases, in the order a query meets them:
+/// 1. [`Self::admit`]: before the chain: may drop the query (`rrl`'s `requests-per-second`).
+/// 2. [`Self::serve`] / [`Self::serve_fast`]: the chain proper; the first plugin that does not
+///    pass the query on answers it, or sends it upstream.
+/// 3. [`Self::finish`] / [`Self::finish_wire`]: change the reply, however it was made (from the
+///    table, on the fast path, from the cache, from upstream): `loadbalance`.
+/// 4. [`Self::respond`]: the encoded response, last: may cut or drop it (`rrl`'s slip).
+/// 5. [`Self::observe`]: see what went out: `log`, `errors`.
+pub trait Phases {
+    /// Whether [`Self::serve`] ever answers: a plugin that does not is skipped by the fast
+    /// path's chain too (the default [`Self::serve_fast`] passes for it, and declines for one
+    /// that answers but has no fast path of its own).
+    const ANSWERS: bool = false;
 
-impl Plugin {
-    pub fn serve(&self, req: &Request) -> Outcome {
-        match self {
-            Self::Hosts(h) => h.serve(req),
-            Self::Kubernetes(k) => k.serve(req),
-            Self::Loop(l) => l.serve(req),
-            Self::Forward(f) => f.serve(req),
-            Self::Rrl(_) => Outcome::Next,
-        }
+    /// Whether this plugin's phases other than serving can all run on the fast path (`log`
+    /// wants the parsed query).
+    fn fast(&self) -> bool {
+        true
+    }
+
+    /// Whether the query is answered at all; `false` drops it.
+    fn admit(&self, query: &[u8], src: std::net::SocketAddr, transport: Transport) -> bool {
+        let _ = (query, src, transport);
+        true
+    }
+
+    fn serve(&self, req: &Request) -> Outcome {
+        let _ = req;
+        Outcome::Next
     }
 
     /// [`Self::serve`] for the common queries, writing the records after the question in
     /// `out`; [`Fast::Slow`] sends the query the full way.
-    pub fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
-        match self {
-            Self::Kubernetes(k) => k.serve_fast(query, out),
-            Self::Loop(l) if l.is_probe(query.key()) => Fast::Slow,
-            Self::Loop(_) => Fast::Next,
-            Self::Hosts(_) | Self::Forward(_) => Fast::Slow,
-            Self::Rrl(_) => Fast::Next,
+    fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
+        let _ = (query, out);
+        if Self::ANSWERS {
+            Fast::Slow
+        } else {
+            Fast::Next
         }
     }
+
+    /// Changes a reply made as sections, before it is encoded (and cut to the client's size).
+    fn finish(&self, reply: &mut Reply, random: &mut Random<'_>) {
+        let _ = (reply, random);
+    }
+
+    /// Changes a whole response message in place, before it is cut to the client's size: the
+    /// fast path's, or an upstream's kept as it came. Must not change its length.
+    fn finish_wire(&self, message: &mut [u8], random: &mut Random<'_>) {
+        let _ = (message, random);
+    }
+
+    /// Whether the encoded response goes out; may cut it in place.
+    fn respond(
+        &self,
+        response: &mut Vec<u8>,
+        src: std::net::SocketAddr,
+        transport: Transport,
+    ) -> bool {
+        let _ = (response, src, transport);
+        true
+    }
+
+    /// Sees a response that went out (or was dropped by [`Self::respond`]).
+    fn observe(&self, seen: &Seen<'_>) {
+        let _ = seen;
+    }
 }
+
+/// A query and its response, as [`Phases::observe`] sees them.
+#[derive(Debug)]
+pub struct Seen<'a> {
+    /// The query as it came.
+    pub query: &'a [u8],
+    /// The query parsed, when the full path parsed it ([`Seen::message`] parses it otherwise).
+    pub parsed: Option<&'a hickory_proto::op::Message>,
+    pub src: std::net::SocketAddr,
+    pub transport: Transport,
+    /// CoreDNS's request size: the client's buffer, at least 512, 64K over TCP.
+    pub size: usize,
+    pub rcode: u16,
+    pub response: &'a [u8],
+    pub started: std::time::Instant,
+}
+
+/// Random numbers for a query, drawn only when a phase asks (`loadbalance`).
+pub struct Random<'a>(&'a dyn Fn() -> u64);
+
+impl<'a> Random<'a> {
+    pub fn new(source: &'a dyn Fn() -> u64) -> Self {
+        Self(source)
+    }
+
+    /// A fresh random number.
+    pub fn draw(&mut self) -> u64 {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Random<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Random")
+    }
+}
+
+/// Declares the closed set of plugins: one enum variant per plugin type, and each phase of
+/// [`Phases`] dispatched to it statically (a `match`, inlined: no virtual call per query).
+macro_rules! plugins {
+    ($($(#[$doc:meta])* $variant:ident($ty:ty) = $name:literal),* $(,)?) => {
+        /// One configured plugin, in chain order.
+        #[derive(Debug)]
+        pub enum Plugin {
+            $($(#[$doc])* $variant($ty),)*
+        }
+
+        impl Plugin {
+            /// The directive it was configured by: its place in the chain is that
+            /// directive's in [`crate::config::directives::DIRECTIVES`].
+            pub fn name(&self) -> &'static str {
+                match self { $(Self::$variant(_) => $name,)* }
+            }
+
+            #[inline]
+            pub fn fast(&self) -> bool {
+                match self { $(Self::$variant(p) => Phases::fast(p),)* }
+            }
+
+            #[inline]
+            pub fn admit(&self, query: &[u8], src: std::net::SocketAddr, transport: Transport) -> bool {
+                match self { $(Self::$variant(p) => Phases::admit(p, query, src, transport),)* }
+            }
+
+            #[inline]
+            pub fn serve(&self, req: &Request) -> Outcome {
+                match self { $(Self::$variant(p) => Phases::serve(p, req),)* }
+            }
+
+            #[inline]
+            pub fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
+                match self { $(Self::$variant(p) => Phases::serve_fast(p, query, out),)* }
+            }
+
+            #[inline]
+            pub fn finish(&self, reply: &mut Reply, random: &mut Random<'_>) {
+                match self { $(Self::$variant(p) => Phases::finish(p, reply, random),)* }
+            }
+
+            #[inline]
+            pub fn finish_wire(&self, message: &mut [u8], random: &mut Random<'_>) {
+                match self { $(Self::$variant(p) => Phases::finish_wire(p, message, random),)* }
+            }
+
+            #[inline]
+            pub fn respond(&self, response: &mut Vec<u8>, src: std::net::SocketAddr, transport: Transport) -> bool {
+                match self { $(Self::$variant(p) => Phases::respond(p, response, src, transport),)* }
+            }
+
+            #[inline]
+            pub fn observe(&self, seen: &Seen<'_>) {
+                match self { $(Self::$variant(p) => Phases::observe(p, seen),)* }
+            }
+        }
+    };
+}
+
+plugins! {
+    Rrl(Box<rrl::Rrl>) = "rrl",
+    Errors(log::Errors) = "errors",
+    Log(log::Log) = "log",
+    Loadbalance(loadbalance::Loadbalance) = "loadbalance",
+    Hosts(Hosts) = "hosts",
+    Kubernetes(Kubernetes) = "kubernetes",
+    Loop(forward_loop::Loop) = "loop",
+    Forward(std::sync::Arc<Forward>) = "forward",
+}
+
+/// A plugin held behind a pointer (a large one boxed, one shared with background tasks) acts
+/// as the plugin itself.
+macro_rules! behind {
+    ($($pointer:ident),*) => {$(
+        impl<T: Phases + ?Sized> Phases for $pointer<T> {
+            const ANSWERS: bool = T::ANSWERS;
+            fn fast(&self) -> bool {
+                (**self).fast()
+            }
+            fn admit(&self, query: &[u8], src: std::net::SocketAddr, transport: Transport) -> bool {
+                (**self).admit(query, src, transport)
+            }
+            fn serve(&self, req: &Request) -> Outcome {
+                (**self).serve(req)
+            }
+            fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
+                (**self).serve_fast(query, out)
+            }
+            fn finish(&self, reply: &mut Reply, random: &mut Random<'_>) {
+                (**self).finish(reply, random)
+            }
+            fn finish_wire(&self, message: &mut [u8], random: &mut Random<'_>) {
+                (**self).finish_wire(message, random)
+            }
+            fn respond(&self, response: &mut Vec<u8>, src: std::net::SocketAddr, transport: Transport) -> bool {
+                (**self).respond(response, src, transport)
+            }
+            fn observe(&self, seen: &Seen<'_>) {
+                (**self).observe(seen)
+            }
+        }
+    )*};
+}
+
+use std::sync::Arc;
+behind!(Box, Arc);
 
 /// The longest of `zones` that holds `name`.
 pub fn matching_zone<'a>(zones: &'a [LowerName], name: &LowerName) -> Option<&'a LowerName> {

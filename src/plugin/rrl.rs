@@ -15,6 +15,7 @@
 //! memory never grows, and forged sources can push out only accounts that hold nothing a fresh
 //! one would not. Per query: a clock read, one hash, one bucket lock; no allocation.
 
+use crate::wire::Transport;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -75,6 +76,22 @@ pub struct Rrl {
     /// Keys the account hashes, so nobody outside can aim at one bucket.
     hasher: RandomState,
     epoch: Instant,
+}
+
+/// Over UDP only: a TCP client has proven its address.
+impl super::Phases for Rrl {
+    fn admit(&self, query: &[u8], src: std::net::SocketAddr, transport: Transport) -> bool {
+        transport == Transport::Tcp || self.request(query, src.ip())
+    }
+
+    fn respond(
+        &self,
+        response: &mut Vec<u8>,
+        src: std::net::SocketAddr,
+        transport: Transport,
+    ) -> bool {
+        transport == Transport::Tcp || self.response(response, src.ip())
+    }
 }
 
 impl Rrl {

@@ -447,6 +447,57 @@ fn loadbalance_shuffles_forwarded_and_cached_answers_too() {
     assert!(orders.windows(2).any(|w| w[0] != w[1]), "never shuffled");
 }
 
+/// CoreDNS shuffles every response it writes: an answer fresh from upstream too, whether the
+/// cache keeps it or there is no cache, over UDP (the upstream's message as it came, or cut to
+/// the client's size) and TCP.
+#[test]
+fn loadbalance_shuffles_an_answer_fresh_from_upstream() {
+    let knot = Knot::start();
+    let asked = query_bytes("big.example.test.", RecordType::A, Some(4096));
+    let upstream_order = |knot: &Knot| {
+        let replies = tcp(knot.addr, std::slice::from_ref(&asked));
+        addresses(&Message::from_vec(&replies[0]).unwrap())
+    };
+    // Knot gives its 100 addresses in one order, every time.
+    let knots = upstream_order(&knot);
+    assert_eq!(knots.len(), 100);
+    assert_eq!(upstream_order(&knot), knots);
+    let all: Vec<Ipv4Addr> = (1..=100).map(|i| Ipv4Addr::new(192, 0, 2, i)).collect();
+    for cache in ["", "cache 30\n"] {
+        // A fresh server per answer, so each is the upstream's, never a cache hit.
+        for (transport, payload) in [("udp", Some(4096)), ("udp", None), ("tcp", None)] {
+            let server = TestServer::start(&format!(
+                ".:0 {{\n loadbalance\n {cache} forward . {}\n}}\n",
+                knot.addr
+            ));
+            let answer = match transport {
+                "tcp" => server.query_tcp("big.example.test.", RecordType::A),
+                _ => Message::from_vec(
+                    &udp(
+                        server.addr,
+                        &query_bytes("big.example.test.", RecordType::A, payload),
+                    )
+                    .expect("an answer"),
+                )
+                .unwrap(),
+            };
+            let got = addresses(&answer);
+            let what = format!("{cache:?} {transport} {payload:?}");
+            if payload.is_none() && transport == "udp" {
+                // Cut to 512 bytes: as many as fit, drawn from the shuffled set.
+                assert!(answer.truncated(), "{what}");
+                assert!(!got.is_empty() && got.len() < 100, "{what}");
+                assert_ne!(got, knots[..got.len()], "{what}: the upstream's first ones");
+            } else {
+                let mut set = got.clone();
+                set.sort();
+                assert_eq!(set, all, "{what}");
+                assert_ne!(got, knots, "{what}: in the upstream's order");
+            }
+        }
+    }
+}
+
 #[test]
 fn serve_stale_answers_at_once_and_refreshes_behind_unless_verify() {
     for verify in [false, true] {
