@@ -22,8 +22,7 @@ use super::{Handled, Handler, Transport};
 use crate::plugin::Plugin;
 use crate::wire::{self, HEADER_LEN};
 
-/// The test cluster.
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cluster.yaml");
+use crate::plugin::testing::DATA;
 
 /// The Corefile the benchmarks serve: one block, the cluster zones and both reverse zones.
 const MAIN: &str = ".:0 {
@@ -162,13 +161,7 @@ in-addr.arpa:0 {
 /// The handler serving `corefile` (`DATA` stands for the test cluster), as the benchmarks
 /// build it: the manifests are loaded, and the plugin ready, before this returns.
 fn handler(corefile: &str) -> Arc<Handler> {
-    let text = corefile.replace("DATA", DATA);
-    let config = crate::config::Config::from_text(&text, 0, Path::new("."))
-        .unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let assembly = crate::assemble(&config).unwrap();
-    let listeners = crate::server::bind(assembly.blocks, 1).unwrap();
-    assert_eq!(listeners.len(), 1, "every block on one port");
-    let handler = Arc::clone(&listeners[0].handler);
+    let handler = crate::plugin::testing::Served::new(corefile).handler;
     for block in &handler.blocks {
         for plugin in &block.plugins {
             if let Plugin::Kubernetes(k) = plugin {

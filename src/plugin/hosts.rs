@@ -248,3 +248,72 @@ impl Phases for Hosts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::plugin::testing::Served;
+
+    /// `hosts` as k3s runs it, before `kubernetes`, and a second block without fallthrough.
+    const COREFILE: &str = ".:0 {
+        hosts {
+            10.0.0.12 k3s-agent-1 Agent-1.Example.Internal
+            fd00::12 k3s-agent-1
+            10.0.0.13 k3s-agent-2
+            ttl 60
+            fallthrough
+        }
+        kubernetes cluster.local in-addr.arpa {
+            manifests DATA
+            fallthrough in-addr.arpa
+        }
+        forward . 127.0.0.1:9
+    }
+    example.internal:0 {
+        hosts {
+            10.0.0.12 Agent-1.Example.Internal
+        }
+    }";
+
+    #[test]
+    fn answers_from_its_names_and_passes_the_rest_on() {
+        let served = Served::new(COREFILE);
+        for (question, answer) in [
+            (
+                "k3s-agent-1. A",
+                ";; NOERROR aa rd
+                 k3s-agent-1. 60 IN A 10.0.0.12",
+            ),
+            (
+                "K3S-Agent-1. AAAA",
+                ";; NOERROR aa rd
+                 K3S-Agent-1. 60 IN AAAA fd00::12",
+            ),
+            // PTR targets in lowercase, as CoreDNS normalizes the file's names.
+            (
+                "12.0.0.10.in-addr.arpa. PTR",
+                ";; NOERROR aa rd
+                 12.0.0.10.in-addr.arpa. 60 IN PTR k3s-agent-1.
+                 12.0.0.10.in-addr.arpa. 60 IN PTR agent-1.example.internal.",
+            ),
+            // Not a hosts name: on to kubernetes, then to forward.
+            (
+                "web.prod.svc.cluster.local. A",
+                ";; NOERROR aa rd ra
+                 web.prod.svc.cluster.local. 5 IN A 10.96.12.34",
+            ),
+            ("k3s-agent-2. AAAA", ";; forwarded"),
+            ("www.example.com. A", ";; forwarded"),
+            // Without fallthrough: NODATA for a name it has, NXDOMAIN for one it lacks, and
+            // no SOA (a hosts file has none).
+            ("agent-1.example.internal. AAAA", ";; NOERROR aa rd"),
+            ("agent-2.example.internal. A", ";; NXDOMAIN aa rd"),
+            (
+                "AGENT-1.example.internal. A",
+                ";; NOERROR aa rd
+                 AGENT-1.example.internal. 3600 IN A 10.0.0.12",
+            ),
+        ] {
+            served.expect(question, answer);
+        }
+    }
+}

@@ -12,6 +12,8 @@ pub mod kubernetes;
 pub mod loadbalance;
 pub mod log;
 pub mod rrl;
+#[cfg(test)]
+pub mod testing;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, RecordType};

@@ -1,0 +1,135 @@
+//! A sans-IO check for plugin authors: a Corefile, a query, and the expected answer written as
+//! zone text, answered through [`Handler`] with no socket (both the fast path, when it
+//! answers, and the full parse, which must agree byte for byte).
+//!
+//! ```text
+//! let served = Served::new(".:0 { hosts { 10.0.0.5 registry.local } }");
+//! served.expect("registry.local. A", ";; NOERROR aa rd
+//!     registry.local. 3600 IN A 10.0.0.5");
+//! ```
+//!
+//! The text is a first line `;; RCODE FLAGS` (flags among aa, tc, rd, ra, in that order), the
+//! answer records one per line as `NAME TTL CLASS TYPE DATA`, then `;; authority` and
+//! `;; additional` with theirs when they have any. A query the block sends upstream reads
+//! `;; forwarded`, one it drops `;; dropped`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::{Name, Record, RecordType};
+
+use crate::answer::{Handled, Handler};
+use crate::wire::Transport;
+
+/// Where the test cluster's manifests are: `DATA` in a Corefile stands for them.
+pub const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cluster.yaml");
+
+/// A Corefile's first port, served without sockets.
+pub struct Served {
+    pub handler: Arc<Handler>,
+}
+
+impl Served {
+    /// Loads `corefile` (`DATA` stands for the test cluster) as the server would, sources
+    /// included; panics with the configuration error if it does not load.
+    pub fn new(corefile: &str) -> Self {
+        let text = corefile.replace("DATA", DATA);
+        let config = crate::config::Config::from_text(&text, 0, Path::new("."))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let assembly = crate::assemble(&config).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let listeners = crate::server::bind(assembly.blocks, 1).expect("binds");
+        Self {
+            handler: Arc::clone(&listeners[0].handler),
+        }
+    }
+
+    /// `question` (`NAME TYPE`) asked over UDP with EDNS from a pod's address, the answer as
+    /// zone text (see the module's documentation).
+    pub fn ask(&self, question: &str) -> String {
+        let (name, qtype) = question
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("`NAME TYPE`: {question}"));
+        let name = Name::from_ascii(name).expect("a name");
+        let qtype: RecordType = qtype.parse().expect("a type");
+        let mut msg = Message::new();
+        msg.set_id(0x1234).set_recursion_desired(true);
+        msg.add_query(Query::query(name, qtype));
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232);
+        msg.set_edns(edns);
+        let query = msg.to_vec().expect("encodes");
+        let src: SocketAddr = "10.244.0.7:40000".parse().expect("an address");
+        let mut out = Vec::new();
+        let handled = self.handler.handle(&query, src, Transport::Udp, &mut out);
+        let mut full = Vec::new();
+        let by_full =
+            self.handler
+                .handle_full(&query, src, Transport::Udp, &mut full, Instant::now());
+        match (handled, by_full) {
+            (Handled::Send, Handled::Send) => {
+                assert_eq!(
+                    rendered(&out),
+                    rendered(&full),
+                    "{question}: the fast path and the full parse differ"
+                );
+                rendered(&out)
+            }
+            (Handled::Forward(_), Handled::Forward(_)) => ";; forwarded".to_string(),
+            (Handled::Drop, Handled::Drop) => ";; dropped".to_string(),
+            (a, b) => panic!("{question}: handled {a:?}, the full parse {b:?}"),
+        }
+    }
+
+    /// Asserts that `question` is answered as `expected` (lines compared trimmed).
+    pub fn expect(&self, question: &str, expected: &str) {
+        let want: Vec<&str> = expected
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let got = self.ask(question);
+        let got: Vec<&str> = got.lines().collect();
+        assert_eq!(got, want, "{question}");
+    }
+}
+
+/// A response as zone text.
+pub fn rendered(response: &[u8]) -> String {
+    let msg = Message::from_vec(response).expect("the response parses");
+    let mut flags = vec![crate::metrics::rcode_name(u16::from(msg.response_code())).to_string()];
+    for (on, flag) in [
+        (msg.authoritative(), "aa"),
+        (msg.truncated(), "tc"),
+        (msg.recursion_desired(), "rd"),
+        (msg.recursion_available(), "ra"),
+    ] {
+        if on {
+            flags.push(flag.to_string());
+        }
+    }
+    let mut lines = vec![format!(";; {}", flags.join(" "))];
+    let record = |r: &Record| {
+        format!(
+            "{} {} {} {} {}",
+            r.name(),
+            r.ttl(),
+            r.dns_class(),
+            r.record_type(),
+            r.data()
+        )
+    };
+    lines.extend(msg.answers().iter().map(record));
+    for (title, records) in [
+        ("authority", msg.name_servers()),
+        ("additional", msg.additionals()),
+    ] {
+        if !records.is_empty() {
+            lines.push(format!(";; {title}"));
+            lines.extend(records.iter().map(record));
+        }
+    }
+    lines.join("\n")
+}
