@@ -1,6 +1,7 @@
 //! The answer path without sockets: query bytes to response bytes, ns per query, for each kind
 //! of query in a pod's mix; then two of them in kubeadm's Corefile shape (metrics and
-//! `loadbalance` on). `cargo bench --bench answer`
+//! `loadbalance` on), and in k3s's (`hosts` with `fallthrough` before `kubernetes`, as
+//! k3s's NodeHosts block), with a name `hosts` answers. `cargo bench --bench answer`
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -88,6 +89,16 @@ fn answer(c: &mut Criterion) {
         "answer_kubeadm",
         " errors\n prometheus 127.0.0.1:0\n loadbalance\n",
         &[CLUSTER_IP, HEADLESS],
+    );
+    group(
+        c,
+        "answer_k3s",
+        " errors\n prometheus 127.0.0.1:0\n loadbalance\n hosts {\n  10.0.0.11 k3s-server\n  10.0.0.12 k3s-agent-1\n  ttl 60\n  fallthrough\n }\n",
+        &[
+            CLUSTER_IP,
+            HEADLESS,
+            ("a_hosts", "k3s-agent-1.", RecordType::A),
+        ],
     );
 }
 

@@ -6,7 +6,7 @@
 #                 [--only "knot nsd unbound"] [--fixed QPS] [--null]
 #                 [--plot FILE.png] [--markdown FILE.md]
 #                 [--cmd NAME 'COMMAND WITH {port} {yaml} {dir}']...
-#                 [--corefile NAME TEMPLATE]...
+#                 [--corefile NAME TEMPLATE [--bin PATH]]...
 #   clusterdns (target/release/clusterdns, built with `cargo build --release` first) is always
 #   in the run; --only picks the peers among knot, nsd and unbound ("" for none); --cmd adds
 #   another server, started with a Corefile.{port} written for it:
@@ -15,6 +15,7 @@
 #   --corefile adds clusterdns serving TEMPLATE (a Corefile with {port}, {yaml} and {dir} in
 #   it) as the row NAME: benches/peers/Corefile.kubeadm and Corefile.k3s are the Corefiles
 #   kubeadm and k3s install, around the same cluster; {dir}/NodeHosts holds k3s's node names.
+#   --bin right after it runs another clusterdns binary on that Corefile (a build to compare).
 #   --null adds the row "null": target/release/examples/null_responder (built by
 #   `cargo build --release --examples`), clusterdns's UDP packet loop answering every query with
 #   one fixed packet, started as `null_responder PORT WORKERS`: what the loop alone can do. Its
@@ -51,7 +52,11 @@ while [ $# -gt 0 ]; do
     --corefile) [ $# -ge 3 ] || { echo "--corefile needs NAME and TEMPLATE" >&2; exit 2; }
            [ -r "$3" ] || { echo "--corefile: cannot read $3" >&2; exit 2; }
            CMD_NAMES+=("$2"); CMD_LINES+=("{bin} -conf {dir}/Corefile.{port}")
-           CMD_CONFS+=("$(cd "$(dirname -- "$3")" && pwd)/$(basename -- "$3")"); shift 3;;
+           CMD_CONFS+=("$(cd "$(dirname -- "$3")" && pwd)/$(basename -- "$3")"); shift 3
+           if [ "${1:-}" = --bin ]; then
+             value --bin $#; [ -x "$2" ] || { echo "--bin: $2 is not executable" >&2; exit 2; }
+             CMD_LINES[${#CMD_LINES[@]}-1]="$2 -conf {dir}/Corefile.{port}"; shift 2
+           fi;;
     -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p;}' "$0"; exit 0;;
     *) echo "unknown argument $1 (--help for usage)" >&2; exit 2;;
   esac
