@@ -35,6 +35,9 @@ pub enum Handled {
     Drop,
     /// The response is in `out`.
     Send,
+    /// The response is in `out`; once it is sent, the loop does this (a cache refresh as a
+    /// task, or the `loop` plugin's stop), so that answering never spawns or exits.
+    SendThen(crate::plugin::After),
     /// The query goes upstream: run [`Handler::forward`] in a task of its own and send what
     /// it returns.
     Forward(Box<Pending>),
@@ -451,7 +454,10 @@ impl Handler {
             out.clear();
             return Handled::Drop;
         }
-        Handled::Send
+        match reply.after {
+            Some(after) => Handled::SendThen(*after),
+            None => Handled::Send,
+        }
     }
 
     /// The fast path: a plain query answered by plugins that can write their records straight

@@ -130,6 +130,7 @@ impl Entry {
             authority,
             additional,
             follow: None,
+            after: None,
         }
     }
 }

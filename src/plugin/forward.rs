@@ -76,6 +76,40 @@ pub struct Forward {
     next: AtomicUsize,
 }
 
+/// A cached answer to fetch again in the background (`prefetch`, and `serve_stale`'s
+/// immediate mode), so the next hits find it fresh: left by [`Forward::serve`] in the reply
+/// ([`super::After`]) for the loop to run once the answer is sent.
+#[derive(Debug, Clone)]
+pub struct Refresh {
+    forward: Arc<Forward>,
+    key: Key,
+}
+
+impl PartialEq for Refresh {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.forward, &other.forward) && self.key == other.key
+    }
+}
+
+impl Refresh {
+    /// The refresh, as a task to run.
+    pub fn run(self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let Self { forward, key } = self;
+        async move {
+            let (Some(cache), Some(name)) = (&forward.cache, key.name()) else {
+                return;
+            };
+            match forward.exchange(&key.query(), false).await {
+                // Only an answer replaces what is kept (a SERVFAIL would not serve better).
+                Ok(response) if matches!(response[3] & 0x0F, 0 | 3) => {
+                    cache.store(key, &name, &response);
+                }
+                _ => cache.refresh_failed(&key),
+            }
+        }
+    }
+}
+
 /// How many queries may wait on upstreams at once without `max_concurrent` (CoreDNS sets no
 /// bound): each holds a socket and a task for up to 5 s, so a flood of queries to a silent
 /// upstream must not pile them up without end. Beyond it: REFUSED, as over `max_concurrent`.
@@ -106,9 +140,14 @@ impl Phases for Forward {
             && cache.covers(&req.lower)
         {
             let key = Key::new(&req.lower, u16::from(req.qtype), req.dnssec_ok);
-            if let Lookup::Fresh { reply, prefetch } = cache.lookup(&key) {
-                if prefetch {
-                    self.prefetch(key);
+            if let Lookup::Fresh {
+                mut reply,
+                prefetch,
+            } = cache.lookup(&key)
+            {
+                if prefetch && let Some(forward) = self.me.upgrade() {
+                    // Done by the loop once the answer is sent: nothing is spawned here.
+                    reply.after = Some(Box::new(super::After::Refresh(Refresh { forward, key })));
                 }
                 return Outcome::Reply(reply);
             }
@@ -162,27 +201,6 @@ impl Forward {
             return None;
         }
         cache.store(Key::new(&lower, qtype, dnssec_ok), &lower, response)
-    }
-
-    /// Fetches a cached answer again in the background (`prefetch`, and `serve_stale`'s
-    /// immediate mode), so the next hits find it fresh.
-    fn prefetch(&self, key: Key) {
-        let (Some(me), Ok(runtime)) = (self.me.upgrade(), tokio::runtime::Handle::try_current())
-        else {
-            return;
-        };
-        runtime.spawn(async move {
-            let (Some(cache), Some(name)) = (&me.cache, key.name()) else {
-                return;
-            };
-            match me.exchange(&key.query(), false).await {
-                // Only an answer replaces what is kept (a SERVFAIL would not serve better).
-                Ok(response) if matches!(response[3] & 0x0F, 0 | 3) => {
-                    cache.store(key, &name, &response);
-                }
-                _ => cache.refresh_failed(&key),
-            }
-        });
     }
 
     /// A stale answer from the cache, when every upstream failed (`serve_stale`).

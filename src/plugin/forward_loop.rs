@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hickory_proto::rr::{LowerName, Name};
 use rand::Rng;
-use tracing::{error, warn};
+use tracing::warn;
 
 use super::{Fast, Outcome, Phases, Request};
 
@@ -127,9 +127,11 @@ impl Phases for Loop {
                 self.zone.to_string(),
                 self.qname
             );
-            error!("{message}");
-            eprintln!("[FATAL] plugin/loop: {message}");
-            std::process::exit(1);
+            // The loop that answers stops the process; nothing here does.
+            let mut reply = super::Reply::authoritative(hickory_proto::op::ResponseCode::ServFail);
+            reply.authoritative = false;
+            reply.after = Some(Box::new(super::After::Exit(message)));
+            return Outcome::Reply(reply);
         }
         Outcome::Next
     }

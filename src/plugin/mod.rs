@@ -84,6 +84,35 @@ pub struct Reply {
     /// handler asks of the block's chain and whose answers it adds after the CNAMEs, as
     /// CoreDNS's kubernetes plugin does through its upstream lookup.
     pub follow: Option<hickory_proto::rr::Name>,
+    /// Work for the loop that sends the answer, once it is sent.
+    pub after: Option<Box<After>>,
+}
+
+/// Work an answer leaves for the loop that sends it: the answer path itself never spawns a
+/// task nor stops the process (see [`crate::answer::Handled::SendThen`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum After {
+    /// Fetch a cached answer again in the background.
+    Refresh(forward::Refresh),
+    /// Stop the process, with this message (the `loop` plugin found its probe coming back).
+    Exit(String),
+}
+
+impl After {
+    /// Does it: a refresh becomes a task on `runtime`; an exit logs the message as CoreDNS's
+    /// `[FATAL]` line and ends the process with status 1.
+    pub fn run(self, runtime: &tokio::runtime::Handle) {
+        match self {
+            Self::Refresh(refresh) => {
+                runtime.spawn(refresh.run());
+            }
+            Self::Exit(message) => {
+                tracing::error!("{message}");
+                eprintln!("[FATAL] plugin/loop: {message}");
+                std::process::exit(1);
+            }
+        }
+    }
 }
 
 impl Reply {
@@ -97,6 +126,7 @@ impl Reply {
             authority: Section::default(),
             additional: Section::default(),
             follow: None,
+            after: None,
         }
     }
 }

@@ -149,6 +149,13 @@ async fn connection(
                         return Ok(());
                     }
                 }
+                Handled::SendThen(after) => {
+                    let sent = tx.send(std::mem::take(&mut response)).await;
+                    after.run(&tokio::runtime::Handle::current());
+                    if sent.is_err() {
+                        return Ok(());
+                    }
+                }
                 Handled::Forward(pending) => {
                     // At most MAX_PENDING upstream answers awaited per connection: past
                     // that, the next query is read when one comes back.

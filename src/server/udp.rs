@@ -530,6 +530,8 @@ impl Worker {
                 continue;
             }
             let mut replies = 0;
+            // What answers leave for after they are sent (rare: no allocation until then).
+            let mut afterwards = Vec::new();
             for i in 0..received as usize {
                 let len = self.recv[i].msg_len as usize;
                 let Some(src) = socket_addr(&self.addrs[i], self.recv[i].msg_hdr.msg_namelen)
@@ -549,6 +551,12 @@ impl Worker {
                         self.reply_to[replies] = i;
                         replies += 1;
                     }
+                    Handled::SendThen(after) => {
+                        self.reply_to[replies] = i;
+                        replies += 1;
+                        // After the batch is sent, as CoreDNS answers before it stops.
+                        afterwards.push(after);
+                    }
                     Handled::Forward(pending) => {
                         // Weak: a socket whose worker stopped (a reload) must close at once,
                         // not stay in the port's group unread while an upstream answers.
@@ -564,6 +572,9 @@ impl Worker {
                 }
             }
             self.send_batch(fd, replies);
+            for after in afterwards {
+                crate::plugin::After::run(after, runtime);
+            }
             done = Instant::now();
             busy += done - woke;
         }
