@@ -17,7 +17,8 @@ use crate::metrics::{Observed, Route};
 use hickory_proto::rr::Name;
 
 use crate::plugin::autopath::{self, Autopath};
-use crate::plugin::{Fast, Outcome, Plugin, Random, Reply, Request, Seen};
+use crate::plugin::forward::InFlight;
+use crate::plugin::{Fast, Forward, Outcome, Plugin, Random, Reply, Request, Seen};
 use crate::wire::{self, HEADER_LEN};
 
 pub use crate::wire::EDNS_PAYLOAD;
@@ -43,7 +44,8 @@ pub enum Handled {
     Forward(Box<Pending>),
 }
 
-/// A query the `forward` plugin takes, with what its answer needs later.
+/// A query the `forward` plugin takes, with what its answer needs later: the query's own
+/// context, the plugin that took it, and what the upstream's answer is for.
 #[derive(Debug)]
 pub struct Pending {
     query: Vec<u8>,
@@ -53,23 +55,42 @@ pub struct Pending {
     started: Instant,
     block: usize,
     zone: u16,
-    plugin: usize,
-    /// With `autopath`: the rest of the search-path walk.
-    walk: Option<Walk>,
-    /// An answer waiting for its CNAME target's records from the upstream.
-    follow: Option<Box<Follow>>,
+    forward: Arc<Forward>,
+    then: Then,
     /// Its place under `max_concurrent`, held until the answer is made.
-    _slot: crate::plugin::forward::InFlight,
+    _slot: InFlight,
 }
 
-/// An `autopath` walk that reached a name only the upstream can answer.
+/// What a forwarded query's upstream answer is for.
+#[derive(Debug)]
+enum Then {
+    /// The client's own question: the upstream's answer is the client's.
+    Answer,
+    /// An `autopath` walk, stopped at a candidate only the upstream can answer.
+    Walk(Box<Walk>),
+    /// A CNAME leaving the zones, whose target went upstream: the target's records go after
+    /// the reply's.
+    Follow(Box<Follow>),
+}
+
+/// An `autopath` walk: the candidates, tried in turn until one is found.
 #[derive(Debug)]
 struct Walk {
     candidates: Vec<Name>,
-    /// The candidate the walk stopped at (the one `forward` took).
+    /// The candidate being asked.
     next: usize,
-    /// The answer for the query's own name, when it was made here.
+    /// The answer for the query's own name (the first candidate), once made.
     first: Option<Reply>,
+}
+
+/// Where a walk through the chain stopped.
+enum Walked {
+    /// A candidate was found: the answer, renamed to the query's name.
+    Found(Reply),
+    /// The chain sends the candidate at `walk.next` upstream.
+    Upstream(Walk, Arc<Forward>, InFlight),
+    /// No candidate was found.
+    Exhausted(Walk),
 }
 
 /// An answer whose last CNAME leads out of the zones: the query for `target` went upstream,
@@ -78,6 +99,16 @@ struct Walk {
 struct Follow {
     reply: Reply,
     target: Name,
+}
+
+/// What asking a block's chain for a name gave: the one way a query, an autopath candidate and
+/// a CNAME's target are all asked.
+enum Asked {
+    Reply(Reply),
+    /// This `forward` sends it upstream, holding its place under `max_concurrent`.
+    Upstream(Arc<Forward>, InFlight),
+    /// Every plugin passed it on.
+    Nothing,
 }
 
 impl Pending {
@@ -93,10 +124,9 @@ enum Step {
     /// Nothing to send (`rrl`'s `requests-per-second`).
     Drop,
     Forward {
-        plugin: usize,
-        slot: crate::plugin::forward::InFlight,
-        walk: Option<Walk>,
-        follow: Option<Box<Follow>>,
+        forward: Arc<Forward>,
+        slot: InFlight,
+        then: Then,
     },
 }
 
@@ -414,10 +444,9 @@ impl Handler {
             Step::Reply(reply) => reply,
             Step::Drop => return Handled::Drop,
             Step::Forward {
-                plugin,
+                forward,
                 slot,
-                walk,
-                follow,
+                then,
             } => {
                 let (block, zone) = routed.expect("forwarded queries are routed");
                 return Handled::Forward(Box::new(Pending {
@@ -428,9 +457,8 @@ impl Handler {
                     started,
                     block,
                     zone,
-                    plugin,
-                    walk,
-                    follow,
+                    forward,
+                    then,
                     _slot: slot,
                 }));
             }
@@ -552,53 +580,45 @@ impl Handler {
             started,
             block,
             zone,
-            plugin,
-            walk,
-            follow,
+            forward,
+            then,
             _slot,
         } = *pending;
-        let Some(crate::plugin::Plugin::Forward(forward)) =
-            self.blocks.get(block).and_then(|b| b.plugins.get(plugin))
-        else {
-            return None;
-        };
         let msg = Message::from_vec(&query).ok()?;
-        let qtype = u16::from(msg.queries().first()?.query_type());
+        let question = msg.queries().first()?;
+        let qtype = u16::from(question.query_type());
         let mut out = Vec::new();
-        let rcode = match (walk, follow) {
-            (_, Some(follow)) => {
-                let Follow { mut reply, target } = *follow;
-                let qtype = msg.queries().first()?.query_type();
-                let asked = candidate_query(&query, &target)?;
-                let exchanged = forward.exchange(&asked, transport == Transport::Tcp).await;
+        let rcode = match then {
+            Then::Answer => {
+                let exchanged = forward.exchange(&query, transport == Transport::Tcp).await;
                 drop(_slot);
-                if let Ok(response) = exchanged {
-                    let _ =
-                        forward.remember((&target, u16::from(qtype), dnssec_ok(&msg)), &response);
-                    if let Some(theirs) =
-                        crate::plugin::autopath::renamed_upstream(&response, &target, &target)
-                    {
-                        reply
-                            .answers
-                            .push_full(&theirs.answers.bytes, theirs.answers.count);
-                    }
+                self.answer_forwarded(block, &forward, &query, &msg, exchanged, limit, &mut out)?
+            }
+            Then::Follow(follow) => {
+                let Follow { mut reply, target } = *follow;
+                let asked = upstream(&forward, &query, &msg, &target, transport).await;
+                drop(_slot);
+                if let Some(theirs) = asked.and_then(|response| {
+                    crate::plugin::autopath::renamed_upstream(&response, &target, &target)
+                }) {
+                    reply
+                        .answers
+                        .push_full(&theirs.answers.bytes, theirs.answers.count);
                 }
                 self.finish(&self.blocks[block], &mut reply);
                 encode(&query, &msg, &reply, limit, &mut out);
                 u16::from(reply.rcode)
             }
-            (Some(walk), None) => {
+            Then::Walk(walk) => {
+                let mut req = Request::new(question.name().clone(), question.query_type());
+                req.dnssec_ok = dnssec_ok(&msg);
+                req.src = Some(src);
                 let mut reply = self
-                    .walk_on(block, plugin, &query, &msg, src, transport, walk)
+                    .walk_on(block, &req, &query, &msg, transport, *walk, forward, _slot)
                     .await;
                 self.finish(&self.blocks[block], &mut reply);
                 encode(&query, &msg, &reply, limit, &mut out);
                 u16::from(reply.rcode)
-            }
-            (None, None) => {
-                let exchanged = forward.exchange(&query, transport == Transport::Tcp).await;
-                drop(_slot);
-                self.answer_forwarded(block, forward, &query, &msg, exchanged, limit, &mut out)?
             }
         };
         self.done(
@@ -617,110 +637,74 @@ impl Handler {
         .then_some(out)
     }
 
-    /// Goes on with an `autopath` walk from the candidate `forward` took: each candidate is
-    /// asked of the chain, and of the upstream when the chain forwards it.
+    /// Goes on with an `autopath` walk from the candidate `forward` took: each candidate the
+    /// chain sends upstream is asked of the upstream, the others of the chain (`walk`); the
+    /// first found is the answer, else the query's own name's, else SERVFAIL.
     #[allow(clippy::too_many_arguments)]
     async fn walk_on(
         &self,
         index: usize,
-        plugin: usize,
+        req: &Request,
         query: &[u8],
         msg: &Message,
-        src: SocketAddr,
         transport: Transport,
-        walk: Walk,
+        mut walk: Walk,
+        mut forward: Arc<Forward>,
+        mut slot: InFlight,
     ) -> Reply {
-        let servfail = || Reply::authoritative(ResponseCode::ServFail).not_authoritative();
-        let (Some(block), Some(question)) = (self.blocks.get(index), msg.queries().first()) else {
-            return servfail();
-        };
-        let (original, qtype) = (question.name().clone(), question.query_type());
-        let Walk {
-            candidates,
-            next,
-            mut first,
-        } = walk;
-        for (i, candidate) in candidates.iter().enumerate().skip(next) {
-            let mut req = Request::new(candidate.clone(), qtype);
-            req.dnssec_ok = dnssec_ok(msg);
-            req.src = Some(src);
-            let forward_at = if i == next {
-                Some(plugin)
-            } else {
-                match chain(block, &req) {
-                    (_, Outcome::Reply(reply)) => {
-                        if autopath::found(reply.rcode) {
-                            self.found(index);
-                            return autopath::renamed(&reply, &original, candidate, qtype);
-                        }
-                        None
-                    }
-                    (at, Outcome::Forward(_)) => Some(at),
-                    (_, Outcome::Next) => None,
+        while let Some(candidate) = walk.candidates.get(walk.next).cloned() {
+            let response = upstream(&forward, query, msg, &candidate, transport).await;
+            drop(slot);
+            if let Some(response) = response {
+                let rcode = ResponseCode::from_low(response[3] & 0x0F);
+                if walk.next == 0 {
+                    walk.first = autopath::renamed_upstream(&response, &req.name, &candidate);
                 }
-            };
-            let Some(Plugin::Forward(forward)) = forward_at.and_then(|at| block.plugins.get(at))
-            else {
-                continue;
-            };
-            let Some(asked) = candidate_query(query, candidate) else {
-                continue;
-            };
-            let Ok(response) = forward.exchange(&asked, transport == Transport::Tcp).await else {
-                continue;
-            };
-            let _ = forward.remember((candidate, u16::from(qtype), req.dnssec_ok), &response);
-            let rcode = ResponseCode::from_low(response[3] & 0x0F);
-            if i == 0 {
-                first = autopath::renamed_upstream(&response, &original, candidate);
+                if autopath::found(rcode)
+                    && let Some(reply) =
+                        autopath::renamed_upstream(&response, &req.name, &candidate)
+                {
+                    self.found(index);
+                    return reply;
+                }
             }
-            if autopath::found(rcode)
-                && let Some(reply) = autopath::renamed_upstream(&response, &original, candidate)
-            {
-                self.found(index);
-                return reply;
+            walk.next += 1;
+            match self.walk(index, req, walk) {
+                Walked::Found(reply) => return reply,
+                Walked::Upstream(rest, next, taken) => (walk, forward, slot) = (rest, next, taken),
+                Walked::Exhausted(rest) => {
+                    walk = rest;
+                    break;
+                }
             }
         }
-        first.unwrap_or_else(servfail)
+        walk.first
+            .unwrap_or_else(|| Reply::authoritative(ResponseCode::ServFail).not_authoritative())
     }
 
-    /// An `autopath` walk, as far as it goes without the upstream.
-    fn walk(&self, index: usize, req: &Request, candidates: Vec<Name>) -> Step {
+    /// An `autopath` walk through the chain from candidate `walk.next`, as far as it goes
+    /// without the upstream.
+    fn walk(&self, index: usize, req: &Request, mut walk: Walk) -> Walked {
         let block = &self.blocks[index];
-        let mut first = None;
-        for (i, candidate) in candidates.iter().enumerate() {
-            let creq = req.for_name(candidate.clone());
-            match chain(block, &creq) {
-                (_, Outcome::Reply(reply)) => {
+        while let Some(candidate) = walk.candidates.get(walk.next).cloned() {
+            match ask(block, &req.for_name(candidate.clone())) {
+                Asked::Reply(reply) => {
                     if autopath::found(reply.rcode) {
                         self.found(index);
-                        return Step::Reply(autopath::renamed(
-                            &reply, &req.name, candidate, req.qtype,
+                        return Walked::Found(autopath::renamed(
+                            &reply, &req.name, &candidate, req.qtype,
                         ));
                     }
-                    if i == 0 {
-                        first = Some(reply);
+                    if walk.next == 0 {
+                        walk.first = Some(reply);
                     }
                 }
-                (plugin, Outcome::Forward(slot)) => {
-                    return Step::Forward {
-                        plugin,
-                        slot,
-                        walk: Some(Walk {
-                            candidates,
-                            next: i,
-                            first,
-                        }),
-                        follow: None,
-                    };
-                }
-                (_, Outcome::Next) => {}
+                Asked::Upstream(forward, slot) => return Walked::Upstream(walk, forward, slot),
+                Asked::Nothing => {}
             }
+            walk.next += 1;
         }
-        Step::Reply(
-            first
-                .unwrap_or_else(|| Reply::authoritative(ResponseCode::Refused).not_authoritative()),
-        )
+        Walked::Exhausted(walk)
     }
 
     /// What the chain made of the query, and the server block (by index, with the index of
@@ -781,18 +765,31 @@ impl Handler {
             });
             a.candidates(&req.name, Some(src.ip()), kubernetes)
         });
-        let step = match candidates {
-            Some(candidates) => self.walk(index, &req, candidates),
-            None => match chain(block, &req) {
-                (_, Outcome::Reply(reply)) => Step::Reply(reply),
-                (plugin, Outcome::Forward(slot)) => Step::Forward {
-                    plugin,
+        let walk = candidates.map(|candidates| Walk {
+            candidates,
+            next: 0,
+            first: None,
+        });
+        let step = match walk.map(|walk| self.walk(index, &req, walk)) {
+            Some(Walked::Found(reply)) => Step::Reply(reply),
+            Some(Walked::Upstream(walk, forward, slot)) => Step::Forward {
+                forward,
+                slot,
+                then: Then::Walk(Box::new(walk)),
+            },
+            Some(Walked::Exhausted(walk)) => match walk.first {
+                Some(first) => Step::Reply(first),
+                None => return (refused(), routed),
+            },
+            None => match ask(block, &req) {
+                Asked::Reply(reply) => Step::Reply(reply),
+                Asked::Upstream(forward, slot) => Step::Forward {
+                    forward,
                     slot,
-                    walk: None,
-                    follow: None,
+                    then: Then::Answer,
                 },
                 // Every plugin passed: nothing here holds the name.
-                (_, Outcome::Next) => return (refused(), routed),
+                Asked::Nothing => return (refused(), routed),
             },
         };
         let step = match step {
@@ -817,8 +814,8 @@ fn follow(block: &Block, req: &Request, mut reply: Reply) -> Step {
     let Some(target) = reply.follow.take() else {
         return Step::Reply(reply);
     };
-    match chain(block, &req.for_name(target.clone())) {
-        (_, Outcome::Reply(theirs)) => {
+    match ask(block, &req.for_name(target.clone())) {
+        Asked::Reply(theirs) => {
             if let Some(theirs) = crate::plugin::autopath::owned(&theirs, &target, req.qtype) {
                 reply
                     .answers
@@ -826,13 +823,12 @@ fn follow(block: &Block, req: &Request, mut reply: Reply) -> Step {
             }
             Step::Reply(reply)
         }
-        (plugin, Outcome::Forward(slot)) => Step::Forward {
-            plugin,
+        Asked::Upstream(forward, slot) => Step::Forward {
+            forward,
             slot,
-            walk: None,
-            follow: Some(Box::new(Follow { reply, target })),
+            then: Then::Follow(Box::new(Follow { reply, target })),
         },
-        (_, Outcome::Next) => Step::Reply(reply),
+        Asked::Nothing => Step::Reply(reply),
     }
 }
 
@@ -900,15 +896,41 @@ impl Handler {
     }
 }
 
-/// The first plugin in `block` that does not pass `req` on, and what it made of it.
-fn chain(block: &Block, req: &Request) -> (usize, Outcome) {
-    for (i, plugin) in block.plugins.iter().enumerate() {
-        match plugin.serve(req) {
-            Outcome::Next => {}
-            outcome => return (i, outcome),
+/// `req` asked of `block`'s chain: the first plugin that does not pass it on answers it, or
+/// sends it upstream.
+fn ask(block: &Block, req: &Request) -> Asked {
+    for plugin in &block.plugins {
+        match (plugin.serve(req), plugin) {
+            (Outcome::Next, _) => {}
+            (Outcome::Reply(reply), _) => return Asked::Reply(reply),
+            (Outcome::Forward(slot), Plugin::Forward(forward)) => {
+                return Asked::Upstream(Arc::clone(forward), slot);
+            }
+            // Only `forward` sends queries upstream.
+            (Outcome::Forward(_), _) => return Asked::Nothing,
         }
     }
-    (0, Outcome::Next)
+    Asked::Nothing
+}
+
+/// The query's question asked again for `name` (an autopath candidate, a CNAME's target) of
+/// `forward`'s upstreams, and the answer kept in its cache: how a walk or a follow goes on when
+/// the chain sends a name upstream. `None` when no upstream answered.
+async fn upstream(
+    forward: &Forward,
+    query: &[u8],
+    msg: &Message,
+    name: &Name,
+    transport: Transport,
+) -> Option<Vec<u8>> {
+    let qtype = u16::from(msg.queries().first()?.query_type());
+    let asked = candidate_query(query, name)?;
+    let response = forward
+        .exchange(&asked, transport == Transport::Tcp)
+        .await
+        .ok()?;
+    let _ = forward.remember((name, qtype, dnssec_ok(msg)), &response);
+    Some(response)
 }
 
 /// `query` with its question's name replaced by `name` (the rest, OPT included, as sent).

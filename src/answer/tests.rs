@@ -700,8 +700,8 @@ impl Run {
                         p.limit,
                         p.block,
                         p.zone,
-                        p.plugin,
-                        p.walk.is_some(),
+                        Arc::as_ptr(&p.forward) as usize,
+                        matches!(p.then, super::Then::Walk(_)),
                     )
                 };
                 (key(a) != key(b)).then(|| format!("forwarded differently:\n{a:?}\n{b:?}"))
