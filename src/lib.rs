@@ -23,21 +23,17 @@ pub mod table;
 pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-use cluster::writer::Change;
 
 use answer::Block;
 use config::Config;
 use plugin::{Hosts, Kubernetes, Plugin};
+use source::ClusterSource;
 use source::kube::ApiSource;
-use source::manifests::{self, ManifestError};
+use source::manifests::{ManifestError, ManifestSource};
 
-/// A task that keeps a source up to date while the server runs.
-pub type Background = Pin<Box<dyn Future<Output = ()> + Send>>;
+pub use source::Background;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -106,31 +102,22 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             plugins.push(Plugin::Hosts(hosts));
         }
         if let Some(k) = &server.kubernetes {
-            if let Some(api) = &k.api {
-                let source = ApiSource::new(api, k.pods == config::PodMode::Verified)
-                    .map_err(StartError::Api)?;
-                let (kubernetes, writer) = Kubernetes::new(k, true);
-                background.push(Box::pin(source.run(writer, kubernetes.ready_flag())));
-                plugins.push(Plugin::Kubernetes(kubernetes));
-            } else {
-                let objects = manifests::load(&k.manifests)?;
-                let (kubernetes, mut writer) = Kubernetes::new(k, false);
-                writer.apply(vec![Change::ReplaceAll(objects)]);
+            let mut source: Box<dyn ClusterSource> = match &k.api {
+                Some(api) => Box::new(
+                    ApiSource::new(api, k.pods == config::PodMode::Verified)
+                        .map_err(StartError::Api)?,
+                ),
+                None => Box::new(ManifestSource {
+                    paths: k.manifests.clone(),
+                    reload: k.reload,
+                }),
+            };
+            let (kubernetes, mut writer) = Kubernetes::new(k, k.api.is_some());
+            if source.load(&mut writer)? {
                 kubernetes.ready_flag().store(true, Ordering::Relaxed);
-                let paths = k.manifests.clone();
-                let reload = move || {
-                    let objects = manifests::load(&paths).map_err(|e| e.to_string())?;
-                    writer.apply(vec![Change::ReplaceAll(objects)]);
-                    Ok(())
-                };
-                background.push(Box::pin(source::watch_files(
-                    "manifests",
-                    k.manifests.clone(),
-                    k.reload,
-                    reload,
-                )));
-                plugins.push(Plugin::Kubernetes(kubernetes));
             }
+            background.push(source.run(writer, kubernetes.ready_flag()));
+            plugins.push(Plugin::Kubernetes(kubernetes));
         }
         if server.detect_loop
             && let Some(zone) = server.zones.first()

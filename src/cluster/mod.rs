@@ -382,3 +382,82 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
+
+/// One object of a kind DNS reads, stripped to what DNS needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Object {
+    Namespace(String),
+    Service(Service),
+    /// An EndpointSlice by (namespace, slice name); `None` when it serves no service.
+    Slice(Key, Option<EndpointSet>),
+    /// A v1 Endpoints object by (namespace, name), one set per subset.
+    Endpoints(Key, Vec<EndpointSet>),
+    Pod(Pod),
+}
+
+/// (namespace, name).
+pub type Key = (String, String);
+
+impl ClusterObjects {
+    /// Adds or replaces an object.
+    pub fn insert(&mut self, object: Object) {
+        match object {
+            Object::Namespace(name) => {
+                self.namespaces.insert(name);
+            }
+            Object::Service(svc) => {
+                self.services
+                    .insert((svc.namespace.clone(), svc.name.clone()), svc);
+            }
+            Object::Slice(key, Some(set)) => self.insert_slice(key, set),
+            Object::Slice(key, None) => self.remove_slice(&key),
+            Object::Endpoints(key, sets) => {
+                self.endpoints.insert(key, sets);
+            }
+            Object::Pod(pod) => {
+                self.pods
+                    .insert((pod.namespace.clone(), pod.name.clone()), pod);
+            }
+        }
+    }
+
+    /// Replaces every object of `kind` with those of that kind in `from` (a relist).
+    pub fn replace_kind(&mut self, kind: Kind, from: Self) {
+        match kind {
+            Kind::Namespace => self.namespaces = from.namespaces,
+            Kind::Service => self.services = from.services,
+            Kind::EndpointSlice => self.replace_slices(from),
+            Kind::Endpoints => self.endpoints = from.endpoints,
+            Kind::Pod => self.pods = from.pods,
+        }
+    }
+
+    /// Removes the object of `kind` with this key, if there is one.
+    pub fn remove(&mut self, kind: Kind, key: &Key) {
+        match kind {
+            Kind::Namespace => {
+                self.namespaces.remove(&key.1);
+            }
+            Kind::Service => {
+                self.services.remove(key);
+            }
+            Kind::EndpointSlice => self.remove_slice(key),
+            Kind::Endpoints => {
+                self.endpoints.remove(key);
+            }
+            Kind::Pod => {
+                self.pods.remove(key);
+            }
+        }
+    }
+}
+
+/// The kinds DNS reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Namespace,
+    Service,
+    EndpointSlice,
+    Endpoints,
+    Pod,
+}

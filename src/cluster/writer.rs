@@ -18,8 +18,8 @@ use hickory_proto::rr::{LowerName, Name};
 
 use super::records::{Apex, Builder, ClusterOptions, address, dashed, is_reverse, name, ptrs_of};
 use super::{Addresses, ClusterObjects, EndpointSet};
+use crate::cluster::{Key, Kind, Object};
 use crate::config::PodMode;
-use crate::source::convert::{Key, Kind, Object};
 use crate::table::{NameKey, PtrIndex, PtrRow, PtrView, Records, WireNode};
 
 /// What readers see: nodes by name, and the few things that span names.

@@ -66,6 +66,20 @@ pub struct ApiSource {
     watch_pods: bool,
 }
 
+impl super::ClusterSource for ApiSource {
+    /// Nothing until the first list: the plugin answers SERVFAIL until then.
+    fn load(
+        &mut self,
+        _writer: &mut ClusterWriter,
+    ) -> Result<bool, super::manifests::ManifestError> {
+        Ok(false)
+    }
+
+    fn run(self: Box<Self>, writer: ClusterWriter, ready: Arc<AtomicBool>) -> super::Background {
+        Box::pin(self.watch(writer, ready))
+    }
+}
+
 impl ApiSource {
     /// Checks what can be checked without the network: URLs, files, the service account.
     pub fn new(config: &ApiConfig, watch_pods: bool) -> Result<Self, ApiError> {
@@ -146,7 +160,7 @@ impl ApiSource {
 
     /// Watches the cluster for ever, applying each batch of changes to `writer`. `ready`
     /// turns true once every kind has synced or `startup_timeout` has passed.
-    pub async fn run(self, mut writer: ClusterWriter, ready: Arc<AtomicBool>) {
+    async fn watch(self, mut writer: ClusterWriter, ready: Arc<AtomicBool>) {
         let client = match self.client().await {
             Ok(c) => c,
             Err(error) => {

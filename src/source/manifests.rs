@@ -26,6 +26,40 @@ pub struct ManifestError {
 
 /// The files named by `paths`: files as they are, directories' `.yaml`, `.yml` and `.json`
 /// files (not hidden ones, so a mounted ConfigMap's `..data` is skipped), sorted.
+/// Manifest files as a source: all of them read at start (any error stops it), then read
+/// again whole whenever one changes (checked every `reload`; a failed read keeps the last
+/// good objects).
+#[derive(Debug)]
+pub struct ManifestSource {
+    pub paths: Vec<PathBuf>,
+    pub reload: std::time::Duration,
+}
+
+impl super::ClusterSource for ManifestSource {
+    fn load(
+        &mut self,
+        writer: &mut crate::cluster::writer::ClusterWriter,
+    ) -> Result<bool, ManifestError> {
+        let objects = load(&self.paths)?;
+        writer.apply(vec![crate::cluster::writer::Change::ReplaceAll(objects)]);
+        Ok(true)
+    }
+
+    fn run(
+        self: Box<Self>,
+        mut writer: crate::cluster::writer::ClusterWriter,
+        _ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> super::Background {
+        let Self { paths, reload } = *self;
+        let read = paths.clone();
+        Box::pin(super::watch_files("manifests", paths, reload, move || {
+            let objects = load(&read).map_err(|e| e.to_string())?;
+            writer.apply(vec![crate::cluster::writer::Change::ReplaceAll(objects)]);
+            Ok(())
+        }))
+    }
+}
+
 pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ManifestError> {
     let mut out = Vec::new();
     for path in paths {
