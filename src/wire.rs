@@ -6,7 +6,7 @@
 //! every response. Names inside record data are written whole (no compression), so record
 //! bytes can be copied anywhere. No I/O here.
 
-use hickory_proto::rr::{Name, Record};
+use hickory_proto::rr::{LowerName, Name, Record};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 /// How the query arrived, which decides how large the response may be.
@@ -488,6 +488,61 @@ pub fn opt_well_formed(message: &[u8]) -> bool {
         }
     }
     true
+}
+
+/// A set of zones, asked "is this name in them, and which is the longest" either as a name or
+/// as lowercase wire format (the fast path's key): each zone is kept both ways.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Zones {
+    names: Vec<LowerName>,
+    wire: Vec<Vec<u8>>,
+}
+
+impl Zones {
+    pub fn new(zones: &[LowerName]) -> Self {
+        Self {
+            names: zones.to_vec(),
+            wire: zones
+                .iter()
+                .map(|z| name_bytes(&Name::from(z.clone())))
+                .collect(),
+        }
+    }
+
+    pub fn names(&self) -> &[LowerName] {
+        &self.names
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The longest zone holding `name`.
+    pub fn longest(&self, name: &LowerName) -> Option<&LowerName> {
+        self.names
+            .iter()
+            .filter(|z| z.zone_of(name))
+            .max_by_key(|z| z.num_labels())
+    }
+
+    /// The longest zone holding `key` (lowercase wire format), in wire format.
+    pub fn longest_wire(&self, key: &[u8]) -> Option<&[u8]> {
+        self.wire
+            .iter()
+            .filter(|z| in_zone(key, z))
+            .max_by_key(|z| z.len())
+            .map(Vec::as_slice)
+    }
+
+    /// Whether some zone holds `name`.
+    pub fn holds(&self, name: &LowerName) -> bool {
+        self.names.iter().any(|z| z.zone_of(name))
+    }
+
+    /// Whether some zone holds `key` (lowercase wire format).
+    pub fn holds_wire(&self, key: &[u8]) -> bool {
+        self.wire.iter().any(|z| in_zone(key, z))
+    }
 }
 
 /// Whether the name `key` (lowercase wire format) is `zone` or below it.

@@ -150,41 +150,31 @@ pub struct HealthConfig {
 /// `fallthrough [ZONES...]`: names in these zones (all when empty) pass to the next plugin.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fallthrough {
-    zones: Option<Vec<LowerName>>,
-    /// `zones` in lowercase wire format, for [`Self::through_wire`].
-    wire: Option<Vec<Vec<u8>>>,
+    zones: Option<crate::wire::Zones>,
 }
 
 impl Fallthrough {
     /// Whether `name` falls through.
     pub fn through(&self, name: &LowerName) -> bool {
-        match &self.zones {
-            None => false,
-            Some(zones) => zones.is_empty() || zones.iter().any(|z| z.zone_of(name)),
-        }
+        self.zones
+            .as_ref()
+            .is_some_and(|zones| zones.is_empty() || zones.holds(name))
     }
 
     /// [`Self::through`] for a name in lowercase wire format.
     pub fn through_wire(&self, key: &[u8]) -> bool {
-        match &self.wire {
-            None => false,
-            Some(zones) => zones.is_empty() || zones.iter().any(|z| crate::wire::in_zone(key, z)),
-        }
+        self.zones
+            .as_ref()
+            .is_some_and(|zones| zones.is_empty() || zones.holds_wire(key))
     }
 
     fn parse(args: &[String], d: &Directive, parent: &str) -> Result<Self, ConfigError> {
-        let zones = args
+        let zones: Vec<LowerName> = args
             .iter()
             .map(|a| parse_zone(a).map_err(|m| directive_err(d, parent, m)))
             .collect::<Result<_, _>>()?;
-        let zones: Vec<LowerName> = zones;
-        let wire = zones
-            .iter()
-            .map(|z| crate::table::NameKey::from(z).as_bytes().to_vec())
-            .collect();
         Ok(Self {
-            zones: Some(zones),
-            wire: Some(wire),
+            zones: Some(crate::wire::Zones::new(&zones)),
         })
     }
 }

@@ -10,11 +10,11 @@ use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 use tracing::warn;
 
-use super::{Fast, FastReply, Outcome, Phases, Reply, Request, matching_zone};
+use super::{Fast, FastReply, Outcome, Phases, Reply, Request};
 use crate::config::{Fallthrough, HostsConfig};
 use crate::source;
 use crate::table::{NameKey, RecordTable, record};
-use crate::wire::Owner;
+use crate::wire::{Owner, Zones};
 
 /// Every name the hosts file and the inline entries give, with its records precompiled: a
 /// name's addresses, and a reverse name's PTRs to the names listed for that address. Both
@@ -119,9 +119,7 @@ impl HostsData {
 
 #[derive(Debug)]
 pub struct Hosts {
-    zones: Vec<LowerName>,
-    /// `zones` in lowercase wire format, for the fast path.
-    zones_wire: Vec<Vec<u8>>,
+    zones: Zones,
     ttl: u32,
     fallthrough: Fallthrough,
     file: Option<PathBuf>,
@@ -133,12 +131,7 @@ pub struct Hosts {
 impl Hosts {
     pub fn new(config: &HostsConfig) -> Self {
         let hosts = Self {
-            zones: config.zones.clone(),
-            zones_wire: config
-                .zones
-                .iter()
-                .map(|z| NameKey::from(z).as_bytes().to_vec())
-                .collect(),
+            zones: Zones::new(&config.zones),
             ttl: config.ttl,
             fallthrough: config.fallthrough.clone(),
             file: config.file.clone(),
@@ -172,8 +165,7 @@ impl Hosts {
     ) -> Option<(PathBuf, impl FnMut() -> Result<(), String> + Send + 'static)> {
         let file = self.file.clone()?;
         let me = Self {
-            zones: Vec::new(),
-            zones_wire: Vec::new(),
+            zones: Zones::default(),
             ttl: self.ttl,
             fallthrough: Fallthrough::default(),
             file: Some(file.clone()),
@@ -193,7 +185,7 @@ impl Phases for Hosts {
 
     fn serve(&self, req: &Request) -> Outcome {
         // Reverse names need not be listed as zones (CoreDNS: PTR zones are implicit).
-        if matching_zone(&self.zones, &req.lower).is_none() && req.qtype != RecordType::PTR {
+        if !self.zones.holds(&req.lower) && req.qtype != RecordType::PTR {
             return Outcome::Next;
         }
         let data = self.table.guard();
@@ -218,9 +210,7 @@ impl Phases for Hosts {
     /// [`Self::serve`] on the fast path: the same records, copied after the question.
     fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
         let key = query.key();
-        if query.qtype != u16::from(RecordType::PTR)
-            && !self.zones_wire.iter().any(|z| crate::wire::in_zone(key, z))
-        {
+        if query.qtype != u16::from(RecordType::PTR) && !self.zones.holds_wire(key) {
             return Fast::Next;
         }
         let data = self.table.guard();

@@ -7,23 +7,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
 
-use super::{Fast, FastReply, Outcome, Phases, Reply, Request, matching_zone};
+use super::{Fast, FastReply, Outcome, Phases, Reply, Request};
 use crate::cluster::records::{
     ClusterOptions, insecure_pod_address, reverse_address, reverse_address_wire,
 };
 use crate::cluster::writer::{ClusterView, ClusterWriter, Meta};
 use crate::config::{Fallthrough, KubernetesConfig, PodMode};
 use crate::table::{EndpointName, NameKey, WireNode, record};
-use crate::wire::Owner;
+use crate::wire::{Owner, Zones};
 
 /// How many CNAMEs an answer follows inside the zone (CoreDNS stops at 8 too).
 const MAX_CNAME_CHAIN: usize = 8;
 
 #[derive(Debug)]
 pub struct Kubernetes {
-    zones: Vec<LowerName>,
-    /// `zones` in lowercase wire format, for the fast path.
-    zones_wire: Vec<Vec<u8>>,
+    zones: Zones,
     ttl: u32,
     pods: PodMode,
     fallthrough: Fallthrough,
@@ -47,12 +45,7 @@ impl Kubernetes {
         };
         let writer = ClusterWriter::new(opts, namespaces_listed);
         let plugin = Self {
-            zones: config.zones.clone(),
-            zones_wire: config
-                .zones
-                .iter()
-                .map(|z| NameKey::from(z).as_bytes().to_vec())
-                .collect(),
+            zones: Zones::new(&config.zones),
             ttl: config.ttl,
             pods: config.pods,
             fallthrough: config.fallthrough.clone(),
@@ -75,7 +68,7 @@ impl Kubernetes {
         name: &LowerName,
         host: &[String],
     ) -> Option<Vec<String>> {
-        let zone = matching_zone(&self.zones, name)?;
+        let zone = self.zones.longest(name)?;
         if self.pods != PodMode::Verified {
             return None;
         }
@@ -165,7 +158,7 @@ impl Kubernetes {
         let mut seen: Vec<LowerName> = Vec::new();
         for _ in 0..MAX_CNAME_CHAIN {
             let lower = LowerName::new(&target);
-            if matching_zone(&self.zones, &lower).is_none() {
+            if !self.zones.holds(&lower) {
                 reply.follow = Some(target);
                 return;
             }
@@ -227,7 +220,7 @@ impl Kubernetes {
         if self.pods != PodMode::Insecure {
             return None;
         }
-        let zone = matching_zone(&self.zones, &req.lower)?;
+        let zone = self.zones.longest(&req.lower)?;
         let name = Name::from(req.lower.clone());
         if name.num_labels() != zone.num_labels() + 3 {
             return None;
@@ -261,7 +254,7 @@ impl Phases for Kubernetes {
     const ANSWERS: bool = true;
 
     fn serve(&self, req: &Request) -> Outcome {
-        if matching_zone(&self.zones, &req.lower).is_none() {
+        if !self.zones.holds(&req.lower) {
             return Outcome::Next;
         }
         if !self.ready.load(Ordering::Relaxed) {
@@ -290,12 +283,7 @@ impl Phases for Kubernetes {
     /// CNAMEs to follow, ANY, pod names and a source not yet synced go the full way.
     fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
         let key = query.key();
-        let Some(zone) = self
-            .zones_wire
-            .iter()
-            .filter(|z| crate::wire::in_zone(key, z))
-            .max_by_key(|z| z.len())
-        else {
+        let Some(zone) = self.zones.longest_wire(key) else {
             return Fast::Next;
         };
         if !self.ready.load(Ordering::Relaxed) || query.qtype == u16::from(RecordType::ANY) {

@@ -369,11 +369,3 @@ macro_rules! behind {
 
 use std::sync::Arc;
 behind!(Box, Arc);
-
-/// The longest of `zones` that holds `name`.
-pub fn matching_zone<'a>(zones: &'a [LowerName], name: &LowerName) -> Option<&'a LowerName> {
-    zones
-        .iter()
-        .filter(|z| z.zone_of(name))
-        .max_by_key(|z| z.num_labels())
-}

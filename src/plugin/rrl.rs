@@ -62,8 +62,8 @@ pub enum Verdict {
 /// One server block's `rrl`.
 #[derive(Debug)]
 pub struct Rrl {
-    /// The zones it limits, in lowercase wire format.
-    zones: Vec<Vec<u8>>,
+    /// The zones it limits.
+    zones: wire::Zones,
     /// Nanoseconds per response, by [`Category`]; 0: not limited.
     intervals: [i64; 6],
     /// The most debt an account holds, in nanoseconds.
@@ -105,11 +105,7 @@ impl Rrl {
             }
         };
         Self {
-            zones: c
-                .zones
-                .iter()
-                .map(|z| crate::table::NameKey::from(z).as_bytes().to_vec())
-                .collect(),
+            zones: wire::Zones::new(&c.zones),
             intervals: [
                 interval(c.responses),
                 interval(c.nodata),
@@ -198,10 +194,7 @@ impl Rrl {
     /// lies in the zones limited: its length.
     fn covered(&self, message: &[u8], name: &mut [u8; MAX_NAME]) -> Option<usize> {
         let len = read_name(message, HEADER_LEN, name)?;
-        self.zones
-            .iter()
-            .any(|z| wire::in_zone(&name[..len], z))
-            .then_some(len)
+        self.zones.holds_wire(&name[..len]).then_some(len)
     }
 
     /// The account's key: a keyed hash of the client's prefix, the category, and the type and
