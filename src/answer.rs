@@ -260,6 +260,7 @@ impl Handler {
     }
 
     /// The admit phase: whether block `block` answers the query at all.
+    #[inline]
     fn admit(&self, block: &Block, query: &[u8], src: SocketAddr, transport: Transport) -> bool {
         block.plugins.iter().all(|p| p.admit(query, src, transport))
     }
@@ -276,6 +277,7 @@ impl Handler {
 
     /// The finish phase for a whole response message (the fast path's, an upstream's as it
     /// came), before it is cut to the client's size.
+    #[inline]
     fn finish_wire(&self, block: &Block, message: &mut [u8]) {
         let rng = || self.rng();
         let mut random = Random::new(&rng);
@@ -287,6 +289,7 @@ impl Handler {
     /// The last phases of every query block `index` answered, however its response was made:
     /// the metrics and the observers (`log`, `errors`), then the respond phase (`rrl`), which
     /// may cut the response or drop it. Returns whether it is sent.
+    #[inline]
     #[allow(clippy::too_many_arguments)]
     fn done(
         &self,
