@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, PTR};
-use hickory_proto::rr::{LowerName, Name, RData, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 use tracing::warn;
 
 use super::{Fast, FastReply, Outcome, Phases, Reply, Request};
@@ -22,7 +22,7 @@ use crate::wire::{Owner, Zones};
 #[derive(Debug, Default)]
 pub struct HostsData {
     /// By lowercase wire-format name.
-    names: HashMap<Box<[u8]>, HostsNode>,
+    names: HashMap<NameKey, HostsNode>,
 }
 
 /// One name's records, as bodies that follow the question's name (see [`crate::wire::body`]).
@@ -62,58 +62,42 @@ impl HostsNode {
 
 impl HostsData {
     fn build(entries: &[(IpAddr, Vec<Name>)], no_reverse: bool, ttl: u32) -> Self {
-        // First in the order the entries give them, without repeats, as CoreDNS lists them.
-        let mut by_name: Vec<(Name, Vec<IpAddr>)> = Vec::new();
-        let mut name_at: HashMap<LowerName, usize> = HashMap::new();
-        let mut by_addr: Vec<(Name, Vec<Name>)> = Vec::new();
-        let mut addr_at: HashMap<LowerName, usize> = HashMap::new();
+        // Per name: its addresses, and (a reverse name) the names listed for that address,
+        // each once, in the order the entries give them, as CoreDNS lists them.
+        let mut listed: HashMap<NameKey, (Vec<IpAddr>, Vec<Name>)> = HashMap::new();
         for (ip, names) in entries {
             for name in names {
-                let at = *name_at.entry(LowerName::new(name)).or_insert_with(|| {
-                    by_name.push((name.clone(), Vec::new()));
-                    by_name.len() - 1
-                });
-                let ips = &mut by_name[at].1;
+                let ips = &mut listed.entry(NameKey::new(name)).or_default().0;
                 if !ips.contains(ip) {
                     ips.push(*ip);
                 }
                 if !no_reverse {
                     let mut rev = Name::from(*ip);
                     rev.set_fqdn(true);
-                    let at = *addr_at.entry(LowerName::new(&rev)).or_insert_with(|| {
-                        by_addr.push((rev, Vec::new()));
-                        by_addr.len() - 1
-                    });
-                    let names = &mut by_addr[at].1;
-                    if !names.contains(name) {
-                        names.push(name.clone());
+                    let targets = &mut listed.entry(NameKey::new(&rev)).or_default().1;
+                    if !targets.contains(name) {
+                        targets.push(name.clone());
                     }
                 }
             }
         }
-        let mut data = Self::default();
-        for (name, ips) in by_name {
-            let node = data.node(&name);
-            for ip in ips {
-                match ip {
-                    IpAddr::V4(v4) => node.a.push(ttl, RData::A(A(v4))),
-                    IpAddr::V6(v6) => node.aaaa.push(ttl, RData::AAAA(AAAA(v6))),
+        let names = listed
+            .into_iter()
+            .map(|(key, (ips, targets))| {
+                let mut node = HostsNode::default();
+                for ip in ips {
+                    match ip {
+                        IpAddr::V4(v4) => node.a.push(ttl, RData::A(A(v4))),
+                        IpAddr::V6(v6) => node.aaaa.push(ttl, RData::AAAA(AAAA(v6))),
+                    }
                 }
-            }
-        }
-        for (rev, names) in by_addr {
-            let node = data.node(&rev);
-            for name in names {
-                node.ptr.push(ttl, RData::PTR(PTR(name)));
-            }
-        }
-        data
-    }
-
-    fn node(&mut self, name: &Name) -> &mut HostsNode {
-        self.names
-            .entry(NameKey::new(name).as_bytes().into())
-            .or_default()
+                for target in targets {
+                    node.ptr.push(ttl, RData::PTR(PTR(target)));
+                }
+                (key, node)
+            })
+            .collect();
+        Self { names }
     }
 }
 
