@@ -188,8 +188,10 @@ pub struct Handler {
     blocks: Vec<Arc<Block>>,
     /// Each block's index in the metrics registry on this address, when it has `prometheus`.
     metrics: Vec<Option<u16>>,
-    /// Every block's zones in lowercase wire format: (zone, block, index of the zone).
-    zones_wire: Vec<(Vec<u8>, usize, u16)>,
+    /// Every block's zones, for routing a query to the longest; `routes[i]` is the block of
+    /// zone `i` and the zone's index in that block.
+    zones: wire::Zones,
+    routes: Vec<(usize, u16)>,
     /// Whether any block times its queries (`prometheus` or `log`); otherwise no clock is read
     /// per query and `created` stands in for the start.
     timed: bool,
@@ -223,24 +225,18 @@ impl Handler {
 
     fn with_metrics(blocks: Vec<Shared>, metrics: Vec<Option<u16>>) -> Self {
         let blocks: Vec<Arc<Block>> = blocks.into_iter().map(|b| b.block).collect();
-        let zones_wire = blocks
+        let all: Vec<LowerName> = blocks.iter().flat_map(|b| b.zones.clone()).collect();
+        let routes = blocks
             .iter()
             .enumerate()
-            .flat_map(|(bi, b)| {
-                b.zones.iter().enumerate().map(move |(i, z)| {
-                    (
-                        crate::table::NameKey::from(z).as_bytes().to_vec(),
-                        bi,
-                        i as u16,
-                    )
-                })
-            })
+            .flat_map(|(bi, b)| (0..b.zones.len()).map(move |i| (bi, i as u16)))
             .collect();
         let timed = blocks.iter().any(|b| b.timed);
         Self {
             blocks,
             metrics,
-            zones_wire,
+            zones: wire::Zones::new(&all),
+            routes,
             timed,
             created: Instant::now(),
             seed: std::sync::atomic::AtomicU64::new(
@@ -268,8 +264,7 @@ impl Handler {
     /// The finish phase for a reply made as sections (by the chain, the cache, or re-written
     /// from upstream), before it is encoded and cut to the client's size.
     fn finish(&self, block: &Block, reply: &mut Reply) {
-        let rng = || self.rng();
-        let mut random = Random::new(&rng);
+        let mut random = Random::new(&self.seed);
         for p in &block.plugins {
             p.finish(reply, &mut random);
         }
@@ -279,8 +274,7 @@ impl Handler {
     /// came), before it is cut to the client's size.
     #[inline]
     fn finish_wire(&self, block: &Block, message: &mut [u8]) {
-        let rng = || self.rng();
-        let mut random = Random::new(&rng);
+        let mut random = Random::new(&self.seed);
         for p in &block.plugins {
             p.finish_wire(message, &mut random);
         }
@@ -333,17 +327,6 @@ impl Handler {
             started,
         );
         block.plugins.iter().all(|p| p.respond(out, src, transport))
-    }
-
-    /// A cheap random sequence for `loadbalance` (not for anything that must be unguessable).
-    fn rng(&self) -> u64 {
-        // splitmix64 over a shared counter: lock-free, different per query.
-        let mut z = self
-            .seed
-            .fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
     }
 
     /// [`Self::handle`], with a panic caught at this boundary: it is logged, counted in
@@ -506,11 +489,7 @@ impl Handler {
     ) -> Option<Handled> {
         const ARCOUNT: usize = 10;
         let key = light.key();
-        let &(_, index, zone) = self
-            .zones_wire
-            .iter()
-            .filter(|(z, _, _)| wire::in_zone(key, z))
-            .max_by_key(|(z, _, _)| z.len())?;
+        let &(index, zone) = &self.routes[self.zones.longest_index_wire(key)?];
         let block = &self.blocks[index];
         if !block.fast {
             return None;
@@ -739,14 +718,10 @@ impl Handler {
         req.dnssec_ok = dnssec_ok(msg);
         req.src = Some(src);
         // The block with the longest zone holding the name.
-        let Some((_, index, zone)) = self
-            .blocks
-            .iter()
-            .enumerate()
-            .flat_map(|(bi, b)| b.zones.iter().enumerate().map(move |(i, z)| (z, bi, i)))
-            .filter(|(z, _, _)| z.zone_of(&req.lower))
-            .map(|(z, bi, i)| (z.num_labels(), bi, i as u16))
-            .max_by_key(|(n, _, _)| *n)
+        let Some(&(index, zone)) = self
+            .zones
+            .longest_index(&req.lower)
+            .map(|i| &self.routes[i])
         else {
             return (refused(), None);
         };

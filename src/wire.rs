@@ -519,19 +519,27 @@ impl Zones {
 
     /// The longest zone holding `name`.
     pub fn longest(&self, name: &LowerName) -> Option<&LowerName> {
-        self.names
-            .iter()
-            .filter(|z| z.zone_of(name))
-            .max_by_key(|z| z.num_labels())
+        self.longest_index(name).map(|i| &self.names[i])
     }
 
     /// The longest zone holding `key` (lowercase wire format), in wire format.
     pub fn longest_wire(&self, key: &[u8]) -> Option<&[u8]> {
-        self.wire
-            .iter()
-            .filter(|z| in_zone(key, z))
-            .max_by_key(|z| z.len())
-            .map(Vec::as_slice)
+        self.longest_index_wire(key)
+            .map(|i| self.wire[i].as_slice())
+    }
+
+    /// [`Self::longest`], by its place in the zones given to [`Self::new`].
+    pub fn longest_index(&self, name: &LowerName) -> Option<usize> {
+        (0..self.names.len())
+            .filter(|&i| self.names[i].zone_of(name))
+            .max_by_key(|&i| self.names[i].num_labels())
+    }
+
+    /// [`Self::longest_wire`], by its place in the zones given to [`Self::new`].
+    pub fn longest_index_wire(&self, key: &[u8]) -> Option<usize> {
+        (0..self.wire.len())
+            .filter(|&i| in_zone(key, &self.wire[i]))
+            .max_by_key(|&i| self.wire[i].len())
     }
 
     /// Whether some zone holds `name`.

@@ -242,23 +242,25 @@ pub struct Seen<'a> {
     pub started: std::time::Instant,
 }
 
-/// Random numbers for a query, drawn only when a phase asks (`loadbalance`).
-pub struct Random<'a>(&'a dyn Fn() -> u64);
+/// Cheap random numbers for a query (`loadbalance`; not for anything that must be
+/// unguessable), drawn only when a phase asks: splitmix64 over a counter the handler shares,
+/// lock-free and different per query.
+#[derive(Debug)]
+pub struct Random<'a>(&'a std::sync::atomic::AtomicU64);
 
 impl<'a> Random<'a> {
-    pub fn new(source: &'a dyn Fn() -> u64) -> Self {
-        Self(source)
+    pub fn new(seed: &'a std::sync::atomic::AtomicU64) -> Self {
+        Self(seed)
     }
 
     /// A fresh random number.
     pub fn draw(&mut self) -> u64 {
-        (self.0)()
-    }
-}
-
-impl std::fmt::Debug for Random<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Random")
+        let mut z = self
+            .0
+            .fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
     }
 }
 
