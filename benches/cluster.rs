@@ -11,12 +11,12 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
+use clusterdns::cluster::PodMode;
 use clusterdns::cluster::records::ClusterOptions;
 use clusterdns::cluster::writer::{Change, ClusterWriter};
 use clusterdns::cluster::{
     ClusterObjects, Endpoint, EndpointSet, Port, Protocol, Service, ServiceKind,
 };
-use clusterdns::config::PodMode;
 use clusterdns::source::convert::Object;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hickory_proto::rr::Name;

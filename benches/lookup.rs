@@ -43,12 +43,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use clusterdns::cluster::PodMode;
 use clusterdns::cluster::records::ClusterOptions;
 use clusterdns::cluster::writer::{Change, ClusterView, ClusterWriter};
 use clusterdns::cluster::{
     ClusterObjects, Endpoint, EndpointSet, Port, Protocol, Service, ServiceKind,
 };
-use clusterdns::config::PodMode;
 use clusterdns::source::convert::{Kind, Object};
 use clusterdns::table::{EndpointName, NameKey, WireNode};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

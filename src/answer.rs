@@ -208,7 +208,7 @@ impl Handler {
     }
 
     /// The handler of the blocks listening on `listen`, counted under its server label.
-    pub fn shared(blocks: Vec<Shared>, listen: &crate::config::Listen) -> Self {
+    pub fn shared(blocks: Vec<Shared>, listen: &crate::corefile::Listen) -> Self {
         let metrics = blocks
             .iter()
             .map(|b| {

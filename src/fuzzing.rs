@@ -297,7 +297,10 @@ fn serve_and_ask(objects: ClusterObjects, queries: &[Vec<u8>]) {
         .collect();
     names.truncate(16);
     let config = Config::from_text(SERVE, 53, Path::new(".")).expect("the fuzz Corefile");
-    let mut k = config.servers[0].kubernetes.clone().expect("kubernetes");
+    let mut k = config.servers[0]
+        .get::<crate::plugin::kubernetes::KubernetesConfig>()
+        .cloned()
+        .expect("kubernetes");
     k.api = None;
     let (plugin, mut writer) = Kubernetes::new(&k, false);
     writer.apply(vec![Change::ReplaceAll(objects)]);

@@ -1,18 +1,21 @@
 //! clusterdns: a CoreDNS-compatible DNS server for Kubernetes.
 //!
 //! Code map (ARCHITECTURE.md has the long version):
-//! - [`config`]: the Corefile, parsed and validated before anything is bound.
+//! - [`corefile`]: the Corefile language, and what directives' arguments are made of.
+//! - [`config`]: the Corefile read into server blocks of directives' settings, validated
+//!   before anything is bound.
 //! - [`source`]: where data comes from (manifest files, the Kubernetes API, hosts files);
 //!   strips it to the model.
 //! - [`cluster`]: the Kubernetes model and the records the DNS specification gives it.
 //! - [`table`]: records by name, published as snapshots that readers load without locking.
-//! - [`plugin`]: the directives that answer (`kubernetes`, `hosts`), one snapshot per query.
+//! - [`plugin`]: the registry of directives, and each plugin's settings, setup and phases.
 //! - [`answer`]: query bytes to response bytes: checks, routing, the chain, encoding.
 //! - [`server`]: sockets and the UDP/TCP loops.
 
 pub mod answer;
 pub mod cluster;
 pub mod config;
+pub mod corefile;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod metrics;
@@ -28,10 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use answer::Block;
 use config::Config;
-use plugin::{Hosts, Kubernetes, Plugin};
-use source::ClusterSource;
-use source::kube::ApiSource;
-use source::manifests::{ManifestError, ManifestSource};
+use plugin::setup::Building;
 
 pub use source::Background;
 
@@ -41,11 +41,9 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
-    Manifest(#[from] ManifestError),
+    Setup(#[from] plugin::setup::SetupError),
     #[error(transparent)]
     Bind(#[from] server::BindError),
-    #[error("kubernetes: {0}")]
-    Api(source::kube::ApiError),
 }
 
 /// Everything a configuration asks for, loaded: each server block with its addresses, and the
@@ -60,7 +58,8 @@ pub struct Assembly {
     pub lameduck: std::time::Duration,
 }
 
-/// Loads every source the configuration names. Any error here stops the start.
+/// Builds every server block: each directive in chain order adds its plugin, its background
+/// tasks and its endpoints ([`plugin::setup::Setup::build`]). Any error here stops the start.
 pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
     let mut blocks = Vec::new();
     let mut background: Vec<Background> = Vec::new();
@@ -70,82 +69,26 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
     let mut lameduck = std::time::Duration::ZERO;
     for server in &config.servers {
         let listen = server.listen();
-        let mut plugins = Vec::new();
-        if let Some(r) = &server.rrl {
-            if !r.limits_anything() {
-                tracing::warn!(
-                    "rrl in the block at {}: every allowance is 0, nothing is limited",
-                    server.pos
-                );
-            }
-            plugins.push(Plugin::Rrl(Box::new(plugin::rrl::Rrl::new(r))));
+        let mut building = Building::new(&server.zones, &listen, &server.pos, &server.setups);
+        for (_, setup) in &server.setups {
+            setup.build(&mut building)?;
         }
-        if server.errors {
-            plugins.push(Plugin::Errors(plugin::log::Errors));
+        let Building {
+            chain,
+            background: tasks,
+            ready: flags,
+            endpoints: paths,
+            lameduck: wait,
+            autopath,
+            metrics: counted,
+            ..
+        } = building;
+        background.extend(tasks);
+        ready.extend(flags);
+        for (addr, path) in paths {
+            endpoints.entry(addr).or_default().insert(path);
         }
-        if server.log {
-            plugins.push(Plugin::Log(plugin::log::Log));
-        }
-        if server.loadbalance {
-            plugins.push(Plugin::Loadbalance(plugin::loadbalance::Loadbalance));
-        }
-        if let Some(h) = &server.hosts {
-            let hosts = Hosts::new(h);
-            if let Some((file, reload)) = hosts.reloader() {
-                background.push(Box::pin(source::watch_files(
-                    "hosts",
-                    vec![file],
-                    h.reload,
-                    reload,
-                )));
-            }
-            plugins.push(Plugin::Hosts(hosts));
-        }
-        if let Some(k) = &server.kubernetes {
-            let mut source: Box<dyn ClusterSource> = match &k.api {
-                Some(api) => Box::new(
-                    ApiSource::new(api, k.pods == config::PodMode::Verified)
-                        .map_err(StartError::Api)?,
-                ),
-                None => Box::new(ManifestSource {
-                    paths: k.manifests.clone(),
-                    reload: k.reload,
-                }),
-            };
-            let (kubernetes, mut writer) = Kubernetes::new(k, k.api.is_some());
-            if source.load(&mut writer)? {
-                kubernetes.ready_flag().store(true, Ordering::Relaxed);
-            }
-            background.push(source.run(writer, kubernetes.ready_flag()));
-            plugins.push(Plugin::Kubernetes(kubernetes));
-        }
-        if server.detect_loop
-            && let Some(zone) = server.zones.first()
-        {
-            let detector = plugin::forward_loop::Loop::new(zone, listen[0]);
-            background.push(Box::pin(detector.probe()));
-            plugins.push(Plugin::Loop(detector));
-        }
-        if let Some(f) = &server.forward {
-            let server_label = listen[0].to_string();
-            let cache = server.cache.as_ref().map(|c| {
-                let zones: Vec<String> = if c.zones.is_empty() {
-                    server.zones.iter().map(ToString::to_string).collect()
-                } else {
-                    c.zones.iter().map(ToString::to_string).collect()
-                };
-                let counters = metrics::metrics().register_cache(server_label, zones);
-                plugin::cache::Cache::new(c, &server.zones, counters)
-            });
-            plugins.push(Plugin::Forward(plugin::Forward::new(f, cache)));
-        }
-        // The chain runs in CoreDNS's order, whatever order the Corefile lists them in.
-        plugins.sort_by_key(|p| config::directives::order(p.name()));
-        for p in &plugins {
-            if let Plugin::Kubernetes(k) = p {
-                ready.push((p.name(), k.ready_flag()));
-            }
-        }
+        lameduck = lameduck.max(wait);
         // One metrics series per address, as CoreDNS runs a server per address; `index` is
         // the first, and each address's handler finds its own (`Handler::shared`).
         let indices: Vec<u16> = listen
@@ -157,36 +100,16 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
                 )
             })
             .collect();
-        let index = indices[0];
-        for name in config::directives::enabled(server) {
+        for name in server.enabled() {
             enabled.extend(indices.iter().map(|&i| (i, name)));
-        }
-        if let Some(h) = &server.health {
-            endpoints
-                .entry(h.addr.clone())
-                .or_default()
-                .insert("/health");
-            lameduck = lameduck.max(h.lameduck);
-        }
-        if let Some(addr) = &server.ready {
-            endpoints.entry(addr.clone()).or_default().insert("/ready");
-        }
-        if let Some(addr) = &server.prometheus {
-            endpoints
-                .entry(addr.clone())
-                .or_default()
-                .insert("/metrics");
         }
         blocks.push((
             listen,
             Block::new(
                 server.zones.clone(),
-                plugins,
-                server.prometheus.as_ref().map(|_| index),
-                server
-                    .autopath
-                    .as_ref()
-                    .map(plugin::autopath::Autopath::new),
+                chain,
+                counted.then_some(indices[0]),
+                autopath,
             ),
         ));
     }

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clusterdns::config::{Config, directives};
+use clusterdns::config::Config;
+use clusterdns::plugin;
 use std::time::Duration;
 
 use tracing::{info, warn};
@@ -109,7 +110,7 @@ fn parse_flags() -> anyhow::Result<Option<Flags>> {
             }
             "plugins" => {
                 println!("Server types:\n  dns\n\nOther plugins:");
-                let mut names: Vec<&str> = directives::supported().collect();
+                let mut names: Vec<&str> = plugin::supported().collect();
                 names.sort_unstable();
                 for p in names {
                     println!("  dns.{p}");
@@ -249,7 +250,11 @@ impl Bound {
             &config.timeouts(),
         )?;
         let http = clusterdns::server::bind_http(std::mem::take(&mut assembly.http))?;
-        let reload = config.servers.iter().find_map(|s| s.reload);
+        let reload = config
+            .servers
+            .iter()
+            .find_map(|s| s.get::<plugin::reload::Reload>())
+            .map(|r| (r.interval, r.jitter));
         let tcp = clusterdns::server::TcpOptions {
             max_connections: flags.max_connections,
             ..Default::default()

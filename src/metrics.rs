@@ -12,8 +12,6 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use hickory_proto::rr::RecordType;
 
-use crate::plugin::cache::CacheCounters;
-
 /// CoreDNS's request-duration buckets: 0.25 ms doubling to about 8 s.
 const DURATION_BUCKETS: [f64; 16] = exponential(0.00025);
 /// CoreDNS's programming-duration buckets: 1 ms doubling to about 9 minutes.
@@ -799,6 +797,18 @@ fn count<K: std::hash::Hash + Eq>(map: &papaya::HashMap<K, AtomicU64>, key: K) {
 const SIZE_BUCKETS: [f64; 14] = [
     0.0, 100.0, 200.0, 300.0, 400.0, 511.0, 1023.0, 2047.0, 4095.0, 8291.0, 16e3, 32e3, 48e3, 64e3,
 ];
+
+/// One cache's counters for `coredns_cache_*` (success and denial where there are two).
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    pub entries: [AtomicU64; 2],
+    pub hits: [AtomicU64; 2],
+    pub misses: AtomicU64,
+    pub requests: AtomicU64,
+    pub served_stale: AtomicU64,
+    pub prefetches: AtomicU64,
+    pub evictions: [AtomicU64; 2],
+}
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,14 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 
+/// `pods insecure|verified|disabled`: whether and how pod names (`1-2-3-4.ns.pod...`) answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodMode {
+    Disabled,
+    Insecure,
+    Verified,
+}
+
 /// A service port. Port names are what `_name._proto` SRV names are built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Port {

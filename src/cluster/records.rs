@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
+use super::PodMode;
 use super::{ClusterObjects, EndpointRef, Port, Service, ServiceKind};
-use crate::config::PodMode;
 use crate::table::{EndpointNames, EndpointNamesBuilder, Records, record};
 
 /// The schema version `dns-version.ZONE` answers.

@@ -16,10 +16,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use hickory_proto::rr::{LowerName, Name};
 
+use super::PodMode;
 use super::records::{Apex, Builder, ClusterOptions, address, dashed, is_reverse, name, ptrs_of};
 use super::{Addresses, ClusterObjects, EndpointSet};
 use crate::cluster::{Key, Kind, Object};
-use crate::config::PodMode;
 use crate::table::{NameKey, PtrIndex, PtrRow, PtrView, Records, WireNode};
 
 /// What readers see: nodes by name, and the few things that span names.

@@ -12,18 +12,43 @@ use hickory_proto::rr::{LowerName, Name};
 use rand::Rng;
 use tracing::warn;
 
-use super::{Fast, Outcome, Phases, Request};
+use super::setup::{Building, Context, Setup, SetupError};
+use super::{Fast, Outcome, Phases, Plugin, Request};
+use crate::corefile::{ConfigError, Directive, directive_err};
 
 /// How long probes are sent for at start.
 const PROBE_FOR: Duration = Duration::from_secs(30);
 /// How long after an answered probe the plugin keeps counting.
 const GRACE: Duration = Duration::from_secs(2);
 
+/// `loop`: takes no arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detect;
+
+impl Setup for Detect {
+    fn parse(d: &Directive, _: &Context<'_>) -> Result<Self, ConfigError> {
+        if !d.args.is_empty() || !d.block.is_empty() {
+            return Err(directive_err(d, "loop", "takes no arguments"));
+        }
+        Ok(Detect)
+    }
+
+    /// Probes the block's first zone on its first address.
+    fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
+        if let (Some(zone), Some(&listen)) = (b.zones.first(), b.listen.first()) {
+            let detector = Loop::new(zone, listen);
+            b.background.push(Box::pin(detector.probe()));
+            b.chain.push(Plugin::Loop(detector));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 pub struct Loop {
     zone: LowerName,
     /// Where the block listens: the probe goes there (loopback for the wildcard).
-    listen: crate::config::Listen,
+    listen: crate::corefile::Listen,
     qname: Name,
     lower: LowerName,
     /// `lower` in wire format.
@@ -39,7 +64,7 @@ struct State {
 
 impl Loop {
     /// A loop detector for the server block on `listen` whose first zone is `zone`.
-    pub fn new(zone: &LowerName, listen: crate::config::Listen) -> Self {
+    pub fn new(zone: &LowerName, listen: crate::corefile::Listen) -> Self {
         let mut rng = rand::rng();
         let (a, b): (u64, u64) = (rng.random::<u64>() >> 1, rng.random::<u64>() >> 1);
         let zone_name = Name::from(zone.clone());

@@ -4,7 +4,9 @@
 
 use hickory_proto::op::ResponseCode;
 
-use super::{Phases, Random, Reply};
+use super::setup::{Building, Context, Setup, SetupError};
+use super::{Phases, Plugin, Random, Reply};
+use crate::corefile::{ConfigError, Directive, directive_err};
 use crate::wire;
 
 #[derive(Debug, Default)]
@@ -19,5 +21,26 @@ impl Phases for Loadbalance {
 
     fn finish_wire(&self, message: &mut [u8], random: &mut Random<'_>) {
         wire::shuffle_message_addresses(message, || random.draw());
+    }
+}
+
+impl Setup for Loadbalance {
+    /// `loadbalance [round_robin]`.
+    fn parse(d: &Directive, _: &Context<'_>) -> Result<Self, ConfigError> {
+        if !matches!(d.args.as_slice(), [] | [_])
+            || d.args.first().is_some_and(|p| p != "round_robin")
+        {
+            return Err(directive_err(
+                d,
+                "loadbalance",
+                "only the round_robin policy is supported",
+            ));
+        }
+        Ok(Loadbalance)
+    }
+
+    fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
+        b.chain.push(Plugin::Loadbalance(Loadbalance));
+        Ok(())
     }
 }

@@ -6,7 +6,9 @@ use std::borrow::Cow;
 use hickory_proto::op::{Message, ResponseCode};
 use tracing::{error, info};
 
-use super::{Phases, Seen};
+use super::setup::{Building, Context, Setup, SetupError};
+use super::{Phases, Plugin, Seen};
+use crate::corefile::{ConfigError, Directive, directive_err};
 
 /// `log`: one line per query in CoreDNS's default format.
 #[derive(Debug, Default)]
@@ -15,6 +17,36 @@ pub struct Log;
 /// `errors`: a line for each SERVFAIL.
 #[derive(Debug, Default)]
 pub struct Errors;
+
+/// `errors` and `log` take no block in this build.
+fn no_block(d: &Directive) -> Result<(), ConfigError> {
+    if !d.block.is_empty() {
+        return Err(directive_err(d, &d.name, "takes no block in this build"));
+    }
+    Ok(())
+}
+
+impl Setup for Errors {
+    fn parse(d: &Directive, _: &Context<'_>) -> Result<Self, ConfigError> {
+        no_block(d).map(|()| Errors)
+    }
+
+    fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
+        b.chain.push(Plugin::Errors(Errors));
+        Ok(())
+    }
+}
+
+impl Setup for Log {
+    fn parse(d: &Directive, _: &Context<'_>) -> Result<Self, ConfigError> {
+        no_block(d).map(|()| Log)
+    }
+
+    fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
+        b.chain.push(Plugin::Log(Log));
+        Ok(())
+    }
+}
 
 impl Seen<'_> {
     /// The query, parsed (once, by the full path, or here when it was not).

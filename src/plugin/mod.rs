@@ -4,16 +4,23 @@
 //! (CoreDNS's fallthrough). Plugins do no I/O on the query path.
 
 pub mod autopath;
+pub mod bind;
 pub mod cache;
 pub mod forward;
 pub mod forward_loop;
+pub mod health;
 pub mod hosts;
 pub mod kubernetes;
 pub mod loadbalance;
 pub mod log;
+pub mod prometheus;
+pub mod ready;
+pub mod reload;
 pub mod rrl;
+pub mod setup;
 #[cfg(test)]
 pub mod testing;
+pub mod timeouts;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{LowerName, Name, RecordType};
@@ -264,75 +271,165 @@ impl<'a> Random<'a> {
     }
 }
 
-/// Declares the closed set of plugins: one enum variant per plugin type, and each phase of
-/// [`Phases`] dispatched to it statically (a `match`, inlined: no virtual call per query).
-macro_rules! plugins {
-    ($($(#[$doc:meta])* $variant:ident($ty:ty) = $name:literal),* $(,)?) => {
+/// Declares the registry: every directive CoreDNS knows, in its `plugin.cfg` order (the order a
+/// query meets them, whatever order a Corefile writes them in); for each one this build
+/// serves, the type its settings are read into (`"name": Type`, a [`setup::Setup`]); and for
+/// each that sees queries, its variant of [`Plugin`] (`=> Variant(RuntimeType)`) with each phase of [`Phases`] dispatched to it
+/// statically (a `match`, inlined: no virtual call per query).
+macro_rules! registry {
+    ($($name:literal $(: $setup:ty $(=> $variant:ident($ty:ty))?)?),* $(,)?) => {
         /// One configured plugin, in chain order.
         #[derive(Debug)]
         pub enum Plugin {
-            $($(#[$doc])* $variant($ty),)*
+            $($($($variant($ty),)?)?)*
         }
+
+        /// Every directive, in chain order.
+        pub static DIRECTIVES: &[Entry] = &[
+            $(Entry { name: $name, read: registry!(@read $($setup)?) },)*
+        ];
 
         impl Plugin {
             /// The directive it was configured by: its place in the chain is that
-            /// directive's in [`crate::config::directives::DIRECTIVES`].
+            /// directive's in [`DIRECTIVES`].
             pub fn name(&self) -> &'static str {
-                match self { $(Self::$variant(_) => $name,)* }
+                match self { $($($(Self::$variant(_) => $name,)?)?)* }
             }
 
             #[inline]
             pub fn fast(&self) -> bool {
-                match self { $(Self::$variant(p) => Phases::fast(p),)* }
+                match self { $($($(Self::$variant(p) => Phases::fast(p),)?)?)* }
             }
 
             #[inline]
             pub fn admit(&self, query: &[u8], src: std::net::SocketAddr, transport: Transport) -> bool {
-                match self { $(Self::$variant(p) => Phases::admit(p, query, src, transport),)* }
+                match self { $($($(Self::$variant(p) => Phases::admit(p, query, src, transport),)?)?)* }
             }
 
             #[inline]
             pub fn serve(&self, req: &Request) -> Outcome {
-                match self { $(Self::$variant(p) => Phases::serve(p, req),)* }
+                match self { $($($(Self::$variant(p) => Phases::serve(p, req),)?)?)* }
             }
 
             #[inline]
             pub fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
-                match self { $(Self::$variant(p) => Phases::serve_fast(p, query, out),)* }
+                match self { $($($(Self::$variant(p) => Phases::serve_fast(p, query, out),)?)?)* }
             }
 
             #[inline]
             pub fn finish(&self, reply: &mut Reply, random: &mut Random<'_>) {
-                match self { $(Self::$variant(p) => Phases::finish(p, reply, random),)* }
+                match self { $($($(Self::$variant(p) => Phases::finish(p, reply, random),)?)?)* }
             }
 
             #[inline]
             pub fn finish_wire(&self, message: &mut [u8], random: &mut Random<'_>) {
-                match self { $(Self::$variant(p) => Phases::finish_wire(p, message, random),)* }
+                match self { $($($(Self::$variant(p) => Phases::finish_wire(p, message, random),)?)?)* }
             }
 
             #[inline]
             pub fn respond(&self, response: &mut Vec<u8>, src: std::net::SocketAddr, transport: Transport) -> bool {
-                match self { $(Self::$variant(p) => Phases::respond(p, response, src, transport),)* }
+                match self { $($($(Self::$variant(p) => Phases::respond(p, response, src, transport),)?)?)* }
             }
 
             #[inline]
             pub fn observe(&self, seen: &Seen<'_>) {
-                match self { $(Self::$variant(p) => Phases::observe(p, seen),)* }
+                match self { $($($(Self::$variant(p) => Phases::observe(p, seen),)?)?)* }
             }
         }
     };
+    (@read) => { None };
+    (@read $setup:ty) => { Some(setup::read::<$setup> as setup::Read) };
 }
 
-plugins! {
-    Rrl(Box<rrl::Rrl>) = "rrl",
-    Errors(log::Errors) = "errors",
-    Log(log::Log) = "log",
-    Loadbalance(loadbalance::Loadbalance) = "loadbalance",
-    Hosts(Hosts) = "hosts",
-    Kubernetes(Kubernetes) = "kubernetes",
-    Loop(forward_loop::Loop) = "loop",
-    Forward(std::sync::Arc<Forward>) = "forward",
+/// One directive of the registry.
+#[derive(Debug)]
+pub struct Entry {
+    pub name: &'static str,
+    /// How it is read into a server block; `None` when it is known but not served yet.
+    pub read: Option<setup::Read>,
+}
+
+// CoreDNS's `plugin.cfg`, with `rrl` (an external plugin) first: it accounts for a query before
+// anything else looks at it. A directive this build serves names its settings type, and its
+// plugin variant when it sees queries.
+registry! {
+    "rrl": rrl::RrlConfig => Rrl(Box<rrl::Rrl>),
+    "root",
+    "metadata",
+    "geoip",
+    "cancel",
+    "proxyproto",
+    "quic",
+    "grpc_server",
+    "https",
+    "https3",
+    "timeouts": timeouts::Timeouts,
+    "multisocket",
+    "reload": reload::Reload,
+    "nsid",
+    "bufsize",
+    "bind": bind::Bind,
+    "debug",
+    "trace",
+    "ready": ready::Ready,
+    "health": health::HealthConfig,
+    "pprof",
+    "shed",
+    "prometheus": prometheus::Prometheus,
+    "errors": log::Errors => Errors(log::Errors),
+    "log": log::Log => Log(log::Log),
+    "dnstap",
+    "local",
+    "dns64",
+    "any",
+    "chaos",
+    "loadbalance": loadbalance::Loadbalance => Loadbalance(loadbalance::Loadbalance),
+    "tsig",
+    "rewrite",
+    "autopath": autopath::AutopathConfig,
+    "acl",
+    "cache": cache::CacheConfig,
+    "header",
+    "dnssec",
+    "tls",
+    "minimal",
+    "template",
+    "transfer",
+    "hosts": hosts::HostsConfig => Hosts(Hosts),
+    "route53",
+    "azure",
+    "clouddns",
+    "k8s_external",
+    "kubernetes": kubernetes::KubernetesConfig => Kubernetes(Kubernetes),
+    "file",
+    "auto",
+    "secondary",
+    "etcd",
+    "loop": forward_loop::Detect => Loop(forward_loop::Loop),
+    "forward": forward::ForwardConfig => Forward(std::sync::Arc<Forward>),
+    "grpc",
+    "erratic",
+    "whoami",
+    "on",
+    "sign",
+    "view",
+    "nomad",
+}
+
+/// A directive's place in the chain: its index in [`DIRECTIVES`].
+pub fn order(name: &str) -> usize {
+    DIRECTIVES
+        .iter()
+        .position(|e| e.name == name)
+        .unwrap_or(DIRECTIVES.len())
+}
+
+/// The directives this build serves, in chain order.
+pub fn supported() -> impl Iterator<Item = &'static str> {
+    DIRECTIVES
+        .iter()
+        .filter(|e| e.read.is_some())
+        .map(|e| e.name)
 }
 
 /// A plugin held behind a pointer (a large one boxed, one shared with background tasks) acts
@@ -371,3 +468,32 @@ macro_rules! behind {
 
 use std::sync::Arc;
 behind!(Box, Arc);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_directive_once_and_the_chain_in_plugin_cfg_order() {
+        let mut names: Vec<&str> = DIRECTIVES.iter().map(|e| e.name).collect();
+        names.sort_unstable();
+        let len = names.len();
+        names.dedup();
+        assert_eq!(names.len(), len, "a directive listed twice");
+        // CoreDNS's order for the plugins of kubeadm's and k3s's Corefiles.
+        let chain = [
+            "prometheus",
+            "errors",
+            "log",
+            "loadbalance",
+            "autopath",
+            "cache",
+            "hosts",
+            "kubernetes",
+            "loop",
+            "forward",
+        ];
+        assert!(chain.windows(2).all(|w| order(w[0]) < order(w[1])));
+        assert_eq!(order("no-such-plugin"), DIRECTIVES.len());
+    }
+}

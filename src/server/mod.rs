@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::answer::{Block, Handler, Shared};
-use crate::config::{Listen, Timeouts};
+use crate::config::Listen;
+use crate::plugin::timeouts::Timeouts;
 
 /// An address with everything served on it, bound and ready to run.
 pub struct Listener {

@@ -12,7 +12,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 use tracing::{debug, warn};
 
 use crate::answer::{Handled, Handler, Transport};
-use crate::config::Timeouts;
+use crate::plugin::timeouts::Timeouts;
 
 /// TCP limits: CoreDNS's timeouts (its server's defaults; the `timeouts` directive changes them
 /// per port) and how many connections are served at once.

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::Name;
 use tracing::warn;
 
-use crate::config::host_name;
+use crate::corefile::host_name;
 
 /// Parses hosts-file text: `IP NAME [ALIAS...]` per line, `#` comments. Lines that do not
 /// parse are skipped with a warning naming `origin` and the line, as CoreDNS does.

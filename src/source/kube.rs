@@ -8,8 +8,10 @@
 //! so after any fault the state equals what a fresh list gives.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
@@ -28,8 +30,24 @@ use crate::cluster::writer::{Change, ClusterWriter};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+/// Where and how the kubernetes plugin reaches the API server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// `endpoint URL`: the API server, without credentials unless `tls` gives them.
+    pub endpoint: Option<String>,
+    /// `tls CERT KEY CACERT`.
+    pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+    /// `kubeconfig PATH [CONTEXT]`.
+    pub kubeconfig: Option<(PathBuf, Option<String>)>,
+    /// `labels SELECTOR`: only services and endpoints matching it.
+    pub labels: Option<String>,
+    /// `namespace_labels SELECTOR`: only namespaces matching it are exposed.
+    pub namespace_labels: Option<String>,
+    /// `startup_timeout`: how long cluster names get SERVFAIL while the first list syncs.
+    pub startup_timeout: Duration,
+}
+
 use crate::cluster::{ClusterObjects, ServiceKind};
-use crate::config::ApiConfig;
 use crate::metrics::metrics;
 
 /// Why the API source could not be set up.

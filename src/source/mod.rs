@@ -114,7 +114,10 @@ mod tests {
             Path::new("."),
         )
         .unwrap();
-        let k = config.servers[0].kubernetes.clone().unwrap();
+        let k = config.servers[0]
+            .get::<crate::plugin::kubernetes::KubernetesConfig>()
+            .cloned()
+            .unwrap();
         let (kubernetes, writer) = Kubernetes::new(&k, true);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let mut source: Box<dyn ClusterSource> = Box::new(Events(rx));

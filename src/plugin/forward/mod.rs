@@ -12,6 +12,10 @@
 //! until a health check (`. IN NS`) gets an answer from it; while every upstream is down,
 //! they are tried anyway.
 
+pub mod setup;
+
+pub use setup::{ForwardConfig, Policy};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -27,7 +31,6 @@ use hickory_proto::rr::{LowerName, Name};
 
 use super::cache::{Cache, Key, Lookup};
 use super::{Outcome, Phases, Request};
-use crate::config::forward::{ForwardConfig, Policy};
 use crate::wire::{self, HEADER_LEN};
 
 /// How long one upstream has to answer one query (CoreDNS's read timeout).

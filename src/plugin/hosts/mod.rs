@@ -1,5 +1,9 @@
 //! The `hosts` plugin: static names from a hosts file and inline entries, with PTRs.
 
+pub mod setup;
+
+pub use setup::HostsConfig;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -11,7 +15,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use tracing::warn;
 
 use super::{Fast, FastReply, Outcome, Phases, Reply, Request};
-use crate::config::{Fallthrough, HostsConfig};
+use crate::corefile::Fallthrough;
 use crate::source;
 use crate::table::{NameKey, RecordTable, record};
 use crate::wire::{Owner, Zones};

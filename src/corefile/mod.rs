@@ -3,13 +3,58 @@
 //! This is CoreDNS's (Caddy's) syntax: server blocks `KEY [KEY...] { ... }`, directives one per
 //! line with arguments and an optional `{ ... }` block, `#` comments, quoted strings,
 //! `{$ENV}` substitution, snippets `(name) { ... }` with `import name`, and `import FILE`.
-//! The parser only builds the tree; what the directives mean is decided in [`super`].
+//! The parser only builds the tree; what each directive means is decided by its plugin's
+//! setup (`plugin::NAME::setup`), from the helpers in [`args`].
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::ConfigError;
+pub mod args;
+
+pub use args::{
+    Fallthrough, directive_err, host_name, http_addr, number, one_arg, parse_duration, parse_zone,
+    plugin_zones, resolve,
+};
+
+/// Everything that can be wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{pos}: {message}")]
+    Syntax { pos: String, message: String },
+    #[error("{pos}: {directive}: {message}")]
+    Directive {
+        pos: String,
+        directive: String,
+        message: String,
+    },
+}
+
+/// One address a server block listens on: an IP (`bind`) or every address, and a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Listen {
+    /// `None`: the wildcard address.
+    pub ip: Option<IpAddr>,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Listen {
+    /// CoreDNS's server address, as in its logs and the `server` label of its metrics:
+    /// `dns://:53`, `dns://169.254.20.10:53`, `dns://[::1]:53`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip {
+            None => write!(f, "dns://:{}", self.port),
+            Some(IpAddr::V4(ip)) => write!(f, "dns://{ip}:{}", self.port),
+            Some(IpAddr::V6(ip)) => write!(f, "dns://[{ip}]:{}", self.port),
+        }
+    }
+}
 
 /// Where a token came from, for error messages: `Corefile:12`.
 #[derive(Debug, Clone, PartialEq, Eq)]

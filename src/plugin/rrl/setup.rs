@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use hickory_proto::rr::LowerName;
 
-use super::corefile::Directive;
-use super::{ConfigError, directive_err, plugin_zones};
+use super::Rrl;
+use crate::corefile::{ConfigError, Directive, directive_err, plugin_zones};
+use crate::plugin::Plugin;
+use crate::plugin::setup::{Building, Context, Setup, SetupError};
 
 const NAME: &str = "rrl";
 /// The plugin's defaults.
@@ -225,12 +227,30 @@ fn prefix(o: &Directive, arg: &str, max: u8) -> Result<u8, ConfigError> {
         })
 }
 
+impl Setup for RrlConfig {
+    fn parse(d: &Directive, cx: &Context<'_>) -> Result<Self, ConfigError> {
+        rrl(d, cx.zones)
+    }
+
+    fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
+        if !self.limits_anything() {
+            tracing::warn!(
+                "rrl in the block at {}: every allowance is 0, nothing is limited",
+                b.pos
+            );
+        }
+        b.chain.push(Plugin::Rrl(Box::new(Rrl::new(self))));
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::config::{Config, parse_zone};
+    use crate::config::Config;
+    use crate::corefile::parse_zone;
 
     fn load(text: &str) -> Result<Config, ConfigError> {
         Config::from_text(text, 53, Path::new("/etc/coredns"))
@@ -238,7 +258,7 @@ mod tests {
 
     fn rrl_of(body: &str) -> RrlConfig {
         let c = load(&format!("example.org:53 {{\n rrl{body}\n}}\n")).unwrap();
-        c.servers[0].rrl.clone().unwrap()
+        c.servers[0].get::<RrlConfig>().cloned().unwrap()
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! The `kubernetes` plugin: answers the cluster zones from the cluster view.
 
+pub mod setup;
+
+pub use setup::KubernetesConfig;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,11 +12,12 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
 
 use super::{Fast, FastReply, Outcome, Phases, Reply, Request};
+use crate::cluster::PodMode;
 use crate::cluster::records::{
     ClusterOptions, insecure_pod_address, reverse_address, reverse_address_wire,
 };
 use crate::cluster::writer::{ClusterView, ClusterWriter, Meta};
-use crate::config::{Fallthrough, KubernetesConfig, PodMode};
+use crate::corefile::Fallthrough;
 use crate::table::{EndpointName, NameKey, WireNode, record};
 use crate::wire::{Owner, Zones};
 

@@ -15,6 +15,10 @@
 //! memory never grows, and forged sources can push out only accounts that hold nothing a fresh
 //! one would not. Per query: a clock read, one hash, one bucket lock; no allocation.
 
+pub mod setup;
+
+pub use setup::RrlConfig;
+
 use crate::wire::Transport;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -24,7 +28,6 @@ use std::time::Instant;
 
 use tracing::debug;
 
-use crate::config::rrl::RrlConfig;
 use crate::wire::{self, HEADER_LEN, MAX_NAME};
 
 /// Accounts per bucket: a new account replaces the one with the most credit among these.
@@ -463,7 +466,7 @@ mod tests {
             Path::new("."),
         )
         .unwrap();
-        Rrl::new(c.servers[0].rrl.as_ref().unwrap())
+        Rrl::new(c.servers[0].get::<RrlConfig>().unwrap())
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -693,7 +696,7 @@ mod tests {
             Path::new("."),
         )
         .unwrap();
-        let r = Rrl::new(c.servers[0].rrl.as_ref().unwrap());
+        let r = Rrl::new(c.servers[0].get::<RrlConfig>().unwrap());
         let client = ip("192.0.2.1");
         for _ in 0..5 {
             assert!(r.response(&mut response("free.example", 1, 0, 1, None, false), client));

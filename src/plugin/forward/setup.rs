@@ -6,8 +6,13 @@ use std::time::Duration;
 
 use hickory_proto::rr::LowerName;
 
-use super::corefile::Directive;
-use super::{ConfigError, directive_err, one_arg, parse_duration, parse_zone, resolve};
+use super::Forward;
+use crate::corefile::{
+    ConfigError, Directive, directive_err, one_arg, parse_duration, parse_zone, resolve,
+};
+use crate::plugin::Plugin;
+use crate::plugin::cache::{Cache, CacheConfig};
+use crate::plugin::setup::{Building, Context, Setup, SetupError};
 
 const NAME: &str = "forward";
 /// CoreDNS's limit on upstreams per `forward`.
@@ -236,6 +241,27 @@ pub fn nameservers(text: &str) -> Vec<SocketAddr> {
         .filter_map(|ip| ip.parse::<IpAddr>().ok())
         .map(|ip| SocketAddr::new(ip, 53))
         .collect()
+}
+
+impl Setup for ForwardConfig {
+    fn parse(d: &Directive, cx: &Context<'_>) -> Result<Self, ConfigError> {
+        forward(d, cx.dir)
+    }
+
+    /// `forward` with the block's `cache` in front of it, when it has one.
+    fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
+        let cache = b.find::<CacheConfig>().map(|c| {
+            let zones: Vec<String> = if c.zones.is_empty() {
+                b.zones.iter().map(ToString::to_string).collect()
+            } else {
+                c.zones.iter().map(ToString::to_string).collect()
+            };
+            let counters = crate::metrics::metrics().register_cache(b.server_label(), zones);
+            Cache::new(c, b.zones, counters)
+        });
+        b.chain.push(Plugin::Forward(Forward::new(self, cache)));
+        Ok(())
+    }
 }
 
 #[cfg(test)]

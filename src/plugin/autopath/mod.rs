@@ -9,6 +9,10 @@
 //! query's name with a CNAME to the name that answered. The walk itself is in
 //! [`crate::answer`], since later names may need the upstream.
 
+pub mod setup;
+
+pub use setup::{AutopathConfig, AutopathSearch};
+
 use std::net::IpAddr;
 
 use hickory_proto::op::{Message, ResponseCode};
@@ -16,7 +20,6 @@ use hickory_proto::rr::rdata::CNAME;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::{Kubernetes, Reply};
-use crate::config::{AutopathConfig, AutopathSearch};
 use crate::wire::{self, Owner, Section};
 
 #[derive(Debug)]

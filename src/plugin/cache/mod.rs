@@ -13,6 +13,10 @@
 //! while it is fetched again behind (`immediate`, the default), or when every upstream fails
 //! (`verify`).
 
+pub mod setup;
+
+pub use setup::{CacheConfig, Prefetch};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -21,7 +25,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::LowerName;
 
 use super::Reply;
-use crate::config::cache::{CacheConfig, Prefetch};
+use crate::metrics::CacheCounters;
 use crate::wire::{self, Section};
 
 /// The TTL of a stale answer (RFC 8767's recommendation).
@@ -167,18 +171,6 @@ fn self_contained(response: &[u8]) -> Option<Vec<u8>> {
         out[6 + 2 * i..8 + 2 * i].copy_from_slice(&c.to_be_bytes());
     }
     Some(out)
-}
-
-/// Counters for `coredns_cache_*`.
-#[derive(Debug, Default)]
-pub struct CacheCounters {
-    pub entries: [AtomicU64; 2],
-    pub hits: [AtomicU64; 2],
-    pub misses: AtomicU64,
-    pub requests: AtomicU64,
-    pub served_stale: AtomicU64,
-    pub prefetches: AtomicU64,
-    pub evictions: [AtomicU64; 2],
 }
 
 fn slot(kind: Kind) -> usize {
