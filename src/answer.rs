@@ -478,7 +478,7 @@ impl Handler {
     /// after the question (see [`Plugin::serve_fast`]). `None`, with `out` in any state, when
     /// the query needs the full way: it is then answered as if this had not run. Otherwise
     /// [`Handled::Send`], or [`Handled::Drop`] when `rrl` drops it.
-    fn handle_fast(
+    pub(crate) fn handle_fast(
         &self,
         query: &[u8],
         light: &wire::LightQuery,

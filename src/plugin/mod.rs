@@ -3,6 +3,7 @@
 //! A plugin reads one snapshot per query and returns a [`Reply`] or [`Outcome::Next`]
 //! (CoreDNS's fallthrough). Plugins do no I/O on the query path.
 
+pub mod any;
 pub mod autopath;
 pub mod bind;
 pub mod cache;
@@ -381,7 +382,7 @@ registry! {
     "dnstap",
     "local",
     "dns64",
-    "any",
+    "any": any::Any => Any(any::Any),
     "chaos",
     "loadbalance": loadbalance::Loadbalance => Loadbalance(loadbalance::Loadbalance),
     "tsig",

@@ -49,18 +49,7 @@ impl Served {
     /// `question` (`NAME TYPE`) asked over UDP with EDNS from a pod's address, the answer as
     /// zone text (see the module's documentation).
     pub fn ask(&self, question: &str) -> String {
-        let (name, qtype) = question
-            .rsplit_once(' ')
-            .unwrap_or_else(|| panic!("`NAME TYPE`: {question}"));
-        let name = Name::from_ascii(name).expect("a name");
-        let qtype: RecordType = qtype.parse().expect("a type");
-        let mut msg = Message::new();
-        msg.set_id(0x1234).set_recursion_desired(true);
-        msg.add_query(Query::query(name, qtype));
-        let mut edns = Edns::new();
-        edns.set_max_payload(1232);
-        msg.set_edns(edns);
-        let query = msg.to_vec().expect("encodes");
+        let query = query(question);
         let src: SocketAddr = "10.244.0.7:40000".parse().expect("an address");
         let mut out = Vec::new();
         let handled = self.handler.handle(&query, src, Transport::Udp, &mut out);
@@ -83,6 +72,25 @@ impl Served {
         }
     }
 
+    /// Whether the fast path answers `question` by itself.
+    pub fn fast(&self, question: &str) -> bool {
+        let query = query(question);
+        let src: SocketAddr = "10.244.0.7:40000".parse().expect("an address");
+        let mut out = Vec::new();
+        crate::wire::parse_light(&query).is_some_and(|light| {
+            self.handler
+                .handle_fast(
+                    &query,
+                    &light,
+                    src,
+                    Transport::Udp,
+                    &mut out,
+                    Instant::now(),
+                )
+                .is_some()
+        })
+    }
+
     /// Asserts that `question` is answered as `expected` (lines compared trimmed).
     pub fn expect(&self, question: &str, expected: &str) {
         let want: Vec<&str> = expected
@@ -94,6 +102,22 @@ impl Served {
         let got: Vec<&str> = got.lines().collect();
         assert_eq!(got, want, "{question}");
     }
+}
+
+/// `question` (`NAME TYPE`) as a query with RD and EDNS (1232 bytes).
+fn query(question: &str) -> Vec<u8> {
+    let (name, qtype) = question
+        .rsplit_once(' ')
+        .unwrap_or_else(|| panic!("`NAME TYPE`: {question}"));
+    let name = Name::from_ascii(name).expect("a name");
+    let qtype: RecordType = qtype.parse().expect("a type");
+    let mut msg = Message::new();
+    msg.set_id(0x1234).set_recursion_desired(true);
+    msg.add_query(Query::query(name, qtype));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    msg.set_edns(edns);
+    msg.to_vec().expect("encodes")
 }
 
 /// A response as zone text.

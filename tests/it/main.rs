@@ -1,5 +1,6 @@
 //! Integration tests: the real server on loopback sockets, queried over UDP and TCP.
 
+mod any;
 mod apiserver;
 mod autopath;
 mod batch;
