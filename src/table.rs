@@ -35,6 +35,12 @@ impl Node {
         self.sets.iter().map(|(_, s)| s)
     }
 
+    /// Adds `record` to the set of its type (a name's own records, with no empty
+    /// non-terminals above it: `hosts`).
+    pub fn push(&mut self, record: Record) {
+        self.set_mut(record.record_type()).records.push(record);
+    }
+
     fn set_mut(&mut self, rtype: RecordType) -> &mut RrSet {
         let i = match self.sets.iter().position(|(t, _)| *t == rtype) {
             Some(i) => i,
@@ -293,7 +299,27 @@ const SET_HEADER: usize = 14;
 impl WireNode {
     /// The set of `rtype`, if the name has one.
     pub fn get(&self, rtype: RecordType) -> Option<WireSet<'_>> {
-        self.sets().find(|(t, _)| *t == rtype).map(|(_, s)| s)
+        // What `sets().find(..)` gives, reading only the headers until the set is found.
+        let want = u16::from(rtype).to_be_bytes();
+        let bytes = &self.0[..];
+        let sets = usize::from(*bytes.first()?);
+        let headers = bytes.get(1..1 + sets * SET_HEADER)?;
+        let mut data = 1 + sets * SET_HEADER;
+        for h in headers.chunks_exact(SET_HEADER) {
+            let bodies_len = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+            let additional_len = u32::from_be_bytes([h[10], h[11], h[12], h[13]]) as usize;
+            if h[..2] == want {
+                let additional_at = data + bodies_len;
+                return Some(WireSet {
+                    count: u16::from_be_bytes([h[2], h[3]]),
+                    bodies: bytes.get(data..additional_at)?,
+                    additional_count: u16::from_be_bytes([h[8], h[9]]),
+                    additional: bytes.get(additional_at..additional_at + additional_len)?,
+                });
+            }
+            data += bodies_len + additional_len;
+        }
+        None
     }
 
     /// Every set at this name.

@@ -4,6 +4,7 @@
 //! (CoreDNS's fallthrough). Plugins do no I/O on the query path.
 
 pub mod any;
+pub mod authority;
 pub mod autopath;
 pub mod bind;
 pub mod cache;

@@ -10,58 +10,30 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::{A, AAAA, PTR};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::rdata::PTR;
+use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 use tracing::warn;
 
-use super::{Fast, FastReply, Outcome, Phases, Reply, Request};
+use super::authority::{self, Style};
+use super::{Fast, Outcome, Phases, Request};
 use crate::corefile::Fallthrough;
 use crate::source;
-use crate::table::{NameKey, RecordTable, record};
-use crate::wire::{Owner, Zones};
+use crate::table::{NameKey, Node, RecordTable, WireNode, record};
+use crate::wire::Zones;
+
+/// As CoreDNS's hosts plugin: no RA, and ANY is a type a name lacks.
+const STYLE: Style = Style {
+    recursion_available: false,
+    any: false,
+};
 
 /// Every name the hosts file and the inline entries give, with its records precompiled: a
 /// name's addresses, and a reverse name's PTRs to the names listed for that address. Both
-/// paths answer from these same bytes.
+/// paths answer from these same nodes, through [`authority`].
 #[derive(Debug, Default)]
 pub struct HostsData {
     /// By lowercase wire-format name.
-    names: HashMap<NameKey, HostsNode>,
-}
-
-/// One name's records, as bodies that follow the question's name (see [`crate::wire::body`]).
-#[derive(Debug, Default)]
-struct HostsNode {
-    a: Bodies,
-    aaaa: Bodies,
-    ptr: Bodies,
-}
-
-#[derive(Debug, Default)]
-struct Bodies {
-    bytes: Vec<u8>,
-    count: u16,
-}
-
-impl Bodies {
-    fn push(&mut self, ttl: u32, rdata: RData) {
-        self.bytes
-            .extend(crate::wire::body(&record(&Name::root(), ttl, rdata)));
-        self.count += 1;
-    }
-}
-
-impl HostsNode {
-    /// The records of type `qtype` (a number, as on the wire), if it has any.
-    fn get(&self, qtype: u16) -> Option<&Bodies> {
-        let bodies = match RecordType::from(qtype) {
-            RecordType::A => &self.a,
-            RecordType::AAAA => &self.aaaa,
-            RecordType::PTR => &self.ptr,
-            _ => return None,
-        };
-        (bodies.count > 0).then_some(bodies)
-    }
+    names: HashMap<NameKey, WireNode>,
 }
 
 impl HostsData {
@@ -88,17 +60,14 @@ impl HostsData {
         let names = listed
             .into_iter()
             .map(|(key, (ips, targets))| {
-                let mut node = HostsNode::default();
+                let mut node = Node::default();
                 for ip in ips {
-                    match ip {
-                        IpAddr::V4(v4) => node.a.push(ttl, RData::A(A(v4))),
-                        IpAddr::V6(v6) => node.aaaa.push(ttl, RData::AAAA(AAAA(v6))),
-                    }
+                    node.push(record(&Name::root(), ttl, RData::from(ip)));
                 }
                 for target in targets {
-                    node.ptr.push(ttl, RData::PTR(PTR(target)));
+                    node.push(record(&Name::root(), ttl, RData::PTR(PTR(target))));
                 }
-                (key, node)
+                (key, WireNode::from(&node))
             })
             .collect();
         Self { names }
@@ -178,21 +147,21 @@ impl Phases for Hosts {
         }
         let data = self.table.guard();
         let node = data.names.get(NameKey::from(&req.lower).as_bytes());
-        let mut reply = Reply::authoritative(ResponseCode::NoError);
-        if let Some(bodies) = node.and_then(|n| n.get(u16::from(req.qtype))) {
-            reply
-                .answers
-                .push_bodies(Owner::Question, &bodies.bytes, bodies.count);
+        let no_cnames = |_: &LowerName| None;
+        if let Some(reply) =
+            node.and_then(|n| authority::answer(n, req.qtype, STYLE, &self.zones, &no_cnames))
+        {
             return Outcome::Reply(reply);
         }
         if self.fallthrough.through(&req.lower) {
             return Outcome::Next;
         }
         // No SOA to give (hosts files have none): NODATA when the name has other records.
-        if node.is_none() {
-            reply.rcode = ResponseCode::NXDomain;
-        }
-        Outcome::Reply(reply)
+        let rcode = match node {
+            Some(_) => ResponseCode::NoError,
+            None => ResponseCode::NXDomain,
+        };
+        Outcome::Reply(authority::negative(None, rcode))
     }
 
     /// [`Self::serve`] on the fast path: the same records, copied after the question.
@@ -203,26 +172,17 @@ impl Phases for Hosts {
         }
         let data = self.table.guard();
         let node = data.names.get(key);
-        let answered = |rcode, answers| {
-            Fast::Answered(FastReply {
-                rcode,
-                authoritative: true,
-                recursion_available: false,
-                counts: [answers, 0, 0],
-            })
-        };
-        if let Some(bodies) = node.and_then(|n| n.get(query.qtype)) {
-            if !crate::wire::push_question_bodies(out, &bodies.bytes, bodies.count) {
-                return Fast::Slow;
-            }
-            return answered(ResponseCode::NoError, bodies.count);
+        if let Some(node) = node
+            && node.get(RecordType::from(query.qtype)).is_some()
+        {
+            return authority::answer_fast(node, query.qtype, STYLE, || None, out);
         }
         if self.fallthrough.through_wire(key) {
             return Fast::Next;
         }
         match node {
-            Some(_) => answered(ResponseCode::NoError, 0),
-            None => answered(ResponseCode::NXDomain, 0),
+            Some(_) => authority::negative_fast(None, ResponseCode::NoError, out),
+            None => authority::negative_fast(None, ResponseCode::NXDomain, out),
         }
     }
 }

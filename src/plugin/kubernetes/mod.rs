@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
 
+use super::authority::{self, At, Style};
 use super::{Fast, FastReply, Outcome, Phases, Reply, Request};
 use crate::cluster::PodMode;
 use crate::cluster::records::{
@@ -21,8 +22,11 @@ use crate::corefile::Fallthrough;
 use crate::table::{EndpointName, NameKey, WireNode, record};
 use crate::wire::{Owner, Zones};
 
-/// How many CNAMEs an answer follows inside the zone (CoreDNS stops at 8 too).
-const MAX_CNAME_CHAIN: usize = 8;
+/// As CoreDNS's kubernetes plugin: RA on answers, and ANY answered with every set.
+const STYLE: Style = Style {
+    recursion_available: true,
+    any: true,
+};
 
 #[derive(Debug)]
 pub struct Kubernetes {
@@ -89,7 +93,8 @@ impl Kubernetes {
         Some(search)
     }
 
-    /// The answer at an existing name.
+    /// The answer at an existing name: an endpoint's, or what the node holds (see
+    /// [`authority::answer`]); NODATA with the zone's SOA when it has nothing of the type.
     fn answer<'a>(
         &self,
         found: Found<'a>,
@@ -97,107 +102,50 @@ impl Kubernetes {
         req: &Request,
         lookup: &dyn Fn(&LowerName) -> Option<Found<'a>>,
     ) -> Reply {
-        let mut reply = Reply::authoritative(ResponseCode::NoError);
-        match found {
-            Found::Endpoint(endpoint) => {
-                let target = NameKey::from(&req.lower);
-                let types = match req.qtype {
-                    RecordType::ANY => &[RecordType::A, RecordType::AAAA, RecordType::SRV][..],
-                    qtype => &[qtype][..],
+        let answered = match found {
+            Found::Endpoint(endpoint) => self.endpoint_answer(&endpoint, req),
+            Found::Node(node) => {
+                let at = |name: &LowerName| {
+                    lookup(name).map(|found| match found {
+                        Found::Node(node) => At::Node(node),
+                        Found::Endpoint(endpoint) => {
+                            let key = NameKey::from(name);
+                            let (bodies, count) =
+                                endpoint_bodies(&endpoint, req.qtype, self.ttl, key.as_bytes());
+                            At::Bodies(bodies, count)
+                        }
+                    })
                 };
-                for &qtype in types {
-                    let (bodies, count) =
-                        endpoint_bodies(&endpoint, qtype, self.ttl, target.as_bytes());
-                    reply.answers.push_bodies(Owner::Question, &bodies, count);
-                }
-                if req.qtype == RecordType::SRV && !reply.answers.is_empty() {
-                    let (bodies, count) = endpoint_additional(&endpoint, self.ttl);
-                    reply
-                        .additional
-                        .push_bodies(Owner::Question, &bodies, count);
-                }
+                authority::answer(node, req.qtype, STYLE, &self.zones, &at)
             }
-            Found::Node(node) => match req.qtype {
-                RecordType::ANY => {
-                    for (_, set) in node.sets() {
-                        reply
-                            .answers
-                            .push_bodies(Owner::Question, set.bodies, set.count);
-                    }
-                }
-                qtype => {
-                    if let Some(set) = node.get(qtype) {
-                        reply
-                            .answers
-                            .push_bodies(Owner::Question, set.bodies, set.count);
-                        reply
-                            .additional
-                            .push_full(set.additional, set.additional_count);
-                    } else if let (Some(target), Some(cname)) =
-                        (node.cname(), node.get(RecordType::CNAME))
-                        && matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::TXT)
-                    {
-                        reply.answers.push_bodies(Owner::Question, cname.bodies, 1);
-                        self.chase(lookup, &target, qtype, &mut reply);
-                    }
-                }
-            },
-        }
-        if reply.answers.is_empty() {
-            return negative(meta, &req.lower, ResponseCode::NoError);
-        }
-        reply.recursion_available = true;
-        reply
+        };
+        answered.unwrap_or_else(|| negative(meta, &req.lower, ResponseCode::NoError))
     }
 
-    /// Follows a CNAME while its target is in our zones, adding what each target holds; a
-    /// target outside them is left in [`Reply::follow`] for the handler to ask.
-    fn chase<'a>(
-        &self,
-        lookup: &dyn Fn(&LowerName) -> Option<Found<'a>>,
-        first: &Name,
-        qtype: RecordType,
-        reply: &mut Reply,
-    ) {
-        let mut target = first.clone();
-        let mut seen: Vec<LowerName> = Vec::new();
-        for _ in 0..MAX_CNAME_CHAIN {
-            let lower = LowerName::new(&target);
-            if !self.zones.holds(&lower) {
-                reply.follow = Some(target);
-                return;
-            }
-            if seen.contains(&lower) {
-                return;
-            }
-            let node = match lookup(&lower) {
-                None => return,
-                Some(Found::Endpoint(endpoint)) => {
-                    let key = NameKey::from(&lower);
-                    let (bodies, count) =
-                        endpoint_bodies(&endpoint, qtype, self.ttl, key.as_bytes());
-                    reply
-                        .answers
-                        .push_bodies(Owner::Name(&target), &bodies, count);
-                    return;
-                }
-                Some(Found::Node(node)) => node,
-            };
-            if let Some(set) = node.get(qtype) {
-                reply
-                    .answers
-                    .push_bodies(Owner::Name(&target), set.bodies, set.count);
-                return;
-            }
-            let (Some(next), Some(cname)) = (node.cname(), node.get(RecordType::CNAME)) else {
-                return;
-            };
-            reply
-                .answers
-                .push_bodies(Owner::Name(&target), cname.bodies, 1);
-            seen.push(lower);
-            target = next;
+    /// An endpoint's name: its addresses, or its SRV records (with their addresses as
+    /// additional records); every one of them for ANY.
+    fn endpoint_answer(&self, endpoint: &EndpointName<'_>, req: &Request) -> Option<Reply> {
+        let mut reply = Reply::authoritative(ResponseCode::NoError);
+        let target = NameKey::from(&req.lower);
+        let types = match req.qtype {
+            RecordType::ANY => &[RecordType::A, RecordType::AAAA, RecordType::SRV][..],
+            qtype => &[qtype][..],
+        };
+        for &qtype in types {
+            let (bodies, count) = endpoint_bodies(endpoint, qtype, self.ttl, target.as_bytes());
+            reply.answers.push_bodies(Owner::Question, &bodies, count);
         }
+        if req.qtype == RecordType::SRV && !reply.answers.is_empty() {
+            let (bodies, count) = endpoint_additional(endpoint, self.ttl);
+            reply
+                .additional
+                .push_bodies(Owner::Question, &bodies, count);
+        }
+        if reply.answers.is_empty() {
+            return None;
+        }
+        reply.recursion_available = true;
+        Some(reply)
     }
 
     /// A reverse name: the PTR targets of the address it spells.
@@ -308,18 +256,8 @@ impl Phases for Kubernetes {
             // An endpoint's name, kept in its service's node.
             Some(Found::Endpoint(_)) => return Fast::Slow,
             Some(Found::Node(node)) => {
-                let qtype = RecordType::from(query.qtype);
-                if let Some(set) = node.get(qtype) {
-                    if !crate::wire::push_question_bodies(out, set.bodies, set.count) {
-                        return Fast::Slow;
-                    }
-                    out.extend_from_slice(set.additional);
-                    return answered([set.count, 0, set.additional_count]);
-                }
-                if node.get(RecordType::CNAME).is_some() {
-                    return Fast::Slow;
-                }
-                return negative_fast(&meta, key, ResponseCode::NoError, out);
+                let soa = || meta.apex_for_wire(key).map(|a| &a.soa_wire[..]);
+                return authority::answer_fast(node, query.qtype, STYLE, soa, out);
             }
             None => {}
         }
@@ -454,24 +392,11 @@ fn ptr_body(out: &mut Vec<u8>, ttl: u32, target: &crate::table::PtrTarget<'_>) {
 
 /// [`negative`] written after the question in `out`.
 fn negative_fast(meta: &Meta, key: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) -> Fast {
-    let mut authority = 0;
-    if let Some(apex) = meta.apex_for_wire(key) {
-        out.extend_from_slice(&apex.soa_wire);
-        authority = 1;
-    }
-    Fast::Answered(FastReply {
-        rcode,
-        authoritative: true,
-        recursion_available: false,
-        counts: [0, authority, 0],
-    })
+    let soa = meta.apex_for_wire(key).map(|a| &a.soa_wire[..]);
+    authority::negative_fast(soa, rcode, out)
 }
 
 /// NXDOMAIN or NODATA, with the zone's SOA in the authority section.
 fn negative(meta: &Meta, name: &LowerName, rcode: ResponseCode) -> Reply {
-    let mut reply = Reply::authoritative(rcode);
-    if let Some(apex) = meta.apex_for(name) {
-        reply.authority.push_full(&apex.soa_wire, 1);
-    }
-    reply
+    authority::negative(meta.apex_for(name).map(|a| &a.soa_wire[..]), rcode)
 }
