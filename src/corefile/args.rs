@@ -23,6 +23,11 @@ impl Fallthrough {
             .is_some_and(|zones| zones.is_empty() || zones.holds(name))
     }
 
+    /// Whether `fallthrough` was given at all.
+    pub fn is_set(&self) -> bool {
+        self.zones.is_some()
+    }
+
     /// [`Self::through`] for a name in lowercase wire format.
     pub fn through_wire(&self, key: &[u8]) -> bool {
         self.zones

@@ -1,4 +1,4 @@
-//! The `hosts` directive: static names with PTRs, CoreDNS's NXDOMAIN/NODATA without an SOA,
+//! The `hosts` directive: static names with PTRs, CoreDNS's NODATA and SERVFAIL without an SOA,
 //! and a file re-read when it changes.
 
 use std::time::{Duration, Instant};
@@ -47,12 +47,14 @@ fn hosts_entries_answer_addresses_and_pointers() {
         answers(&server, "5.0.0.10.in-addr.arpa.", RecordType::PTR),
         vec!["reg.example.org.", "registry.example.org."]
     );
-    // A name with other records: NODATA; an unknown one: NXDOMAIN; no SOA in either.
+    // A name with other records: NODATA; an unknown one: SERVFAIL, as CoreDNS (a hosts file
+    // has no SOA to make an NXDOMAIN with); no SOA in either.
     let m = server.query("reg.example.org.", RecordType::AAAA);
     assert_eq!(m.response_code(), ResponseCode::NoError);
     assert!(m.answers().is_empty() && m.name_servers().is_empty());
     let m = server.query("nosuch.example.org.", RecordType::A);
-    assert_eq!(m.response_code(), ResponseCode::NXDomain);
+    assert_eq!(m.response_code(), ResponseCode::ServFail);
+    assert!(!m.authoritative());
     assert!(m.name_servers().is_empty());
 }
 
@@ -99,7 +101,7 @@ fn a_hosts_file_is_served_and_re_read_when_it_changes() {
 #[test]
 fn without_fallthrough_hosts_answers_for_its_whole_zone() {
     // CoreDNS's order puts hosts before kubernetes: a hosts block for `.` without
-    // fallthrough makes every other name NXDOMAIN, cluster names included.
+    // fallthrough makes every other name SERVFAIL, cluster names included.
     let server = TestServer::start(
         ".:0 {
         kubernetes cluster.local {
@@ -111,5 +113,5 @@ fn without_fallthrough_hosts_answers_for_its_whole_zone() {
     }",
     );
     let m = server.query("kubernetes.default.svc.cluster.local.", RecordType::A);
-    assert_eq!(m.response_code(), ResponseCode::NXDomain);
+    assert_eq!(m.response_code(), ResponseCode::ServFail);
 }

@@ -82,6 +82,7 @@ pub struct Hosts {
     file: Option<PathBuf>,
     inline: Vec<(IpAddr, Vec<Name>)>,
     no_reverse: bool,
+    fallthrough_unsupported: bool,
     table: Arc<RecordTable<HostsData>>,
 }
 
@@ -94,6 +95,7 @@ impl Hosts {
             file: config.file.clone(),
             inline: config.inline.clone(),
             no_reverse: config.no_reverse,
+            fallthrough_unsupported: config.fallthrough_unsupported,
             table: Arc::new(RecordTable::new(HostsData::default())),
         };
         hosts.table.publish(hosts.read());
@@ -128,6 +130,7 @@ impl Hosts {
             file: Some(file.clone()),
             inline: self.inline.clone(),
             no_reverse: self.no_reverse,
+            fallthrough_unsupported: false,
             table: Arc::clone(&self.table),
         };
         Some((file, move || {
@@ -137,53 +140,94 @@ impl Hosts {
     }
 }
 
+/// A name the hosts data has, as CoreDNS counts them: one with addresses.
+fn listed(node: Option<&WireNode>) -> Option<&WireNode> {
+    node.filter(|n| n.get(RecordType::A).is_some() || n.get(RecordType::AAAA).is_some())
+}
+
+/// As CoreDNS's hosts plugin answers:
+/// - a PTR query is answered when the address it spells has names, and passes on otherwise,
+///   whatever `fallthrough` says (reverse names need not be in the plugin's zones);
+/// - other names outside its zones pass on;
+/// - a listed name (one with addresses) gets its A or AAAA records, or NODATA for them and for
+///   every other type, unless `fallthrough_unsupported` sends the other types on;
+/// - a name it lacks passes on under `fallthrough`, else SERVFAIL (a hosts file has no SOA to
+///   make an NXDOMAIN with, as CoreDNS says).
 impl Phases for Hosts {
     const ANSWERS: bool = true;
 
     fn serve(&self, req: &Request) -> Outcome {
-        // Reverse names need not be listed as zones (CoreDNS: PTR zones are implicit).
-        if !self.zones.holds(&req.lower) && req.qtype != RecordType::PTR {
+        let ptr = req.qtype == RecordType::PTR;
+        if !ptr && !self.zones.holds(&req.lower) {
             return Outcome::Next;
         }
         let data = self.table.guard();
         let node = data.names.get(NameKey::from(&req.lower).as_bytes());
         let no_cnames = |_: &LowerName| None;
-        if let Some(reply) =
-            node.and_then(|n| authority::answer(n, req.qtype, STYLE, &self.zones, &no_cnames))
-        {
-            return Outcome::Reply(reply);
+        if ptr {
+            return match node
+                .and_then(|n| authority::answer(n, req.qtype, STYLE, &self.zones, &no_cnames))
+            {
+                Some(reply) => Outcome::Reply(reply),
+                None => Outcome::Next,
+            };
         }
-        if self.fallthrough.through(&req.lower) {
+        if self.unsupported_through(u16::from(req.qtype), || {
+            self.fallthrough.through(&req.lower)
+        }) {
             return Outcome::Next;
         }
-        // No SOA to give (hosts files have none): NODATA when the name has other records.
-        let rcode = match node {
-            Some(_) => ResponseCode::NoError,
-            None => ResponseCode::NXDomain,
-        };
-        Outcome::Reply(authority::negative(None, rcode))
+        match listed(node) {
+            Some(node) => Outcome::Reply(
+                authority::answer(node, req.qtype, STYLE, &self.zones, &no_cnames)
+                    .unwrap_or_else(|| authority::negative(None, ResponseCode::NoError)),
+            ),
+            None if self.fallthrough.through(&req.lower) => Outcome::Next,
+            None => {
+                let mut reply = authority::negative(None, ResponseCode::ServFail);
+                reply.authoritative = false;
+                Outcome::Reply(reply)
+            }
+        }
     }
 
-    /// [`Self::serve`] on the fast path: the same records, copied after the question.
+    /// [`Self::serve`] on the fast path: the same records, copied after the question; the
+    /// rare SERVFAIL goes the full way.
     fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
         let key = query.key();
-        if query.qtype != u16::from(RecordType::PTR) && !self.zones.holds_wire(key) {
+        let ptr = query.qtype == u16::from(RecordType::PTR);
+        if !ptr && !self.zones.holds_wire(key) {
             return Fast::Next;
         }
         let data = self.table.guard();
         let node = data.names.get(key);
-        if let Some(node) = node
-            && node.get(RecordType::from(query.qtype)).is_some()
-        {
-            return authority::answer_fast(node, query.qtype, STYLE, || None, out);
+        if ptr {
+            return match node {
+                Some(n) if n.get(RecordType::PTR).is_some() => {
+                    authority::answer_fast(n, query.qtype, STYLE, || None, out)
+                }
+                _ => Fast::Next,
+            };
         }
-        if self.fallthrough.through_wire(key) {
+        if self.unsupported_through(query.qtype, || self.fallthrough.through_wire(key)) {
             return Fast::Next;
         }
-        match node {
-            Some(_) => authority::negative_fast(None, ResponseCode::NoError, out),
-            None => authority::negative_fast(None, ResponseCode::NXDomain, out),
+        match listed(node) {
+            Some(node) => authority::answer_fast(node, query.qtype, STYLE, || None, out),
+            None if self.fallthrough.through_wire(key) => Fast::Next,
+            None => Fast::Slow,
         }
+    }
+}
+
+impl Hosts {
+    /// `fallthrough_unsupported`: a type other than A and AAAA (PTR is handled before) passes
+    /// on where `fallthrough` would.
+    fn unsupported_through(&self, qtype: u16, through: impl FnOnce() -> bool) -> bool {
+        self.fallthrough_unsupported
+            && qtype != u16::from(RecordType::A)
+            && qtype != u16::from(RecordType::AAAA)
+            && through()
     }
 }
 
@@ -239,12 +283,18 @@ mod tests {
                 ";; NOERROR aa rd ra
                  web.prod.svc.cluster.local. 5 IN A 10.96.12.34",
             ),
-            ("k3s-agent-2. AAAA", ";; forwarded"),
+            // A name it has, asked for a type it lacks: NODATA, not passed on (CoreDNS
+            // falls through only for names it lacks), whatever the type.
+            ("k3s-agent-2. AAAA", ";; NOERROR aa rd"),
+            ("k3s-agent-1. MX", ";; NOERROR aa rd"),
+            ("k3s-agent-3. A", ";; forwarded"),
             ("www.example.com. A", ";; forwarded"),
-            // Without fallthrough: NODATA for a name it has, NXDOMAIN for one it lacks, and
-            // no SOA (a hosts file has none).
+            // Without fallthrough: NODATA for a name it has, and no SOA (a hosts file has
+            // none).
             ("agent-1.example.internal. AAAA", ";; NOERROR aa rd"),
-            ("agent-2.example.internal. A", ";; NXDOMAIN aa rd"),
+            // A name it lacks without fallthrough: SERVFAIL, as CoreDNS (no SOA to make
+            // an NXDOMAIN with).
+            ("agent-2.example.internal. A", ";; SERVFAIL rd"),
             (
                 "AGENT-1.example.internal. A",
                 ";; NOERROR aa rd
@@ -252,6 +302,78 @@ mod tests {
             ),
         ] {
             served.expect(question, answer);
+        }
+    }
+
+    #[test]
+    fn pointers_of_unlisted_addresses_pass_on_whatever_fallthrough_says() {
+        let served = Served::new(
+            ".:0 {
+            hosts {
+                10.0.0.5 web.example
+            }
+            forward . 127.0.0.1:9
+        }",
+        );
+        served.expect(
+            "5.0.0.10.in-addr.arpa. PTR",
+            ";; NOERROR aa rd
+             5.0.0.10.in-addr.arpa. 3600 IN PTR web.example.",
+        );
+        // No names for the address: on to `forward`, though there is no fallthrough.
+        served.expect("6.0.0.10.in-addr.arpa. PTR", ";; forwarded");
+        // A reverse name asked for another type is not a listed name: SERVFAIL.
+        served.expect("5.0.0.10.in-addr.arpa. A", ";; SERVFAIL rd");
+    }
+
+    #[test]
+    fn fallthrough_unsupported_passes_other_types_on_for_listed_names() {
+        let served = Served::new(
+            ".:0 {
+            hosts {
+                10.0.0.5 web.example
+                fallthrough
+                fallthrough_unsupported
+            }
+            forward . 127.0.0.1:9
+        }",
+        );
+        for (question, answer) in [
+            (
+                "web.example. A",
+                ";; NOERROR aa rd
+                 web.example. 3600 IN A 10.0.0.5",
+            ),
+            ("web.example. AAAA", ";; NOERROR aa rd"),
+            ("web.example. TXT", ";; forwarded"),
+            ("web.example. HTTPS", ";; forwarded"),
+            ("other.example. A", ";; forwarded"),
+        ] {
+            served.expect(question, answer);
+        }
+    }
+
+    #[test]
+    fn hosts_options_as_coredns_reads_them() {
+        let load = |text: &str| {
+            crate::config::Config::from_text(text, 53, std::path::Path::new("/etc/coredns"))
+        };
+        let c = load(".:53 {\n hosts {\n  10.0.0.5 web.example\n }\n}\n").unwrap();
+        let h = c.servers[0].get::<super::HostsConfig>().unwrap();
+        // No file named: /etc/hosts, as CoreDNS.
+        assert_eq!(h.file.as_deref(), Some(std::path::Path::new("/etc/hosts")));
+        assert!(!h.fallthrough_unsupported);
+        for (corefile, error) in [
+            (
+                ".:53 {\n hosts {\n  fallthrough_unsupported\n }\n}\n",
+                "Corefile:2: hosts: fallthrough_unsupported requires fallthrough",
+            ),
+            (
+                ".:53 {\n hosts {\n  fallthrough\n  fallthrough_unsupported x\n }\n}\n",
+                "Corefile:4: hosts: Wrong argument count or unexpected line ending after 'fallthrough_unsupported'",
+            ),
+        ] {
+            assert_eq!(load(corefile).unwrap_err().to_string(), error, "{corefile}");
         }
     }
 }

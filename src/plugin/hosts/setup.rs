@@ -18,6 +18,7 @@ use crate::plugin::setup::{Building, Context, Setup, SetupError};
 /// The `hosts` directive.
 #[derive(Debug, Clone)]
 pub struct HostsConfig {
+    /// The hosts file: `/etc/hosts` unless the directive names another, as in CoreDNS.
     pub file: Option<PathBuf>,
     pub zones: Vec<LowerName>,
     pub inline: Vec<(IpAddr, Vec<Name>)>,
@@ -25,8 +26,13 @@ pub struct HostsConfig {
     pub reload: Duration,
     pub no_reverse: bool,
     pub fallthrough: Fallthrough,
+    /// `fallthrough_unsupported`: queries of other types than A, AAAA and PTR pass on too
+    /// (within `fallthrough`'s zones), even for a name the hosts data has.
+    pub fallthrough_unsupported: bool,
 }
 
+/// CoreDNS's hosts file when the directive names none.
+const HOSTS_DEFAULT_FILE: &str = "/etc/hosts";
 /// CoreDNS's default TTL for the hosts plugin.
 const HOSTS_DEFAULT_TTL: u32 = 3600;
 /// CoreDNS's default interval for re-reading a hosts file.
@@ -36,7 +42,7 @@ fn hosts(d: &Directive, block_zones: &[LowerName], dir: &Path) -> Result<HostsCo
     const NAME: &str = "hosts";
     let (file, zone_args) = match d.args.split_first() {
         Some((f, rest)) => (Some(resolve(dir, f)), rest),
-        None => (None, &[][..]),
+        None => (Some(PathBuf::from(HOSTS_DEFAULT_FILE)), &[][..]),
     };
     let mut h = HostsConfig {
         file,
@@ -46,6 +52,7 @@ fn hosts(d: &Directive, block_zones: &[LowerName], dir: &Path) -> Result<HostsCo
         reload: HOSTS_DEFAULT_RELOAD,
         no_reverse: false,
         fallthrough: Fallthrough::default(),
+        fallthrough_unsupported: false,
     };
     for o in &d.block {
         match o.name.as_str() {
@@ -66,6 +73,16 @@ fn hosts(d: &Directive, block_zones: &[LowerName], dir: &Path) -> Result<HostsCo
             }
             "no_reverse" => h.no_reverse = true,
             "fallthrough" => h.fallthrough = Fallthrough::parse(&o.args, o, NAME)?,
+            "fallthrough_unsupported" => {
+                if !o.args.is_empty() {
+                    return Err(directive_err(
+                        o,
+                        NAME,
+                        "Wrong argument count or unexpected line ending after 'fallthrough_unsupported'",
+                    ));
+                }
+                h.fallthrough_unsupported = true;
+            }
             ip if ip.parse::<IpAddr>().is_ok() => {
                 let addr: IpAddr = ip.parse().expect("checked above");
                 if o.args.is_empty() {
@@ -86,6 +103,13 @@ fn hosts(d: &Directive, block_zones: &[LowerName], dir: &Path) -> Result<HostsCo
                 ));
             }
         }
+    }
+    if h.fallthrough_unsupported && !h.fallthrough.is_set() {
+        return Err(directive_err(
+            d,
+            NAME,
+            "fallthrough_unsupported requires fallthrough",
+        ));
     }
     Ok(h)
 }
