@@ -356,27 +356,9 @@ pub fn parse_light(query: &[u8]) -> Option<LightQuery> {
         question_end: 0,
         edns: None,
     };
-    let mut at = HEADER_LEN;
-    loop {
-        let len = usize::from(*query.get(at)?);
-        if len > 63 || out.key_len + 1 + len > MAX_NAME {
-            // A pointer, an extended label type, or a name too long.
-            return None;
-        }
-        let label = query.get(at + 1..at + 1 + len)?;
-        out.key[out.key_len] = len as u8;
-        for (k, b) in out.key[out.key_len + 1..out.key_len + 1 + len]
-            .iter_mut()
-            .zip(label)
-        {
-            *k = b.to_ascii_lowercase();
-        }
-        out.key_len += 1 + len;
-        at += 1 + len;
-        if len == 0 {
-            break;
-        }
-    }
+    // No compression in a plain question: a pointer goes the full way.
+    let (key_len, mut at) = read_name(query, HEADER_LEN, &mut out.key, Pointers::Refuse)?;
+    out.key_len = key_len;
     let fixed = query.get(at..at + 4)?;
     out.qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
     // OPT as a question is an error; IXFR, AXFR, MAILB, MAILA and ANY are not plain.
@@ -412,6 +394,56 @@ pub fn parse_light(query: &[u8]) -> Option<LightQuery> {
         out.edns = Some((payload, dnssec_ok));
     }
     (at == query.len()).then_some(out)
+}
+
+/// What [`read_name`] does with a compression pointer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pointers {
+    Follow,
+    /// The name must be written whole (a plain query's question).
+    Refuse,
+}
+
+/// The name at `at` in `message`, lowercased into `key` in wire format (its labels, then the
+/// root's zero): its length in `key`, and where it ends in `message` (after the first pointer,
+/// when one is followed). `None` if it is cut short, longer than [`MAX_NAME`], has an extended
+/// label type, loops (more than 32 pointers), or is compressed under [`Pointers::Refuse`].
+#[inline]
+pub fn read_name(
+    message: &[u8],
+    mut at: usize,
+    key: &mut [u8; MAX_NAME],
+    pointers: Pointers,
+) -> Option<(usize, usize)> {
+    let mut len = 0;
+    let mut jumps = 0;
+    let mut end = None;
+    loop {
+        let label = usize::from(*message.get(at)?);
+        if label & 0xC0 == 0xC0 && pointers == Pointers::Follow {
+            jumps += 1;
+            if jumps > 32 {
+                return None;
+            }
+            let low = usize::from(*message.get(at + 1)?);
+            end.get_or_insert(at + 2);
+            at = ((label & 0x3F) << 8) | low;
+            continue;
+        }
+        if label > 63 || len + 1 + label > MAX_NAME {
+            return None;
+        }
+        let bytes = message.get(at + 1..at + 1 + label)?;
+        key[len] = label as u8;
+        for (k, b) in key[len + 1..len + 1 + label].iter_mut().zip(bytes) {
+            *k = b.to_ascii_lowercase();
+        }
+        len += 1 + label;
+        at += 1 + label;
+        if label == 0 {
+            return Some((len, end.unwrap_or(at)));
+        }
+    }
 }
 
 /// One record after the question, as [`records_after_question`] finds it.
@@ -775,6 +807,42 @@ mod tests {
             let m = message(counts, &records);
             assert_eq!(opt_well_formed(&m), ok, "{counts:?} {m:02x?}");
         }
+    }
+
+    #[test]
+    fn one_name_reader_for_plain_and_compressed_names() {
+        let mut key = [0; MAX_NAME];
+        // "Web.Example." at 12, then "www" + a pointer to it at 25.
+        let mut m = vec![0; HEADER_LEN];
+        m.extend_from_slice(b"\x03Web\x07Example\x00");
+        m.extend_from_slice(b"\x03www\xc0\x0c");
+        let read = |m: &[u8], at, pointers, key: &mut [u8; MAX_NAME]| {
+            read_name(m, at, key, pointers).map(|(len, end)| (key[..len].to_vec(), end))
+        };
+        assert_eq!(
+            read(&m, 12, Pointers::Refuse, &mut key),
+            Some((b"\x03web\x07example\x00".to_vec(), 25))
+        );
+        // A pointer is followed, and the name ends after it in the message.
+        assert_eq!(
+            read(&m, 25, Pointers::Follow, &mut key),
+            Some((b"\x03www\x03web\x07example\x00".to_vec(), 31))
+        );
+        assert_eq!(read(&m, 25, Pointers::Refuse, &mut key), None);
+        // A pointer to itself loops; a name cut short; a label type 0x40.
+        let looped = [&m[..HEADER_LEN], b"\xc0\x0c"].concat();
+        assert_eq!(read(&looped, 12, Pointers::Follow, &mut key), None);
+        assert_eq!(read(&m[..20], 12, Pointers::Follow, &mut key), None);
+        let extended = [&m[..HEADER_LEN], b"\x41a\x00"].concat();
+        assert_eq!(read(&extended, 12, Pointers::Follow, &mut key), None);
+        // Longer than 255 bytes in wire format.
+        let mut long = m[..HEADER_LEN].to_vec();
+        for _ in 0..5 {
+            long.push(63);
+            long.extend_from_slice(&[b'a'; 63]);
+        }
+        long.push(0);
+        assert_eq!(read(&long, 12, Pointers::Refuse, &mut key), None);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use tracing::debug;
 
-use crate::wire::{self, HEADER_LEN, MAX_NAME};
+use crate::wire::{self, HEADER_LEN, MAX_NAME, Pointers};
 
 /// Accounts per bucket: a new account replaces the one with the most credit among these.
 pub const WAYS: usize = 8;
@@ -172,7 +172,8 @@ impl Rrl {
             Named::Question => self.key(client, category, qtype, &qname[..qname_len]),
             Named::At(at) => {
                 let mut owner = [0; MAX_NAME];
-                let len = read_name(response, at, &mut owner).unwrap_or(0);
+                let len = wire::read_name(response, at, &mut owner, Pointers::Follow)
+                    .map_or(0, |(len, _)| len);
                 self.key(client, category, qtype, &owner[..len])
             }
             Named::Nothing => self.key(client, category, qtype, &[]),
@@ -196,7 +197,7 @@ impl Rrl {
     /// The question's name of `message`, read into `name` (lowercase wire format), when it
     /// lies in the zones limited: its length.
     fn covered(&self, message: &[u8], name: &mut [u8; MAX_NAME]) -> Option<usize> {
-        let len = read_name(message, HEADER_LEN, name)?;
+        let (len, _) = wire::read_name(message, HEADER_LEN, name, Pointers::Follow)?;
         self.zones.holds_wire(&name[..len]).then_some(len)
     }
 
@@ -294,37 +295,6 @@ fn record_type(message: &[u8], at: usize) -> Option<u16> {
     let fixed = wire::skip_name(message, at)?;
     let t = message.get(fixed..fixed + 2)?;
     Some(u16::from_be_bytes([t[0], t[1]]))
-}
-
-/// The name at `at` in `message`, compression pointers followed, lowercased into `buf` in
-/// wire format; its length. `None` if it is cut short, too long, or loops.
-fn read_name(message: &[u8], mut at: usize, buf: &mut [u8; MAX_NAME]) -> Option<usize> {
-    let mut len = 0;
-    let mut jumps = 0;
-    loop {
-        let label = usize::from(*message.get(at)?);
-        if label & 0xC0 == 0xC0 {
-            jumps += 1;
-            if jumps > 32 {
-                return None;
-            }
-            at = ((label & 0x3F) << 8) | usize::from(*message.get(at + 1)?);
-            continue;
-        }
-        if label > 63 || len + 1 + label > MAX_NAME {
-            return None;
-        }
-        buf[len] = label as u8;
-        let bytes = message.get(at + 1..at + 1 + label)?;
-        for (d, s) in buf[len + 1..len + 1 + label].iter_mut().zip(bytes) {
-            *d = s.to_ascii_lowercase();
-        }
-        len += 1 + label;
-        at += 1 + label;
-        if label == 0 {
-            return Some(len);
-        }
-    }
 }
 
 /// Cuts `response` to a slip: its header with TC set and no records but its OPT, its question.
