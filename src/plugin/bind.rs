@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use super::setup::{Building, Context, Setup, SetupError};
+use super::setup::{Context, Setup};
 use crate::corefile::{ConfigError, Directive, directive_err};
 
 /// The addresses named; none listens on every address.
@@ -88,10 +88,5 @@ impl Setup for Bind {
             }
         }
         true
-    }
-
-    /// Read where the block's sockets are bound ([`crate::config::ServerConfig::listen`]).
-    fn build(&self, _: &mut Building<'_>) -> Result<(), SetupError> {
-        Ok(())
     }
 }

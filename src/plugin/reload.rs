@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::setup::{Building, Context, Setup, SetupError};
+use super::setup::{Context, Setup};
 use crate::corefile::{ConfigError, Directive, directive_err, parse_duration};
 
 /// How often to look at the Corefile: every `interval`, give or take `jitter`.
@@ -44,9 +44,5 @@ impl Setup for Reload {
     fn parse(d: &Directive, _: &Context<'_>) -> Result<Self, ConfigError> {
         let (interval, jitter) = reload(d)?;
         Ok(Self { interval, jitter })
-    }
-
-    fn build(&self, _: &mut Building<'_>) -> Result<(), SetupError> {
-        Ok(())
     }
 }

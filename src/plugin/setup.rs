@@ -49,8 +49,13 @@ pub trait Setup: Any + std::fmt::Debug + Send + Sync {
     }
 
     /// Adds what the directive does to the server being built. Directives build in chain
-    /// order, so a plugin pushed to [`Building::chain`] lands in its place.
-    fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError>;
+    /// order, so a plugin pushed to [`Building::chain`] lands in its place. The default adds
+    /// nothing: for settings that the server (`bind`, `timeouts`), the binary (`reload`) or
+    /// another directive (`cache`, read by `forward`) finds by type.
+    fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
+        let _ = b;
+        Ok(())
+    }
 }
 
 /// Why a directive could not be built (its sources failed to load).

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::setup::{Building, Context, Setup, SetupError};
+use super::setup::{Context, Setup};
 use crate::corefile::{ConfigError, Directive, directive_err, parse_duration};
 
 /// `timeouts { read DURATION; write DURATION; idle DURATION }`: CoreDNS's timeouts of the
@@ -99,10 +99,5 @@ fn timeout(arg: &str) -> Result<Duration, String> {
 impl Setup for Timeouts {
     fn parse(d: &Directive, _: &Context<'_>) -> Result<Self, ConfigError> {
         timeouts(d)
-    }
-
-    /// Read by the TCP server of the block's addresses ([`crate::config::Config::timeouts`]).
-    fn build(&self, _: &mut Building<'_>) -> Result<(), SetupError> {
-        Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use hickory_proto::rr::LowerName;
 
 use crate::corefile::{ConfigError, Directive, directive_err, parse_duration, parse_zone};
-use crate::plugin::setup::{Building, Context, Setup, SetupError};
+use crate::plugin::setup::{Context, Setup};
 
 const NAME: &str = "cache";
 /// CoreDNS's defaults: capacity per kind, TTL caps, and the floor.
@@ -228,10 +228,5 @@ pub fn cache(d: &Directive) -> Result<CacheConfig, ConfigError> {
 impl Setup for CacheConfig {
     fn parse(d: &Directive, _: &Context<'_>) -> Result<Self, ConfigError> {
         cache(d)
-    }
-
-    /// The cache is `forward`'s: built with it ([`crate::plugin::forward::ForwardConfig`]).
-    fn build(&self, _: &mut Building<'_>) -> Result<(), SetupError> {
-        Ok(())
     }
 }
