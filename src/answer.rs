@@ -19,7 +19,7 @@ use hickory_proto::rr::Name;
 use crate::plugin::autopath::{self, Autopath};
 use crate::plugin::forward::InFlight;
 use crate::plugin::{Fast, Forward, Outcome, Plugin, Random, Reply, Request, Seen};
-use crate::wire::{self, HEADER_LEN};
+use crate::wire::{self, HEADER_LEN, Header, HeaderMut};
 
 pub use crate::wire::EDNS_PAYLOAD;
 /// The largest UDP response to a client that sent no OPT (RFC 1035).
@@ -345,7 +345,7 @@ impl Handler {
             crate::metrics::metrics().panicked();
             error!(%src, len = query.len(), "panic while answering a query; SERVFAIL");
             // As CoreDNS recovers: the client gets SERVFAIL rather than a timeout.
-            if query.len() >= HEADER_LEN && query[2] & 0x80 == 0 {
+            if Header::of(query).is_some_and(|h| !h.is_response()) {
                 header_only(query, ResponseCode::ServFail, out);
                 Handled::Send
             } else {
@@ -365,7 +365,7 @@ impl Handler {
         out: &mut Vec<u8>,
     ) -> Handled {
         out.clear();
-        if query.len() < HEADER_LEN || query[2] & 0x80 != 0 {
+        if Header::of(query).is_none_or(|h| h.is_response()) {
             return Handled::Drop;
         }
         #[cfg(test)]
@@ -398,7 +398,7 @@ impl Handler {
         out.clear();
         // The opcode is the header's: one other than QUERY is NOTIMP whatever follows, as
         // miekg/dns answers it, not FORMERR for a body that would never be read.
-        if query[2] & 0x78 != 0 {
+        if Header::of(query).is_none_or(|h| h.opcode() != 0) {
             header_only(query, ResponseCode::NotImp, out);
             return Handled::Send;
         }
@@ -487,7 +487,6 @@ impl Handler {
         out: &mut Vec<u8>,
         started: Instant,
     ) -> Option<Handled> {
-        const ARCOUNT: usize = 10;
         let key = light.key();
         let &(index, zone) = &self.routes[self.zones.longest_index_wire(key)?];
         let block = &self.blocks[index];
@@ -519,17 +518,16 @@ impl Handler {
             out.clear();
             return Some(Handled::Drop);
         }
-        let flags = response_flags(
-            query,
+        let (Some(asked), Some(mut header)) = (Header::of(query), HeaderMut::of(out)) else {
+            return None;
+        };
+        header.set_flags(asked.response_flags(
             reply.authoritative,
             false,
-            reply.rcode,
+            reply.rcode.low(),
             reply.recursion_available,
-        );
-        out[2..4].copy_from_slice(&flags);
-        out[6..8].copy_from_slice(&answers.to_be_bytes());
-        out[8..10].copy_from_slice(&authority.to_be_bytes());
-        out[ARCOUNT..ARCOUNT + 2].copy_from_slice(&additional.to_be_bytes());
+        ));
+        header.set_counts(answers, authority, additional);
         self.finish_wire(block, out);
         if !self.done(
             index,
@@ -638,7 +636,9 @@ impl Handler {
             let response = upstream(&forward, query, msg, &candidate, transport).await;
             drop(slot);
             if let Some(response) = response {
-                let rcode = ResponseCode::from_low(response[3] & 0x0F);
+                let rcode = Header::of(&response).map_or(ResponseCode::ServFail, |h| {
+                    ResponseCode::from_low(h.rcode_low())
+                });
                 if walk.next == 0 {
                     walk.first = autopath::renamed_upstream(&response, &req.name, &candidate);
                 }
@@ -838,16 +838,18 @@ impl Handler {
                 None if response.len() <= limit => {
                     self.finish_wire(block, &mut response);
                     *out = response;
-                    return Some(u16::from(out[3] & 0x0F));
+                    return Header::of(out).map(|h| u16::from(h.rcode_low()));
                 }
                 None => {
                     // Too large for the client over UDP: as many whole records as fit, with TC.
                     let name = question.name();
                     crate::plugin::autopath::from_upstream(&response, name).unwrap_or_else(|| {
-                        let mut header =
-                            Reply::authoritative(ResponseCode::from_low(response[3] & 0x0F));
-                        header.authoritative = response[2] & 0x04 != 0;
-                        header.recursion_available = response[3] & 0x80 != 0;
+                        let upstream = Header::of(&response);
+                        let rcode = upstream.map_or(0, |h| h.rcode_low());
+                        let mut header = Reply::authoritative(ResponseCode::from_low(rcode));
+                        header.authoritative = upstream.is_some_and(|h| h.authoritative());
+                        header.recursion_available =
+                            upstream.is_some_and(|h| h.recursion_available());
                         header
                     })
                 }
@@ -944,29 +946,6 @@ fn size_limit(transport: Transport, edns_payload: Option<u16>) -> usize {
     }
 }
 
-/// A response's flag bytes: QR, the query's opcode, RD and CD, and the reply's AA, TC, RA and
-/// rcode.
-fn response_flags(
-    query: &[u8],
-    authoritative: bool,
-    truncated: bool,
-    rcode: ResponseCode,
-    recursion_available: bool,
-) -> [u8; 2] {
-    let mut hi = 0x80 | (query[2] & 0x79);
-    if authoritative {
-        hi |= 0x04;
-    }
-    if truncated {
-        hi |= 0x02;
-    }
-    let mut lo = (query[3] & 0x10) | rcode.low();
-    if recursion_available {
-        lo |= 0x80;
-    }
-    [hi, lo]
-}
-
 /// The per-query metrics of a block counted under `metrics`, when it has `prometheus`.
 #[allow(clippy::too_many_arguments)]
 fn count(
@@ -999,10 +978,13 @@ fn count(
 /// Used when the query cannot be parsed far enough to echo its question.
 fn header_only(query: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) {
     out.clear();
-    out.extend_from_slice(&query[..2]);
+    let Some(query) = Header::of(query) else {
+        return;
+    };
+    out.extend_from_slice(&query.id());
     // QR=1, the query's opcode and RD; AA, TC, RA, Z, AD, CD clear.
-    out.push(0x80 | (query[2] & 0x79));
-    out.push(rcode.low());
+    let [hi, _] = query.response_flags(false, false, 0, false);
+    out.extend_from_slice(&[hi, rcode.low()]);
     out.extend_from_slice(&[0; 8]);
 }
 
@@ -1010,7 +992,7 @@ fn header_only(query: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) {
 /// the reply's sections; an OPT when the query had one. When that is over `limit`, the
 /// sections are left out and TC is set.
 fn encode(query: &[u8], msg: &Message, reply: &Reply, limit: usize, out: &mut Vec<u8>) {
-    let Some(question_end) = wire::question_end(query) else {
+    let (Some(question_end), Some(asked)) = (wire::question_end(query), Header::of(query)) else {
         header_only(query, ResponseCode::FormErr, out);
         return;
     };
@@ -1019,17 +1001,16 @@ fn encode(query: &[u8], msg: &Message, reply: &Reply, limit: usize, out: &mut Ve
         .as_ref()
         .map(|e| wire::opt(EDNS_PAYLOAD, reply.rcode.high(), e.flags().dnssec_ok));
     let flags = |truncated: bool| {
-        response_flags(
-            query,
+        asked.response_flags(
             reply.authoritative,
             truncated,
-            reply.rcode,
+            reply.rcode.low(),
             reply.recursion_available,
         )
     };
     let header = |out: &mut Vec<u8>, truncated: bool, counts: [u16; 3]| {
         out.clear();
-        out.extend_from_slice(&query[..2]);
+        out.extend_from_slice(&asked.id());
         out.extend_from_slice(&flags(truncated));
         out.extend_from_slice(&1u16.to_be_bytes());
         for c in counts {

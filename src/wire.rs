@@ -33,6 +33,175 @@ pub const HEADER_LEN: usize = 12;
 /// A compression pointer to the question's name.
 const QUESTION_POINTER: [u8; 2] = [0xC0, 0x0C];
 
+/// A message's header (RFC 1035 4.1.1), read in place: the one place that knows which bit of
+/// which byte is which flag and where each count sits.
+#[derive(Debug, Clone, Copy)]
+pub struct Header<'a>(&'a [u8; HEADER_LEN]);
+
+impl<'a> Header<'a> {
+    /// The header at the start of `message`; `None` if it is shorter than one.
+    #[inline]
+    pub fn of(message: &'a [u8]) -> Option<Self> {
+        message.first_chunk().map(Header)
+    }
+
+    /// The ID, as its two bytes.
+    #[inline]
+    pub fn id(self) -> [u8; 2] {
+        [self.0[0], self.0[1]]
+    }
+
+    /// QR: the message is a response.
+    #[inline]
+    pub fn is_response(self) -> bool {
+        self.0[2] & 0x80 != 0
+    }
+
+    /// The opcode (0 is QUERY).
+    #[inline]
+    pub fn opcode(self) -> u8 {
+        (self.0[2] >> 3) & 0x0F
+    }
+
+    /// QR clear and opcode QUERY: a standard query.
+    #[inline]
+    pub fn is_standard_query(self) -> bool {
+        self.0[2] & 0xF8 == 0
+    }
+
+    /// AA.
+    #[inline]
+    pub fn authoritative(self) -> bool {
+        self.0[2] & 0x04 != 0
+    }
+
+    /// TC.
+    #[inline]
+    pub fn truncated(self) -> bool {
+        self.0[2] & 0x02 != 0
+    }
+
+    /// RA.
+    #[inline]
+    pub fn recursion_available(self) -> bool {
+        self.0[3] & 0x80 != 0
+    }
+
+    /// The low four bits of the rcode (the rest is in an OPT record).
+    #[inline]
+    pub fn rcode_low(self) -> u8 {
+        self.0[3] & 0x0F
+    }
+
+    /// QDCOUNT.
+    #[inline]
+    pub fn questions(self) -> u16 {
+        self.count(4)
+    }
+
+    /// ANCOUNT.
+    #[inline]
+    pub fn answers(self) -> u16 {
+        self.count(6)
+    }
+
+    /// NSCOUNT.
+    #[inline]
+    pub fn authority(self) -> u16 {
+        self.count(8)
+    }
+
+    /// ARCOUNT.
+    #[inline]
+    pub fn additional(self) -> u16 {
+        self.count(10)
+    }
+
+    /// The two flag bytes of a response to this query: QR, the query's opcode, RD and CD,
+    /// and the response's own AA, TC, RA and (low) rcode. AD and Z are clear.
+    #[inline]
+    pub fn response_flags(
+        self,
+        authoritative: bool,
+        truncated: bool,
+        rcode_low: u8,
+        recursion_available: bool,
+    ) -> [u8; 2] {
+        let mut hi = 0x80 | (self.0[2] & 0x79);
+        if authoritative {
+            hi |= 0x04;
+        }
+        if truncated {
+            hi |= 0x02;
+        }
+        let mut lo = (self.0[3] & 0x10) | (rcode_low & 0x0F);
+        if recursion_available {
+            lo |= 0x80;
+        }
+        [hi, lo]
+    }
+
+    #[inline]
+    fn count(self, at: usize) -> u16 {
+        u16::from_be_bytes([self.0[at], self.0[at + 1]])
+    }
+}
+
+/// A message's header, written in place.
+#[derive(Debug)]
+pub struct HeaderMut<'a>(&'a mut [u8; HEADER_LEN]);
+
+impl<'a> HeaderMut<'a> {
+    /// The header at the start of `message`; `None` if it is shorter than one.
+    #[inline]
+    pub fn of(message: &'a mut [u8]) -> Option<Self> {
+        message.first_chunk_mut().map(HeaderMut)
+    }
+
+    /// Reads it back.
+    #[inline]
+    pub fn get(&self) -> Header<'_> {
+        Header(self.0)
+    }
+
+    #[inline]
+    pub fn set_id(&mut self, id: [u8; 2]) {
+        self.0[..2].copy_from_slice(&id);
+    }
+
+    /// Clears QR: the message reads as a query.
+    #[inline]
+    pub fn clear_response(&mut self) {
+        self.0[2] &= 0x7F;
+    }
+
+    /// Sets TC.
+    #[inline]
+    pub fn set_truncated(&mut self) {
+        self.0[2] |= 0x02;
+    }
+
+    /// Both flag bytes at once (see [`Header::response_flags`]).
+    #[inline]
+    pub fn set_flags(&mut self, flags: [u8; 2]) {
+        self.0[2..4].copy_from_slice(&flags);
+    }
+
+    /// ANCOUNT, NSCOUNT and ARCOUNT.
+    #[inline]
+    pub fn set_counts(&mut self, answers: u16, authority: u16, additional: u16) {
+        self.0[6..8].copy_from_slice(&answers.to_be_bytes());
+        self.0[8..10].copy_from_slice(&authority.to_be_bytes());
+        self.0[10..12].copy_from_slice(&additional.to_be_bytes());
+    }
+
+    /// QDCOUNT, ANCOUNT, NSCOUNT and ARCOUNT all zero.
+    #[inline]
+    pub fn clear_counts(&mut self) {
+        self.0[4..].fill(0);
+    }
+}
+
 /// Whose name a record is written under.
 #[derive(Debug, Clone, Copy)]
 pub enum Owner<'a> {
@@ -234,11 +403,11 @@ pub struct ParsedSections {
 pub fn parse_sections(message: &[u8]) -> Option<ParsedSections> {
     const OPT: u16 = 41;
     const SOA: u16 = 6;
-    let count = |at: usize| u16::from_be_bytes([message[at], message[at + 1]]);
-    if message.len() < HEADER_LEN || count(4) != 1 {
+    let header = Header::of(message)?;
+    if header.questions() != 1 {
         return None;
     }
-    let counts = [count(6), count(8), count(10)];
+    let counts = [header.answers(), header.authority(), header.additional()];
     let mut at = question_end(message)?;
     let mut out = ParsedSections {
         sections: Default::default(),
@@ -342,11 +511,15 @@ impl LightQuery {
 /// parse, which knows every error code.
 pub fn parse_light(query: &[u8]) -> Option<LightQuery> {
     const OPT: u16 = 41;
-    let count = |at: usize| u16::from_be_bytes([query[at], query[at + 1]]);
-    if query.len() < HEADER_LEN + 5 || query[2] & 0xF8 != 0 {
+    let header = Header::of(query)?;
+    if query.len() < HEADER_LEN + 5 || !header.is_standard_query() {
         return None;
     }
-    if count(4) != 1 || count(6) != 0 || count(8) != 0 || count(10) > 1 {
+    if header.questions() != 1
+        || header.answers() != 0
+        || header.authority() != 0
+        || header.additional() > 1
+    {
         return None;
     }
     let mut out = LightQuery {
@@ -370,7 +543,7 @@ pub fn parse_light(query: &[u8]) -> Option<LightQuery> {
     }
     out.question_end = at + 4;
     at = out.question_end;
-    if count(10) == 1 {
+    if header.additional() == 1 {
         // The OPT: root owner, type, payload size, extended rcode, version, flags, options.
         let opt = query.get(at..at + 11)?;
         if opt[0] != 0 || u16::from_be_bytes([opt[1], opt[2]]) != OPT || opt[6] != 0 {
@@ -460,12 +633,9 @@ pub struct RecordSpan {
 /// The records after the first question, as the header counts them; `None` in their place
 /// (and nothing after it) where they do not parse.
 pub fn records_after_question(message: &[u8]) -> impl Iterator<Item = Option<RecordSpan>> + '_ {
-    let count = |at: usize| {
-        message
-            .get(at..at + 2)
-            .map_or(0, |c| usize::from(u16::from_be_bytes([c[0], c[1]])))
-    };
-    let total = count(6) + count(8) + count(10);
+    let total = Header::of(message).map_or(0, |h| {
+        usize::from(h.answers()) + usize::from(h.authority()) + usize::from(h.additional())
+    });
     let mut at = question_end(message);
     (0..total).map_while(move |index| {
         let start = at?;
@@ -493,11 +663,10 @@ pub fn records_after_question(message: &[u8]) -> impl Iterator<Item = Option<Rec
 /// out (miekg/dns fails such a message too). `false` also if the records do not parse.
 pub fn opt_well_formed(message: &[u8]) -> bool {
     const OPT: u16 = 41;
-    if question_end(message).is_none() {
+    let Some(header) = Header::of(message).filter(|_| question_end(message).is_some()) else {
         return false;
-    }
-    let count = |at: usize| usize::from(u16::from_be_bytes([message[at], message[at + 1]]));
-    let before_additional = count(6) + count(8);
+    };
+    let before_additional = usize::from(header.answers()) + usize::from(header.authority());
     for record in records_after_question(message) {
         let Some(record) = record else {
             return false;
@@ -657,10 +826,10 @@ pub fn shuffle_fixed(records: &mut [u8], size: usize, random: &mut u64) {
 pub fn shuffle_message_addresses(message: &mut [u8], mut random: impl FnMut() -> u64) {
     const A: u16 = 1;
     const AAAA: u16 = 28;
-    if message.len() < HEADER_LEN || message[3] & 0x0F != 0 {
+    let Some(header) = Header::of(message).filter(|h| h.rcode_low() == 0) else {
         return;
-    }
-    let answers = u16::from_be_bytes([message[6], message[7]]);
+    };
+    let answers = header.answers();
     if answers < 2 {
         return;
     }
@@ -843,6 +1012,33 @@ mod tests {
         }
         long.push(0);
         assert_eq!(read(&long, 12, Pointers::Refuse, &mut key), None);
+    }
+
+    #[test]
+    fn the_header_view_reads_and_writes_each_field_where_rfc_1035_puts_it() {
+        assert!(Header::of(&[0; 11]).is_none());
+        // ID 0x1234; QR, opcode 2 (STATUS), AA, TC, RD; RA, CD, rcode 3; counts 1, 2, 3, 4.
+        let mut m = vec![0x12, 0x34, 0x97, 0x93, 0, 1, 0, 2, 0, 3, 0, 4, 0xFF];
+        let h = Header::of(&m).unwrap();
+        assert_eq!(h.id(), [0x12, 0x34]);
+        assert!(h.is_response() && h.authoritative() && h.truncated());
+        assert!(h.recursion_available() && !h.is_standard_query());
+        assert_eq!((h.opcode(), h.rcode_low()), (2, 3));
+        let counts = (h.questions(), h.answers(), h.authority(), h.additional());
+        assert_eq!(counts, (1, 2, 3, 4));
+        // A response keeps the query's opcode, RD and CD, and says its own AA, TC, RA, rcode.
+        assert_eq!(h.response_flags(false, false, 0, false), [0x91, 0x10]);
+        assert_eq!(h.response_flags(true, true, 0x15, true), [0x97, 0x95]);
+        let mut w = HeaderMut::of(&mut m).unwrap();
+        w.set_id([0xAB, 0xCD]);
+        w.clear_response();
+        w.set_counts(5, 6, 7);
+        assert!(!w.get().is_response() && w.get().truncated());
+        w.set_flags([0, 0]);
+        w.set_truncated();
+        assert_eq!(m[..12], [0xAB, 0xCD, 0x02, 0, 0, 1, 0, 5, 0, 6, 0, 7]);
+        HeaderMut::of(&mut m).unwrap().clear_counts();
+        assert_eq!(m[4..], [0, 0, 0, 0, 0, 0, 0, 0, 0xFF]);
     }
 
     #[test]

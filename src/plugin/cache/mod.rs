@@ -26,7 +26,7 @@ use hickory_proto::rr::LowerName;
 
 use super::Reply;
 use crate::metrics::CacheCounters;
-use crate::wire::{self, Section};
+use crate::wire::{self, Header, Section};
 
 /// The TTL of a stale answer (RFC 8767's recommendation).
 const STALE_TTL: u32 = 30;
@@ -313,10 +313,11 @@ impl Cache {
     /// What an upstream response becomes in the cache, if anything.
     fn entry(&self, name: &LowerName, response: &[u8]) -> Option<Entry> {
         let parsed = wire::parse_sections(&self_contained(response)?)?;
-        if response[2] & 0x02 != 0 {
+        let header = Header::of(response)?;
+        if header.truncated() {
             return None;
         }
-        let rcode = ResponseCode::from_low(response[3] & 0x0F);
+        let rcode = ResponseCode::from_low(header.rcode_low());
         let (kind, kept) = match rcode {
             ResponseCode::NoError if parsed.sections[0].count > 0 => {
                 (Kind::Success, &self.config.success)
@@ -342,8 +343,8 @@ impl Cache {
         Some(Entry {
             kind,
             rcode,
-            authoritative: response[2] & 0x04 != 0,
-            recursion_available: response[3] & 0x80 != 0,
+            authoritative: header.authoritative(),
+            recursion_available: header.recursion_available(),
             sections: parsed.sections,
             ttls: parsed.ttls,
             stored: Instant::now(),

@@ -31,7 +31,7 @@ use hickory_proto::rr::{LowerName, Name};
 
 use super::cache::{Cache, Key, Lookup};
 use super::{Outcome, Phases, Request};
-use crate::wire::{self, HEADER_LEN};
+use crate::wire::{self, HEADER_LEN, Header, HeaderMut};
 
 /// How long one upstream has to answer one query (CoreDNS's read timeout).
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
@@ -104,7 +104,9 @@ impl Refresh {
             };
             match forward.exchange(&key.query(), false).await {
                 // Only an answer replaces what is kept (a SERVFAIL would not serve better).
-                Ok(response) if matches!(response[3] & 0x0F, 0 | 3) => {
+                Ok(response)
+                    if Header::of(&response).is_some_and(|h| matches!(h.rcode_low(), 0 | 3)) =>
+                {
                     cache.store(key, &name, &response);
                 }
                 _ => cache.refresh_failed(&key),
@@ -256,13 +258,21 @@ impl Forward {
             .unwrap_or(Err(ForwardError::Timeout(upstream.addr)));
             crate::metrics::metrics().forwarded(
                 &upstream.addr,
-                result.as_ref().ok().map(|r| r[3] & 0x0F),
+                result
+                    .as_ref()
+                    .ok()
+                    .and_then(|r| Header::of(r))
+                    .map(|h| h.rcode_low()),
                 started.elapsed().as_secs_f64(),
             );
             match result {
                 Ok(mut reply) => {
                     upstream.fails.store(0, Ordering::Relaxed);
-                    reply[..2].copy_from_slice(&query[..2]);
+                    if let (Some(mut header), Some(asked)) =
+                        (HeaderMut::of(&mut reply), Header::of(query))
+                    {
+                        header.set_id(asked.id());
+                    }
                     reply[HEADER_LEN..question_end]
                         .copy_from_slice(&query[HEADER_LEN..question_end]);
                     return Ok(reply);
@@ -286,11 +296,13 @@ impl Forward {
     ) -> Result<Vec<u8>, ForwardError> {
         let mut outgoing = query.to_vec();
         let id: u16 = rand::rng().random();
-        outgoing[..2].copy_from_slice(&id.to_be_bytes());
+        if let Some(mut header) = HeaderMut::of(&mut outgoing) {
+            header.set_id(id.to_be_bytes());
+        }
         let question = &query[HEADER_LEN..question_end];
         if !tcp {
             let reply = udp_exchange(upstream.addr, &outgoing, id, question).await?;
-            if reply[2] & 0x02 == 0 {
+            if Header::of(&reply).is_some_and(|h| !h.truncated()) {
                 return Ok(reply);
             }
         }
@@ -345,10 +357,13 @@ pub(crate) async fn answered(addr: SocketAddr, query: &[u8], id: u16) -> bool {
 /// Whether `reply` answers the query with `id` and `question` (the name compared without
 /// regard to letter case).
 fn matches(reply: &[u8], id: u16, question: &[u8]) -> bool {
+    let Some(header) = Header::of(reply) else {
+        return false;
+    };
     reply.len() >= HEADER_LEN + question.len()
-        && reply[..2] == id.to_be_bytes()
-        && reply[2] & 0x80 != 0
-        && reply[4..6] == [0, 1]
+        && header.id() == id.to_be_bytes()
+        && header.is_response()
+        && header.questions() == 1
         && reply[HEADER_LEN..HEADER_LEN + question.len()].eq_ignore_ascii_case(question)
 }
 
@@ -423,7 +438,7 @@ mod tests {
         assert!(matches(&reply, 0x1234, question));
         assert!(!matches(&reply, 0x1235, question));
         let mut query_bit = reply.clone();
-        query_bit[2] &= 0x7F;
+        HeaderMut::of(&mut query_bit).unwrap().clear_response();
         assert!(!matches(&query_bit, 0x1234, question));
         assert!(!matches(&reply, 0x1234, b"\x03bar\x00\x00\x01\x00\x01"));
         assert!(!matches(&reply[..14], 0x1234, question));

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use tracing::debug;
 
-use crate::wire::{self, HEADER_LEN, MAX_NAME, Pointers};
+use crate::wire::{self, HEADER_LEN, Header, HeaderMut, MAX_NAME, Pointers};
 
 /// Accounts per bucket: a new account replaces the one with the most credit among these.
 pub const WAYS: usize = 8;
@@ -259,15 +259,12 @@ enum Named {
 /// What the response in `message` is accounted as, its question's type, and by which name.
 /// `None` if it has no question to read.
 fn classify(message: &[u8]) -> Option<(Category, u16, Named)> {
-    let count = |at: usize| u16::from_be_bytes([message[at], message[at + 1]]);
-    if message.len() < HEADER_LEN || count(4) != 1 {
-        return None;
-    }
+    let header = Header::of(message).filter(|h| h.questions() == 1)?;
     let question_end = wire::question_end(message)?;
     let qtype = u16::from_be_bytes([message[question_end - 4], message[question_end - 3]]);
-    let rcode = message[3] & 0x0F;
-    let truncated = message[2] & 0x02 != 0;
-    let (answers, authority) = (count(6), count(8));
+    let rcode = header.rcode_low();
+    let truncated = header.truncated();
+    let (answers, authority) = (header.answers(), header.authority());
     // A response cut for size is taken for the answer it would have been.
     if answers > 0 || truncated {
         return Some((Category::Response, qtype, Named::Question));
@@ -299,32 +296,36 @@ fn record_type(message: &[u8], at: usize) -> Option<u16> {
 
 /// Cuts `response` to a slip: its header with TC set and no records but its OPT, its question.
 fn slip(response: &mut Vec<u8>) {
-    if response.len() < HEADER_LEN {
+    let Some(mut header) = HeaderMut::of(response) else {
         return;
-    }
-    response[2] |= 0x02;
-    let questions = u16::from_be_bytes([response[4], response[5]]);
+    };
+    header.set_truncated();
+    let questions = header.get().questions();
     let Some(question_end) = wire::question_end(response).filter(|_| questions == 1) else {
         response.truncate(HEADER_LEN);
-        response[4..HEADER_LEN].fill(0);
+        if let Some(mut header) = HeaderMut::of(response) {
+            header.clear_counts();
+        }
         return;
     };
     let opt = find_opt(response);
-    response[6..HEADER_LEN].fill(0);
-    match opt {
+    let end = match opt {
         Some((start, end)) => {
             response.copy_within(start..end, question_end);
-            response.truncate(question_end + (end - start));
-            response[11] = 1;
+            question_end + (end - start)
         }
-        None => response.truncate(question_end),
+        None => question_end,
+    };
+    response.truncate(end);
+    if let Some(mut header) = HeaderMut::of(response) {
+        header.set_counts(0, 0, u16::from(opt.is_some()));
     }
 }
 
 /// Where the OPT record of a response is (its first byte and the one after it), if it has one.
 fn find_opt(message: &[u8]) -> Option<(usize, usize)> {
-    let count = |at: usize| usize::from(u16::from_be_bytes([message[at], message[at + 1]]));
-    let before = count(6) + count(8);
+    let header = Header::of(message)?;
+    let before = usize::from(header.answers()) + usize::from(header.authority());
     for record in wire::records_after_question(message) {
         let record = record?;
         if record.index >= before && record.rtype == OPT {
