@@ -18,7 +18,7 @@ use hickory_proto::rr::Name;
 
 use crate::plugin::autopath::{self, Autopath};
 use crate::plugin::forward::InFlight;
-use crate::plugin::{Fast, Forward, Outcome, Plugin, Random, Reply, Request, Seen};
+use crate::plugin::{Fast, Forward, Outcome, Owners, Plugin, Random, Reply, Request, Seen};
 use crate::wire::{self, HEADER_LEN, Header, HeaderMut};
 
 pub use crate::wire::EDNS_PAYLOAD;
@@ -578,9 +578,9 @@ impl Handler {
                 let Follow { mut reply, target } = *follow;
                 let asked = upstream(&forward, &query, &msg, &target, transport).await;
                 drop(_slot);
-                if let Some(theirs) = asked.and_then(|response| {
-                    crate::plugin::autopath::renamed_upstream(&response, &target, &target)
-                }) {
+                if let Some(theirs) =
+                    asked.and_then(|response| Reply::reowned(&response, Owners::Whole))
+                {
                     reply
                         .answers
                         .push_full(&theirs.answers.bytes, theirs.answers.count);
@@ -794,7 +794,7 @@ fn follow(block: &Block, req: &Request, mut reply: Reply) -> Step {
     };
     match ask(block, &req.for_name(target.clone())) {
         Asked::Reply(theirs) => {
-            if let Some(theirs) = crate::plugin::autopath::owned(&theirs, &target, req.qtype) {
+            if let Some(theirs) = theirs.reowned_whole(&target, req.qtype) {
                 reply
                     .answers
                     .push_full(&theirs.answers.bytes, theirs.answers.count);
@@ -842,8 +842,7 @@ impl Handler {
                 }
                 None => {
                     // Too large for the client over UDP: as many whole records as fit, with TC.
-                    let name = question.name();
-                    crate::plugin::autopath::from_upstream(&response, name).unwrap_or_else(|| {
+                    Reply::reowned(&response, Owners::Question).unwrap_or_else(|| {
                         let upstream = Header::of(&response);
                         let rcode = upstream.map_or(0, |h| h.rcode_low());
                         let mut header = Reply::authoritative(ResponseCode::from_low(rcode));

@@ -24,11 +24,10 @@ pub mod setup;
 pub mod testing;
 pub mod timeouts;
 
-use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{LowerName, Name, RecordType};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 
-use crate::wire::Section;
-use crate::wire::Transport;
+use crate::wire::{self, Owner, Section, Transport};
 
 pub use forward::Forward;
 pub use hosts::Hosts;
@@ -138,6 +137,76 @@ impl Reply {
             after: None,
         }
     }
+
+    /// The records of `message` (an upstream's response) written to stand on their own: names
+    /// in record data whole, and each owner whole — or, with [`Owners::Question`], a pointer to
+    /// the question where it is the question's name. So they mean the same after any header
+    /// and question (of that name), in any order (`loadbalance` may shuffle them). The rcode,
+    /// AA and RA are the message's; the OPT is left out. `None` if it does not parse, or, with
+    /// [`Owners::Question`], has other than one question.
+    ///
+    /// The one place records from elsewhere are re-owned: the cache keeps upstream answers
+    /// this way, `autopath` and the ExternalName follow answer other names with them, and a
+    /// forwarded answer too large for the client is cut from them.
+    pub fn reowned(message: &[u8], owners: Owners) -> Option<Self> {
+        let msg = Message::from_vec(message).ok()?;
+        let question = match (owners, msg.queries()) {
+            (Owners::Whole, _) => None,
+            (Owners::Question, [question]) => Some(LowerName::new(question.name())),
+            (Owners::Question, _) => return None,
+        };
+        let section = |records: &[Record]| {
+            let mut s = Section::default();
+            for r in records {
+                let owner = match &question {
+                    Some(q) if LowerName::new(r.name()) == *q => Owner::Question,
+                    _ => Owner::Name(r.name()),
+                };
+                s.push_record(owner, r);
+            }
+            s
+        };
+        Some(Self {
+            authoritative: msg.authoritative(),
+            recursion_available: msg.recursion_available(),
+            answers: section(msg.answers()),
+            authority: section(msg.name_servers()),
+            additional: section(msg.additionals()),
+            ..Self::authoritative(msg.response_code())
+        })
+    }
+
+    /// This reply, made for a query for `asked` of `qtype` (its records may be owned by that
+    /// question), with every record under its own name: records that can go into the answer
+    /// to another question.
+    pub fn reowned_whole(&self, asked: &Name, qtype: RecordType) -> Option<Self> {
+        let sections = [&self.answers, &self.authority, &self.additional];
+        let mut message = vec![0, 0, 0x80, 0, 0, 1];
+        for s in sections {
+            message.extend_from_slice(&s.count.to_be_bytes());
+        }
+        message.extend(wire::name_bytes(asked));
+        message.extend_from_slice(&u16::from(qtype).to_be_bytes());
+        message.extend_from_slice(&1u16.to_be_bytes());
+        for s in sections {
+            message.extend_from_slice(&s.bytes);
+        }
+        Some(Self {
+            rcode: self.rcode,
+            authoritative: self.authoritative,
+            recursion_available: self.recursion_available,
+            ..Self::reowned(&message, Owners::Whole)?
+        })
+    }
+}
+
+/// Which owners [`Reply::reowned`] writes as a pointer to the question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owners {
+    /// None: every owner whole (records for the answer to another question).
+    Whole,
+    /// Those that are the question's name (records for the answer to the same question).
+    Question,
 }
 
 /// What a plugin made of a query on the fast path (see [`crate::wire::parse_light`]).
@@ -474,6 +543,64 @@ behind!(Box, Arc);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reowned_records_stand_on_their_own_under_the_question_or_their_names() {
+        use hickory_proto::op::{MessageType, Query};
+        use hickory_proto::rr::RData;
+        use hickory_proto::rr::rdata::{A, CNAME};
+        let name = |s: &str| Name::from_ascii(s).unwrap();
+        let asked = name("WWW.example.org.");
+        let target = name("cdn.example.net.");
+        let mut m = Message::new();
+        m.set_message_type(MessageType::Response);
+        m.set_response_code(ResponseCode::NoError);
+        m.set_recursion_available(true);
+        m.add_query(Query::query(asked.clone(), RecordType::A));
+        let cname = RData::CNAME(CNAME(target.clone()));
+        m.add_answer(Record::from_rdata(name("www.example.org."), 60, cname));
+        m.add_answer(Record::from_rdata(
+            target.clone(),
+            30,
+            RData::A(A::new(192, 0, 2, 1)),
+        ));
+        // An upstream compresses the target in the CNAME's data and the A's owner.
+        let upstream = m.to_vec().unwrap();
+
+        let mine = Reply::reowned(&upstream, Owners::Question).unwrap();
+        let whole = Reply::reowned(&upstream, Owners::Whole).unwrap();
+        assert!(mine.recursion_available && !mine.authoritative);
+        assert_eq!((mine.rcode, mine.answers.count), (ResponseCode::NoError, 2));
+        let target_wire = wire::name_bytes(&target);
+        let www_wire = wire::name_bytes(&name("www.example.org."));
+        // The question's name (in any letter case) is the pointer to it; the rest is whole.
+        assert!(mine.answers.bytes.starts_with(&[0xC0, 0x0C]));
+        assert!(whole.answers.bytes.starts_with(&www_wire));
+        for reply in [&mine, &whole] {
+            let second = reply.answers.bytes.len() - (target_wire.len() + 14);
+            assert!(reply.answers.bytes[second..].starts_with(&target_wire));
+            // The target whole twice: in the CNAME's data and as the A's owner.
+            let whole_target = |w: &[u8]| w == target_wire.as_slice();
+            let times = reply.answers.bytes.windows(target_wire.len());
+            assert_eq!(times.filter(|w| whole_target(w)).count(), 2);
+        }
+        // Two questions: nothing to point at.
+        m.add_query(Query::query(target.clone(), RecordType::A));
+        let two = m.to_vec().unwrap();
+        assert!(Reply::reowned(&two, Owners::Question).is_none());
+        assert!(Reply::reowned(&two, Owners::Whole).is_some());
+        assert!(Reply::reowned(&upstream[..20], Owners::Whole).is_none());
+
+        // A reply owned by a question, re-owned for another: the same records, names whole,
+        // the reply's own flags.
+        let mut nx = mine.clone();
+        nx.rcode = ResponseCode::NXDomain;
+        let moved = nx
+            .reowned_whole(&name("www.example.org."), RecordType::A)
+            .unwrap();
+        assert_eq!(moved.answers, whole.answers);
+        assert_eq!(moved.rcode, ResponseCode::NXDomain);
+    }
 
     #[test]
     fn every_directive_once_and_the_chain_in_plugin_cfg_order() {

@@ -15,11 +15,11 @@ pub use setup::{AutopathConfig, AutopathSearch};
 
 use std::net::IpAddr;
 
-use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::CNAME;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use super::{Kubernetes, Reply};
+use super::{Kubernetes, Owners, Reply};
 use crate::wire::{self, Owner, Section};
 
 #[derive(Debug)]
@@ -101,7 +101,7 @@ pub fn renamed(reply: &Reply, original: &Name, candidate: &Name, qtype: RecordTy
     if LowerName::new(original) == LowerName::new(candidate) {
         return reply.clone();
     }
-    match owned(reply, candidate, qtype) {
+    match reply.reowned_whole(candidate, qtype) {
         Some(out) => Reply {
             follow: reply.follow.clone(),
             ..with_cname(out, original, candidate)
@@ -110,69 +110,10 @@ pub fn renamed(reply: &Reply, original: &Name, candidate: &Name, qtype: RecordTy
     }
 }
 
-/// `reply`, made for a query for `asked`, with every record under its own name (none owned by
-/// the question), so its records can go into the answer to another question.
-pub fn owned(reply: &Reply, asked: &Name, qtype: RecordType) -> Option<Reply> {
-    let mut bytes = vec![0, 0, 0x80, 0, 0, 1];
-    for s in [&reply.answers, &reply.authority, &reply.additional] {
-        bytes.extend_from_slice(&s.count.to_be_bytes());
-    }
-    bytes.extend(wire::name_bytes(asked));
-    bytes.extend_from_slice(&u16::from(qtype).to_be_bytes());
-    bytes.extend_from_slice(&1u16.to_be_bytes());
-    for s in [&reply.answers, &reply.authority, &reply.additional] {
-        bytes.extend_from_slice(&s.bytes);
-    }
-    let msg = Message::from_vec(&bytes).ok()?;
-    let mut out = from_message(&msg, reply.rcode);
-    out.authoritative = reply.authoritative;
-    out.recursion_available = reply.recursion_available;
-    Some(out)
-}
-
 /// An upstream's answer for `candidate`, as the answer to `original`.
 pub fn renamed_upstream(response: &[u8], original: &Name, candidate: &Name) -> Option<Reply> {
-    let msg = Message::from_vec(response).ok()?;
-    let mut out = from_message(&msg, msg.response_code());
-    out.authoritative = msg.authoritative();
-    out.recursion_available = msg.recursion_available();
-    Some(with_cname(out, original, candidate))
-}
-
-/// An upstream's answer to a question for `question`, its records re-written without
-/// compression: those owned by the question's name point at the question (as the upstream's
-/// compression did), the others carry their names whole.
-pub fn from_upstream(response: &[u8], question: &Name) -> Option<Reply> {
-    let msg = Message::from_vec(response).ok()?;
-    let mut out = sections(&msg, msg.response_code(), Some(&LowerName::new(question)));
-    out.authoritative = msg.authoritative();
-    out.recursion_available = msg.recursion_available();
-    Some(out)
-}
-
-fn from_message(msg: &Message, rcode: ResponseCode) -> Reply {
-    sections(msg, rcode, None)
-}
-
-/// `msg`'s sections as a reply with `rcode`: each record under its own name, or under the
-/// question when it is owned by `question`.
-fn sections(msg: &Message, rcode: ResponseCode, question: Option<&LowerName>) -> Reply {
-    let mut out = Reply::authoritative(rcode);
-    let section = |records: &[Record]| {
-        let mut s = Section::default();
-        for r in records {
-            let owner = match question {
-                Some(q) if LowerName::new(r.name()) == *q => Owner::Question,
-                _ => Owner::Name(r.name()),
-            };
-            s.push_record(owner, r);
-        }
-        s
-    };
-    out.answers = section(msg.answers());
-    out.authority = section(msg.name_servers());
-    out.additional = section(msg.additionals());
-    out
+    let reply = Reply::reowned(response, Owners::Whole)?;
+    Some(with_cname(reply, original, candidate))
 }
 
 /// CoreDNS's `cnamer`: when the first answer is not owned by `original`, a CNAME from

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::LowerName;
 
-use super::Reply;
+use super::{Owners, Reply};
 use crate::metrics::CacheCounters;
-use crate::wire::{self, Header, Section};
+use crate::wire::{self, Header, HeaderMut, Section};
 
 /// The TTL of a stale answer (RFC 8767's recommendation).
 const STALE_TTL: u32 = 30;
@@ -144,32 +144,16 @@ impl Entry {
 /// the same name, in any order (so `loadbalance` may shuffle them), and names in record data
 /// written whole. `None` if it does not parse or has more or less than one question.
 fn self_contained(response: &[u8]) -> Option<Vec<u8>> {
-    let msg = hickory_proto::op::Message::from_vec(response).ok()?;
-    let [question] = msg.queries() else {
-        return None;
-    };
-    let qname = LowerName::new(question.name());
+    let reply = Reply::reowned(response, Owners::Question)?;
     let end = wire::question_end(response)?;
     let mut out = response[..end].to_vec();
-    let mut counts = [0u16; 3];
-    let records = [msg.answers(), msg.name_servers(), msg.additionals()];
-    for (i, section) in records.iter().enumerate() {
-        let mut s = Section::default();
-        for r in section.iter() {
-            let owner = if LowerName::new(r.name()) == qname {
-                wire::Owner::Question
-            } else {
-                wire::Owner::Name(r.name())
-            };
-            s.push_record(owner, r);
-        }
-        counts[i] = s.count;
+    let sections = [&reply.answers, &reply.authority, &reply.additional];
+    for s in sections {
         out.extend_from_slice(&s.bytes);
     }
-    // hickory keeps OPT apart from the additional records: it is not cached anyway.
-    for (i, c) in counts.iter().enumerate() {
-        out[6 + 2 * i..8 + 2 * i].copy_from_slice(&c.to_be_bytes());
-    }
+    // The OPT is not kept: it is not cached anyway.
+    let [answers, authority, additional] = sections.map(|s| s.count);
+    HeaderMut::of(&mut out)?.set_counts(answers, authority, additional);
     Some(out)
 }
 
