@@ -84,7 +84,7 @@ pub struct ApiSource {
     watch_pods: bool,
 }
 
-impl super::ClusterSource for ApiSource {
+impl super::Source<ClusterWriter> for ApiSource {
     /// Nothing until the first list: the plugin answers SERVFAIL until then.
     fn load(
         &mut self,

@@ -35,7 +35,7 @@ pub struct ManifestSource {
     pub reload: std::time::Duration,
 }
 
-impl super::ClusterSource for ManifestSource {
+impl super::Source<crate::cluster::writer::ClusterWriter> for ManifestSource {
     fn load(
         &mut self,
         writer: &mut crate::cluster::writer::ClusterWriter,

@@ -20,18 +20,22 @@ use crate::cluster::writer::{Change, ClusterWriter};
 /// A task that keeps a source up to date while the server runs.
 pub type Background = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Where a `kubernetes` plugin's objects come from. Every source feeds its writer the same
-/// way, as [`Change`]s to [`ClusterWriter::apply`], so a new one (zone files, ServiceImports)
-/// is one more implementation of this: the API ([`kube::ApiSource`]), manifest files
-/// ([`manifests::ManifestSource`]), or batches of changes from a channel ([`Events`]).
-pub trait ClusterSource: Send + 'static {
+/// Where a plugin's records come from, fed to its writer `W` the same way by every source: a
+/// first load before anything is served, then a task that keeps the writer current. A new
+/// source (zone files, ServiceImports) is one more implementation of this.
+///
+/// The `kubernetes` plugin's writer is the cluster's ([`ClusterWriter`], fed [`Change`]s):
+/// from the API ([`kube::ApiSource`]), manifest files ([`manifests::ManifestSource`]), or
+/// batches of changes from a channel ([`Events`], for tests without an API server). `hosts`'s
+/// is its names' ([`hosts::HostsWriter`], fed a file's entries by [`hosts::HostsFile`]).
+pub trait Source<W>: Send + 'static {
     /// What the source holds now, applied before anything is served: `Ok(true)` when that is
     /// all of it (the plugin is ready at once), `Ok(false)` when it comes later from
     /// [`Self::run`]. An error stops the start.
-    fn load(&mut self, writer: &mut ClusterWriter) -> Result<bool, manifests::ManifestError>;
+    fn load(&mut self, writer: &mut W) -> Result<bool, manifests::ManifestError>;
 
     /// Keeps the writer current while the server runs, and sets `ready` once it has synced.
-    fn run(self: Box<Self>, writer: ClusterWriter, ready: Arc<AtomicBool>) -> Background;
+    fn run(self: Box<Self>, writer: W, ready: Arc<AtomicBool>) -> Background;
 }
 
 /// Batches of changes sent by whoever holds the sender, as a watch would deliver them: the
@@ -39,7 +43,7 @@ pub trait ClusterSource: Send + 'static {
 #[derive(Debug)]
 pub struct Events(pub tokio::sync::mpsc::UnboundedReceiver<Vec<Change>>);
 
-impl ClusterSource for Events {
+impl Source<ClusterWriter> for Events {
     fn load(&mut self, _writer: &mut ClusterWriter) -> Result<bool, manifests::ManifestError> {
         Ok(false)
     }
@@ -120,7 +124,7 @@ mod tests {
             .unwrap();
         let (kubernetes, writer) = Kubernetes::new(&k, true);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut source: Box<dyn ClusterSource> = Box::new(Events(rx));
+        let mut source: Box<dyn Source<ClusterWriter>> = Box::new(Events(rx));
         let mut writer = writer;
         assert!(!source.load(&mut writer).unwrap());
         let runtime = tokio::runtime::Builder::new_current_thread()

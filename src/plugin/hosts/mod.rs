@@ -6,18 +6,16 @@ pub use setup::HostsConfig;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::PTR;
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
-use tracing::warn;
 
 use super::authority::{self, Style};
 use super::{Fast, Outcome, Phases, Request};
 use crate::corefile::Fallthrough;
-use crate::source;
+use crate::source::hosts::{Entry, HostsWriter};
 use crate::table::{NameKey, Node, RecordTable, WireNode, record};
 use crate::wire::Zones;
 
@@ -77,66 +75,46 @@ impl HostsData {
 #[derive(Debug)]
 pub struct Hosts {
     zones: Zones,
-    ttl: u32,
     fallthrough: Fallthrough,
-    file: Option<PathBuf>,
-    inline: Vec<(IpAddr, Vec<Name>)>,
-    no_reverse: bool,
     fallthrough_unsupported: bool,
     table: Arc<RecordTable<HostsData>>,
 }
 
 impl Hosts {
-    pub fn new(config: &HostsConfig) -> Self {
+    /// The plugin with its inline entries, and the writer its file's source feeds.
+    pub fn new(config: &HostsConfig) -> (Self, Publisher) {
         let hosts = Self {
             zones: Zones::new(&config.zones),
-            ttl: config.ttl,
             fallthrough: config.fallthrough.clone(),
-            file: config.file.clone(),
-            inline: config.inline.clone(),
-            no_reverse: config.no_reverse,
             fallthrough_unsupported: config.fallthrough_unsupported,
             table: Arc::new(RecordTable::new(HostsData::default())),
         };
-        hosts.table.publish(hosts.read());
-        hosts
-    }
-
-    /// Reads the file (a missing one is empty, with a warning, as in CoreDNS) and the
-    /// inline entries.
-    fn read(&self) -> HostsData {
-        let mut entries = Vec::new();
-        if let Some(path) = &self.file {
-            match std::fs::read_to_string(path) {
-                Ok(text) => {
-                    entries.extend(source::hosts::parse(&text, &path.display().to_string()))
-                }
-                Err(error) => warn!(file = %path.display(), %error, "hosts file not read"),
-            }
-        }
-        entries.extend(self.inline.iter().cloned());
-        HostsData::build(&entries, self.no_reverse, self.ttl)
-    }
-
-    /// What the reload task needs: the file to watch and a way to re-read it.
-    pub fn reloader(
-        &self,
-    ) -> Option<(PathBuf, impl FnMut() -> Result<(), String> + Send + 'static)> {
-        let file = self.file.clone()?;
-        let me = Self {
-            zones: Zones::default(),
-            ttl: self.ttl,
-            fallthrough: Fallthrough::default(),
-            file: Some(file.clone()),
-            inline: self.inline.clone(),
-            no_reverse: self.no_reverse,
-            fallthrough_unsupported: false,
-            table: Arc::clone(&self.table),
+        let mut writer = Publisher {
+            table: Arc::clone(&hosts.table),
+            inline: config.inline.clone(),
+            no_reverse: config.no_reverse,
+            ttl: config.ttl,
         };
-        Some((file, move || {
-            me.table.publish(me.read());
-            Ok(())
-        }))
+        writer.replace(Vec::new());
+        (hosts, writer)
+    }
+}
+
+/// Publishes `hosts`'s names whole: a file's entries, as its source gives them, with the
+/// inline ones after them.
+#[derive(Debug)]
+pub struct Publisher {
+    table: Arc<RecordTable<HostsData>>,
+    inline: Vec<Entry>,
+    no_reverse: bool,
+    ttl: u32,
+}
+
+impl HostsWriter for Publisher {
+    fn replace(&mut self, mut entries: Vec<Entry>) {
+        entries.extend(self.inline.iter().cloned());
+        self.table
+            .publish(HostsData::build(&entries, self.no_reverse, self.ttl));
     }
 }
 

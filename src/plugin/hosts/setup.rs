@@ -3,17 +3,21 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use hickory_proto::rr::{LowerName, Name};
 
-use super::Hosts;
+use super::{Hosts, Publisher};
 use crate::corefile::{
     ConfigError, Directive, Fallthrough, directive_err, host_name, number, one_arg, parse_duration,
     plugin_zones, resolve,
 };
 use crate::plugin::Plugin;
 use crate::plugin::setup::{Building, Context, Setup, SetupError};
+use crate::source::Source;
+use crate::source::hosts::HostsFile;
 
 /// The `hosts` directive.
 #[derive(Debug, Clone)]
@@ -120,14 +124,16 @@ impl Setup for HostsConfig {
     }
 
     fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
-        let hosts = Hosts::new(self);
-        if let Some((file, reload)) = hosts.reloader() {
-            b.background.push(Box::pin(crate::source::watch_files(
-                "hosts",
-                vec![file],
-                self.reload,
-                reload,
-            )));
+        let (hosts, mut writer) = Hosts::new(self);
+        if let Some(path) = &self.file {
+            let mut file: Box<dyn Source<Publisher>> = Box::new(HostsFile {
+                path: path.clone(),
+                reload: self.reload,
+            });
+            file.load(&mut writer)?;
+            // Loaded whole: nothing for `ready` to wait on.
+            let loaded = Arc::new(AtomicBool::new(true));
+            b.background.push(file.run(writer, loaded));
         }
         b.chain.push(Plugin::Hosts(hosts));
         Ok(())

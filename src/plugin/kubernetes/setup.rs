@@ -9,6 +9,7 @@ use hickory_proto::rr::LowerName;
 
 use super::Kubernetes;
 use crate::cluster::PodMode;
+use crate::cluster::writer::ClusterWriter;
 use crate::corefile::args::is_reverse;
 use crate::corefile::{
     ConfigError, Directive, Fallthrough, directive_err, number, one_arg, parse_duration,
@@ -16,7 +17,7 @@ use crate::corefile::{
 };
 use crate::plugin::Plugin;
 use crate::plugin::setup::{Building, Context, Setup, SetupError};
-use crate::source::ClusterSource;
+use crate::source::Source;
 use crate::source::kube::{ApiConfig, ApiSource};
 use crate::source::manifests::ManifestSource;
 
@@ -239,7 +240,7 @@ impl Setup for KubernetesConfig {
     }
 
     fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
-        let mut source: Box<dyn ClusterSource> = match &self.api {
+        let mut source: Box<dyn Source<ClusterWriter>> = match &self.api {
             Some(api) => Box::new(
                 ApiSource::new(api, self.pods == PodMode::Verified).map_err(SetupError::Api)?,
             ),
