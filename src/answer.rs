@@ -145,6 +145,8 @@ pub struct Block {
     fast: bool,
     /// Whether a plugin looks at how long a query took (`log`).
     timed: bool,
+    /// Whether a plugin changes queries before the chain sees them (`bufsize`).
+    prepares: bool,
 }
 
 impl Block {
@@ -156,6 +158,7 @@ impl Block {
     ) -> Self {
         let fast = autopath.is_none() && plugins.iter().all(Plugin::fast);
         let timed = metrics.is_some() || plugins.iter().any(|p| matches!(p, Plugin::Log(_)));
+        let prepares = plugins.iter().any(Plugin::prepares);
         Self {
             zones,
             plugins,
@@ -163,6 +166,7 @@ impl Block {
             autopath,
             fast,
             timed,
+            prepares,
         }
     }
 }
@@ -195,6 +199,8 @@ pub struct Handler {
     /// Whether any block times its queries (`prometheus` or `log`); otherwise no clock is read
     /// per query and `created` stands in for the start.
     timed: bool,
+    /// Whether any block prepares its queries; otherwise none is copied.
+    prepares: bool,
     created: Instant,
     seed: std::sync::atomic::AtomicU64,
 }
@@ -232,12 +238,14 @@ impl Handler {
             .flat_map(|(bi, b)| (0..b.zones.len()).map(move |i| (bi, i as u16)))
             .collect();
         let timed = blocks.iter().any(|b| b.timed);
+        let prepares = blocks.iter().any(|b| b.prepares);
         Self {
             blocks,
             metrics,
             zones: wire::Zones::new(&all),
             routes,
             timed,
+            prepares,
             created: Instant::now(),
             seed: std::sync::atomic::AtomicU64::new(
                 std::time::SystemTime::now()
@@ -373,6 +381,8 @@ impl Handler {
             out.extend_from_slice(b"half a reply");
             panic!("a panic asked for by a test of handle_guarded");
         }
+        let prepared = self.prepared(query);
+        let query = prepared.as_deref().unwrap_or(query);
         let started = if self.timed {
             Instant::now()
         } else {
@@ -384,6 +394,27 @@ impl Handler {
             return handled;
         }
         self.handle_full(query, src, transport, out, started)
+    }
+
+    /// The prepare phase: the query as the block its question is routed to changes it, when
+    /// that block has a plugin that does (`None`, and nothing copied, otherwise; also for a
+    /// question that cannot be read, which the full parse refuses anyway).
+    pub(crate) fn prepared(&self, query: &[u8]) -> Option<Vec<u8>> {
+        if !self.prepares {
+            return None;
+        }
+        let mut key = [0u8; wire::MAX_NAME];
+        let (len, _) = wire::read_name(query, HEADER_LEN, &mut key, wire::Pointers::Follow)?;
+        let &(index, _) = &self.routes[self.zones.longest_index_wire(&key[..len])?];
+        let block = &self.blocks[index];
+        if !block.prepares {
+            return None;
+        }
+        let mut prepared = query.to_vec();
+        for plugin in &block.plugins {
+            plugin.prepare(&mut prepared);
+        }
+        Some(prepared)
     }
 
     /// [`Self::handle`] without the fast path: the query parsed whole by hickory-proto.

@@ -7,6 +7,7 @@ pub mod any;
 pub mod authority;
 pub mod autopath;
 pub mod bind;
+pub mod bufsize;
 pub mod cache;
 pub mod forward;
 pub mod forward_loop;
@@ -235,23 +236,37 @@ pub struct FastReply {
 /// runs each phase over the block's plugins in chain order (CoreDNS's `plugin.cfg` order).
 ///
 /// The phases, in the order a query meets them:
-/// 1. [`Self::admit`]: before the chain: may drop the query (`rrl`'s `requests-per-second`).
-/// 2. [`Self::serve`] / [`Self::serve_fast`]: the chain proper; the first plugin that does not
+/// 1. [`Self::prepare`]: change the query itself, before anything else sees it (`bufsize`).
+/// 2. [`Self::admit`]: before the chain: may drop the query (`rrl`'s `requests-per-second`).
+/// 3. [`Self::serve`] / [`Self::serve_fast`]: the chain proper; the first plugin that does not
 ///    pass the query on answers it, or sends it upstream.
-/// 3. [`Self::finish`] / [`Self::finish_wire`]: change the reply, however it was made (from the
+/// 4. [`Self::finish`] / [`Self::finish_wire`]: change the reply, however it was made (from the
 ///    table, on the fast path, from the cache, from upstream): `loadbalance`.
-/// 4. [`Self::respond`]: the encoded response, last: may cut or drop it (`rrl`'s slip).
-/// 5. [`Self::observe`]: see what went out: `log`, `errors`.
+/// 5. [`Self::respond`]: the encoded response, last: may cut or drop it (`rrl`'s slip).
+/// 6. [`Self::observe`]: see what went out: `log`, `errors`.
 pub trait Phases {
     /// Whether [`Self::serve`] ever answers: a plugin that does not is skipped by the fast
     /// path's chain too (the default [`Self::serve_fast`] passes for it, and declines for one
     /// that answers but has no fast path of its own).
     const ANSWERS: bool = false;
 
+    /// Whether [`Self::prepare`] ever changes a query: only a block with such a plugin copies
+    /// its queries to prepare them.
+    const PREPARES: bool = false;
+
     /// Whether this plugin's phases other than serving can all run on the fast path (`log`
     /// wants the parsed query).
     fn fast(&self) -> bool {
         true
+    }
+
+    /// Changes the query (the block's own copy of its bytes) before any other phase or path
+    /// sees it: the chain, the cache, an upstream, the observers, and the question and flags
+    /// echoed in the response all work from what it leaves, as CoreDNS's later plugins see the
+    /// request an earlier one changed. It must leave a message of one question; the block that
+    /// answers is the one the original question was routed to.
+    fn prepare(&self, query: &mut Vec<u8>) {
+        let _ = query;
     }
 
     /// Whether the query is answered at all; `false` drops it.
@@ -372,6 +387,15 @@ macro_rules! registry {
                 match self { $($($(Self::$variant(p) => Phases::fast(p),)?)?)* }
             }
 
+            pub fn prepares(&self) -> bool {
+                match self { $($($(Self::$variant(_) => <$ty as Phases>::PREPARES,)?)?)* }
+            }
+
+            #[inline]
+            pub fn prepare(&self, query: &mut Vec<u8>) {
+                match self { $($($(Self::$variant(p) => Phases::prepare(p, query),)?)?)* }
+            }
+
             #[inline]
             pub fn admit(&self, query: &[u8], src: std::net::SocketAddr, transport: Transport) -> bool {
                 match self { $($($(Self::$variant(p) => Phases::admit(p, query, src, transport),)?)?)* }
@@ -438,7 +462,7 @@ registry! {
     "multisocket",
     "reload": reload::Reload,
     "nsid",
-    "bufsize",
+    "bufsize": bufsize::Bufsize => Bufsize(bufsize::Bufsize),
     "bind": bind::Bind,
     "debug",
     "trace",

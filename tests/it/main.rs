@@ -5,6 +5,7 @@ mod apiserver;
 mod autopath;
 mod batch;
 mod bind;
+mod bufsize;
 mod cli;
 mod endpoints;
 mod flood;
