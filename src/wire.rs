@@ -81,10 +81,34 @@ impl<'a> Header<'a> {
         self.0[2] & 0x02 != 0
     }
 
+    /// RD.
+    #[inline]
+    pub fn recursion_desired(self) -> bool {
+        self.0[2] & 0x01 != 0
+    }
+
     /// RA.
     #[inline]
     pub fn recursion_available(self) -> bool {
         self.0[3] & 0x80 != 0
+    }
+
+    /// Z, the bit RFC 1035 reserves.
+    #[inline]
+    pub fn zero(self) -> bool {
+        self.0[3] & 0x40 != 0
+    }
+
+    /// AD (RFC 4035).
+    #[inline]
+    pub fn authentic_data(self) -> bool {
+        self.0[3] & 0x20 != 0
+    }
+
+    /// CD (RFC 4035).
+    #[inline]
+    pub fn checking_disabled(self) -> bool {
+        self.0[3] & 0x10 != 0
     }
 
     /// The low four bits of the rcode (the rest is in an OPT record).
@@ -1022,7 +1046,8 @@ mod tests {
         let h = Header::of(&m).unwrap();
         assert_eq!(h.id(), [0x12, 0x34]);
         assert!(h.is_response() && h.authoritative() && h.truncated());
-        assert!(h.recursion_available() && !h.is_standard_query());
+        assert!(h.recursion_desired() && h.recursion_available() && !h.is_standard_query());
+        assert!(h.checking_disabled() && !h.zero() && !h.authentic_data());
         assert_eq!((h.opcode(), h.rcode_low()), (2, 3));
         let counts = (h.questions(), h.answers(), h.authority(), h.additional());
         assert_eq!(counts, (1, 2, 3, 4));

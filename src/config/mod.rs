@@ -397,7 +397,7 @@ mod tests {
                 2,
                 "exclude each other",
             ),
-            (".:53 {\n log\n log\n}\n", 3, "once"),
+            (".:53 {\n errors\n errors\n}\n", 3, "once"),
             (".:53 {\n hosts {\n  10.0.0.1\n }\n}\n", 3, "no names"),
             (".:53 {\n hosts {\n  reload 5q\n }\n}\n", 3, "unit"),
             (".:x {\n log\n}\n", 1, "bad port"),

@@ -1,34 +1,197 @@
 //! The `log` and `errors` plugins: they see each query's response once it is made, whatever
 //! path made it, and write CoreDNS's lines.
+//!
+//! `log [NAMES...] [FORMAT] { class CLASSES... }`, as CoreDNS's: each `log` line adds a rule
+//! per name (`.` when none is given); a query is logged by the first rule whose name holds the
+//! question's, when the response's class (`success`, `denial`, `error`; `all` by default) is
+//! one the rule takes. FORMAT is CoreDNS's placeholders (`{common}` by default).
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RecordType};
 use tracing::{error, info};
 
 use super::setup::{Building, Context, Setup, SetupError};
 use super::{Phases, Plugin, Seen};
 use crate::corefile::{ConfigError, Directive, directive_err};
+use crate::wire::{self, Header, Transport};
 
-/// `log`: one line per query in CoreDNS's default format.
-#[derive(Debug, Default)]
-pub struct Log;
+/// CoreDNS's Common Log Format.
+const COMMON: &str = r#"{remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode} {>rflags} {rsize} {duration}"#;
+
+/// `log`: its rules, in the order the block's `log` lines give them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    rules: Vec<Rule>,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            rules: vec![Rule::new(Some(LowerName::from(Name::root())), COMMON)],
+        }
+    }
+}
+
+/// Which queries one rule logs, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rule {
+    /// Names at or under it; `None` for a scope that is no name, which holds none.
+    scope: Option<LowerName>,
+    format: Vec<Part>,
+    /// Bits of [`Class`]; all of them unless `class` says otherwise.
+    classes: u8,
+}
+
+impl Rule {
+    fn new(scope: Option<LowerName>, format: &str) -> Self {
+        Self {
+            scope,
+            format: parse_format(format),
+            classes: ALL,
+        }
+    }
+}
+
+/// A response's class, as CoreDNS's `response.Classify` tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Success = 1,
+    Denial = 2,
+    Error = 4,
+}
+
+const ALL: u8 = Class::Success as u8 | Class::Denial as u8 | Class::Error as u8;
+
+/// A response's type, as CoreDNS's `response.Typify` names them (`{/log/type}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Type {
+    NoError,
+    NameError,
+    ServerError,
+    NoData,
+    Delegation,
+    Meta,
+    Update,
+    OtherError,
+}
+
+impl Type {
+    fn name(self) -> &'static str {
+        match self {
+            Self::NoError => "NOERROR",
+            Self::NameError => "NXDOMAIN",
+            Self::ServerError => "SERVERERROR",
+            Self::NoData => "NODATA",
+            Self::Delegation => "DELEGATION",
+            Self::Meta => "META",
+            Self::Update => "UPDATE",
+            Self::OtherError => "OTHERERROR",
+        }
+    }
+
+    fn class(self) -> Class {
+        match self {
+            Self::NoError | Self::Delegation => Class::Success,
+            Self::NameError | Self::NoData => Class::Denial,
+            _ => Class::Error,
+        }
+    }
+}
+
+/// One piece of a format: text as written, or a placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Type,
+    Name,
+    QClass,
+    Proto,
+    Size,
+    Remote,
+    Port,
+    Local,
+    Id,
+    Opcode,
+    Do,
+    Bufsize,
+    Rcode,
+    Rsize,
+    Duration,
+    Rflags,
+    /// `{/LABEL}`: `log/class` and `log/type` are `log`'s own; any other is `-`.
+    Metadata(String),
+}
+
+/// Splits a format as CoreDNS's replacer does: from each `}` back to the nearest `{`; a known
+/// placeholder or a `{/metadata}` label is a part of its own, anything else stays text.
+fn parse_format(format: &str) -> Vec<Part> {
+    let format = format
+        .replace("{common}", COMMON)
+        .replace("{combined}", &format!(r#"{COMMON} "{{>opcode}}""#));
+    let mut parts = Vec::new();
+    let mut text = String::new();
+    let mut rest = format.as_str();
+    while let Some(close) = rest.find('}') {
+        let Some(open) = rest[..close].rfind('{') else {
+            text.push_str(&rest[..=close]);
+            rest = &rest[close + 1..];
+            continue;
+        };
+        let label = &rest[open..=close];
+        let part = match label {
+            "{type}" => Some(Part::Type),
+            "{name}" => Some(Part::Name),
+            "{class}" => Some(Part::QClass),
+            "{proto}" => Some(Part::Proto),
+            "{size}" => Some(Part::Size),
+            "{remote}" => Some(Part::Remote),
+            "{port}" => Some(Part::Port),
+            "{local}" => Some(Part::Local),
+            "{>id}" => Some(Part::Id),
+            "{>opcode}" => Some(Part::Opcode),
+            "{>do}" => Some(Part::Do),
+            "{>bufsize}" => Some(Part::Bufsize),
+            "{rcode}" => Some(Part::Rcode),
+            "{rsize}" => Some(Part::Rsize),
+            "{duration}" => Some(Part::Duration),
+            "{>rflags}" => Some(Part::Rflags),
+            _ => label
+                .strip_prefix("{/")
+                .and_then(|l| l.strip_suffix('}'))
+                .map(|l| Part::Metadata(l.to_string())),
+        };
+        match part {
+            Some(part) => {
+                text.push_str(&rest[..open]);
+                if !text.is_empty() {
+                    parts.push(Part::Text(std::mem::take(&mut text)));
+                }
+                parts.push(part);
+            }
+            None => text.push_str(&rest[..=close]),
+        }
+        rest = &rest[close + 1..];
+    }
+    text.push_str(rest);
+    if !text.is_empty() {
+        parts.push(Part::Text(text));
+    }
+    parts
+}
 
 /// `errors`: a line for each SERVFAIL.
 #[derive(Debug, Default)]
 pub struct Errors;
 
-/// `errors` and `log` take no block in this build.
-fn no_block(d: &Directive) -> Result<(), ConfigError> {
-    if !d.block.is_empty() {
-        return Err(directive_err(d, &d.name, "takes no block in this build"));
-    }
-    Ok(())
-}
-
 impl Setup for Errors {
     fn parse(d: &Directive, _: &Context<'_>) -> Result<Self, ConfigError> {
-        no_block(d).map(|()| Errors)
+        if !d.block.is_empty() {
+            return Err(directive_err(d, &d.name, "takes no block in this build"));
+        }
+        Ok(Errors)
     }
 
     fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
@@ -39,11 +202,69 @@ impl Setup for Errors {
 
 impl Setup for Log {
     fn parse(d: &Directive, _: &Context<'_>) -> Result<Self, ConfigError> {
-        no_block(d).map(|()| Log)
+        let scope = |name: &str| {
+            Name::from_ascii(name).ok().map(|mut n| {
+                n.set_fqdn(true);
+                LowerName::new(&n)
+            })
+        };
+        let mut rules = match d.args.as_slice() {
+            [] => vec![Rule::new(scope("."), COMMON)],
+            // One argument is a name, whatever it holds.
+            [name] => vec![Rule::new(scope(name), COMMON)],
+            [names @ .., last] => {
+                let (names, format) = if last.contains('{') {
+                    (names, last.as_str())
+                } else {
+                    (d.args.as_slice(), COMMON)
+                };
+                names.iter().map(|n| Rule::new(scope(n), format)).collect()
+            }
+        };
+        let mut classes = 0u8;
+        for o in &d.block {
+            if o.name != "class" {
+                return Err(directive_err(
+                    o,
+                    "log",
+                    format!("unknown property '{}'", o.name),
+                ));
+            }
+            if o.args.is_empty() {
+                return Err(directive_err(
+                    o,
+                    "log",
+                    "Wrong argument count or unexpected line ending after 'class'",
+                ));
+            }
+            for class in &o.args {
+                classes |= match class.as_str() {
+                    "all" => ALL,
+                    "success" => Class::Success as u8,
+                    "denial" => Class::Denial as u8,
+                    "error" => Class::Error as u8,
+                    other => {
+                        return Err(directive_err(o, "log", format!("invalid Class: {other}")));
+                    }
+                };
+            }
+        }
+        if classes != 0 {
+            for rule in &mut rules {
+                rule.classes = classes;
+            }
+        }
+        Ok(Self { rules })
+    }
+
+    /// Every `log` line of a block adds its rules after the earlier ones'.
+    fn merge(&mut self, later: Self) -> bool {
+        self.rules.extend(later.rules);
+        true
     }
 
     fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
-        b.chain.push(Plugin::Log(Log));
+        b.chain.push(Plugin::Log(self.clone()));
         Ok(())
     }
 }
@@ -77,51 +298,426 @@ impl Phases for Log {
         false
     }
 
-    /// `{remote}:{port} - {id} "{type} {class} {name} {proto} {size} {do} {bufsize}" {rcode} {rflags} {rsize} {duration}`.
     fn observe(&self, seen: &Seen<'_>) {
-        let Some(msg) = seen.message() else {
-            return;
+        if let Some(line) = self.line(seen) {
+            info!(target: "clusterdns::log", "{line}");
+        }
+    }
+}
+
+impl Log {
+    /// The line logged for this query, if any: the first rule whose names hold the question's
+    /// decides, as in CoreDNS.
+    fn line(&self, seen: &Seen<'_>) -> Option<String> {
+        let msg = seen.message()?;
+        let name = LowerName::new(msg.queries().first()?.name());
+        let rule = self
+            .rules
+            .iter()
+            .find(|r| r.scope.as_ref().is_some_and(|s| s.zone_of(&name)))?;
+        let kind = typify(&msg, seen.response);
+        (rule.classes & kind.class() as u8 != 0).then(|| render(&rule.format, seen, &msg, kind))
+    }
+}
+
+/// The response's type, from its header and its authority records' types.
+fn typify(query: &Message, response: &[u8]) -> Type {
+    const SOA: u16 = 6;
+    const NS: u16 = 2;
+    let Some(header) = Header::of(response) else {
+        return Type::OtherError;
+    };
+    match header.opcode() {
+        5 => return Type::Update,
+        4 => return Type::Meta,
+        _ => {}
+    }
+    if query
+        .queries()
+        .first()
+        .is_some_and(|q| matches!(q.query_type(), RecordType::AXFR | RecordType::IXFR))
+    {
+        return Type::Meta;
+    }
+    let rcode = header.rcode_low();
+    match (header.answers() > 0, rcode) {
+        (true, 0) => return Type::NoError,
+        (true, 3) => return Type::OtherError,
+        _ => {}
+    }
+    let answers = usize::from(header.answers());
+    let authority = answers..answers + usize::from(header.authority());
+    let (mut soa, mut ns) = (false, false);
+    for record in wire::records_after_question(response).map_while(|r| r) {
+        if authority.contains(&record.index) {
+            soa |= record.rtype == SOA;
+            ns |= record.rtype == NS;
+        }
+    }
+    match rcode {
+        0 if soa => Type::NoData,
+        3 => Type::NameError,
+        2 | 4 => Type::ServerError,
+        0 if ns => Type::Delegation,
+        0 => Type::NoError,
+        _ => Type::OtherError,
+    }
+}
+
+/// One line of `format` for this query.
+fn render(format: &[Part], seen: &Seen<'_>, msg: &Message, kind: Type) -> String {
+    let question = msg.queries().first();
+    let edns = msg.extensions().as_ref();
+    let mut out = String::with_capacity(128);
+    for part in format {
+        // Writing to a String does not fail.
+        let _ = match part {
+            Part::Text(text) => out.write_str(text),
+            Part::Type => match question.map(|q| q.query_type()) {
+                Some(RecordType::Unknown(n)) => write!(out, "TYPE{n}"),
+                Some(t) => write!(out, "{t}"),
+                None => out.write_str("-"),
+            },
+            Part::Name => match question {
+                Some(q) => write!(out, "{}", LowerName::new(q.name())),
+                None => out.write_str("."),
+            },
+            Part::QClass => match question.map(|q| q.query_class()) {
+                Some(DNSClass::Unknown(n)) => write!(out, "CLASS{n}"),
+                Some(c) => write!(out, "{c}"),
+                None => out.write_str("-"),
+            },
+            Part::Proto => out.write_str(seen.transport.as_str()),
+            Part::Size => write!(out, "{}", seen.query.len()),
+            Part::Remote => match seen.src.ip().to_canonical() {
+                std::net::IpAddr::V6(ip) => write!(out, "[{ip}]"),
+                ip => write!(out, "{ip}"),
+            },
+            Part::Port => write!(out, "{}", seen.src.port()),
+            // The address the query came to is not known here.
+            Part::Local => out.write_str("-"),
+            Part::Id => write!(out, "{}", msg.id()),
+            Part::Opcode => write!(out, "{}", u8::from(msg.op_code())),
+            Part::Do => write!(out, "{}", edns.is_some_and(|e| e.flags().dnssec_ok)),
+            Part::Bufsize => {
+                let size = match seen.transport {
+                    Transport::Tcp => 65535,
+                    Transport::Udp => edns.map_or(512, |e| e.max_payload().max(512)),
+                };
+                write!(out, "{size}")
+            }
+            Part::Rcode => out.write_str(&crate::metrics::rcode_name(seen.rcode)),
+            Part::Rsize => write!(out, "{}", seen.response.len()),
+            Part::Duration => write!(out, "{}s", seen.started.elapsed().as_secs_f64()),
+            Part::Rflags => {
+                out.push_str(&flags(seen.response));
+                Ok(())
+            }
+            Part::Metadata(label) => out.write_str(match label.as_str() {
+                "log/type" => kind.name(),
+                "log/class" => match kind.class() {
+                    Class::Success => "success",
+                    Class::Denial => "denial",
+                    Class::Error => "error",
+                },
+                _ => "-",
+            }),
         };
-        let Some(question) = msg.queries().first() else {
-            return;
+    }
+    out
+}
+
+/// The response's flags as CoreDNS writes them: `qr,aa,tc,rd,ra,z,ad,cd`, those set.
+fn flags(response: &[u8]) -> String {
+    let Some(h) = Header::of(response) else {
+        return "-".into();
+    };
+    let set = [
+        (h.is_response(), "qr"),
+        (h.authoritative(), "aa"),
+        (h.truncated(), "tc"),
+        (h.recursion_desired(), "rd"),
+        (h.recursion_available(), "ra"),
+        (h.zero(), "z"),
+        (h.authentic_data(), "ad"),
+        (h.checking_disabled(), "cd"),
+    ];
+    let on: Vec<&str> = set.iter().filter(|(on, _)| *on).map(|(_, f)| *f).collect();
+    on.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::path::Path;
+    use std::time::Instant;
+
+    use hickory_proto::op::{Edns, MessageType, Query};
+    use hickory_proto::rr::rdata::{A, NS, SOA};
+    use hickory_proto::rr::{RData, Record};
+
+    use super::*;
+    use crate::config::Config;
+
+    fn log(lines: &str) -> Result<Log, String> {
+        let text = format!(".:0 {{\n{lines}\n}}\n");
+        let config = Config::from_text(&text, 0, Path::new(".")).map_err(|e| e.to_string())?;
+        Ok(config.servers[0].get::<Log>().expect("log is set").clone())
+    }
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn query(qname: &str, qtype: RecordType, edns: Option<(u16, bool)>) -> Message {
+        let mut m = Message::new();
+        m.set_id(4321).set_recursion_desired(true);
+        m.add_query(Query::query(name(qname), qtype));
+        if let Some((payload, dnssec_ok)) = edns {
+            let mut e = Edns::new();
+            e.set_max_payload(payload).set_dnssec_ok(dnssec_ok);
+            m.set_edns(e);
+        }
+        m
+    }
+
+    /// `query`'s response: rcode, answers, authority records.
+    fn response(
+        query: &Message,
+        rcode: ResponseCode,
+        answers: &[Record],
+        ns: &[Record],
+    ) -> Vec<u8> {
+        let mut m = Message::new();
+        m.set_id(query.id())
+            .set_message_type(MessageType::Response)
+            .set_recursion_desired(true)
+            .set_authoritative(true)
+            .set_response_code(rcode);
+        m.add_queries(query.queries().to_vec());
+        m.add_answers(answers.to_vec());
+        m.add_name_servers(ns.to_vec());
+        m.to_vec().unwrap()
+    }
+
+    fn soa() -> Record {
+        let data = SOA::new(name("ns.dns.x."), name("h.x."), 1, 2, 3, 4, 5);
+        Record::from_rdata(name("x."), 5, RData::SOA(data))
+    }
+
+    fn a(owner: &str) -> Record {
+        Record::from_rdata(name(owner), 5, RData::A(A::new(10, 0, 0, 1)))
+    }
+
+    /// The line `log` writes for `query` answered by `response`.
+    fn line(log: &Log, query: &Message, response: &[u8], transport: Transport) -> Option<String> {
+        let bytes = query.to_vec().unwrap();
+        let src: SocketAddr = "[::ffff:10.244.0.7]:40000".parse().unwrap();
+        let seen = Seen {
+            query: &bytes,
+            parsed: Some(query),
+            src,
+            transport,
+            size: 0,
+            rcode: u16::from(Message::from_vec(response).unwrap().response_code()),
+            response,
+            started: Instant::now(),
         };
-        let out = seen.response;
-        let (dnssec_ok, bufsize) = match msg.extensions() {
-            Some(e) => (e.flags().dnssec_ok, e.max_payload()),
-            None => (false, 512),
+        log.line(&seen)
+    }
+
+    #[test]
+    fn reads_coredns_forms() {
+        let root = |format: &str| Rule::new(Some(LowerName::from(Name::root())), format);
+        let rule = |scope: &str, format: &str, classes: u8| Rule {
+            classes,
+            ..Rule::new(Some(LowerName::new(&name(scope))), format)
         };
-        let bit = |byte: usize, mask: u8| out.get(byte).is_some_and(|b| b & mask != 0);
-        let mut flags = vec!["qr"];
-        if bit(2, 0x04) {
-            flags.push("aa");
-        }
-        if bit(2, 0x02) {
-            flags.push("tc");
-        }
-        if msg.recursion_desired() {
-            flags.push("rd");
-        }
-        if bit(3, 0x80) {
-            flags.push("ra");
-        }
-        let src = seen.src;
-        info!(
-            target: "clusterdns::log",
-            "{}:{} - {} \"{} {} {} {} {} {} {}\" {} {} {} {:.9}s",
-            src.ip().to_canonical(),
-            src.port(),
-            msg.id(),
-            question.query_type(),
-            question.query_class(),
-            question.name(),
-            seen.transport.as_str(),
-            seen.size,
-            dnssec_ok,
-            bufsize,
-            crate::metrics::rcode_name(seen.rcode),
-            flags.join(","),
-            out.len(),
-            seen.started.elapsed().as_secs_f64(),
+        let (s, d, e) = (
+            Class::Success as u8,
+            Class::Denial as u8,
+            Class::Error as u8,
         );
+        for (lines, rules) in [
+            ("log", vec![root(COMMON)]),
+            ("log .", vec![root(COMMON)]),
+            // One argument is a name even with a brace in it.
+            ("log example.org", vec![rule("example.org.", COMMON, ALL)]),
+            (
+                "log a.org b.org",
+                vec![rule("a.org.", COMMON, ALL), rule("b.org.", COMMON, ALL)],
+            ),
+            (
+                r#"log . "{proto} Request: {name} {type} {>id}""#,
+                vec![root("{proto} Request: {name} {type} {>id}")],
+            ),
+            ("log . {\n class error\n}", vec![rule(".", COMMON, e)]),
+            (
+                "log . {combined} {\n class denial error\n}",
+                vec![rule(".", &format!("{COMMON} \"{{>opcode}}\""), d | e)],
+            ),
+            (
+                "log . {\n class denial\n class success\n}",
+                vec![rule(".", COMMON, d | s)],
+            ),
+            (
+                "log . {\n class all denial\n}",
+                vec![rule(".", COMMON, ALL)],
+            ),
+            // Several lines: their rules in order.
+            (
+                "log example.org {\n class denial\n}\nlog",
+                vec![rule("example.org.", COMMON, d), root(COMMON)],
+            ),
+        ] {
+            assert_eq!(log(lines).map(|l| l.rules), Ok(rules), "{lines}");
+        }
+        for (lines, error) in [
+            ("log . {\n class\n}", "Wrong argument count"),
+            ("log . {\n class nope\n}", "invalid Class: nope"),
+            ("log . {\n format x\n}", "unknown property 'format'"),
+        ] {
+            let got = log(lines).expect_err(lines);
+            assert!(got.contains(error), "{lines}: {got}");
+        }
+    }
+
+    #[test]
+    fn formats_split_as_coredns_replacer_does() {
+        use Part::*;
+        let text = |s: &str| Text(s.to_string());
+        for (format, parts) in [
+            ("{type}", vec![Type]),
+            ("A {type} B", vec![text("A "), Type, text(" B")]),
+            ("{ {name} }", vec![text("{ "), Name, text(" }")]),
+            ("A } {port}", vec![text("A } "), Port]),
+            ("{x} {rcode}", vec![text("{x} "), Rcode]),
+            (
+                "{/log/type}{/other}",
+                vec![Metadata("log/type".into()), Metadata("other".into())],
+            ),
+            ("no placeholders {", vec![text("no placeholders {")]),
+        ] {
+            assert_eq!(parse_format(format), parts, "{format}");
+        }
+    }
+
+    #[test]
+    fn writes_coredns_lines_for_the_responses_its_classes_take() {
+        let common = log("log").unwrap();
+        let q = query("Web.Example.ORG.", RecordType::A, Some((4096, true)));
+        let ok = response(&q, ResponseCode::NoError, &[a("web.example.org.")], &[]);
+        let got = line(&common, &q, &ok, Transport::Udp).unwrap();
+        let (head, tail) = got.split_once(" - ").unwrap();
+        assert_eq!(head, "10.244.0.7:40000");
+        let fields: Vec<&str> = tail.split(' ').collect();
+        let len = q.to_vec().unwrap().len().to_string();
+        assert_eq!(
+            fields[..10],
+            [
+                "4321",
+                "\"A",
+                "IN",
+                "web.example.org.",
+                "udp",
+                len.as_str(),
+                "true",
+                "4096\"",
+                "NOERROR",
+                "qr,aa,rd"
+            ]
+        );
+        assert_eq!(fields[10], ok.len().to_string());
+        assert!(
+            fields[11].ends_with('s') && fields[11][..fields[11].len() - 1].parse::<f64>().is_ok()
+        );
+        // Over TCP the buffer is 64K; without EDNS, 512 over UDP.
+        let plain = query("web.example.org.", RecordType::A, None);
+        let ok_plain = response(&plain, ResponseCode::NoError, &[a("web.example.org.")], &[]);
+        let tcp = line(&common, &q, &ok, Transport::Tcp).unwrap();
+        assert!(
+            tcp.contains(" tcp ") && tcp.contains(" true 65535\" "),
+            "{tcp}"
+        );
+        let udp = line(&common, &plain, &ok_plain, Transport::Udp).unwrap();
+        assert!(udp.contains(" false 512\" "), "{udp}");
+
+        // Classes: success, denial (NXDOMAIN, NODATA with a SOA), error.
+        let nx = response(&q, ResponseCode::NXDomain, &[], &[soa()]);
+        let nodata = response(&q, ResponseCode::NoError, &[], &[soa()]);
+        let servfail = response(&q, ResponseCode::ServFail, &[], &[]);
+        let refused = response(&q, ResponseCode::Refused, &[], &[]);
+        let delegation = {
+            let ns = Record::from_rdata(name("example.org."), 5, RData::NS(NS(name("ns.x."))));
+            response(&q, ResponseCode::NoError, &[], &[ns])
+        };
+        let format = r#"log . "{rcode} {/log/class} {/log/type} {/nope}" {
+            class CLASS
+        }"#;
+        for (class, logged) in [
+            ("all", [true, true, true, true, true, true]),
+            ("success", [true, false, false, false, false, true]),
+            ("denial", [false, true, true, false, false, false]),
+            ("error", [false, false, false, true, true, false]),
+            ("denial error", [false, true, true, true, true, false]),
+        ] {
+            let rules = log(&format.replace("CLASS", class)).unwrap();
+            let lines: Vec<Option<String>> = [&ok, &nx, &nodata, &servfail, &refused, &delegation]
+                .iter()
+                .map(|r| line(&rules, &q, r, Transport::Udp))
+                .collect();
+            assert_eq!(
+                lines.iter().map(Option::is_some).collect::<Vec<_>>(),
+                logged,
+                "{class}"
+            );
+        }
+        let all = log(&format.replace("CLASS", "all")).unwrap();
+        for (response, want) in [
+            (&ok, "NOERROR success NOERROR -"),
+            (&nx, "NXDOMAIN denial NXDOMAIN -"),
+            (&nodata, "NOERROR denial NODATA -"),
+            (&servfail, "SERVFAIL error SERVERERROR -"),
+            (&refused, "REFUSED error OTHERERROR -"),
+            (&delegation, "NOERROR success DELEGATION -"),
+        ] {
+            assert_eq!(line(&all, &q, response, Transport::Udp).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn the_first_rule_holding_the_name_decides() {
+        let rules = log(
+            "log example.org \"first {name}\" {\n class denial\n}\nlog . \"second {name} {remote}\"",
+        )
+        .unwrap();
+        let inside = query("www.example.org.", RecordType::A, None);
+        let ok = response(
+            &inside,
+            ResponseCode::NoError,
+            &[a("www.example.org.")],
+            &[],
+        );
+        // Under example.org: the first rule, which takes denials only.
+        assert_eq!(line(&rules, &inside, &ok, Transport::Udp), None);
+        let nx = response(&inside, ResponseCode::NXDomain, &[], &[soa()]);
+        assert_eq!(
+            line(&rules, &inside, &nx, Transport::Udp).as_deref(),
+            Some("first www.example.org.")
+        );
+        let outside = query("other.net.", RecordType::Unknown(65280), None);
+        let ok = response(&outside, ResponseCode::NoError, &[], &[]);
+        assert_eq!(
+            line(&rules, &outside, &ok, Transport::Udp).as_deref(),
+            Some("second other.net. 10.244.0.7")
+        );
+        let typed = log(r#"log . "{type} {class} {>opcode} {local}""#).unwrap();
+        assert_eq!(
+            line(&typed, &outside, &ok, Transport::Udp).as_deref(),
+            Some("TYPE65280 IN 0 -")
+        );
+        // Only names under the scope: none at all when it is not a name.
+        let nowhere = log("log example.org").unwrap();
+        assert_eq!(line(&nowhere, &outside, &ok, Transport::Udp), None);
     }
 }

@@ -449,6 +449,33 @@ fn the_log_directive_writes_coredns_default_line_per_query() {
     );
 }
 
+/// OpenShift's form, `log . { class error }`: answers and denials are not logged, errors are,
+/// in the format asked for.
+#[test]
+fn log_with_a_class_and_a_format_writes_only_the_lines_asked_for() {
+    let port = free_port();
+    let corefile = format!(
+        "example:{port} {{\n    log . \"{{name}} {{rcode}} {{/log/class}}\" {{\n        class error\n    }}\n    hosts {{\n        10.0.0.1 a.example\n    }}\n}}\n"
+    );
+    let dir = workdir(&corefile, MANIFEST);
+    let mut server = Process::spawn(dir.path(), &["-conf", "Corefile"]);
+    // A name `hosts` has, then one it lacks (without fallthrough: SERVFAIL).
+    let ok = server.first_answer(port, "a.example.");
+    assert_eq!(ok.response_code(), ResponseCode::NoError);
+    let failed = server.first_answer(port, "b.example.");
+    assert_eq!(failed.response_code(), ResponseCode::ServFail);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let out = server.stdout();
+        if out.contains("b.example. SERVFAIL error") {
+            assert!(!out.contains("a.example."), "a success logged:\n{out}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no log line in\n{out}");
+        sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn unreadable_or_non_pem_tls_files_exit_one_naming_the_file_and_bind_nothing() {
     let port = free_port();
