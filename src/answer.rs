@@ -761,11 +761,27 @@ impl Handler {
         if !self.admit(block, query, src, transport) {
             return (Step::Drop, routed);
         }
-        // Zone transfers are not offered; other classes than IN hold nothing here.
-        if matches!(qtype, RecordType::AXFR | RecordType::IXFR)
-            || !matches!(question.query_class(), DNSClass::IN)
-        {
+        // Zone transfers are not offered.
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
             return (refused(), routed);
+        }
+        // Other classes than IN: only the plugins that serve them (`chaos`) see the question;
+        // nothing else holds any.
+        req.class = question.query_class();
+        if req.class != DNSClass::IN {
+            let answered = block
+                .plugins
+                .iter()
+                .filter(|p| p.any_class())
+                .find_map(|p| match p.serve(&req) {
+                    Outcome::Reply(reply) => Some(reply),
+                    _ => None,
+                });
+            let Some(mut reply) = answered else {
+                return (refused(), routed);
+            };
+            self.finish(block, &mut reply);
+            return (Step::Reply(reply), routed);
         }
         let candidates = block.autopath.as_ref().and_then(|a| {
             let kubernetes = block.plugins.iter().find_map(|p| match p {

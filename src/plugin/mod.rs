@@ -9,6 +9,7 @@ pub mod autopath;
 pub mod bind;
 pub mod bufsize;
 pub mod cache;
+pub mod chaos;
 pub mod forward;
 pub mod forward_loop;
 pub mod health;
@@ -26,7 +27,7 @@ pub mod testing;
 pub mod timeouts;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{LowerName, Name, Record, RecordType};
+use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
 
 use crate::wire::{self, Owner, Section, Transport};
 
@@ -45,6 +46,9 @@ pub struct Request {
     pub dnssec_ok: bool,
     /// Who asked, where known.
     pub src: Option<std::net::SocketAddr>,
+    /// The question's class: IN but for the plugins that serve others
+    /// ([`Phases::ANY_CLASS`]).
+    pub class: DNSClass,
 }
 
 impl Request {
@@ -55,6 +59,7 @@ impl Request {
             qtype,
             dnssec_ok: false,
             src: None,
+            class: DNSClass::IN,
         }
     }
 
@@ -250,6 +255,10 @@ pub trait Phases {
     /// that answers but has no fast path of its own).
     const ANSWERS: bool = false;
 
+    /// Whether [`Self::serve`] sees questions of other classes than IN (`chaos`). Only such
+    /// plugins do; a question of another class that none answers is REFUSED.
+    const ANY_CLASS: bool = false;
+
     /// Whether [`Self::prepare`] ever changes a query: only a block with such a plugin copies
     /// its queries to prepare them.
     const PREPARES: bool = false;
@@ -387,6 +396,10 @@ macro_rules! registry {
                 match self { $($($(Self::$variant(p) => Phases::fast(p),)?)?)* }
             }
 
+            pub fn any_class(&self) -> bool {
+                match self { $($($(Self::$variant(_) => <$ty as Phases>::ANY_CLASS,)?)?)* }
+            }
+
             pub fn prepares(&self) -> bool {
                 match self { $($($(Self::$variant(_) => <$ty as Phases>::PREPARES,)?)?)* }
             }
@@ -477,7 +490,7 @@ registry! {
     "local",
     "dns64",
     "any": any::Any => Any(any::Any),
-    "chaos",
+    "chaos": chaos::Chaos => Chaos(chaos::Chaos),
     "loadbalance": loadbalance::Loadbalance => Loadbalance(loadbalance::Loadbalance),
     "tsig",
     "rewrite",

@@ -6,6 +6,7 @@ mod autopath;
 mod batch;
 mod bind;
 mod bufsize;
+mod chaos;
 mod cli;
 mod endpoints;
 mod flood;
