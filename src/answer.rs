@@ -306,6 +306,7 @@ impl Handler {
         out: &mut Vec<u8>,
         started: Instant,
         limit: usize,
+        error: Option<&str>,
     ) -> bool {
         let Some(block) = self.blocks.get(index) else {
             return true;
@@ -319,6 +320,7 @@ impl Handler {
             rcode,
             response: out,
             started,
+            error,
         };
         for p in &block.plugins {
             p.observe(&seen);
@@ -494,6 +496,7 @@ impl Handler {
                 out,
                 started,
                 limit,
+                None,
             )
         {
             out.clear();
@@ -572,6 +575,7 @@ impl Handler {
             out,
             started,
             limit,
+            None,
         ) {
             out.clear();
             return Some(Handled::Drop);
@@ -599,10 +603,14 @@ impl Handler {
         let question = msg.queries().first()?;
         let qtype = u16::from(question.query_type());
         let mut out = Vec::new();
+        let mut failed = None;
         let rcode = match then {
             Then::Answer => {
                 let exchanged = forward.exchange(&query, transport == Transport::Tcp).await;
                 drop(_slot);
+                if let Err(error) = &exchanged {
+                    failed = Some(error.to_string());
+                }
                 self.answer_forwarded(block, &forward, &query, &msg, exchanged, limit, &mut out)?
             }
             Then::Follow(follow) => {
@@ -644,6 +652,7 @@ impl Handler {
             &mut out,
             started,
             limit,
+            failed.as_deref(),
         )
         .then_some(out)
     }
@@ -900,21 +909,16 @@ impl Handler {
                     })
                 }
             },
-            Err(error) => {
-                if block.plugins.iter().any(|p| matches!(p, Plugin::Errors(_))) {
-                    error!(%error, "forward");
+            // The error goes to the observers (`errors`) with the response.
+            Err(_) => match forward.stale(key) {
+                Some(stale) => stale,
+                None => {
+                    let failed = Reply::authoritative(ResponseCode::ServFail).not_authoritative();
+                    encode(query, msg, &failed, limit, out);
+                    let _ = forward.remember(key, out);
+                    return Some(u16::from(ResponseCode::ServFail));
                 }
-                match forward.stale(key) {
-                    Some(stale) => stale,
-                    None => {
-                        let failed =
-                            Reply::authoritative(ResponseCode::ServFail).not_authoritative();
-                        encode(query, msg, &failed, limit, out);
-                        let _ = forward.remember(key, out);
-                        return Some(u16::from(ResponseCode::ServFail));
-                    }
-                }
-            }
+            },
         };
         self.finish(block, &mut reply);
         encode(query, msg, &reply, limit, out);

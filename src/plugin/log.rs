@@ -8,14 +8,19 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RecordType};
-use tracing::{error, info};
+use regex::Regex;
+use tokio::sync::Notify;
+use tracing::{debug, error, info, warn};
 
 use super::setup::{Building, Context, Setup, SetupError};
 use super::{Phases, Plugin, Seen};
-use crate::corefile::{ConfigError, Directive, directive_err};
+use crate::corefile::{ConfigError, Directive, directive_err, parse_duration};
 use crate::wire::{self, Header, Transport};
 
 /// CoreDNS's Common Log Format.
@@ -182,21 +187,232 @@ fn parse_format(format: &str) -> Vec<Part> {
     parts
 }
 
-/// `errors`: a line for each SERVFAIL.
-#[derive(Debug, Default)]
-pub struct Errors;
+/// `errors { stacktrace; consolidate DURATION REGEXP [LEVEL] [show_first] }`: a line for each
+/// failed query (`RCODE NAME TYPE: ERROR`, as CoreDNS writes it: the upstream's error, or the
+/// SERVFAIL), or, for errors matching a `consolidate` rule, one line per DURATION counting them.
+#[derive(Debug, Clone, Default)]
+pub struct Errors {
+    rules: Arc<Vec<Consolidate>>,
+}
+
+impl PartialEq for Errors {
+    fn eq(&self, other: &Self) -> bool {
+        self.rules.len() == other.rules.len()
+            && self.rules.iter().zip(other.rules.iter()).all(|(a, b)| {
+                (a.period, a.regex.as_str(), a.level, a.show_first)
+                    == (b.period, b.regex.as_str(), b.level, b.show_first)
+            })
+    }
+}
+
+/// Errors like REGEXP, counted over DURATION from the first and written as one line.
+#[derive(Debug)]
+struct Consolidate {
+    period: Duration,
+    regex: Regex,
+    level: Level,
+    /// The first error of each period is written as it comes, the count only when more did.
+    show_first: bool,
+    /// Errors counted in the current period (0: none began).
+    count: AtomicU32,
+    /// Wakes the task that writes the count once the period is over.
+    begun: Notify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+/// Writes `line` at `level`, under `errors`' target.
+fn emit(level: Level, line: &str) {
+    match level {
+        Level::Debug => debug!(target: "clusterdns::errors", "{line}"),
+        Level::Info => info!(target: "clusterdns::errors", "{line}"),
+        Level::Warning => warn!(target: "clusterdns::errors", "{line}"),
+        Level::Error => error!(target: "clusterdns::errors", "{line}"),
+    }
+}
+
+/// CoreDNS's limit on a `consolidate` pattern's length.
+const MAX_REGEXP: usize = 10000;
+
+fn consolidate(o: &Directive) -> Result<Consolidate, ConfigError> {
+    let err = |m: String| directive_err(o, "errors", m);
+    if !(2..=4).contains(&o.args.len()) {
+        return Err(err(
+            "Wrong argument count or unexpected line ending after 'consolidate'".into(),
+        ));
+    }
+    let period = parse_duration(&o.args[0]).map_err(err)?;
+    let pattern = &o.args[1];
+    if pattern.len() > MAX_REGEXP {
+        return Err(err(format!(
+            "regex pattern too long: {} > {MAX_REGEXP}",
+            pattern.len()
+        )));
+    }
+    let regex = Regex::new(pattern).map_err(|e| err(e.to_string()))?;
+    let (mut level, mut show_first) = (None, false);
+    for arg in &o.args[2..] {
+        let named = match arg.as_str() {
+            "warning" => Some(Level::Warning),
+            "error" => Some(Level::Error),
+            "info" => Some(Level::Info),
+            "debug" => Some(Level::Debug),
+            "show_first" => None,
+            other => return Err(err(format!("unknown option in consolidate: {other}"))),
+        };
+        match named {
+            Some(_) if level.is_some() => {
+                return Err(err("multiple log levels specified in consolidate".into()));
+            }
+            Some(_) if show_first => {
+                return Err(err(
+                    "log level must come before show_first in consolidate".into()
+                ));
+            }
+            Some(l) => level = Some(l),
+            None => show_first = true,
+        }
+    }
+    Ok(Consolidate {
+        period,
+        regex,
+        level: level.unwrap_or(Level::Error),
+        show_first,
+        count: AtomicU32::new(0),
+        begun: Notify::new(),
+    })
+}
 
 impl Setup for Errors {
     fn parse(d: &Directive, _: &Context<'_>) -> Result<Self, ConfigError> {
-        if !d.block.is_empty() {
-            return Err(directive_err(d, &d.name, "takes no block in this build"));
+        match d.args.as_slice() {
+            [] => {}
+            [out] if out == "stdout" => {}
+            [out] => {
+                return Err(directive_err(
+                    d,
+                    "errors",
+                    format!("invalid log file: {out}"),
+                ));
+            }
+            _ => {
+                return Err(directive_err(
+                    d,
+                    "errors",
+                    "Wrong argument count or unexpected line ending after 'errors'",
+                ));
+            }
         }
-        Ok(Errors)
+        let mut rules = Vec::new();
+        for o in &d.block {
+            match o.name.as_str() {
+                // A panic is always logged, and caught; Rust prints its stack with
+                // RUST_BACKTRACE=1.
+                "stacktrace" => {}
+                "consolidate" => rules.push(consolidate(o)?),
+                other => {
+                    return Err(directive_err(o, "errors", format!("Unknown field {other}")));
+                }
+            }
+        }
+        Ok(Errors {
+            rules: Arc::new(rules),
+        })
     }
 
     fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
-        b.chain.push(Plugin::Errors(Errors));
+        // One task per rule writes its count when a period that began is over.
+        for i in 0..self.rules.len() {
+            let rules = Arc::clone(&self.rules);
+            b.background.push(Box::pin(async move {
+                let rule = &rules[i];
+                loop {
+                    rule.begun.notified().await;
+                    tokio::time::sleep(rule.period).await;
+                    rule.flush();
+                }
+            }));
+        }
+        b.chain.push(Plugin::Errors(self.clone()));
         Ok(())
+    }
+}
+
+impl Consolidate {
+    /// The period is over: its count, unless only the first came and it was written.
+    fn flush(&self) {
+        let count = self.count.swap(0, Ordering::Relaxed);
+        if count > 1 || (count == 1 && !self.show_first) {
+            emit(
+                self.level,
+                &format!(
+                    "{count} errors like '{}' occurred in last {}",
+                    self.regex.as_str(),
+                    go_duration(self.period)
+                ),
+            );
+        }
+    }
+}
+
+impl Errors {
+    /// What is written, now, for a failed query: its line, at its level, or nothing when a
+    /// `consolidate` rule counts it.
+    fn line(&self, seen: &Seen<'_>) -> Option<(Level, String)> {
+        let error = match seen.error {
+            Some(error) => error,
+            None if seen.rcode == u16::from(ResponseCode::ServFail) => "SERVFAIL",
+            None => return None,
+        };
+        let msg = seen.message()?;
+        let question = msg.queries().first()?;
+        let mut level = Level::Error;
+        if let Some(rule) = self.rules.iter().find(|r| r.regex.is_match(error)) {
+            let count = rule.count.fetch_add(1, Ordering::Relaxed) + 1;
+            if count == 1 {
+                rule.begun.notify_one();
+            }
+            if count > 1 || !rule.show_first {
+                return None;
+            }
+            level = rule.level;
+        }
+        let qtype = match question.query_type() {
+            RecordType::Unknown(n) => format!("TYPE{n}"),
+            t => t.to_string(),
+        };
+        let name = LowerName::new(question.name());
+        Some((level, format!("{} {name} {qtype}: {error}", seen.rcode)))
+    }
+}
+
+/// A duration as Go prints one (`5m0s`, `30s`, `1h0m0s`, `1.5s`, `250ms`).
+fn go_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos < 1_000_000_000 {
+        let (unit, scale) = match nanos {
+            n if n < 1_000 => ("ns", 1.0),
+            n if n < 1_000_000 => ("µs", 1e3),
+            _ => ("ms", 1e6),
+        };
+        return format!("{}{unit}", nanos as f64 / scale);
+    }
+    let secs = d.as_secs();
+    let (h, m) = (secs / 3600, secs % 3600 / 60);
+    let s = (secs % 60) as f64 + f64::from(d.subsec_nanos()) / 1e9;
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, m) => format!("{m}m{s}s"),
+        (h, m) => format!("{h}h{m}m{s}s"),
     }
 }
 
@@ -281,13 +497,8 @@ impl Seen<'_> {
 
 impl Phases for Errors {
     fn observe(&self, seen: &Seen<'_>) {
-        if seen.rcode != u16::from(ResponseCode::ServFail) {
-            return;
-        }
-        if let Some(msg) = seen.message()
-            && let Some(question) = msg.queries().first()
-        {
-            error!(name = %question.name(), qtype = %question.query_type(), "SERVFAIL");
+        if let Some((level, line)) = self.line(seen) {
+            emit(level, &line);
         }
     }
 }
@@ -522,6 +733,7 @@ mod tests {
             rcode: u16::from(Message::from_vec(response).unwrap().response_code()),
             response,
             started: Instant::now(),
+            error: None,
         };
         log.line(&seen)
     }
@@ -682,6 +894,147 @@ mod tests {
             (&delegation, "NOERROR success DELEGATION -"),
         ] {
             assert_eq!(line(&all, &q, response, Transport::Udp).unwrap(), want);
+        }
+    }
+
+    fn errors(lines: &str) -> Result<Errors, String> {
+        let text = format!(".:0 {{\n{lines}\n}}\n");
+        let config = Config::from_text(&text, 0, Path::new(".")).map_err(|e| e.to_string())?;
+        Ok(config.servers[0]
+            .get::<Errors>()
+            .expect("errors is set")
+            .clone())
+    }
+
+    #[test]
+    fn reads_errors_forms_as_coredns() {
+        for lines in [
+            "errors",
+            "errors stdout",
+            "errors {\n stacktrace\n}",
+            "errors {\n consolidate 5m \".* i/o timeout$\" warning\n consolidate 30s \"^Failed to .+\"\n}",
+            "errors {\n consolidate 5m \".* i/o timeout$\" warning show_first\n}",
+            "errors {\n consolidate 1m x show_first\n}",
+        ] {
+            assert!(errors(lines).is_ok(), "{lines}: {:?}", errors(lines).err());
+        }
+        let rules =
+            errors("errors {\n consolidate 5m \"a$\" warning show_first\n consolidate 30s b\n}")
+                .unwrap()
+                .rules;
+        assert_eq!(rules.len(), 2);
+        assert_eq!(
+            (
+                rules[0].period,
+                rules[0].regex.as_str(),
+                rules[0].level,
+                rules[0].show_first
+            ),
+            (Duration::from_secs(300), "a$", Level::Warning, true)
+        );
+        assert_eq!((rules[1].level, rules[1].show_first), (Level::Error, false));
+        for (lines, error) in [
+            ("errors stderr", "invalid log file: stderr"),
+            ("errors a b", "Wrong argument count"),
+            ("errors {\n consolidate 5m\n}", "Wrong argument count"),
+            (
+                "errors {\n consolidate 5m a b c d\n}",
+                "Wrong argument count",
+            ),
+            ("errors {\n consolidate five a\n}", "duration"),
+            ("errors {\n consolidate 5m \"(\"\n}", "regex"),
+            (
+                "errors {\n consolidate 5m a loud\n}",
+                "unknown option in consolidate: loud",
+            ),
+            (
+                "errors {\n consolidate 5m a info debug\n}",
+                "multiple log levels",
+            ),
+            (
+                "errors {\n consolidate 5m a show_first info\n}",
+                "must come before show_first",
+            ),
+            ("errors {\n format x\n}", "Unknown field format"),
+            ("errors\nerrors", "once"),
+        ] {
+            let got = errors(lines).expect_err(lines);
+            assert!(got.contains(error), "{lines}: {got}");
+        }
+        let long = format!(
+            "errors {{\n consolidate 5m {}\n}}",
+            "a".repeat(MAX_REGEXP + 1)
+        );
+        assert!(
+            errors(&long)
+                .unwrap_err()
+                .contains("regex pattern too long")
+        );
+    }
+
+    #[test]
+    fn errors_write_each_failure_or_count_those_a_rule_consolidates() {
+        let q = query("Down.Example.", RecordType::AAAA, None);
+        let bytes = q.to_vec().unwrap();
+        let failed = response(&q, ResponseCode::ServFail, &[], &[]);
+        let seen = |error: Option<&'static str>, rcode: u16| Seen {
+            query: &bytes,
+            parsed: Some(&q),
+            src: "10.0.0.1:53".parse().unwrap(),
+            transport: Transport::Udp,
+            size: 512,
+            rcode,
+            response: &failed,
+            started: Instant::now(),
+            error,
+        };
+        let timeout = Some("upstream 10.0.0.9:53: i/o timeout");
+        let plain = errors("errors").unwrap();
+        assert_eq!(
+            plain.line(&seen(timeout, 2)),
+            Some((
+                Level::Error,
+                "2 down.example. AAAA: upstream 10.0.0.9:53: i/o timeout".into()
+            ))
+        );
+        assert_eq!(
+            plain.line(&seen(None, 2)),
+            Some((Level::Error, "2 down.example. AAAA: SERVFAIL".into()))
+        );
+        assert_eq!(plain.line(&seen(None, 3)), None, "an NXDOMAIN is no error");
+
+        let counted = errors("errors {\n consolidate 30s \".* i/o timeout$\" warning\n}").unwrap();
+        let rule = &counted.rules[0];
+        for _ in 0..3 {
+            assert_eq!(counted.line(&seen(timeout, 2)), None);
+        }
+        assert_eq!(rule.count.load(Ordering::Relaxed), 3);
+        // Others are written as they come.
+        assert!(counted.line(&seen(None, 2)).is_some());
+        rule.flush();
+        assert_eq!(rule.count.load(Ordering::Relaxed), 0);
+
+        let first = errors("errors {\n consolidate 30s \"timeout$\" info show_first\n}").unwrap();
+        assert_eq!(
+            first.line(&seen(timeout, 2)).map(|(level, _)| level),
+            Some(Level::Info),
+            "the first of a period is written, at the rule's level"
+        );
+        assert_eq!(first.line(&seen(timeout, 2)), None);
+        assert_eq!(go_duration(rule.period), "30s");
+    }
+
+    #[test]
+    fn durations_print_as_go_prints_them() {
+        for (d, go) in [
+            (Duration::from_secs(300), "5m0s"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_secs(3600), "1h0m0s"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_secs(3725), "1h2m5s"),
+        ] {
+            assert_eq!(go_duration(d), go);
         }
     }
 

@@ -342,6 +342,9 @@ pub struct Seen<'a> {
     pub rcode: u16,
     pub response: &'a [u8],
     pub started: std::time::Instant,
+    /// Why the query failed, when something said (an upstream's error): what `errors` writes
+    /// after the question.
+    pub error: Option<&'a str>,
 }
 
 /// Cheap random numbers for a query (`loadbalance`; not for anything that must be

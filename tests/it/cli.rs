@@ -476,6 +476,42 @@ fn log_with_a_class_and_a_format_writes_only_the_lines_asked_for() {
     }
 }
 
+/// `errors { consolidate }` as operators write it for CoreDNS: upstream timeouts counted into
+/// one line per period, other failures written as they come.
+#[test]
+fn errors_consolidate_counts_upstream_timeouts_into_one_line() {
+    let port = free_port();
+    // An upstream that never answers: every query times out there.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let upstream = silent.local_addr().unwrap();
+    let corefile = format!(
+        ".:{port} {{\n    errors {{\n        consolidate 1s \".* i/o timeout$\" warning\n    }}\n    hosts {{\n        10.0.0.1 up.example\n        fallthrough\n    }}\n    forward . {upstream}\n}}\n"
+    );
+    let dir = workdir(&corefile, MANIFEST);
+    let mut server = Process::spawn(dir.path(), &["-conf", "Corefile"]);
+    server.first_answer(port, "up.example.");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..3 {
+        let q = query_bytes(&format!("down{i}.example."));
+        socket.send_to(&q, ("127.0.0.1", port)).unwrap();
+    }
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let out = server.stdout();
+        if out.contains("3 errors like '.* i/o timeout$' occurred in last 1s") {
+            assert!(
+                !out.contains("down0.example. A: upstream"),
+                "not consolidated:\n{out}"
+            );
+            assert!(out.contains("WARN"), "at the rule's level:\n{out}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no consolidated line in\n{out}");
+        sleep(Duration::from_millis(50));
+    }
+    drop(silent);
+}
+
 #[test]
 fn unreadable_or_non_pem_tls_files_exit_one_naming_the_file_and_bind_nothing() {
     let port = free_port();

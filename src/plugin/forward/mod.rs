@@ -43,7 +43,9 @@ const UDP_BUFFER: usize = 65535;
 /// Why an exchange with an upstream failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
-    #[error("upstream {0}: no valid reply in time")]
+    /// Worded as Go's network errors end, so `errors { consolidate ... ".* i/o timeout$" }`
+    /// rules written for CoreDNS match it.
+    #[error("upstream {0}: i/o timeout")]
     Timeout(SocketAddr),
     #[error("upstream {addr}: {source}")]
     Io {
@@ -245,6 +247,7 @@ impl Forward {
             wire::question_end(query).ok_or(ForwardError::BadQuery("no question"))?;
         let deadline = tokio::time::Instant::now() + TOTAL_TIMEOUT;
         let use_tcp = self.config.force_tcp || (tcp && !self.config.prefer_udp);
+        let mut last = None;
         for upstream in self.order() {
             if tokio::time::Instant::now() >= deadline {
                 break;
@@ -280,10 +283,12 @@ impl Forward {
                 Err(error) => {
                     debug!(%error, "forward");
                     self.failed(&upstream);
+                    last = Some(error);
                 }
             }
         }
-        Err(ForwardError::AllFailed)
+        // As CoreDNS: the last upstream's error says why.
+        Err(last.unwrap_or(ForwardError::AllFailed))
     }
 
     /// One upstream, one query: UDP (then TCP if truncated) or TCP.
