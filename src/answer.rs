@@ -57,8 +57,27 @@ pub struct Pending {
     zone: u16,
     forward: Arc<Forward>,
     then: Then,
+    /// The client's own question, when a plugin changed it.
+    restore: Option<Box<Restore>>,
     /// Its place under `max_concurrent`, held until the answer is made.
     _slot: InFlight,
+}
+
+/// A query as its block's prepare phase left it ([`Handler::prepared`]).
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub query: Vec<u8>,
+    /// How to give the client its own question back, when a plugin changed it.
+    pub restore: Option<Restore>,
+}
+
+/// The client's query as it came, and how each plugin that changed its question undoes that.
+#[derive(Debug, Clone)]
+pub struct Restore {
+    original: Vec<u8>,
+    block: usize,
+    /// By the plugin's index in the block.
+    reverts: Vec<(usize, crate::plugin::Revert)>,
 }
 
 /// What a forwarded query's upstream answer is for.
@@ -384,24 +403,29 @@ impl Handler {
             panic!("a panic asked for by a test of handle_guarded");
         }
         let prepared = self.prepared(query);
-        let query = prepared.as_deref().unwrap_or(query);
+        let (query, restore) = match &prepared {
+            Some(p) => (p.query.as_slice(), p.restore.as_ref()),
+            None => (query, None),
+        };
         let started = if self.timed {
             Instant::now()
         } else {
             self.created
         };
-        if let Some(light) = wire::parse_light(query)
+        // A changed question is answered the full way, which gives the client its own back.
+        if restore.is_none()
+            && let Some(light) = wire::parse_light(query)
             && let Some(handled) = self.handle_fast(query, &light, src, transport, out, started)
         {
             return handled;
         }
-        self.handle_full(query, src, transport, out, started)
+        self.handle_full(query, src, transport, out, started, restore)
     }
 
     /// The prepare phase: the query as the block its question is routed to changes it, when
     /// that block has a plugin that does (`None`, and nothing copied, otherwise; also for a
     /// question that cannot be read, which the full parse refuses anyway).
-    pub(crate) fn prepared(&self, query: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn prepared(&self, query: &[u8]) -> Option<Prepared> {
         if !self.prepares {
             return None;
         }
@@ -413,10 +437,56 @@ impl Handler {
             return None;
         }
         let mut prepared = query.to_vec();
-        for plugin in &block.plugins {
-            plugin.prepare(&mut prepared);
+        let mut reverts = Vec::new();
+        for (i, plugin) in block.plugins.iter().enumerate() {
+            if let Some(revert) = plugin.prepare(&mut prepared) {
+                reverts.push((i, revert));
+            }
         }
-        Some(prepared)
+        let restore = (!reverts.is_empty()).then(|| Restore {
+            original: query.to_vec(),
+            block: index,
+            reverts,
+        });
+        Some(Prepared {
+            query: prepared,
+            restore,
+        })
+    }
+
+    /// The client's own question back in `out` (a response to the prepared query), and each
+    /// record changed back by the plugins that changed the question, within `limit`.
+    fn restore(&self, restore: &Restore, limit: usize, out: &mut Vec<u8>) {
+        let (Ok(response), Ok(original), Some(block)) = (
+            Message::from_vec(out),
+            Message::from_vec(&restore.original),
+            self.blocks.get(restore.block),
+        ) else {
+            return;
+        };
+        let mut reply = Reply::authoritative(response.response_code());
+        reply.authoritative = response.authoritative();
+        reply.recursion_available = response.recursion_available();
+        let sections = [
+            (&mut reply.answers, response.answers()),
+            (&mut reply.authority, response.name_servers()),
+            (&mut reply.additional, response.additionals()),
+        ];
+        for (section, records) in sections {
+            for record in records {
+                let mut record = record.clone();
+                for (i, revert) in restore.reverts.iter().rev() {
+                    block.plugins[*i].revert(revert, &mut record);
+                }
+                section.push_record(wire::Owner::Name(record.name()), &record);
+            }
+        }
+        encode(&restore.original, &original, &reply, limit, out);
+        if response.truncated()
+            && let Some(mut header) = HeaderMut::of(out)
+        {
+            header.set_truncated();
+        }
     }
 
     /// [`Self::handle`] without the fast path: the query parsed whole by hickory-proto.
@@ -427,6 +497,7 @@ impl Handler {
         transport: Transport,
         out: &mut Vec<u8>,
         started: Instant,
+        restore: Option<&Restore>,
     ) -> Handled {
         out.clear();
         // The opcode is the header's: one other than QUERY is NOTIMP whatever follows, as
@@ -458,6 +529,15 @@ impl Handler {
             transport,
             msg.extensions().as_ref().map(|e| e.max_payload()),
         );
+        // A question a plugin could not change into a name: SERVFAIL, as CoreDNS answers.
+        if let Some(restore) = restore
+            && restore.reverts.iter().any(|(_, r)| r.failed())
+        {
+            let failed = Reply::authoritative(ResponseCode::ServFail).not_authoritative();
+            encode(query, &msg, &failed, limit, out);
+            self.restore(restore, limit, out);
+            return Handled::Send;
+        }
         let (step, routed) = self.reply(query, &msg, question, src, transport);
         let reply = match step {
             Step::Reply(reply) => reply,
@@ -478,11 +558,15 @@ impl Handler {
                     zone,
                     forward,
                     then,
+                    restore: restore.cloned().map(Box::new),
                     _slot: slot,
                 }));
             }
         };
         encode(query, &msg, &reply, limit, out);
+        if let Some(restore) = restore {
+            self.restore(restore, limit, out);
+        }
         if let Some((block, zone)) = routed
             && !self.done(
                 block,
@@ -597,6 +681,7 @@ impl Handler {
             zone,
             forward,
             then,
+            restore,
             _slot,
         } = *pending;
         let msg = Message::from_vec(&query).ok()?;
@@ -640,6 +725,9 @@ impl Handler {
                 u16::from(reply.rcode)
             }
         };
+        if let Some(restore) = &restore {
+            self.restore(restore, limit, &mut out);
+        }
         self.done(
             block,
             zone,

@@ -176,9 +176,16 @@ fn ask(handler: &Handler, shuffled: bool, query: &[u8]) {
                     check_reply(query, &got, transport);
                     if !shuffled {
                         let prepared = handler.prepared(query);
-                        let asked = prepared.as_deref().unwrap_or(query);
-                        let full =
-                            handler.handle_full(asked, src, transport, &mut want, Instant::now());
+                        let asked = prepared.as_ref().map_or(query, |p| p.query.as_slice());
+                        let restore = prepared.as_ref().and_then(|p| p.restore.as_ref());
+                        let full = handler.handle_full(
+                            asked,
+                            src,
+                            transport,
+                            &mut want,
+                            Instant::now(),
+                            restore,
+                        );
                         assert!(
                             matches!(full, Handled::Send | Handled::SendThen(_)),
                             "the full parse: {full:?}"

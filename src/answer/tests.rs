@@ -673,7 +673,7 @@ impl Run {
             self.want.clear();
             Handled::Drop
         } else {
-            h.handle_full(query, src, transport, &mut self.want, Instant::now())
+            h.handle_full(query, src, transport, &mut self.want, Instant::now(), None)
         };
         // `handle` clears the buffer before trying the fast path; so does this.
         self.direct.clear();

@@ -4,7 +4,7 @@
 //! size is never raised to, and a query without an OPT record is left alone.
 
 use super::setup::{Building, Context, Setup, SetupError};
-use super::{Phases, Plugin};
+use super::{Phases, Plugin, Revert};
 use crate::corefile::{ConfigError, Directive, directive_err};
 use crate::wire::{self, Header};
 
@@ -55,26 +55,23 @@ impl Phases for Bufsize {
     const PREPARES: bool = true;
 
     /// The OPT record's class field is the payload size: lowered in place when over SIZE.
-    fn prepare(&self, query: &mut Vec<u8>) {
+    fn prepare(&self, query: &mut Vec<u8>) -> Option<Revert> {
         const OPT: u16 = 41;
-        let Some(header) = Header::of(query) else {
-            return;
-        };
+        let header = Header::of(query)?;
         let additional_from = usize::from(header.answers()) + usize::from(header.authority());
         // As miekg/dns's IsEdns0: the last OPT of the additional section.
-        let Some(opt) = wire::records_after_question(query)
+        let opt = wire::records_after_question(query)
             .map_while(|r| r)
             .filter(|r| r.index >= additional_from && r.rtype == OPT)
-            .last()
-        else {
-            return;
-        };
+            .last()?;
         // Type, class, TTL and data length come before the data: the class is 8 bytes back.
         let class = opt.data.start - 8;
         let payload = u16::from_be_bytes([query[class], query[class + 1]]);
         if payload > self.size {
             query[class..class + 2].copy_from_slice(&self.size.to_be_bytes());
         }
+        // The question is not changed: nothing to undo.
+        None
     }
 }
 

@@ -20,6 +20,7 @@ pub mod log;
 pub mod prometheus;
 pub mod ready;
 pub mod reload;
+pub mod rewrite;
 pub mod rrl;
 pub mod setup;
 #[cfg(test)]
@@ -215,6 +216,21 @@ pub enum Owners {
     Question,
 }
 
+/// How a plugin that changed a question in [`Phases::prepare`] undoes it in the response.
+#[derive(Debug, Clone)]
+pub enum Revert {
+    Rewrite(rewrite::Undo),
+}
+
+impl Revert {
+    /// The changed question cannot be asked: the query is answered SERVFAIL.
+    pub fn failed(&self) -> bool {
+        match self {
+            Self::Rewrite(undo) => undo.invalid,
+        }
+    }
+}
+
 /// What a plugin made of a query on the fast path (see [`crate::wire::parse_light`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fast {
@@ -273,9 +289,17 @@ pub trait Phases {
     /// sees it: the chain, the cache, an upstream, the observers, and the question and flags
     /// echoed in the response all work from what it leaves, as CoreDNS's later plugins see the
     /// request an earlier one changed. It must leave a message of one question; the block that
-    /// answers is the one the original question was routed to.
-    fn prepare(&self, query: &mut Vec<u8>) {
+    /// answers is the one the original question was routed to. A plugin that changes the
+    /// question returns how to undo it: the client then gets its own question back, and each
+    /// record of the response goes through [`Self::revert`] with it.
+    fn prepare(&self, query: &mut Vec<u8>) -> Option<Revert> {
         let _ = query;
+        None
+    }
+
+    /// Changes a record of the response back, as [`Self::prepare`]'s `revert` says.
+    fn revert(&self, revert: &Revert, record: &mut Record) {
+        let _ = (revert, record);
     }
 
     /// Whether the query is answered at all; `false` drops it.
@@ -408,8 +432,12 @@ macro_rules! registry {
             }
 
             #[inline]
-            pub fn prepare(&self, query: &mut Vec<u8>) {
+            pub fn prepare(&self, query: &mut Vec<u8>) -> Option<Revert> {
                 match self { $($($(Self::$variant(p) => Phases::prepare(p, query),)?)?)* }
+            }
+
+            pub fn revert(&self, revert: &Revert, record: &mut Record) {
+                match self { $($($(Self::$variant(p) => Phases::revert(p, revert, record),)?)?)* }
             }
 
             #[inline]
@@ -496,7 +524,7 @@ registry! {
     "chaos": chaos::Chaos => Chaos(chaos::Chaos),
     "loadbalance": loadbalance::Loadbalance => Loadbalance(loadbalance::Loadbalance),
     "tsig",
-    "rewrite",
+    "rewrite": rewrite::Rewrite => Rewrite(rewrite::Rewrite),
     "autopath": autopath::AutopathConfig,
     "acl",
     "cache": cache::CacheConfig,

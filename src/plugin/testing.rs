@@ -55,11 +55,19 @@ impl Served {
         let handled = self.handler.handle(&query, src, Transport::Udp, &mut out);
         // The full parse of the query as the prepare phase leaves it, as `handle` answers it.
         let prepared = self.handler.prepared(&query);
-        let asked = prepared.as_deref().unwrap_or(&query);
+        let asked = prepared
+            .as_ref()
+            .map_or(query.as_slice(), |p| p.query.as_slice());
+        let restore = prepared.as_ref().and_then(|p| p.restore.as_ref());
         let mut full = Vec::new();
-        let by_full =
-            self.handler
-                .handle_full(asked, src, Transport::Udp, &mut full, Instant::now());
+        let by_full = self.handler.handle_full(
+            asked,
+            src,
+            Transport::Udp,
+            &mut full,
+            Instant::now(),
+            restore,
+        );
         match (handled, by_full) {
             (Handled::Send, Handled::Send) => {
                 assert_eq!(
@@ -81,7 +89,12 @@ impl Served {
         let src: SocketAddr = "10.244.0.7:40000".parse().expect("an address");
         let mut out = Vec::new();
         let prepared = self.handler.prepared(&query);
-        let query = prepared.as_deref().unwrap_or(&query);
+        if prepared.as_ref().is_some_and(|p| p.restore.is_some()) {
+            return false;
+        }
+        let query = prepared
+            .as_ref()
+            .map_or(query.as_slice(), |p| p.query.as_slice());
         crate::wire::parse_light(query).is_some_and(|light| {
             self.handler
                 .handle_fast(query, &light, src, Transport::Udp, &mut out, Instant::now())

@@ -20,6 +20,7 @@ mod limits;
 mod manifests_shipped;
 mod protocol;
 mod reload;
+mod rewrite;
 mod rrl;
 mod spec;
 mod upstream;
