@@ -8,6 +8,7 @@ mod bind;
 mod bufsize;
 mod chaos;
 mod cli;
+mod corefiles;
 mod endpoints;
 mod flood;
 mod forward;

@@ -1,0 +1,119 @@
+//! The corpus of real Corefiles (`tests/corefiles/`, each naming its source): every one starts
+//! as written, apart from what a test machine cannot give it (its ports, the addresses it
+//! binds, the API server: the cluster comes from manifest files), and answers a cluster name.
+//! The few that use a directive not served yet are listed, with that directive, and must be
+//! refused naming it.
+
+use std::path::{Path, PathBuf};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+
+use crate::harness::TestServer;
+
+/// Corefiles that are refused for now, and the directive each is refused for.
+const NOT_YET: &[(&str, &str)] = &[
+    ("aks.Corefile", "template"),
+    ("aks-localdns.Corefile", "whoami"),
+    ("kops-ipv6.Corefile", "dns64"),
+    ("template-nxdomain-5353.Corefile", "template"),
+];
+
+fn corpus() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corefiles");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("tests/corefiles")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "Corefile"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The Corefile as this machine can serve it: every block on one free port (`:0`), `bind` to
+/// loopback, the HTTP endpoints on free loopback ports, and the cluster from the test data.
+fn adapted(text: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0usize;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let code = trimmed.split('#').next().unwrap_or("").trim_end();
+        let mut line = line.to_string();
+        if depth == 0 && code.ends_with('{') && !code.starts_with('(') {
+            // A server block's keys: their ports become `:0`.
+            let keys: Vec<String> = code
+                .trim_end_matches('{')
+                .split_whitespace()
+                .map(|k| match k.rsplit_once(':') {
+                    Some((zone, port)) if port.chars().all(|c| c.is_ascii_digit()) => {
+                        format!("{zone}:0")
+                    }
+                    _ => format!("{k}:0"),
+                })
+                .collect();
+            line = format!("{} {{", keys.join(" "));
+        } else if depth == 1 {
+            let word = code.split_whitespace().next().unwrap_or("");
+            let block = if code.ends_with('{') { " {" } else { "" };
+            match word {
+                "bind" => line = "    bind 127.0.0.1".into(),
+                "prometheus" | "health" | "ready" => {
+                    line = format!("    {word} 127.0.0.1:0{block}");
+                }
+                "kubernetes" => {
+                    assert!(
+                        code.ends_with('{'),
+                        "a kubernetes line without a block: {code}"
+                    );
+                    line = format!(
+                        "{line}\n        manifests {}",
+                        Path::new(env!("CARGO_MANIFEST_DIR"))
+                            .join("tests/data/cluster.yaml")
+                            .display()
+                    );
+                }
+                _ => {}
+            }
+        }
+        depth += code.matches('{').count();
+        depth = depth.saturating_sub(code.matches('}').count());
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn every_corefile_of_the_corpus_starts_and_answers_the_cluster() {
+    let files = corpus();
+    assert!(files.len() >= 20, "the corpus is there: {files:?}");
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let text = adapted(&std::fs::read_to_string(&file).unwrap());
+        if let Some((_, directive)) = NOT_YET.iter().find(|(f, _)| *f == name) {
+            let error = clusterdns::config::Config::from_text(&text, 0, Path::new("."))
+                .err()
+                .unwrap_or_else(|| panic!("{name} starts now: take it off NOT_YET"))
+                .to_string();
+            assert!(
+                error.contains(&format!("{directive}: not supported yet")),
+                "{name}: {error}"
+            );
+            continue;
+        }
+        let server = TestServer::start(&text);
+        if text.contains("kubernetes cluster.local") || text.contains("kubernetes  cluster.local") {
+            let m = server.query("web.prod.svc.cluster.local.", RecordType::A);
+            assert_eq!(m.response_code(), ResponseCode::NoError, "{name}\n{text}");
+            let addresses: Vec<String> = m
+                .answers()
+                .iter()
+                .filter_map(|r| match r.data() {
+                    RData::A(a) => Some(a.to_string()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(addresses, ["10.96.12.34"], "{name}\n{text}");
+        }
+    }
+}
