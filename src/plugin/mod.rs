@@ -23,6 +23,7 @@ pub mod reload;
 pub mod rewrite;
 pub mod rrl;
 pub mod setup;
+pub mod template;
 #[cfg(test)]
 pub mod testing;
 pub mod timeouts;
@@ -532,7 +533,7 @@ registry! {
     "dnssec",
     "tls",
     "minimal",
-    "template",
+    "template": template::Template => Template(template::Template),
     "transfer",
     "hosts": hosts::HostsConfig => Hosts(Hosts),
     "route53",

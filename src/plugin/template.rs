@@ -1,0 +1,626 @@
+//! `template CLASS TYPE [ZONE...] { match REGEX...; answer|additional|authority RR...; rcode
+//! CODE; fallthrough [ZONE...] }`: answers made from the question, as CoreDNS's `template`
+//! makes them. The templates of a block are tried in order for a question in their zones, of
+//! their class and type (`ANY` matches all): the first whose `match` holds answers, with `rcode`
+//! (NOERROR by default), authoritative, and each RR template rendered and read as a zone-file
+//! line; a question in a template's zones that no regex matches goes on to the next template
+//! under `fallthrough`, and is SERVFAIL without it.
+//!
+//! The RR templates are Go templates in CoreDNS; this build renders the fields real Corefiles
+//! use (`.Name`, `.Zone`, `.Class`, `.Type`, `.Remote`, `.Regex`, `index .Match N`,
+//! `index .Group "NAME"`, `.Group.NAME`) and refuses any other action at start, naming it.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
+use hickory_proto::serialize::txt::Parser;
+use regex::Regex;
+
+use super::setup::{Building, Context, Setup, SetupError};
+use super::{Fast, Outcome, Phases, Plugin, Reply, Request};
+use crate::corefile::{ConfigError, Directive, Fallthrough, directive_err, parse_zone};
+use crate::wire::{self, Owner, Zones};
+
+/// CoreDNS's limit on a pattern's length.
+const MAX_REGEXP: usize = 10000;
+
+/// The block's `template` lines, in order.
+#[derive(Debug, Clone)]
+pub struct Template {
+    templates: Vec<One>,
+    /// Every template's zones: a question outside them passes on at once.
+    zones: Zones,
+}
+
+impl PartialEq for Template {
+    fn eq(&self, other: &Self) -> bool {
+        format!("{self:?}") == format!("{other:?}")
+    }
+}
+
+#[derive(Debug, Clone)]
+struct One {
+    /// `None`: ANY.
+    class: Option<DNSClass>,
+    qtype: Option<RecordType>,
+    zones: Zones,
+    /// `.*` when none is given.
+    regexes: Vec<Regex>,
+    answer: Vec<Rr>,
+    additional: Vec<Rr>,
+    authority: Vec<Rr>,
+    rcode: ResponseCode,
+    fallthrough: Fallthrough,
+}
+
+/// One RR template: text and the fields put into it.
+#[derive(Debug, Clone)]
+struct Rr(Vec<Piece>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Name,
+    Zone,
+    Class,
+    Type,
+    Remote,
+    Regex,
+    Match(usize),
+    Group(String),
+}
+
+/// Reads a Go template's text and actions (`{{ ... }}`, with `{{-`/`-}}` trimming), keeping the
+/// actions this build renders.
+fn compile(text: &str) -> Result<Rr, String> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    let mut trim_next = false;
+    while let Some(open) = rest.find("{{") {
+        let mut before = &rest[..open];
+        if trim_next {
+            before = before.trim_start();
+        }
+        let after = &rest[open + 2..];
+        let close = after
+            .find("}}")
+            .ok_or_else(|| format!("unclosed action in {text:?}"))?;
+        let mut action = &after[..close];
+        if let Some(a) = action.strip_prefix('-') {
+            before = before.trim_end();
+            action = a;
+        }
+        trim_next = false;
+        if let Some(a) = action.strip_suffix('-') {
+            trim_next = true;
+            action = a;
+        }
+        if !before.is_empty() {
+            pieces.push(Piece::Text(before.to_string()));
+        }
+        pieces.push(piece(action.trim()).ok_or_else(|| {
+            format!(
+                "{{{{ {} }}}} is not supported in this build (it renders .Name, .Zone, .Class, .Type, .Remote, .Regex, index .Match N, index .Group \"NAME\", .Group.NAME)",
+                action.trim()
+            )
+        })?);
+        rest = &after[close + 2..];
+    }
+    let rest = if trim_next { rest.trim_start() } else { rest };
+    if !rest.is_empty() {
+        pieces.push(Piece::Text(rest.to_string()));
+    }
+    Ok(Rr(pieces))
+}
+
+fn piece(action: &str) -> Option<Piece> {
+    let words: Vec<&str> = action.split_whitespace().collect();
+    Some(match words.as_slice() {
+        [".Name"] => Piece::Name,
+        [".Zone"] => Piece::Zone,
+        [".Class"] => Piece::Class,
+        [".Type"] => Piece::Type,
+        [".Remote"] => Piece::Remote,
+        [".Regex"] => Piece::Regex,
+        ["index", ".Match", n] => Piece::Match(n.parse().ok()?),
+        ["index", ".Group", name] => {
+            Piece::Group(name.strip_prefix('"')?.strip_suffix('"')?.to_string())
+        }
+        [field] => Piece::Group(field.strip_prefix(".Group.")?.to_string()),
+        _ => return None,
+    })
+}
+
+/// What a matched question puts into the templates.
+struct Data<'a> {
+    name: &'a str,
+    zone: String,
+    class: String,
+    qtype: String,
+    remote: String,
+    regex: &'a str,
+    groups: BTreeMap<String, String>,
+    matches: Vec<String>,
+}
+
+impl Rr {
+    fn render(&self, data: &Data<'_>) -> String {
+        let mut out = String::new();
+        for piece in &self.0 {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Name => out.push_str(data.name),
+                Piece::Zone => out.push_str(&data.zone),
+                Piece::Class => out.push_str(&data.class),
+                Piece::Type => out.push_str(&data.qtype),
+                Piece::Remote => out.push_str(&data.remote),
+                Piece::Regex => out.push_str(data.regex),
+                Piece::Match(i) => out.push_str(data.matches.get(*i).map_or("", String::as_str)),
+                Piece::Group(g) => out.push_str(data.groups.get(g).map_or("", String::as_str)),
+            }
+        }
+        out
+    }
+}
+
+/// A rendered RR as miekg/dns's `NewRR` reads it: one zone-file line, names relative to the
+/// root, TTL 3600 and class IN when left out.
+fn read_rr(text: &str) -> Option<Record> {
+    let line = text.trim();
+    // A directive ($INCLUDE, $ORIGIN, $TTL) is no record.
+    if line.starts_with('$') || line.is_empty() {
+        return None;
+    }
+    let zone = format!("$TTL 3600\n{line}\n");
+    let (_, sets) = Parser::new(zone, None, Some(Name::root())).parse().ok()?;
+    let mut records = sets
+        .into_values()
+        .flat_map(|s| s.records_without_rrsigs().cloned().collect::<Vec<_>>());
+    let record = records.next()?;
+    records.next().is_none().then_some(record)
+}
+
+fn rcode(name: &str) -> Option<ResponseCode> {
+    let code = match name {
+        "NOERROR" => 0,
+        "FORMERR" => 1,
+        "SERVFAIL" => 2,
+        "NXDOMAIN" => 3,
+        "NOTIMP" => 4,
+        "REFUSED" => 5,
+        "YXDOMAIN" => 6,
+        "YXRRSET" => 7,
+        "NXRRSET" => 8,
+        "NOTAUTH" => 9,
+        "NOTZONE" => 10,
+        _ => return None,
+    };
+    Some(ResponseCode::from_low(code))
+}
+
+fn one(d: &Directive, cx: &Context<'_>) -> Result<One, ConfigError> {
+    let err = |d: &Directive, m: String| directive_err(d, "template", m);
+    let wrong = |d: &Directive| {
+        err(
+            d,
+            format!(
+                "Wrong argument count or unexpected line ending after '{}'",
+                d.args.last().unwrap_or(&d.name)
+            ),
+        )
+    };
+    let [class, qtype, zones @ ..] = d.args.as_slice() else {
+        return Err(wrong(d));
+    };
+    let class = match class.as_str() {
+        "ANY" => None,
+        "IN" => Some(DNSClass::IN),
+        "CH" => Some(DNSClass::CH),
+        "HS" => Some(DNSClass::HS),
+        "NONE" => Some(DNSClass::NONE),
+        other => return Err(err(d, format!("invalid query class {other}"))),
+    };
+    let qtype = match qtype.as_str() {
+        "ANY" => None,
+        other => Some(
+            other
+                .parse::<RecordType>()
+                .ok()
+                .filter(|t| !matches!(t, RecordType::Unknown(_)))
+                .ok_or_else(|| err(d, format!("invalid RR class {other}")))?,
+        ),
+    };
+    let zones = if zones.is_empty() {
+        cx.zones.to_vec()
+    } else {
+        zones
+            .iter()
+            .map(|z| parse_zone(z).map_err(|m| err(d, m)))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let mut t = One {
+        class,
+        qtype,
+        zones: Zones::new(&zones),
+        regexes: Vec::new(),
+        answer: Vec::new(),
+        additional: Vec::new(),
+        authority: Vec::new(),
+        rcode: ResponseCode::NoError,
+        fallthrough: Fallthrough::default(),
+    };
+    for o in &d.block {
+        match o.name.as_str() {
+            "match" => {
+                if o.args.is_empty() {
+                    return Err(wrong(o));
+                }
+                for r in &o.args {
+                    if r.len() > MAX_REGEXP {
+                        return Err(err(
+                            o,
+                            format!("regex pattern too long: {} > {MAX_REGEXP}", r.len()),
+                        ));
+                    }
+                    let re = Regex::new(r)
+                        .map_err(|e| err(o, format!("could not parse regex: {r}, {e}")))?;
+                    t.regexes.push(re);
+                }
+            }
+            section @ ("answer" | "additional" | "authority") => {
+                if o.args.is_empty() {
+                    return Err(wrong(o));
+                }
+                let rrs = o
+                    .args
+                    .iter()
+                    .map(|a| {
+                        compile(a).map_err(|m| err(o, format!("could not compile template: {m}")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                match section {
+                    "answer" => t.answer.extend(rrs),
+                    "additional" => t.additional.extend(rrs),
+                    _ => t.authority.extend(rrs),
+                }
+            }
+            "rcode" => {
+                let [code] = o.args.as_slice() else {
+                    return Err(wrong(o));
+                };
+                t.rcode = rcode(code).ok_or_else(|| err(o, format!("unknown rcode {code}")))?;
+            }
+            "fallthrough" => t.fallthrough = Fallthrough::parse(&o.args, o, "template")?,
+            // Deprecated in CoreDNS and ignored there: answers' CNAMEs are not followed here.
+            "upstream" => {}
+            "var" | "expr" | "ederror" => {
+                return Err(err(o, format!("{}: not supported yet", o.name)));
+            }
+            other => return Err(err(o, format!("unknown property '{other}'"))),
+        }
+    }
+    if t.regexes.is_empty() {
+        t.regexes.push(Regex::new(".*").expect("a regex"));
+    }
+    Ok(t)
+}
+
+impl Setup for Template {
+    fn parse(d: &Directive, cx: &Context<'_>) -> Result<Self, ConfigError> {
+        let t = one(d, cx)?;
+        let zones = Zones::new(t.zones.names());
+        Ok(Self {
+            templates: vec![t],
+            zones,
+        })
+    }
+
+    /// Each `template` line of a block is one more template, tried after the earlier ones.
+    fn merge(&mut self, later: Self) -> bool {
+        self.templates.extend(later.templates);
+        let all: Vec<LowerName> = self
+            .templates
+            .iter()
+            .flat_map(|t| t.zones.names().iter().cloned())
+            .collect();
+        self.zones = Zones::new(&all);
+        true
+    }
+
+    fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
+        b.chain.push(Plugin::Template(self.clone()));
+        Ok(())
+    }
+}
+
+fn class_name(class: DNSClass) -> String {
+    match class {
+        DNSClass::Unknown(n) => format!("CLASS{n}"),
+        c => c.to_string(),
+    }
+}
+
+fn type_name(t: RecordType) -> String {
+    match t {
+        RecordType::Unknown(n) => format!("TYPE{n}"),
+        t => t.to_string(),
+    }
+}
+
+impl Phases for Template {
+    const ANSWERS: bool = true;
+    const ANY_CLASS: bool = true;
+
+    fn serve(&self, req: &Request) -> Outcome {
+        if self.zones.longest(&req.lower).is_none() {
+            return Outcome::Next;
+        }
+        let name = req.lower.to_string();
+        for t in &self.templates {
+            let Some(zone) = t.zones.longest(&req.lower) else {
+                continue;
+            };
+            let class_ok = t
+                .class
+                .is_none_or(|c| req.class == DNSClass::ANY || req.class == c);
+            let type_ok = t
+                .qtype
+                .is_none_or(|q| req.qtype == RecordType::ANY || req.qtype == q);
+            if !class_ok || !type_ok {
+                continue;
+            }
+            let Some((regex, groups)) = t
+                .regexes
+                .iter()
+                .find_map(|r| r.captures(&name).map(|g| (r, g)))
+            else {
+                if t.fallthrough.through(&req.lower) {
+                    continue;
+                }
+                return Outcome::Reply(
+                    Reply::authoritative(ResponseCode::ServFail).not_authoritative_reply(),
+                );
+            };
+            if t.rcode == ResponseCode::ServFail {
+                return Outcome::Reply(
+                    Reply::authoritative(ResponseCode::ServFail).not_authoritative_reply(),
+                );
+            }
+            let matches: Vec<String> = groups
+                .iter()
+                .map(|m| m.map_or(String::new(), |m| m.as_str().to_string()))
+                .collect();
+            let mut named: BTreeMap<String, String> = matches
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (i.to_string(), m.clone()))
+                .collect();
+            for g in regex.capture_names().flatten() {
+                if let Some(m) = groups.name(g) {
+                    named.insert(g.to_string(), m.as_str().to_string());
+                }
+            }
+            let data = Data {
+                name: &name,
+                zone: zone.to_string(),
+                class: class_name(match (req.class, t.class) {
+                    (DNSClass::ANY, Some(c)) => c,
+                    (c, _) => c,
+                }),
+                qtype: type_name(match (req.qtype, t.qtype) {
+                    (RecordType::ANY, Some(q)) => q,
+                    (q, _) => q,
+                }),
+                remote: req
+                    .src
+                    .map_or(String::new(), |s| match s.ip().to_canonical() {
+                        IpAddr::V4(ip) => ip.to_string(),
+                        IpAddr::V6(ip) => ip.to_string(),
+                    }),
+                regex: regex.as_str(),
+                groups: named,
+                matches,
+            };
+            let mut reply = Reply::authoritative(t.rcode);
+            for (rrs, section) in [
+                (&t.answer, &mut reply.answers),
+                (&t.additional, &mut reply.additional),
+                (&t.authority, &mut reply.authority),
+            ] {
+                for rr in rrs {
+                    // An RR that does not read is SERVFAIL, as CoreDNS answers it.
+                    let Some(record) = read_rr(&rr.render(&data)) else {
+                        return Outcome::Reply(
+                            Reply::authoritative(ResponseCode::ServFail).not_authoritative_reply(),
+                        );
+                    };
+                    section.push_record(Owner::Name(record.name()), &record);
+                }
+            }
+            return Outcome::Reply(reply);
+        }
+        Outcome::Next
+    }
+
+    /// A question outside every template's zones passes on, on the fast path too; one inside
+    /// them goes the full way.
+    fn serve_fast(&self, query: &wire::LightQuery, _: &mut Vec<u8>) -> Fast {
+        if self.zones.longest_index_wire(query.key()).is_some() {
+            Fast::Slow
+        } else {
+            Fast::Next
+        }
+    }
+}
+
+impl Reply {
+    /// SERVFAIL as the handler writes an error: not authoritative.
+    fn not_authoritative_reply(mut self) -> Self {
+        self.authoritative = false;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::plugin::testing::Served;
+
+    #[test]
+    fn answers_as_coredns_documents_and_aks_uses_it() {
+        let served = Served::new(
+            r#"
+            .:0 {
+                template ANY ANY internal.cloudapp.net {
+                    match "^(?:[^.]+\.){4,}internal\.cloudapp\.net\.$"
+                    rcode NXDOMAIN
+                    fallthrough
+                }
+                template ANY ANY reddog.microsoft.com {
+                    rcode NXDOMAIN
+                }
+                template IN A example {
+                    match "^ip-(?P<a>[0-9]*)-(?P<b>[0-9]*)-(?P<c>[0-9]*)-(?P<d>[0-9]*)[.]example[.]$"
+                    answer "{{ .Name }} 60 IN A {{ .Group.a }}.{{ .Group.b }}.{{ .Group.c }}.{{ .Group.d }}"
+                    fallthrough
+                }
+                template ANY ANY invalid {
+                    rcode NXDOMAIN
+                    authority "invalid. 60 {{ .Class }} SOA ns.invalid. hostmaster.invalid. (1 60 60 60 60)"
+                }
+                template IN TXT strict.test {
+                    match ^only[.]
+                    answer "{{ .Name }} 30 IN TXT \"{{ index .Match 0 }}{{ .Zone }}\""
+                }
+                kubernetes cluster.local {
+                    manifests DATA
+                    ttl 5
+                }
+                forward . 127.0.0.1:9
+            }"#,
+        );
+        for (question, answer) in [
+            // AKS: search-path junk under internal.cloudapp.net is NXDOMAIN at once...
+            ("a.b.c.d.internal.cloudapp.net. AAAA", ";; NXDOMAIN aa rd"),
+            // ...a VM's own name goes on (here, upstream).
+            ("vm1.internal.cloudapp.net. A", ";; forwarded"),
+            ("x.reddog.microsoft.com. A", ";; NXDOMAIN aa rd"),
+            (
+                "IP-10-0-0-7.example. A",
+                ";; NOERROR aa rd\nip-10-0-0-7.example. 60 IN A 10.0.0.7",
+            ),
+            // Another type falls through the A template: nothing else holds it.
+            ("ip-10-0-0-7.example. AAAA", ";; forwarded"),
+            (
+                "www.invalid. A",
+                ";; NXDOMAIN aa rd\n;; authority\ninvalid. 60 IN SOA ns.invalid. hostmaster.invalid. 1 60 60 60 60",
+            ),
+            (
+                "only.strict.test. TXT",
+                ";; NOERROR aa rd\nonly.strict.test. 30 IN TXT only.strict.test.",
+            ),
+            // In the zone, no match, no fallthrough: SERVFAIL.
+            ("other.strict.test. TXT", ";; SERVFAIL rd"),
+            // The cluster is untouched, and on the fast path.
+            (
+                "web.prod.svc.cluster.local. A",
+                ";; NOERROR aa rd ra\nweb.prod.svc.cluster.local. 5 IN A 10.96.12.34",
+            ),
+        ] {
+            let got = served.ask(question);
+            assert_eq!(got, answer, "{question}");
+        }
+        assert!(served.fast("web.prod.svc.cluster.local. A"));
+        assert!(!served.fast("x.reddog.microsoft.com. A"));
+    }
+
+    #[test]
+    fn the_classic_aaaa_filter_and_everything_nxdomain() {
+        let served = Served::new(
+            ".:0 {
+                template ANY AAAA {
+                    rcode NOERROR
+                }
+                template ANY ANY {
+                    rcode NXDOMAIN
+                }
+            }",
+        );
+        served.expect("www.example.com. AAAA", ";; NOERROR aa rd");
+        served.expect("www.example.com. A", ";; NXDOMAIN aa rd");
+    }
+
+    fn parsed(lines: &str) -> Result<usize, String> {
+        let text = format!(".:0 {{\n{lines}\n}}\n");
+        let config = Config::from_text(&text, 0, Path::new(".")).map_err(|e| e.to_string())?;
+        Ok(config.servers[0]
+            .get::<Template>()
+            .expect("template")
+            .templates
+            .len())
+    }
+
+    #[test]
+    fn reads_coredns_forms_and_refuses_the_rest() {
+        assert_eq!(parsed("template ANY ANY {\n rcode NXDOMAIN\n}"), Ok(1));
+        assert_eq!(
+            parsed(
+                "template IN A a.example b.example {\n match x y\n upstream\n}\ntemplate CH TXT"
+            ),
+            Ok(2)
+        );
+        for (lines, error) in [
+            ("template", "Wrong argument count"),
+            ("template IN", "Wrong argument count"),
+            ("template XX A", "invalid query class XX"),
+            ("template IN NOPE", "invalid RR class NOPE"),
+            ("template IN A {\n match\n}", "Wrong argument count"),
+            ("template IN A {\n match (\n}", "could not parse regex"),
+            ("template IN A {\n rcode MAYBE\n}", "unknown rcode MAYBE"),
+            (
+                "template IN A {\n answer \"{{ .Meta \\\"x\\\" }}\"\n}",
+                "not supported in this build",
+            ),
+            (
+                "template IN A {\n answer \"{{ .Name \"\n}",
+                "unclosed action",
+            ),
+            ("template IN A {\n var x 1\n}", "var: not supported yet"),
+            (
+                "template IN A {\n ederror 21\n}",
+                "ederror: not supported yet",
+            ),
+            (
+                "template IN A {\n color blue\n}",
+                "unknown property 'color'",
+            ),
+        ] {
+            let got = parsed(lines).expect_err(lines);
+            assert!(got.contains(error), "{lines}: {got}");
+        }
+    }
+
+    #[test]
+    fn go_template_trimming_and_rr_reading() {
+        let rr = compile("{{- .Name -}}   60 IN A 10.0.0.1").unwrap();
+        assert_eq!(rr.0[0], Piece::Name);
+        assert_eq!(rr.0[1], Piece::Text("60 IN A 10.0.0.1".into()));
+        assert!(read_rr("a.example. IN A 10.0.0.1").is_some_and(|r| r.ttl() == 3600));
+        assert!(
+            read_rr("relative IN A 10.0.0.1").is_some_and(|r| r.name().to_ascii() == "relative.")
+        );
+        for bad in [
+            "",
+            "$INCLUDE /etc/passwd",
+            "a.example. 60 IN A not-an-address",
+            "a. 60 IN A 1.2.3.4\nb. 60 IN A 1.2.3.4",
+        ] {
+            assert!(read_rr(bad).is_none(), "{bad}");
+        }
+    }
+}
