@@ -717,6 +717,7 @@ impl Handler {
                 let mut req = Request::new(question.name().clone(), question.query_type());
                 req.dnssec_ok = dnssec_ok(&msg);
                 req.src = Some(src);
+                req.transport = transport;
                 let mut reply = self
                     .walk_on(block, &req, &query, &msg, transport, *walk, forward, _slot)
                     .await;
@@ -845,6 +846,7 @@ impl Handler {
         let mut req = Request::new(question.name().clone(), qtype);
         req.dnssec_ok = dnssec_ok(msg);
         req.src = Some(src);
+        req.transport = transport;
         // The block with the longest zone holding the name.
         let Some(&(index, zone)) = self
             .zones

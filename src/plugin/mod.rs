@@ -27,6 +27,7 @@ pub mod template;
 #[cfg(test)]
 pub mod testing;
 pub mod timeouts;
+pub mod whoami;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
@@ -51,6 +52,8 @@ pub struct Request {
     /// The question's class: IN but for the plugins that serve others
     /// ([`Phases::ANY_CLASS`]).
     pub class: DNSClass,
+    /// How it came (`whoami` says it).
+    pub transport: Transport,
 }
 
 impl Request {
@@ -62,6 +65,7 @@ impl Request {
             dnssec_ok: false,
             src: None,
             class: DNSClass::IN,
+            transport: Transport::Udp,
         }
     }
 
@@ -71,6 +75,7 @@ impl Request {
         Self {
             dnssec_ok: self.dnssec_ok,
             src: self.src,
+            transport: self.transport,
             ..Self::new(name, self.qtype)
         }
     }
@@ -549,7 +554,7 @@ registry! {
     "forward": forward::ForwardConfig => Forward(std::sync::Arc<Forward>),
     "grpc",
     "erratic",
-    "whoami",
+    "whoami": whoami::Whoami => Whoami(whoami::Whoami),
     "on",
     "sign",
     "view",
