@@ -17,8 +17,9 @@ use crate::metrics::{Observed, Route};
 use hickory_proto::rr::Name;
 
 use crate::plugin::autopath::{self, Autopath};
+use crate::plugin::dns64::Dns64;
 use crate::plugin::forward::InFlight;
-use crate::plugin::{Fast, Forward, Outcome, Owners, Plugin, Random, Reply, Request, Seen};
+use crate::plugin::{Asker, Fast, Forward, Outcome, Owners, Plugin, Random, Reply, Request, Seen};
 use crate::wire::{self, HEADER_LEN, Header, HeaderMut};
 
 pub use crate::wire::EDNS_PAYLOAD;
@@ -90,6 +91,11 @@ enum Then {
     /// A CNAME leaving the zones, whose target went upstream: the target's records go after
     /// the reply's.
     Follow(Box<Follow>),
+    /// An AAAA question `dns64` may synthesize: what the upstream answers decides.
+    Dns64,
+    /// `dns64`'s A question for an AAAA answer (this one) without addresses: the upstream's
+    /// A records are synthesized into it.
+    Synthesize(Box<Reply>),
 }
 
 /// An `autopath` walk: the candidates, tried in turn until one is found.
@@ -166,6 +172,8 @@ pub struct Block {
     timed: bool,
     /// Whether a plugin changes queries before the chain sees them (`bufsize`).
     prepares: bool,
+    /// Whether a plugin keeps some queries off the fast path by who asks (`acl`).
+    screens: bool,
 }
 
 impl Block {
@@ -178,6 +186,7 @@ impl Block {
         let fast = autopath.is_none() && plugins.iter().all(Plugin::fast);
         let timed = metrics.is_some() || plugins.iter().any(|p| matches!(p, Plugin::Log(_)));
         let prepares = plugins.iter().any(Plugin::prepares);
+        let screens = plugins.iter().any(Plugin::screens);
         Self {
             zones,
             plugins,
@@ -186,6 +195,7 @@ impl Block {
             fast,
             timed,
             prepares,
+            screens,
         }
     }
 }
@@ -300,7 +310,7 @@ impl Handler {
     /// The finish phase for a whole response message (the fast path's, an upstream's as it
     /// came), before it is cut to the client's size.
     #[inline]
-    fn finish_wire(&self, block: &Block, message: &mut [u8]) {
+    fn finish_wire(&self, block: &Block, message: &mut Vec<u8>) {
         let mut random = Random::new(&self.seed);
         for p in &block.plugins {
             p.finish_wire(message, &mut random);
@@ -355,7 +365,10 @@ impl Handler {
             out,
             started,
         );
-        block.plugins.iter().all(|p| p.respond(out, src, transport))
+        block
+            .plugins
+            .iter()
+            .all(|p| p.respond(out, query, src, transport, limit))
     }
 
     /// [`Self::handle`], with a panic caught at this boundary: it is logged, counted in
@@ -402,7 +415,7 @@ impl Handler {
             out.extend_from_slice(b"half a reply");
             panic!("a panic asked for by a test of handle_guarded");
         }
-        let prepared = self.prepared(query);
+        let prepared = self.prepared(query, &Asker { src, transport });
         let (query, restore) = match &prepared {
             Some(p) => (p.query.as_slice(), p.restore.as_ref()),
             None => (query, None),
@@ -425,7 +438,7 @@ impl Handler {
     /// The prepare phase: the query as the block its question is routed to changes it, when
     /// that block has a plugin that does (`None`, and nothing copied, otherwise; also for a
     /// question that cannot be read, which the full parse refuses anyway).
-    pub(crate) fn prepared(&self, query: &[u8]) -> Option<Prepared> {
+    pub(crate) fn prepared(&self, query: &[u8], from: &Asker) -> Option<Prepared> {
         if !self.prepares {
             return None;
         }
@@ -439,7 +452,7 @@ impl Handler {
         let mut prepared = query.to_vec();
         let mut reverts = Vec::new();
         for (i, plugin) in block.plugins.iter().enumerate() {
-            if let Some(revert) = plugin.prepare(&mut prepared) {
+            if let Some(revert) = plugin.prepare(&mut prepared, from) {
                 reverts.push((i, revert));
             }
         }
@@ -464,7 +477,15 @@ impl Handler {
         ) else {
             return;
         };
-        let mut reply = Reply::authoritative(response.response_code());
+        let rcode = restore
+            .reverts
+            .iter()
+            .rev()
+            .fold(u16::from(response.response_code()), |rcode, (i, revert)| {
+                block.plugins[*i].revert_rcode(revert, rcode)
+            });
+        let mut reply =
+            Reply::authoritative(ResponseCode::from((rcode >> 4) as u8, (rcode & 0xF) as u8));
         reply.authoritative = response.authoritative();
         reply.recursion_available = response.recursion_available();
         let sections = [
@@ -608,7 +629,7 @@ impl Handler {
         let key = light.key();
         let &(index, zone) = &self.routes[self.zones.longest_index_wire(key)?];
         let block = &self.blocks[index];
-        if !block.fast {
+        if !block.fast || block.screens && !block.plugins.iter().all(|p| p.fast_for(light, src)) {
             return None;
         }
         out.extend_from_slice(&query[..light.question_end]);
@@ -689,42 +710,117 @@ impl Handler {
         let qtype = u16::from(question.query_type());
         let mut out = Vec::new();
         let mut failed = None;
-        let rcode = match then {
-            Then::Answer => {
-                let exchanged = forward.exchange(&query, transport == Transport::Tcp).await;
-                drop(_slot);
-                if let Err(error) = &exchanged {
-                    failed = Some(error.to_string());
+        let answered = async {
+            Some(match then {
+                Then::Answer => {
+                    let exchanged = forward.exchange(&query, transport == Transport::Tcp).await;
+                    drop(_slot);
+                    if let Err(error) = &exchanged {
+                        failed = Some(error.to_string());
+                    }
+                    self.answer_forwarded(
+                        block, &forward, &query, &msg, exchanged, limit, &mut out,
+                    )?
                 }
-                self.answer_forwarded(block, &forward, &query, &msg, exchanged, limit, &mut out)?
-            }
-            Then::Follow(follow) => {
-                let Follow { mut reply, target } = *follow;
-                let asked = upstream(&forward, &query, &msg, &target, transport).await;
-                drop(_slot);
-                if let Some(theirs) =
-                    asked.and_then(|response| Reply::reowned(&response, Owners::Whole))
-                {
-                    reply
-                        .answers
-                        .push_full(&theirs.answers.bytes, theirs.answers.count);
-                }
-                self.finish(&self.blocks[block], &mut reply);
-                encode(&query, &msg, &reply, limit, &mut out);
-                u16::from(reply.rcode)
-            }
-            Then::Walk(walk) => {
-                let mut req = Request::new(question.name().clone(), question.query_type());
-                req.dnssec_ok = dnssec_ok(&msg);
-                req.src = Some(src);
-                req.transport = transport;
-                let mut reply = self
-                    .walk_on(block, &req, &query, &msg, transport, *walk, forward, _slot)
+                Then::Follow(follow) => {
+                    let Follow { mut reply, target } = *follow;
+                    let asked = upstream(
+                        &forward,
+                        &query,
+                        &msg,
+                        &target,
+                        question.query_type(),
+                        transport,
+                    )
                     .await;
-                self.finish(&self.blocks[block], &mut reply);
-                encode(&query, &msg, &reply, limit, &mut out);
-                u16::from(reply.rcode)
-            }
+                    drop(_slot);
+                    if let Some(theirs) =
+                        asked.and_then(|response| Reply::reowned(&response, Owners::Whole))
+                    {
+                        reply
+                            .answers
+                            .push_full(&theirs.answers.bytes, theirs.answers.count);
+                    }
+                    self.finish(&self.blocks[block], &mut reply);
+                    encode(&query, &msg, &reply, limit, &mut out);
+                    u16::from(reply.rcode)
+                }
+                Then::Dns64 => {
+                    let exchanged = forward.exchange(&query, transport == Transport::Tcp).await;
+                    drop(_slot);
+                    if let Err(error) = &exchanged {
+                        failed = Some(error.to_string());
+                    }
+                    let wanted = dns64(&self.blocks[block])
+                        .filter(|d| exchanged.as_ref().is_ok_and(|r| d.wants_response(r)));
+                    if let (Some(dns64), Ok(response)) = (wanted, &exchanged) {
+                        let key = (question.name(), qtype, dnssec_ok(&msg));
+                        let aaaa = forward
+                            .remember(key, response)
+                            .or_else(|| Reply::reowned(response, Owners::Question))?;
+                        let req = self.request(&msg, question, src, transport);
+                        let mut reply = match self.dns64_a(block, &req, &query, &msg).await {
+                            Some(a) => {
+                                self.translated(block);
+                                dns64.synthesize(&req.name, &aaaa, &a)
+                            }
+                            None => {
+                                Reply::authoritative(ResponseCode::ServFail).not_authoritative()
+                            }
+                        };
+                        self.finish(&self.blocks[block], &mut reply);
+                        encode(&query, &msg, &reply, limit, &mut out);
+                        u16::from(reply.rcode)
+                    } else {
+                        self.answer_forwarded(
+                            block, &forward, &query, &msg, exchanged, limit, &mut out,
+                        )?
+                    }
+                }
+                Then::Synthesize(aaaa) => {
+                    drop(_slot);
+                    let req = self.request(&msg, question, src, transport);
+                    let a = upstream(&forward, &query, &msg, &req.name, RecordType::A, transport)
+                        .await
+                        .and_then(|response| Reply::reowned(&response, Owners::Question));
+                    let mut reply = match (a, dns64(&self.blocks[block])) {
+                        (Some(a), Some(dns64)) => {
+                            self.translated(block);
+                            dns64.synthesize(&req.name, &aaaa, &a)
+                        }
+                        _ => Reply::authoritative(ResponseCode::ServFail).not_authoritative(),
+                    };
+                    self.finish(&self.blocks[block], &mut reply);
+                    encode(&query, &msg, &reply, limit, &mut out);
+                    u16::from(reply.rcode)
+                }
+                Then::Walk(walk) => {
+                    let req = self.request(&msg, question, src, transport);
+                    let mut reply = self
+                        .walk_on(block, &req, &query, &msg, transport, *walk, forward, _slot)
+                        .await;
+                    self.finish(&self.blocks[block], &mut reply);
+                    encode(&query, &msg, &reply, limit, &mut out);
+                    u16::from(reply.rcode)
+                }
+            })
+        };
+        // `cancel`: past the block's deadline the wait is given up, with SERVFAIL.
+        let deadline = self.blocks[block].plugins.iter().find_map(|p| match p {
+            Plugin::Cancel(c) => Some(c.timeout.saturating_sub(started.elapsed())),
+            _ => None,
+        });
+        let rcode = match deadline {
+            None => answered.await?,
+            Some(left) => match tokio::time::timeout(left, answered).await {
+                Ok(rcode) => rcode?,
+                Err(_) => {
+                    failed = Some("context deadline exceeded".to_string());
+                    let failed = Reply::authoritative(ResponseCode::ServFail).not_authoritative();
+                    encode(&query, &msg, &failed, limit, &mut out);
+                    u16::from(ResponseCode::ServFail)
+                }
+            },
         };
         if let Some(restore) = &restore {
             self.restore(restore, limit, &mut out);
@@ -746,6 +842,21 @@ impl Handler {
         .then_some(out)
     }
 
+    /// The plugins' view of a forwarded query's question.
+    fn request(
+        &self,
+        msg: &Message,
+        question: &Query,
+        src: SocketAddr,
+        transport: Transport,
+    ) -> Request {
+        let mut req = Request::new(question.name().clone(), question.query_type());
+        req.dnssec_ok = dnssec_ok(msg);
+        req.src = Some(src);
+        req.transport = transport;
+        req
+    }
+
     /// Goes on with an `autopath` walk from the candidate `forward` took: each candidate the
     /// chain sends upstream is asked of the upstream, the others of the chain (`walk`); the
     /// first found is the answer, else the query's own name's, else SERVFAIL.
@@ -762,7 +873,7 @@ impl Handler {
         mut slot: InFlight,
     ) -> Reply {
         while let Some(candidate) = walk.candidates.get(walk.next).cloned() {
-            let response = upstream(&forward, query, msg, &candidate, transport).await;
+            let response = upstream(&forward, query, msg, &candidate, req.qtype, transport).await;
             drop(slot);
             if let Some(response) = response {
                 let rcode = Header::of(&response).map_or(ResponseCode::ServFail, |h| {
@@ -903,7 +1014,7 @@ impl Handler {
             },
             Some(Walked::Exhausted(walk)) => match walk.first {
                 Some(first) => Step::Reply(first),
-                None => return (refused(), routed),
+                None => return (passed(block), routed),
             },
             None => match ask(block, &req) {
                 Asked::Reply(reply) => Step::Reply(reply),
@@ -913,12 +1024,18 @@ impl Handler {
                     then: Then::Answer,
                 },
                 // Every plugin passed: nothing here holds the name.
-                Asked::Nothing => return (refused(), routed),
+                Asked::Nothing => return (passed(block), routed),
             },
         };
         let step = match step {
             Step::Reply(reply) if reply.follow.is_some() => follow(block, &req, reply),
             step => step,
+        };
+        let step = match (req.qtype, dns64(block)) {
+            (RecordType::AAAA, Some(dns64)) if dns64.applies(&req) => {
+                self.dns64(index, dns64, &req, step)
+            }
+            _ => step,
         };
         match step {
             Step::Reply(mut reply) => {
@@ -926,6 +1043,96 @@ impl Handler {
                 (Step::Reply(reply), routed)
             }
             forward => (forward, routed),
+        }
+    }
+}
+
+/// The answer when every plugin of a block passed a query on, as CoreDNS gives it: SERVFAIL
+/// (its last plugin finds no next one), or REFUSED from a block without any plugin that sees
+/// queries (CoreDNS's zone without a plugin chain).
+fn passed(block: &Block) -> Step {
+    let rcode = if block.plugins.is_empty() && block.metrics.is_none() {
+        ResponseCode::Refused
+    } else {
+        ResponseCode::ServFail
+    };
+    Step::Reply(Reply::authoritative(rcode).not_authoritative())
+}
+
+/// The block's `dns64`, if it has one.
+fn dns64(block: &Block) -> Option<&Dns64> {
+    block.plugins.iter().find_map(|p| match p {
+        Plugin::Dns64(d) => Some(d),
+        _ => None,
+    })
+}
+
+impl Handler {
+    /// `dns64` for an AAAA question it applies to, after the chain: an answer it wants
+    /// synthesized has the chain asked again for A, and the answer made of those; where the
+    /// chain sends either question upstream, [`Self::forward`] goes on.
+    fn dns64(&self, index: usize, dns64: &Dns64, req: &Request, step: Step) -> Step {
+        match step {
+            Step::Reply(reply) if dns64.wants_reply(&reply, &req.name) => {
+                match ask(&self.blocks[index], &req.for_type(RecordType::A)) {
+                    Asked::Reply(a) => {
+                        self.translated(index);
+                        Step::Reply(dns64.synthesize(&req.name, &reply, &a))
+                    }
+                    Asked::Upstream(forward, slot) => Step::Forward {
+                        forward,
+                        slot,
+                        then: Then::Synthesize(Box::new(reply)),
+                    },
+                    Asked::Nothing => Step::Reply(reply),
+                }
+            }
+            Step::Forward {
+                forward,
+                slot,
+                then: Then::Answer,
+            } => Step::Forward {
+                forward,
+                slot,
+                then: Then::Dns64,
+            },
+            step => step,
+        }
+    }
+
+    /// `dns64` made an answer in block `index`: `coredns_dns64_requests_translated_total`.
+    fn translated(&self, index: usize) {
+        if let Some(metrics) = self.metrics[index] {
+            crate::metrics::metrics().dns64_translated(metrics);
+        }
+    }
+
+    /// The A answer for `dns64`'s synthesis of an AAAA answer, asked of block `index`'s chain
+    /// and, when it sends it there, of the upstream. `None` when no upstream answered.
+    async fn dns64_a(
+        &self,
+        index: usize,
+        req: &Request,
+        query: &[u8],
+        msg: &Message,
+    ) -> Option<Reply> {
+        match ask(&self.blocks[index], &req.for_type(RecordType::A)) {
+            Asked::Reply(a) => Some(a),
+            Asked::Upstream(forward, slot) => {
+                let response = upstream(
+                    &forward,
+                    query,
+                    msg,
+                    &req.name,
+                    RecordType::A,
+                    req.transport,
+                )
+                .await;
+                drop(slot);
+                Reply::reowned(&response?, Owners::Question)
+            }
+            // Nothing holds the name's addresses: no records to make.
+            Asked::Nothing => Some(Reply::authoritative(ResponseCode::NoError)),
         }
     }
 }
@@ -1041,24 +1248,25 @@ async fn upstream(
     query: &[u8],
     msg: &Message,
     name: &Name,
+    qtype: RecordType,
     transport: Transport,
 ) -> Option<Vec<u8>> {
-    let qtype = u16::from(msg.queries().first()?.query_type());
-    let asked = candidate_query(query, name)?;
+    let asked = candidate_query(query, name, qtype)?;
     let response = forward
         .exchange(&asked, transport == Transport::Tcp)
         .await
         .ok()?;
-    let _ = forward.remember((name, qtype, dnssec_ok(msg)), &response);
+    let _ = forward.remember((name, u16::from(qtype), dnssec_ok(msg)), &response);
     Some(response)
 }
 
-/// `query` with its question's name replaced by `name` (the rest, OPT included, as sent).
-fn candidate_query(query: &[u8], name: &Name) -> Option<Vec<u8>> {
+/// `query` with its question replaced by `name` of `qtype` (the rest, OPT included, as sent).
+fn candidate_query(query: &[u8], name: &Name, qtype: RecordType) -> Option<Vec<u8>> {
     let end = wire::question_end(query)?;
     let mut out = query[..HEADER_LEN].to_vec();
     out.extend(wire::name_bytes(name));
-    out.extend_from_slice(&query[end - 4..]);
+    out.extend_from_slice(&u16::from(qtype).to_be_bytes());
+    out.extend_from_slice(&query[end - 2..]);
     Some(out)
 }
 
@@ -1136,10 +1344,14 @@ fn encode(query: &[u8], msg: &Message, reply: &Reply, limit: usize, out: &mut Ve
         header_only(query, ResponseCode::FormErr, out);
         return;
     };
-    let opt = msg
-        .extensions()
-        .as_ref()
-        .map(|e| wire::opt(EDNS_PAYLOAD, reply.rcode.high(), e.flags().dnssec_ok));
+    // The OPT record, with the reply's extended error as its option.
+    let option = reply.ede.as_ref().map(|e| e.option()).unwrap_or_default();
+    let opt = msg.extensions().as_ref().map(|e| {
+        let mut o = wire::opt(EDNS_PAYLOAD, reply.rcode.high(), e.flags().dnssec_ok);
+        o[9..11].copy_from_slice(&(option.len() as u16).to_be_bytes());
+        o
+    });
+    let opt_len = opt.map_or(0, |o| o.len() + option.len());
     let flags = |truncated: bool| {
         asked.response_flags(
             reply.authoritative,
@@ -1160,9 +1372,7 @@ fn encode(query: &[u8], msg: &Message, reply: &Reply, limit: usize, out: &mut Ve
     };
     let opt_count = u16::from(opt.is_some());
     let sections = [&reply.answers, &reply.authority, &reply.additional];
-    let whole = question_end
-        + sections.iter().map(|s| s.bytes.len()).sum::<usize>()
-        + opt.map_or(0, |o| o.len());
+    let whole = question_end + sections.iter().map(|s| s.bytes.len()).sum::<usize>() + opt_len;
     if whole <= limit {
         let counts = [
             reply.answers.count,
@@ -1176,7 +1386,7 @@ fn encode(query: &[u8], msg: &Message, reply: &Reply, limit: usize, out: &mut Ve
     } else {
         // Too large: as CoreDNS (miekg/dns's Truncate), whole records in order (answers,
         // authority, additional) while they fit, the OPT kept, and TC set.
-        let room = limit.saturating_sub(opt.map_or(0, |o| o.len()));
+        let room = limit.saturating_sub(opt_len);
         let mut counts = [0u16, 0, 0];
         let mut kept: Vec<&[u8]> = Vec::new();
         let mut len = question_end;
@@ -1198,6 +1408,7 @@ fn encode(query: &[u8], msg: &Message, reply: &Reply, limit: usize, out: &mut Ve
     }
     if let Some(o) = opt {
         out.extend_from_slice(&o);
+        out.extend_from_slice(&option);
     }
 }
 

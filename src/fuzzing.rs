@@ -175,7 +175,8 @@ fn ask(handler: &Handler, shuffled: bool, query: &[u8]) {
                     assert!(query[2] & 0x80 == 0, "a reply to a response");
                     check_reply(query, &got, transport);
                     if !shuffled {
-                        let prepared = handler.prepared(query);
+                        let prepared =
+                            handler.prepared(query, &crate::plugin::Asker { src, transport });
                         let asked = prepared.as_ref().map_or(query, |p| p.query.as_slice());
                         let restore = prepared.as_ref().and_then(|p| p.restore.as_ref());
                         let full = handler.handle_full(

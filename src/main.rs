@@ -34,6 +34,24 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// source logs each change between working and failing instead.
 const DEFAULT_LOG: &str = "info,kube_client=off";
 
+/// The filter while a block of the Corefile has `debug`: clusterdns's debug messages too.
+const DEBUG_LOG: &str = "info,clusterdns=debug,kube_client=off";
+
+/// How the log filter changes with the Corefile's `debug`; `None` when `RUST_LOG` sets it.
+static LOG_FILTER: std::sync::OnceLock<
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>,
+> = std::sync::OnceLock::new();
+
+/// Logs clusterdns's debug messages when `debug` (the `debug` directive), else the default.
+fn set_debug(debug: bool) {
+    if let Some(handle) = LOG_FILTER.get() {
+        let filter = if debug { DEBUG_LOG } else { DEFAULT_LOG };
+        if let Err(error) = handle.reload(tracing_subscriber::EnvFilter::new(filter)) {
+            warn!(%error, "changing the log filter");
+        }
+    }
+}
+
 struct Flags {
     conf: PathBuf,
     port: u16,
@@ -128,14 +146,24 @@ fn parse_flags() -> anyhow::Result<Option<Flags>> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let from_env = tracing_subscriber::EnvFilter::try_from_default_env().ok();
+    let fixed = from_env.is_some();
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(
+        from_env.unwrap_or_else(|| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
+    );
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::io::stdout),
         )
-        .with_ansi(false)
-        .with_writer(std::io::stdout)
         .init();
+    if !fixed {
+        let _ = LOG_FILTER.set(handle);
+    }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -171,7 +199,9 @@ fn run() -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async move {
         let mut signals = ReloadSignals::new().context("listening for SIGHUP and SIGUSR1")?;
+        let debug = config.debug();
         let mut current = bound.start()?;
+        set_debug(debug);
         let mut seen = fingerprint(&corefile);
         loop {
             let check = next_check(current.reload);
@@ -198,12 +228,13 @@ fn run() -> anyhow::Result<()> {
             // A new configuration replaces everything, or nothing.
             match Config::load(&flags.conf, flags.port)
                 .map_err(anyhow::Error::from)
-                .and_then(|c| Bound::new(&c, &flags))
-                .and_then(Bound::start)
+                .and_then(|c| Ok((Bound::new(&c, &flags)?, c.debug())))
+                .and_then(|(bound, debug)| Ok((bound.start()?, debug)))
             {
-                Ok(next) => {
+                Ok((next, debug)) => {
                     // The new listeners are up before the old ones close.
                     std::mem::replace(&mut current, next).stop();
+                    set_debug(debug);
                     info!("{trigger}: serving {what}");
                 }
                 Err(error) => {
@@ -247,7 +278,7 @@ impl Bound {
         let listeners = clusterdns::server::bind_with(
             std::mem::take(&mut assembly.blocks),
             flags.workers,
-            &config.timeouts(),
+            &config.listen_options(),
         )?;
         let http = clusterdns::server::bind_http(std::mem::take(&mut assembly.http))?;
         let reload = config

@@ -222,6 +222,10 @@ pub struct Metrics {
     forward: Forwarding,
     /// `autopath` walks that found an answer, by block.
     autopath: papaya::HashMap<u16, AtomicU64>,
+    /// `dns64` answers synthesized, by block.
+    dns64: papaya::HashMap<u16, AtomicU64>,
+    /// Plugins' own counters (`acl`'s), registered at build time: name, help, labels.
+    counters: RwLock<Vec<Counter>>,
     /// Each `cache`'s server and zones, and its counters.
     caches: RwLock<Vec<(String, String, Arc<CacheCounters>)>>,
     /// `rrl`: responses and requests over their allowance, by client address (the first
@@ -229,6 +233,9 @@ pub struct Metrics {
     rrl_responses: papaya::HashMap<Option<IpAddr>, AtomicU64>,
     rrl_requests: papaya::HashMap<Option<IpAddr>, AtomicU64>,
 }
+
+/// A plugin's counter: its name, help, rendered labels and value.
+type Counter = (&'static str, &'static str, String, Arc<AtomicU64>);
 
 /// How many clients `rrl`'s counters keep apart: sources can be forged, and each series is
 /// memory that would otherwise grow with every address a flood claims to come from.
@@ -258,6 +265,8 @@ pub fn metrics() -> &'static Metrics {
         forward: Forwarding::default(),
         caches: RwLock::new(Vec::new()),
         autopath: papaya::HashMap::new(),
+        dns64: papaya::HashMap::new(),
+        counters: RwLock::new(Vec::new()),
         rrl_responses: papaya::HashMap::new(),
         rrl_requests: papaya::HashMap::new(),
     })
@@ -376,6 +385,11 @@ impl Metrics {
         count(&self.autopath, block);
     }
 
+    /// `dns64` synthesized an answer in block `block`.
+    pub fn dns64_translated(&self, block: u16) {
+        count(&self.dns64, block);
+    }
+
     /// `rrl` limited a response (or, `request`, a query) to `client`: CoreDNS's
     /// `coredns_rrl_responses_exceeded_total` (`coredns_rrl_requests_exceeded_total`).
     pub fn rrl_exceeded(&self, request: bool, client: IpAddr) {
@@ -413,6 +427,26 @@ impl Metrics {
         counters
     }
 
+    /// A plugin's counter `name` with `labels` (rendered, `key="value",...`), which the plugin
+    /// keeps and counts on; the same one again after a reload, so its series goes on.
+    pub fn counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: String,
+    ) -> Arc<AtomicU64> {
+        let mut counters = self.counters.write().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, _, _, c)) = counters
+            .iter()
+            .find(|(n, _, l, _)| *n == name && *l == labels)
+        {
+            return Arc::clone(c);
+        }
+        let counter = Arc::new(AtomicU64::new(0));
+        counters.push((name, help, labels, Arc::clone(&counter)));
+        counter
+    }
+
     /// One query sent upstream: its reply's rcode (`None`: no reply) and how long it took.
     pub fn forwarded(&self, to: &SocketAddr, rcode: Option<u8>, seconds: f64) {
         let f = &self.forward;
@@ -441,6 +475,30 @@ impl Metrics {
         self.forward
             .healthcheck_broken
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The plugins' counters, each name's series together under one HELP and TYPE.
+    fn render_counters(&self, out: &mut String) {
+        let mut counters: Vec<(&'static str, &'static str, String, u64)> = self
+            .counters
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(n, h, l, c)| (*n, *h, l.clone(), c.load(Ordering::Relaxed)))
+            .collect();
+        counters.sort_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
+        let mut last = "";
+        for (name, help, labels, value) in counters {
+            if name != last {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+                last = name;
+            }
+            if labels.is_empty() {
+                let _ = writeln!(out, "{name} {value}");
+            } else {
+                let _ = writeln!(out, "{name}{{{labels}}} {value}");
+            }
+        }
     }
 
     /// The Prometheus text exposition of everything.
@@ -554,21 +612,31 @@ impl Metrics {
                 &format!("service_kind=\"{kind}\""),
             );
         }
-        out.push_str("# HELP coredns_autopath_success_total Counter of requests that did autopath.\n# TYPE coredns_autopath_success_total counter\n");
-        let autopath: BTreeMap<u16, u64> = self
-            .autopath
-            .pin()
-            .iter()
-            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
-            .collect();
-        for (block, v) in autopath {
-            if let Some((server, _)) = blocks.get(usize::from(block)) {
-                let _ = writeln!(
-                    out,
-                    "coredns_autopath_success_total{{server=\"{server}\"}} {v}"
-                );
+        for (name, help, counts) in [
+            (
+                "coredns_autopath_success_total",
+                "Counter of requests that did autopath.",
+                &self.autopath,
+            ),
+            (
+                "coredns_dns64_requests_translated_total",
+                "Counter of DNS requests translated by dns64.",
+                &self.dns64,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let counts: BTreeMap<u16, u64> = counts
+                .pin()
+                .iter()
+                .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+                .collect();
+            for (block, v) in counts {
+                if let Some((server, _)) = blocks.get(usize::from(block)) {
+                    let _ = writeln!(out, "{name}{{server=\"{server}\"}} {v}");
+                }
             }
         }
+        self.render_counters(&mut out);
         self.render_forward(&mut out);
         self.render_caches(&mut out);
         self.render_rrl(&mut out);

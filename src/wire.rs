@@ -219,11 +219,34 @@ impl<'a> HeaderMut<'a> {
         self.0[10..12].copy_from_slice(&additional.to_be_bytes());
     }
 
+    /// AA, RD or RA ([`Flag`]) set or cleared.
+    #[inline]
+    pub fn set_flag(&mut self, flag: Flag, on: bool) {
+        let (byte, bit) = match flag {
+            Flag::Authoritative => (2, 0x04),
+            Flag::RecursionDesired => (2, 0x01),
+            Flag::RecursionAvailable => (3, 0x80),
+        };
+        if on {
+            self.0[byte] |= bit;
+        } else {
+            self.0[byte] &= !bit;
+        }
+    }
+
     /// QDCOUNT, ANCOUNT, NSCOUNT and ARCOUNT all zero.
     #[inline]
     pub fn clear_counts(&mut self) {
         self.0[4..].fill(0);
     }
+}
+
+/// The header flags a plugin may set or clear (`header`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    Authoritative,
+    RecursionDesired,
+    RecursionAvailable,
 }
 
 /// Whose name a record is written under.
@@ -680,6 +703,78 @@ pub fn records_after_question(message: &[u8]) -> impl Iterator<Item = Option<Rec
         // One `None` for a record that does not parse, then the end.
         Some(record)
     })
+}
+
+/// The OPT record of `message` as miekg/dns's `IsEdns0` finds it: the last OPT of the
+/// additional section.
+pub fn last_opt(message: &[u8]) -> Option<RecordSpan> {
+    const OPT: u16 = 41;
+    let header = Header::of(message)?;
+    let additional_from = usize::from(header.answers()) + usize::from(header.authority());
+    records_after_question(message)
+        .map_while(|r| r)
+        .filter(|r| r.index >= additional_from && r.rtype == OPT)
+        .last()
+}
+
+/// The whole options of an OPT record's data: each one's code, and where it starts and ends
+/// (its code and length included). A last option that overruns the data is left out.
+pub fn edns_options(data: &[u8]) -> Vec<(u16, usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(head) = data.get(at..at + 4) {
+        let code = u16::from_be_bytes([head[0], head[1]]);
+        let end = at + 4 + usize::from(u16::from_be_bytes([head[2], head[3]]));
+        if end > data.len() {
+            break;
+        }
+        out.push((code, at, end));
+        at = end;
+    }
+    out
+}
+
+/// Replaces the data of `message`'s OPT record with what `edit` makes of it, or, when it has
+/// none, adds one (UDP payload `payload`, flags `flags`: DO is 0x8000) holding what `edit`
+/// makes of nothing. `false`, and nothing changed, when the new data does not fit an OPT.
+pub fn edit_opt(
+    message: &mut Vec<u8>,
+    payload: u16,
+    flags: u16,
+    edit: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> bool {
+    const OPT: u16 = 41;
+    match last_opt(message) {
+        Some(o) => {
+            let data = edit(&message[o.data.clone()]);
+            let Ok(len) = u16::try_from(data.len()) else {
+                return false;
+            };
+            message[o.data.start - 2..o.data.start].copy_from_slice(&len.to_be_bytes());
+            message.splice(o.data, data);
+        }
+        None => {
+            let data = edit(&[]);
+            let Ok(len) = u16::try_from(data.len()) else {
+                return false;
+            };
+            let Some(additional) = Header::of(message).map(|h| h.additional()) else {
+                return false;
+            };
+            let Some(additional) = additional.checked_add(1) else {
+                return false;
+            };
+            message.push(0);
+            message.extend_from_slice(&OPT.to_be_bytes());
+            message.extend_from_slice(&payload.to_be_bytes());
+            message.extend_from_slice(&[0, 0]);
+            message.extend_from_slice(&flags.to_be_bytes());
+            message.extend_from_slice(&len.to_be_bytes());
+            message.extend_from_slice(&data);
+            message[10..12].copy_from_slice(&additional.to_be_bytes());
+        }
+    }
+    true
 }
 
 /// Whether a message with one question has its OPT records where RFC 6891 6.1.1 puts them (in

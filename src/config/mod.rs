@@ -126,6 +126,37 @@ impl Config {
         }
         by_listen
     }
+
+    /// Each address's listener options: its `timeouts` ([`Self::timeouts`]) and its
+    /// `multisocket` count (the last block on it that sets one wins).
+    pub fn listen_options(&self) -> BTreeMap<Listen, crate::server::ListenOptions> {
+        let mut by_listen: BTreeMap<Listen, crate::server::ListenOptions> = self
+            .timeouts()
+            .into_iter()
+            .map(|(listen, timeouts)| {
+                let options = crate::server::ListenOptions {
+                    timeouts,
+                    sockets: None,
+                };
+                (listen, options)
+            })
+            .collect();
+        for s in &self.servers {
+            if let Some(m) = s.get::<crate::plugin::multisocket::Multisocket>() {
+                for listen in s.listen() {
+                    by_listen.entry(listen).or_default().sockets = Some(m.sockets);
+                }
+            }
+        }
+        by_listen
+    }
+
+    /// Whether any block has `debug`: the binary then logs clusterdns's debug messages.
+    pub fn debug(&self) -> bool {
+        self.servers
+            .iter()
+            .any(|s| s.get::<crate::plugin::debug::Debug>().is_some())
+    }
 }
 
 fn server_block(
@@ -162,7 +193,18 @@ fn server_block(
                     read: Some(read), ..
                 },
             )) => read(d, &cx, &mut slots[i])?,
-            Some(_) => return Err(directive_err(d, name, "not supported yet")),
+            Some(_) => {
+                let message = match name {
+                    // Go's profiler has nothing to profile here; say what to use instead.
+                    "pprof" => {
+                        "not supported: Go's profiler has no counterpart in clusterdns; \
+                        remove the line and profile the process from outside, with \
+                        `perf record -g -p PID` (CPU) or `heaptrack -p PID` (memory)"
+                    }
+                    _ => "not supported yet",
+                };
+                return Err(directive_err(d, name, message));
+            }
             None => return Err(directive_err(d, name, "unknown directive")),
         }
     }
@@ -344,8 +386,34 @@ mod tests {
     fn rejections_name_the_line() {
         for (text, line, needle) in [
             (".:53 {\n dnssec\n}\n", 2, "not supported yet"),
+            (".:53 {\n pprof\n}\n", 2, "perf record -g -p PID"),
+            (".:53 {\n cancel 1x\n}\n", 2, "invalid duration: \"1x\""),
+            (".:53 {\n cancel -1s\n}\n", 2, "invalid negative duration"),
+            (".:53 {\n cancel 1s 2s\n}\n", 2, "Wrong argument count"),
+            (
+                ".:53 {\n multisocket 0\n}\n",
+                2,
+                "can not be zero or negative: 0",
+            ),
+            (
+                ".:53 {\n multisocket 1025\n}\n",
+                2,
+                "exceeds maximum (1024): 1025",
+            ),
+            (".:53 {\n multisocket x\n}\n", 2, "invalid num sockets"),
+            (".:53 {\n multisocket 1 2\n}\n", 2, "Wrong argument count"),
+            (".:53 {\n debug on\n}\n", 2, "Wrong argument count"),
             (".:53 {\n prometheus nonsense\n}\n", 2, "HOST:PORT"),
-            (".:53 {\n loadbalance weighted f\n}\n", 2, "round_robin"),
+            (
+                ".:53 {\n loadbalance weighted f g\n}\n",
+                2,
+                "unexpected argument(s)",
+            ),
+            (
+                ".:53 {\n loadbalance random\n}\n",
+                2,
+                "unknown policy: random",
+            ),
             (".:53 {\n health {\n  lameduck x\n }\n}\n", 3, "lameduck"),
             (".:53 {\n reload 1s\n}\n", 2, "at least 2s"),
             (".:53 {\n frobnicate\n}\n", 2, "unknown directive"),
@@ -493,6 +561,27 @@ mod tests {
             one.servers[0].get::<Timeouts>().copied().unwrap().read,
             Some(TIMEOUT_MIN)
         );
+    }
+
+    #[test]
+    fn multisocket_and_debug_per_port_and_process() {
+        let c = load(
+            ".:53 {\n multisocket 4\n}\nexample.org:53 {\n multisocket 2\n debug\n}\n\
+             .:54 {\n multisocket\n}\n.:55 {\n log\n}\n",
+        )
+        .unwrap();
+        let options = c.listen_options();
+        let sockets = |port| {
+            options
+                .get(&Listen { ip: None, port })
+                .and_then(|o| o.sockets)
+        };
+        assert_eq!(sockets(53), Some(2), "the last block on the port wins");
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(sockets(54), Some(cpus), "the CPU count by default");
+        assert_eq!(sockets(55), None);
+        assert!(c.debug());
+        assert!(!load(".:53 {\n log\n}\n").unwrap().debug());
     }
 
     #[test]

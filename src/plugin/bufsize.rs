@@ -4,9 +4,9 @@
 //! size is never raised to, and a query without an OPT record is left alone.
 
 use super::setup::{Building, Context, Setup, SetupError};
-use super::{Phases, Plugin, Revert};
+use super::{Asker, Phases, Plugin, Revert};
 use crate::corefile::{ConfigError, Directive, directive_err};
-use crate::wire::{self, Header};
+use crate::wire;
 
 /// DNS Flag Day 2020's size, CoreDNS's default.
 const DEFAULT: u16 = 1232;
@@ -55,15 +55,8 @@ impl Phases for Bufsize {
     const PREPARES: bool = true;
 
     /// The OPT record's class field is the payload size: lowered in place when over SIZE.
-    fn prepare(&self, query: &mut Vec<u8>) -> Option<Revert> {
-        const OPT: u16 = 41;
-        let header = Header::of(query)?;
-        let additional_from = usize::from(header.answers()) + usize::from(header.authority());
-        // As miekg/dns's IsEdns0: the last OPT of the additional section.
-        let opt = wire::records_after_question(query)
-            .map_while(|r| r)
-            .filter(|r| r.index >= additional_from && r.rtype == OPT)
-            .last()?;
+    fn prepare(&self, query: &mut Vec<u8>, _: &Asker) -> Option<Revert> {
+        let opt = wire::last_opt(query)?;
         // Type, class, TTL and data length come before the data: the class is 8 bytes back.
         let class = opt.data.start - 8;
         let payload = u16::from_be_bytes([query[class], query[class + 1]]);
@@ -149,7 +142,7 @@ mod tests {
         ] {
             let mut q = query("example.org.", RecordType::A, asked);
             let before = q.clone();
-            b.prepare(&mut q);
+            b.prepare(&mut q, &Asker::test());
             assert_eq!(payload(&q), seen, "{asked:?}");
             assert_eq!(q.len(), before.len());
             assert_eq!(
@@ -164,7 +157,7 @@ mod tests {
             vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 9],
         ] {
             let before = junk.clone();
-            b.prepare(&mut junk);
+            b.prepare(&mut junk, &Asker::test());
             assert_eq!(junk, before);
         }
     }

@@ -44,8 +44,8 @@ fn body(text: &str) -> Vec<u8> {
     wire::body(&record)
 }
 
-/// The host's name, as Go's `os.Hostname` reads it on Linux.
-fn hostname() -> String {
+/// The host's name, as Go's `os.Hostname` reads it on Linux (`nsid`'s default too).
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())

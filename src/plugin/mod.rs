@@ -3,20 +3,29 @@
 //! A plugin reads one snapshot per query and returns a [`Reply`] or [`Outcome::Next`]
 //! (CoreDNS's fallthrough). Plugins do no I/O on the query path.
 
+pub mod acl;
 pub mod any;
 pub mod authority;
 pub mod autopath;
 pub mod bind;
 pub mod bufsize;
 pub mod cache;
+pub mod cancel;
 pub mod chaos;
+pub mod debug;
+pub mod dns64;
 pub mod forward;
 pub mod forward_loop;
+pub mod header;
 pub mod health;
 pub mod hosts;
 pub mod kubernetes;
 pub mod loadbalance;
+pub mod local;
 pub mod log;
+pub mod minimal;
+pub mod multisocket;
+pub mod nsid;
 pub mod prometheus;
 pub mod ready;
 pub mod reload;
@@ -79,6 +88,32 @@ impl Request {
             ..Self::new(name, self.qtype)
         }
     }
+
+    /// The same question for another type (`dns64`'s A for an AAAA).
+    pub fn for_type(&self, qtype: RecordType) -> Self {
+        Self {
+            qtype,
+            class: self.class,
+            ..self.for_name(self.name.clone())
+        }
+    }
+}
+
+/// Who sent a query, and how: what [`Phases::prepare`] may put into it (`rewrite edns0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asker {
+    pub src: std::net::SocketAddr,
+    pub transport: Transport,
+}
+
+impl Asker {
+    #[cfg(test)]
+    pub fn test() -> Self {
+        Self {
+            src: "10.244.0.7:40000".parse().expect("an address"),
+            transport: Transport::Udp,
+        }
+    }
 }
 
 /// What a plugin made of a query.
@@ -107,6 +142,30 @@ pub struct Reply {
     pub follow: Option<hickory_proto::rr::Name>,
     /// Work for the loop that sends the answer, once it is sent.
     pub after: Option<Box<After>>,
+    /// An extended DNS error (RFC 8914) for the response's OPT record, when the query has one.
+    pub ede: Option<Box<Ede>>,
+}
+
+/// An extended DNS error (RFC 8914): its INFO-CODE and EXTRA-TEXT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ede {
+    pub code: u16,
+    pub text: String,
+}
+
+impl Ede {
+    /// The EDNS option (code 15) that carries it.
+    pub fn option(&self) -> Vec<u8> {
+        const EDE: u16 = 15;
+        let text = self.text.as_bytes();
+        let text = &text[..text.len().min(usize::from(u16::MAX) - 2)];
+        let mut out = Vec::with_capacity(6 + text.len());
+        out.extend_from_slice(&EDE.to_be_bytes());
+        out.extend_from_slice(&(2 + text.len() as u16).to_be_bytes());
+        out.extend_from_slice(&self.code.to_be_bytes());
+        out.extend_from_slice(text);
+        out
+    }
 }
 
 /// Work an answer leaves for the loop that sends it: the answer path itself never spawns a
@@ -148,6 +207,7 @@ impl Reply {
             additional: Section::default(),
             follow: None,
             after: None,
+            ede: None,
         }
     }
 
@@ -193,6 +253,23 @@ impl Reply {
     /// question), with every record under its own name: records that can go into the answer
     /// to another question.
     pub fn reowned_whole(&self, asked: &Name, qtype: RecordType) -> Option<Self> {
+        Some(Self {
+            rcode: self.rcode,
+            authoritative: self.authoritative,
+            recursion_available: self.recursion_available,
+            ..Self::reowned(&self.wire(asked, qtype), Owners::Whole)?
+        })
+    }
+
+    /// This reply as a message answering `asked` of `qtype`, parsed: its records to read
+    /// (`dns64`). `None` if its sections do not parse.
+    pub fn message(&self, asked: &Name, qtype: RecordType) -> Option<Message> {
+        Message::from_vec(&self.wire(asked, qtype)).ok()
+    }
+
+    /// A message of this reply's sections after the question `asked` of `qtype` (header flags
+    /// other than QR and the rcode left out).
+    fn wire(&self, asked: &Name, qtype: RecordType) -> Vec<u8> {
         let sections = [&self.answers, &self.authority, &self.additional];
         let mut message = vec![0, 0, 0x80, 0, 0, 1];
         for s in sections {
@@ -204,12 +281,7 @@ impl Reply {
         for s in sections {
             message.extend_from_slice(&s.bytes);
         }
-        Some(Self {
-            rcode: self.rcode,
-            authoritative: self.authoritative,
-            recursion_available: self.recursion_available,
-            ..Self::reowned(&message, Owners::Whole)?
-        })
+        message
     }
 }
 
@@ -285,6 +357,9 @@ pub trait Phases {
     /// its queries to prepare them.
     const PREPARES: bool = false;
 
+    /// Whether [`Self::fast_for`] ever declines a query: only a block with such a plugin asks.
+    const SCREENS: bool = false;
+
     /// Whether this plugin's phases other than serving can all run on the fast path (`log`
     /// wants the parsed query).
     fn fast(&self) -> bool {
@@ -298,14 +373,27 @@ pub trait Phases {
     /// answers is the one the original question was routed to. A plugin that changes the
     /// question returns how to undo it: the client then gets its own question back, and each
     /// record of the response goes through [`Self::revert`] with it.
-    fn prepare(&self, query: &mut Vec<u8>) -> Option<Revert> {
-        let _ = query;
+    fn prepare(&self, query: &mut Vec<u8>, from: &Asker) -> Option<Revert> {
+        let _ = (query, from);
         None
     }
 
     /// Changes a record of the response back, as [`Self::prepare`]'s `revert` says.
     fn revert(&self, revert: &Revert, record: &mut Record) {
         let _ = (revert, record);
+    }
+
+    /// The response's rcode (extended, up to 12 bits) as [`Self::prepare`]'s `revert` says.
+    fn revert_rcode(&self, revert: &Revert, rcode: u16) -> u16 {
+        let _ = revert;
+        rcode
+    }
+
+    /// Whether the fast path may answer `query` from `src` (`acl` sends a query it blocks or
+    /// filters the full way, where it answers it); asked before any plugin serves it there.
+    fn fast_for(&self, query: &crate::wire::LightQuery, src: std::net::SocketAddr) -> bool {
+        let _ = (query, src);
+        true
     }
 
     /// Whether the query is answered at all; `false` drops it.
@@ -335,20 +423,24 @@ pub trait Phases {
         let _ = (reply, random);
     }
 
-    /// Changes a whole response message in place, before it is cut to the client's size: the
-    /// fast path's, or an upstream's kept as it came. Must not change its length.
-    fn finish_wire(&self, message: &mut [u8], random: &mut Random<'_>) {
+    /// Changes a whole response message in place: the fast path's, or an upstream's kept as
+    /// it came, both already within the client's size. It may shorten it (`minimal`), never
+    /// lengthen it.
+    fn finish_wire(&self, message: &mut Vec<u8>, random: &mut Random<'_>) {
         let _ = (message, random);
     }
 
-    /// Whether the encoded response goes out; may cut it in place.
+    /// Whether the encoded response to `query` goes out; may change it in place, within
+    /// `limit` bytes (cut it: `rrl`; add an EDNS option: `nsid`).
     fn respond(
         &self,
         response: &mut Vec<u8>,
+        query: &[u8],
         src: std::net::SocketAddr,
         transport: Transport,
+        limit: usize,
     ) -> bool {
-        let _ = (response, src, transport);
+        let _ = (response, query, src, transport, limit);
         true
     }
 
@@ -437,13 +529,26 @@ macro_rules! registry {
                 match self { $($($(Self::$variant(_) => <$ty as Phases>::PREPARES,)?)?)* }
             }
 
+            pub fn screens(&self) -> bool {
+                match self { $($($(Self::$variant(_) => <$ty as Phases>::SCREENS,)?)?)* }
+            }
+
             #[inline]
-            pub fn prepare(&self, query: &mut Vec<u8>) -> Option<Revert> {
-                match self { $($($(Self::$variant(p) => Phases::prepare(p, query),)?)?)* }
+            pub fn fast_for(&self, query: &crate::wire::LightQuery, src: std::net::SocketAddr) -> bool {
+                match self { $($($(Self::$variant(p) => Phases::fast_for(p, query, src),)?)?)* }
+            }
+
+            #[inline]
+            pub fn prepare(&self, query: &mut Vec<u8>, from: &Asker) -> Option<Revert> {
+                match self { $($($(Self::$variant(p) => Phases::prepare(p, query, from),)?)?)* }
             }
 
             pub fn revert(&self, revert: &Revert, record: &mut Record) {
                 match self { $($($(Self::$variant(p) => Phases::revert(p, revert, record),)?)?)* }
+            }
+
+            pub fn revert_rcode(&self, revert: &Revert, rcode: u16) -> u16 {
+                match self { $($($(Self::$variant(p) => Phases::revert_rcode(p, revert, rcode),)?)?)* }
             }
 
             #[inline]
@@ -467,13 +572,13 @@ macro_rules! registry {
             }
 
             #[inline]
-            pub fn finish_wire(&self, message: &mut [u8], random: &mut Random<'_>) {
+            pub fn finish_wire(&self, message: &mut Vec<u8>, random: &mut Random<'_>) {
                 match self { $($($(Self::$variant(p) => Phases::finish_wire(p, message, random),)?)?)* }
             }
 
             #[inline]
-            pub fn respond(&self, response: &mut Vec<u8>, src: std::net::SocketAddr, transport: Transport) -> bool {
-                match self { $($($(Self::$variant(p) => Phases::respond(p, response, src, transport),)?)?)* }
+            pub fn respond(&self, response: &mut Vec<u8>, query: &[u8], src: std::net::SocketAddr, transport: Transport, limit: usize) -> bool {
+                match self { $($($(Self::$variant(p) => Phases::respond(p, response, query, src, transport, limit),)?)?)* }
             }
 
             #[inline]
@@ -502,19 +607,19 @@ registry! {
     "root",
     "metadata",
     "geoip",
-    "cancel",
+    "cancel": cancel::Cancel => Cancel(cancel::Cancel),
     "proxyproto",
     "quic",
     "grpc_server",
     "https",
     "https3",
     "timeouts": timeouts::Timeouts,
-    "multisocket",
+    "multisocket": multisocket::Multisocket,
     "reload": reload::Reload,
-    "nsid",
+    "nsid": nsid::Nsid => Nsid(nsid::Nsid),
     "bufsize": bufsize::Bufsize => Bufsize(bufsize::Bufsize),
     "bind": bind::Bind,
-    "debug",
+    "debug": debug::Debug,
     "trace",
     "ready": ready::Ready,
     "health": health::HealthConfig,
@@ -524,20 +629,20 @@ registry! {
     "errors": log::Errors => Errors(log::Errors),
     "log": log::Log => Log(log::Log),
     "dnstap",
-    "local",
-    "dns64",
+    "local": local::LocalConfig => Local(Box<local::Local>),
+    "dns64": dns64::Dns64 => Dns64(dns64::Dns64),
     "any": any::Any => Any(any::Any),
     "chaos": chaos::Chaos => Chaos(chaos::Chaos),
-    "loadbalance": loadbalance::Loadbalance => Loadbalance(loadbalance::Loadbalance),
+    "loadbalance": loadbalance::LoadbalanceConfig => Loadbalance(Box<loadbalance::Loadbalance>),
     "tsig",
     "rewrite": rewrite::Rewrite => Rewrite(rewrite::Rewrite),
     "autopath": autopath::AutopathConfig,
-    "acl",
+    "acl": acl::AclConfig => Acl(Box<acl::Acl>),
     "cache": cache::CacheConfig,
-    "header",
+    "header": header::Header => Header(Box<header::Header>),
     "dnssec",
     "tls",
-    "minimal",
+    "minimal": minimal::Minimal => Minimal(minimal::Minimal),
     "template": template::Template => Template(template::Template),
     "transfer",
     "hosts": hosts::HostsConfig => Hosts(Hosts),
@@ -551,7 +656,7 @@ registry! {
     "secondary",
     "etcd",
     "loop": forward_loop::Detect => Loop(forward_loop::Loop),
-    "forward": forward::ForwardConfig => Forward(std::sync::Arc<Forward>),
+    "forward": forward::Forwards => Forward(std::sync::Arc<Forward>),
     "grpc",
     "erratic",
     "whoami": whoami::Whoami => Whoami(whoami::Whoami),
@@ -583,8 +688,23 @@ macro_rules! behind {
     ($($pointer:ident),*) => {$(
         impl<T: Phases + ?Sized> Phases for $pointer<T> {
             const ANSWERS: bool = T::ANSWERS;
+            const ANY_CLASS: bool = T::ANY_CLASS;
+            const PREPARES: bool = T::PREPARES;
+            const SCREENS: bool = T::SCREENS;
+            fn fast_for(&self, query: &crate::wire::LightQuery, src: std::net::SocketAddr) -> bool {
+                (**self).fast_for(query, src)
+            }
             fn fast(&self) -> bool {
                 (**self).fast()
+            }
+            fn prepare(&self, query: &mut Vec<u8>, from: &Asker) -> Option<Revert> {
+                (**self).prepare(query, from)
+            }
+            fn revert(&self, revert: &Revert, record: &mut Record) {
+                (**self).revert(revert, record)
+            }
+            fn revert_rcode(&self, revert: &Revert, rcode: u16) -> u16 {
+                (**self).revert_rcode(revert, rcode)
             }
             fn admit(&self, query: &[u8], src: std::net::SocketAddr, transport: Transport) -> bool {
                 (**self).admit(query, src, transport)
@@ -598,11 +718,11 @@ macro_rules! behind {
             fn finish(&self, reply: &mut Reply, random: &mut Random<'_>) {
                 (**self).finish(reply, random)
             }
-            fn finish_wire(&self, message: &mut [u8], random: &mut Random<'_>) {
+            fn finish_wire(&self, message: &mut Vec<u8>, random: &mut Random<'_>) {
                 (**self).finish_wire(message, random)
             }
-            fn respond(&self, response: &mut Vec<u8>, src: std::net::SocketAddr, transport: Transport) -> bool {
-                (**self).respond(response, src, transport)
+            fn respond(&self, response: &mut Vec<u8>, query: &[u8], src: std::net::SocketAddr, transport: Transport, limit: usize) -> bool {
+                (**self).respond(response, query, src, transport, limit)
             }
             fn observe(&self, seen: &Seen<'_>) {
                 (**self).observe(seen)

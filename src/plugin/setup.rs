@@ -65,6 +65,9 @@ pub enum SetupError {
     Manifest(#[from] ManifestError),
     #[error("kubernetes: {0}")]
     Api(ApiError),
+    /// A file a plugin reads at start (`loadbalance`'s weight file) does not read.
+    #[error("{0}")]
+    File(String),
 }
 
 /// How the registry reads a directive into its slot of the block: `slot` holds the earlier

@@ -1,8 +1,8 @@
 //! `template CLASS TYPE [ZONE...] { match REGEX...; answer|additional|authority RR...; rcode
-//! CODE; fallthrough [ZONE...] }`: answers made from the question, as CoreDNS's `template`
+//! CODE; ederror CODE [REASON]; fallthrough [ZONE...] }`: answers made from the question, as CoreDNS's `template`
 //! makes them. The templates of a block are tried in order for a question in their zones, of
 //! their class and type (`ANY` matches all): the first whose `match` holds answers, with `rcode`
-//! (NOERROR by default), authoritative, and each RR template rendered and read as a zone-file
+//! (NOERROR by default) and `ederror`'s extended DNS error, authoritative, and each RR template rendered and read as a zone-file
 //! line; a question in a template's zones that no regex matches goes on to the next template
 //! under `fallthrough`, and is SERVFAIL without it.
 //!
@@ -52,6 +52,8 @@ struct One {
     additional: Vec<Rr>,
     authority: Vec<Rr>,
     rcode: ResponseCode,
+    /// `ederror CODE [REASON]`: an extended DNS error (RFC 8914) in the answer.
+    ederror: Option<super::Ede>,
     fallthrough: Fallthrough,
 }
 
@@ -249,6 +251,7 @@ fn one(d: &Directive, cx: &Context<'_>) -> Result<One, ConfigError> {
         additional: Vec::new(),
         authority: Vec::new(),
         rcode: ResponseCode::NoError,
+        ederror: None,
         fallthrough: Fallthrough::default(),
     };
     for o in &d.block {
@@ -295,7 +298,21 @@ fn one(d: &Directive, cx: &Context<'_>) -> Result<One, ConfigError> {
             "fallthrough" => t.fallthrough = Fallthrough::parse(&o.args, o, "template")?,
             // Deprecated in CoreDNS and ignored there: answers' CNAMEs are not followed here.
             "upstream" => {}
-            "var" | "expr" | "ederror" => {
+            "ederror" => {
+                let (code, text) = match o.args.as_slice() {
+                    [code] => (code, String::new()),
+                    [code, reason] => (code, reason.clone()),
+                    _ => return Err(wrong(o)),
+                };
+                let code = code.parse::<u16>().map_err(|_| {
+                    err(
+                        o,
+                        format!("error parsing extended DNS error code {code}, invalid syntax"),
+                    )
+                })?;
+                t.ederror = Some(super::Ede { code, text });
+            }
+            "var" | "expr" => {
                 return Err(err(o, format!("{}: not supported yet", o.name)));
             }
             other => return Err(err(o, format!("unknown property '{other}'"))),
@@ -424,6 +441,7 @@ impl Phases for Template {
                 matches,
             };
             let mut reply = Reply::authoritative(t.rcode);
+            reply.ede = t.ederror.clone().map(Box::new);
             for (rrs, section) in [
                 (&t.answer, &mut reply.answers),
                 (&t.additional, &mut reply.additional),
@@ -492,6 +510,7 @@ mod tests {
                 template ANY ANY invalid {
                     rcode NXDOMAIN
                     authority "invalid. 60 {{ .Class }} SOA ns.invalid. hostmaster.invalid. (1 60 60 60 60)"
+                    ederror 21 "Blocked according to RFC2606"
                 }
                 template IN TXT strict.test {
                     match ^only[.]
@@ -537,6 +556,24 @@ mod tests {
         }
         assert!(served.fast("web.prod.svc.cluster.local. A"));
         assert!(!served.fast("x.reddog.microsoft.com. A"));
+        // `ederror`: the extended error in the OPT record (code 15, INFO-CODE 21, the reason).
+        let mut msg = hickory_proto::op::Message::new();
+        msg.add_query(hickory_proto::op::Query::query(
+            Name::from_ascii("www.invalid.").unwrap(),
+            RecordType::A,
+        ));
+        msg.set_edns(hickory_proto::op::Edns::new());
+        let mut out = Vec::new();
+        served.handler.handle(
+            &msg.to_vec().unwrap(),
+            "10.0.0.1:5353".parse().unwrap(),
+            crate::wire::Transport::Udp,
+            &mut out,
+        );
+        let reason = b"Blocked according to RFC2606";
+        let mut option = vec![0, 15, 0, 2 + reason.len() as u8, 0, 21];
+        option.extend_from_slice(reason);
+        assert!(out.ends_with(&option), "{out:?}");
     }
 
     #[test]
@@ -592,8 +629,12 @@ mod tests {
             ),
             ("template IN A {\n var x 1\n}", "var: not supported yet"),
             (
-                "template IN A {\n ederror 21\n}",
-                "ederror: not supported yet",
+                "template IN A {\n ederror x\n}",
+                "error parsing extended DNS error code x",
+            ),
+            (
+                "template IN A {\n ederror 21 a b\n}",
+                "Wrong argument count",
             ),
             (
                 "template IN A {\n color blue\n}",

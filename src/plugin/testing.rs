@@ -54,7 +54,13 @@ impl Served {
         let mut out = Vec::new();
         let handled = self.handler.handle(&query, src, Transport::Udp, &mut out);
         // The full parse of the query as the prepare phase leaves it, as `handle` answers it.
-        let prepared = self.handler.prepared(&query);
+        let prepared = self.handler.prepared(
+            &query,
+            &crate::plugin::Asker {
+                src,
+                transport: Transport::Udp,
+            },
+        );
         let asked = prepared
             .as_ref()
             .map_or(query.as_slice(), |p| p.query.as_slice());
@@ -88,7 +94,13 @@ impl Served {
         let query = query(question);
         let src: SocketAddr = "10.244.0.7:40000".parse().expect("an address");
         let mut out = Vec::new();
-        let prepared = self.handler.prepared(&query);
+        let prepared = self.handler.prepared(
+            &query,
+            &crate::plugin::Asker {
+                src,
+                transport: Transport::Udp,
+            },
+        );
         if prepared.as_ref().is_some_and(|p| p.restore.is_some()) {
             return false;
         }

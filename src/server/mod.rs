@@ -31,6 +31,16 @@ impl Listener {
     }
 }
 
+/// What an address's listener is given beyond its blocks, from the blocks that listen there
+/// ([`crate::config::Config::listen_options`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenOptions {
+    /// `timeouts`, over the TCP options [`run`] is given.
+    pub timeouts: Timeouts,
+    /// `multisocket`: how many UDP sockets, instead of the `workers` [`bind_with`] is given.
+    pub sockets: Option<usize>,
+}
+
 /// Errors binding an address.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {listen}: {error}")]
@@ -47,11 +57,11 @@ pub fn bind(blocks: Vec<(Vec<Listen>, Block)>, workers: usize) -> Result<Vec<Lis
     bind_with(blocks, workers, &BTreeMap::new())
 }
 
-/// [`bind`], each address's TCP server with its `timeouts` ([`crate::config::Config::timeouts`]).
+/// [`bind`], each address with its [`ListenOptions`] (`timeouts`, `multisocket`).
 pub fn bind_with(
     blocks: Vec<(Vec<Listen>, Block)>,
     workers: usize,
-    timeouts: &BTreeMap<Listen, Timeouts>,
+    options: &BTreeMap<Listen, ListenOptions>,
 ) -> Result<Vec<Listener>, BindError> {
     let mut by_listen: BTreeMap<Listen, Vec<Shared>> = BTreeMap::new();
     for (listen, block) in blocks {
@@ -72,15 +82,16 @@ pub fn bind_with(
             None => socket::wildcard(listen.port, v6),
         };
         let (first, tcp) = bind_pair(addr).map_err(err)?;
+        let options = options.get(&listen).copied().unwrap_or_default();
         let mut udp = vec![first];
-        for _ in 1..workers.max(1) {
+        for _ in 1..options.sockets.unwrap_or(workers).max(1) {
             udp.push(socket::udp_like(&udp[0]).map_err(err)?);
         }
         listeners.push(Listener {
             handler: Arc::new(Handler::shared(blocks, &listen)),
             udp,
             tcp,
-            timeouts: timeouts.get(&listen).copied().unwrap_or_default(),
+            timeouts: options.timeouts,
         });
     }
     Ok(listeners)

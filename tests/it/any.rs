@@ -1,8 +1,6 @@
 //! The `any` directive on the wire: dig's ANY query, over UDP and TCP, gets RFC 8482's HINFO
 //! answer; other types are answered by the rest of the chain.
 
-use std::process::Command;
-
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
@@ -10,15 +8,7 @@ use crate::harness::TestServer;
 
 /// `dig` at the test server: its answer section, one record per line.
 fn dig(server: &TestServer, args: &[&str]) -> String {
-    let out = Command::new("dig")
-        .arg(format!("@{}", server.addr.ip()))
-        .args(["-p", &server.addr.port().to_string()])
-        .args(["+noall", "+answer", "+comments", "+tries=1", "+time=2"])
-        .args(args)
-        .output()
-        .expect("dig runs (bind9-dnsutils)");
-    assert!(out.status.success(), "dig {args:?}: {out:?}");
-    String::from_utf8(out.stdout).expect("dig writes text")
+    server.dig(&[&["+noall", "+answer", "+comments"], args].concat())
 }
 
 #[test]

@@ -2,9 +2,7 @@
 //! configured size over UDP (TC, then the whole answer over TCP), and a forwarded query asks
 //! the upstream for no more either.
 
-use std::process::Command;
-
-use hickory_proto::op::{Message, MessageType};
+use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
 use crate::harness::{TestServer, query_bytes, udp};
@@ -19,15 +17,7 @@ fn big_hosts() -> String {
 
 /// dig over UDP only (`+ignore`: no retry over TCP when truncated), asking for 4096 bytes.
 fn dig_udp(server: &TestServer) -> String {
-    let out = Command::new("dig")
-        .arg(format!("@{}", server.addr.ip()))
-        .args(["-p", &server.addr.port().to_string()])
-        .args(["+notcp", "+ignore", "+bufsize=4096", "+tries=1", "+time=2"])
-        .args(["big.example", "A"])
-        .output()
-        .expect("dig runs (bind9-dnsutils)");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).expect("dig writes text")
+    server.dig(&["+notcp", "+ignore", "+bufsize=4096", "big.example", "A"])
 }
 
 /// dig's `;; MSG SIZE  rcvd: N`.
@@ -72,13 +62,7 @@ fn a_forwarded_query_asks_the_upstream_for_no_more_than_bufsize() {
     let (fake, _) = Fake::start(
         move |query| {
             let _ = sizes_tx.send(query.extensions().as_ref().map(|e| e.max_payload()));
-            let mut m = Message::new();
-            m.set_id(query.id())
-                .set_message_type(MessageType::Response)
-                .set_recursion_desired(true)
-                .set_recursion_available(true);
-            m.add_queries(query.queries().to_vec());
-            vec![m.to_vec().unwrap()]
+            vec![crate::upstream::answer(query, None)]
         },
         |_| None,
     );

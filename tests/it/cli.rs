@@ -55,12 +55,21 @@ pub(crate) struct Process {
 
 impl Process {
     pub(crate) fn spawn(dir: &Path, args: &[&str]) -> Self {
+        Self::spawn_with_log(dir, args, Some("info"))
+    }
+
+    /// [`Self::spawn`] with `RUST_LOG` set to `log`, or unset (the binary's own filter).
+    pub(crate) fn spawn_with_log(dir: &Path, args: &[&str], log: Option<&str>) -> Self {
         let stdout = File::create(dir.join("stdout.log")).unwrap();
         let stderr = File::create(dir.join("stderr.log")).unwrap();
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        match log {
+            Some(log) => command.env("RUST_LOG", log),
+            None => command.env_remove("RUST_LOG"),
+        };
+        let child = command
             .args(args)
             .current_dir(dir)
-            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
@@ -722,4 +731,62 @@ fn http_status(port: u16, path: &str) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// `debug`, `cancel` and `multisocket`, which act on the process: clusterdns's debug messages
+/// are logged (`local`'s intercepted names), a query waiting on a silent upstream is given up at
+/// `cancel`'s deadline with SERVFAIL (and the error `errors` writes says so), and the port has
+/// as many UDP workers as `multisocket` says, whatever `-workers` is.
+#[test]
+fn debug_cancel_and_multisocket_act_on_the_process() {
+    let port = free_port();
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let upstream = silent.local_addr().unwrap();
+    let corefile = format!(
+        ".:{port} {{\n    debug\n    cancel 300ms\n    multisocket 3\n    errors\n    local\n    kubernetes cluster.local {{\n        manifests cluster.yaml\n    }}\n    forward . {upstream}\n}}\n"
+    );
+    let dir = workdir(&corefile, MANIFEST);
+    let mut server =
+        Process::spawn_with_log(dir.path(), &["-conf", "Corefile", "-workers", "1"], None);
+    assert_answers(&server.first_answer(port, WEB), WEB, WEB_IP);
+    let localhost = server.first_answer(port, "app.localhost.");
+    assert_eq!(localhost.response_code(), ResponseCode::NoError);
+    // Within the client's wait, far less than the forward plugin's own timeouts.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    socket
+        .send_to(&query_bytes("down.example."), ("127.0.0.1", port))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let (n, _) = socket
+        .recv_from(&mut buf)
+        .expect("an answer before the client gives up");
+    let reply = Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(reply.response_code(), ResponseCode::ServFail);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let out = server.stdout();
+        if out.contains("Intercepting localhost query for \"app.localhost.\"")
+            && out.contains("down.example. A: context deadline exceeded")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no debug or error line in\n{out}"
+        );
+        sleep(Duration::from_millis(20));
+    }
+    if cfg!(target_os = "linux") {
+        let udp = format!("udp-{port}");
+        let threads = server.threads();
+        assert_eq!(
+            threads.iter().filter(|t| **t == udp).count(),
+            3,
+            "{threads:?}"
+        );
+    }
+    drop(silent);
 }

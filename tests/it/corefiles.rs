@@ -5,7 +5,7 @@
 //! refused naming it.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use hickory_proto::op::{Message, ResponseCode};
@@ -14,10 +14,7 @@ use hickory_proto::rr::{RData, RecordType};
 use crate::harness::{TestServer, free_port, query_bytes, udp};
 
 /// Corefiles that are refused for now, and the directive each is refused for.
-const NOT_YET: &[(&str, &str)] = &[
-    ("aks-localdns.Corefile", "nsid"),
-    ("kops-ipv6.Corefile", "dns64"),
-];
+const NOT_YET: &[(&str, &str)] = &[];
 
 fn corpus() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corefiles");
@@ -31,13 +28,17 @@ fn corpus() -> Vec<PathBuf> {
 }
 
 /// The Corefile as this machine can serve it: each port it names replaced by a free one,
-/// `bind` to loopback, the HTTP endpoints on free loopback ports, and the cluster from the test
-/// data. Also the port of the (last) block with `kubernetes`.
-fn adapted(text: &str) -> (String, Option<u16>) {
+/// `bind` to loopback (each address it names to an address of its own in 127.0.0.0/8), the HTTP
+/// endpoints on free loopback ports, and the cluster from the test data. Also where the (last)
+/// block with `kubernetes` listens.
+fn adapted(text: &str) -> (String, Option<SocketAddr>) {
     let mut out = String::new();
     let mut depth = 0usize;
     let mut ports: HashMap<String, u16> = HashMap::new();
+    let mut addresses: HashMap<String, Ipv4Addr> = HashMap::new();
     let mut block_port = 0;
+    let mut block_address = Ipv4Addr::LOCALHOST;
+    let mut serves_kubernetes = false;
     let mut kubernetes = None;
     for line in text.lines() {
         let trimmed = line.trim_start();
@@ -60,16 +61,32 @@ fn adapted(text: &str) -> (String, Option<u16>) {
                 })
                 .collect();
             line = format!("{} {{", keys.join(" "));
+            block_address = Ipv4Addr::LOCALHOST;
+            serves_kubernetes = false;
         } else if depth == 1 {
             let word = code.split_whitespace().next().unwrap_or("");
             let block = if code.ends_with('{') { " {" } else { "" };
             match word {
-                "bind" => line = "    bind 127.0.0.1".into(),
+                "bind" => {
+                    let mapped: Vec<Ipv4Addr> = code
+                        .split_whitespace()
+                        .skip(1)
+                        .map(|a| {
+                            let next = Ipv4Addr::from(
+                                u32::from(Ipv4Addr::LOCALHOST) + addresses.len() as u32,
+                            );
+                            *addresses.entry(a.to_string()).or_insert(next)
+                        })
+                        .collect();
+                    block_address = mapped.first().copied().unwrap_or(Ipv4Addr::LOCALHOST);
+                    let mapped: Vec<String> = mapped.iter().map(|a| a.to_string()).collect();
+                    line = format!("    bind {}", mapped.join(" "));
+                }
                 "prometheus" | "health" | "ready" => {
                     line = format!("    {word} 127.0.0.1:0{block}");
                 }
                 "kubernetes" => {
-                    kubernetes = Some(block_port);
+                    serves_kubernetes = true;
                     assert!(
                         code.ends_with('{'),
                         "a kubernetes line without a block: {code}"
@@ -86,6 +103,10 @@ fn adapted(text: &str) -> (String, Option<u16>) {
         }
         depth += code.matches('{').count();
         depth = depth.saturating_sub(code.matches('}').count());
+        if depth == 0 && serves_kubernetes {
+            kubernetes = Some(SocketAddr::from((block_address, block_port)));
+            serves_kubernetes = false;
+        }
         out.push_str(&line);
         out.push('\n');
     }
@@ -111,10 +132,10 @@ fn every_corefile_of_the_corpus_starts_and_answers_the_cluster() {
             continue;
         }
         let _server = TestServer::start(&text);
-        if let Some(port) = kubernetes {
+        if let Some(at) = kubernetes {
             let query = query_bytes("web.prod.svc.cluster.local.", RecordType::A, Some(1232));
-            let reply = udp(SocketAddr::from(([127, 0, 0, 1], port)), &query)
-                .unwrap_or_else(|| panic!("{name}: no answer on {port}\n{text}"));
+            let reply =
+                udp(at, &query).unwrap_or_else(|| panic!("{name}: no answer on {at}\n{text}"));
             let m = Message::from_vec(&reply).unwrap();
             assert_eq!(m.response_code(), ResponseCode::NoError, "{name}\n{text}");
             let addresses: Vec<String> = m

@@ -167,9 +167,10 @@ fn except_zones_and_names_outside_from_are_not_forwarded() {
     ));
     let m = server.query("www.example.test.", RecordType::A);
     assert_eq!(addresses(&m), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+    // Passed on by forward with nothing after it: SERVFAIL, as CoreDNS's "no next plugin".
     for name in ["a.private.example.test.", "www.example.org."] {
         let m = server.query(name, RecordType::A);
-        assert_eq!(m.response_code(), ResponseCode::Refused, "{name}");
+        assert_eq!(m.response_code(), ResponseCode::ServFail, "{name}");
     }
 }
 
@@ -623,5 +624,86 @@ fn an_external_name_comes_with_its_targets_records_asked_through_the_chain() {
         assert_eq!(m.response_code(), ResponseCode::NoError, "{name} {qtype}");
         assert_eq!(m.answers().len(), 1, "{name} {qtype}: {:?}", records(&m));
         assert_eq!(m.answers()[0].record_type(), RecordType::CNAME);
+    }
+}
+
+/// `loadbalance weighted` and `prefer` on Knot's 100 addresses, fresh and cached, over UDP
+/// and TCP: the preferred networks' addresses first, in their order; a weight file's heavy
+/// address drawn first nearly every time.
+#[test]
+fn loadbalance_weighted_and_prefer_order_forwarded_answers() {
+    let knot = Knot::start();
+    let server = TestServer::start(&format!(
+        ".:0 {{\n loadbalance {{\n  prefer 192.0.2.77/32 192.0.2.8/29\n }}\n cache 30\n forward . {}\n}}\n",
+        knot.addr
+    ));
+    for _ in 0..3 {
+        for got in [
+            addresses(&server.query_tcp("big.example.test.", RecordType::A)),
+            addresses(
+                &Message::from_vec(
+                    &udp(
+                        server.addr,
+                        &query_bytes("big.example.test.", RecordType::A, Some(4096)),
+                    )
+                    .expect("an answer"),
+                )
+                .unwrap(),
+            ),
+        ] {
+            assert_eq!(got.len(), 100);
+            assert_eq!(got[0], Ipv4Addr::new(192, 0, 2, 77), "{got:?}");
+            let mut next: Vec<Ipv4Addr> = got[1..9].to_vec();
+            next.sort();
+            let block: Vec<Ipv4Addr> = (8..16).map(|i| Ipv4Addr::new(192, 0, 2, i)).collect();
+            assert_eq!(next, block, "{got:?}");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("weights");
+    std::fs::write(&weights, "big.example.test.\n192.0.2.42 255\n").unwrap();
+    let server = TestServer::start(&format!(
+        ".:0 {{\n loadbalance weighted {} {{\n  reload 1s\n }}\n forward . {}\n}}\n",
+        weights.display(),
+        knot.addr
+    ));
+    // 255 against 99 others of weight 1: 72% first.
+    let heavy = (0..50)
+        .filter(|_| {
+            addresses(&server.query_tcp("big.example.test.", RecordType::A))[0]
+                == Ipv4Addr::new(192, 0, 2, 42)
+        })
+        .count();
+    assert!(heavy >= 20, "{heavy} of 50");
+}
+
+/// Several `forward` lines in one block, as CoreDNS chains them: the first whose FROM holds the
+/// name (less its `except` zones) takes it, the others pass it on; a name none takes is
+/// SERVFAIL.
+#[test]
+fn several_forward_lines_each_take_their_own_names() {
+    let knot = Knot::start();
+    let (fake, _) = Fake::start(
+        |query| {
+            vec![crate::upstream::answer(
+                query,
+                Some((Ipv4Addr::new(198, 51, 100, 7), 60)),
+            )]
+        },
+        |_| None,
+    );
+    let server = TestServer::start(&format!(
+        ".:0 {{\n cache 30\n forward org {} {{\n  except private.org\n }}\n forward example.test {}\n}}\n",
+        fake.addr, knot.addr
+    ));
+    for _ in 0..2 {
+        let m = server.query("www.example.org.", RecordType::A);
+        assert_eq!(addresses(&m), vec![Ipv4Addr::new(198, 51, 100, 7)]);
+        let m = server.query("www.example.test.", RecordType::A);
+        assert_eq!(addresses(&m), vec![Ipv4Addr::new(192, 0, 2, 1)]);
+    }
+    for name in ["a.private.org.", "www.example.com."] {
+        let m = server.query(name, RecordType::A);
+        assert_eq!(m.response_code(), ResponseCode::ServFail, "{name}");
     }
 }

@@ -41,7 +41,7 @@ impl TestServer {
         let config = clusterdns::config::Config::load(&path, 0).unwrap();
         let assembly = clusterdns::assemble(&config).unwrap();
         let listeners =
-            clusterdns::server::bind_with(assembly.blocks, 2, &config.timeouts()).unwrap();
+            clusterdns::server::bind_with(assembly.blocks, 2, &config.listen_options()).unwrap();
         let http = clusterdns::server::bind_http(assembly.http).unwrap();
         let http_addrs = http.iter().map(|(l, _)| l.local_addr().unwrap()).collect();
         let listening: Vec<SocketAddr> = listeners
@@ -86,6 +86,18 @@ impl TestServer {
     pub fn query_tcp(&self, name: &str, qtype: RecordType) -> Message {
         let bytes = tcp(self.addr, &[query_bytes(name, qtype, Some(1232))]).remove(0);
         Message::from_vec(&bytes).unwrap()
+    }
+
+    /// `dig` at this server (one try, 3 s) with `args`: what it printed.
+    pub fn dig(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("dig")
+            .arg(format!("@{}", self.addr.ip()))
+            .args(["-p", &self.addr.port().to_string(), "+tries=1", "+time=3"])
+            .args(args)
+            .output()
+            .expect("dig runs (bind9-dnsutils)");
+        assert!(out.status.success(), "dig {args:?}: {out:?}");
+        String::from_utf8(out.stdout).expect("dig writes text")
     }
 }
 

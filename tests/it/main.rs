@@ -1,5 +1,6 @@
 //! Integration tests: the real server on loopback sockets, queried over UDP and TCP.
 
+mod acl;
 mod any;
 mod apiserver;
 mod autopath;
@@ -9,12 +10,14 @@ mod bufsize;
 mod chaos;
 mod cli;
 mod corefiles;
+mod dns64;
 mod endpoints;
 mod flood;
 mod forward;
 mod harness;
 mod hostile;
 mod hosts;
+mod identity;
 mod kube_api;
 mod kube_tls;
 mod limits;

@@ -3,32 +3,20 @@
 //! upstream and from the cache alike.
 
 use std::net::Ipv4Addr;
-use std::process::Command;
 
-use hickory_proto::op::{Message, MessageType};
-use hickory_proto::rr::rdata::A;
-use hickory_proto::rr::{RData, Record};
+use hickory_proto::op::Message;
+use hickory_proto::rr::rdata::opt::EdnsOption;
 
 use crate::harness::TestServer;
 use crate::upstream::Fake;
 
 fn dig(server: &TestServer, name: &str) -> String {
-    let out = Command::new("dig")
-        .arg(format!("@{}", server.addr.ip()))
-        .args(["-p", &server.addr.port().to_string()])
-        .args([
-            "+noall",
-            "+question",
-            "+answer",
-            "+comments",
-            "+tries=1",
-            "+time=3",
-        ])
-        .args([name, "A"])
-        .output()
-        .expect("dig runs (bind9-dnsutils)");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).expect("dig writes text")
+    server.dig(&["+noall", "+question", "+answer", "+comments", name, "A"])
+}
+
+/// The fake upstream's answer to `query`: 192.0.2.7 for the name asked, TTL 300.
+fn answer(query: &Message) -> Vec<u8> {
+    crate::upstream::answer(query, Some((Ipv4Addr::new(192, 0, 2, 7), 300)))
 }
 
 fn collapsed(out: &str, prefix: &str) -> Vec<String> {
@@ -46,18 +34,7 @@ fn dig_gets_its_own_name_back_while_the_upstream_is_asked_the_rewritten_one() {
         move |query| {
             let name = query.queries()[0].name().clone();
             let _ = asked_tx.send(name.to_ascii());
-            let mut m = Message::new();
-            m.set_id(query.id())
-                .set_message_type(MessageType::Response)
-                .set_recursion_desired(true)
-                .set_recursion_available(true);
-            m.add_queries(query.queries().to_vec());
-            m.add_answer(Record::from_rdata(
-                name,
-                300,
-                RData::A(A(Ipv4Addr::new(192, 0, 2, 7))),
-            ));
-            vec![m.to_vec().unwrap()]
+            vec![answer(query)]
         },
         |_| None,
     );
@@ -90,4 +67,108 @@ fn dig_gets_its_own_name_back_while_the_upstream_is_asked_the_rewritten_one() {
     // The upstream saw the rewritten name, once: the second answer came from the cache.
     let seen: Vec<String> = asked.try_iter().collect();
     assert_eq!(seen, ["www.upstream.test."]);
+}
+
+/// `ttl` and `rcode` rules on what Knot answers, fresh and from the cache: TTLs into the
+/// range, an NXDOMAIN made NOERROR for one name only.
+#[test]
+fn dig_gets_ttls_and_rcodes_as_the_rules_say_from_upstream_and_the_cache() {
+    let knot = crate::upstream::Knot::start();
+    let server = TestServer::start(&format!(
+        ".:0 {{
+        rewrite continue ttl suffix example.test 10-20
+        rewrite rcode exact gone.example.test NXDOMAIN NOERROR
+        forward . {}
+        cache
+    }}",
+        knot.addr
+    ));
+    for _ in 0..2 {
+        let out = server.dig(&["+noall", "+answer", "www.example.test", "A"]);
+        let fields: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(fields[0], "www.example.test.", "{out}");
+        assert_eq!(fields[1], "20", "Knot's 300, capped: {out}");
+        assert_eq!(fields[4], "192.0.2.1", "{out}");
+        let out = server.dig(&[
+            "+noall",
+            "+comments",
+            "+authority",
+            "gone.example.test",
+            "A",
+        ]);
+        assert!(out.contains("status: NOERROR"), "{out}");
+        let soa: Vec<&str> = out
+            .lines()
+            .find(|l| l.contains("SOA"))
+            .unwrap_or_else(|| panic!("{out}"))
+            .split_whitespace()
+            .collect();
+        let ttl: u32 = soa[1].parse().unwrap();
+        assert!((10..=20).contains(&ttl), "{out}");
+        let out = server.dig(&["+noall", "+comments", "other.example.test", "A"]);
+        assert!(out.contains("status: NXDOMAIN"), "{out}");
+    }
+}
+
+/// `edns0` rules: the upstream sees the options the rules put into the query (a local option
+/// with fixed data and one with the client's address, the client's subnet), and dig's own
+/// NSID option removed; dig's answer is untouched.
+#[test]
+fn the_upstream_sees_the_edns0_options_the_rules_set() {
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    let (fake, _) = Fake::start(
+        move |query| {
+            let options: Vec<(u16, Vec<u8>)> = query
+                .extensions()
+                .as_ref()
+                .map(|e| {
+                    e.options()
+                        .as_ref()
+                        .iter()
+                        .map(|(code, option)| match option {
+                            EdnsOption::Subnet(subnet) => (
+                                u16::from(*code),
+                                format!("{}/{}", subnet.addr(), subnet.source_prefix())
+                                    .into_bytes(),
+                            ),
+                            EdnsOption::Unknown(code, data) => (*code, data.clone()),
+                            other => (u16::from(*code), format!("{other:?}").into_bytes()),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let _ = seen_tx.send(options);
+            vec![answer(query)]
+        },
+        |_| None,
+    );
+    let server = TestServer::start(&format!(
+        r".:0 {{
+        rewrite continue edns0 local set 0xffee 0x61626364
+        rewrite continue edns0 local append 65002 {{client_ip}}
+        rewrite continue edns0 subnet set 24 56
+        rewrite edns0 nsid unset
+        forward . {}
+    }}",
+        fake.addr
+    ));
+    let out = server.dig(&["+nsid", "+noall", "+answer", "www.example.org", "A"]);
+    assert!(out.contains("IN\tA\t192.0.2.7"), "{out}");
+    let options = seen
+        .recv_timeout(std::time::Duration::from_secs(3))
+        .expect("the upstream was asked");
+    assert!(
+        options.iter().all(|(code, _)| *code != 3),
+        "NSID removed: {options:?}"
+    );
+    assert!(options.contains(&(0xffee, b"abcd".to_vec())), "{options:?}");
+    assert!(
+        options.contains(&(65002, vec![127, 0, 0, 1])),
+        "{options:?}"
+    );
+    // The client's /24 (hickory reads the option's family, prefix and address bytes).
+    assert!(
+        options.contains(&(8, b"127.0.0.0/24".to_vec())),
+        "{options:?}"
+    );
 }

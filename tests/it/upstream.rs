@@ -91,6 +91,23 @@ fn knotd() -> &'static str {
         .unwrap_or("knotd")
 }
 
+/// A scripted upstream's answer to `query`: its ID and question, RD and RA set, and, when
+/// given, one A record (address, TTL) under the name asked.
+pub fn answer(query: &Message, address: Option<(std::net::Ipv4Addr, u32)>) -> Vec<u8> {
+    use hickory_proto::op::MessageType;
+    use hickory_proto::rr::{RData, Record, rdata::A};
+    let mut m = Message::new();
+    m.set_id(query.id())
+        .set_message_type(MessageType::Response)
+        .set_recursion_desired(true)
+        .set_recursion_available(true);
+    m.add_queries(query.queries().to_vec());
+    if let (Some((ip, ttl)), Some(q)) = (address, query.queries().first()) {
+        m.add_answer(Record::from_rdata(q.name().clone(), ttl, RData::A(A(ip))));
+    }
+    m.to_vec().unwrap()
+}
+
 /// A scripted upstream on 127.0.0.1 (UDP and TCP on one port), run on its own threads until
 /// dropped. `udp` gets each datagram and returns the datagrams to send back; `tcp` gets each
 /// TCP query and returns the reply.

@@ -135,6 +135,7 @@ impl Entry {
             additional,
             follow: None,
             after: None,
+            ede: None,
         }
     }
 }
@@ -169,7 +170,9 @@ pub struct Cache {
     counters: Arc<CacheCounters>,
 }
 
-/// What the cache holds for a query.
+/// What the cache holds for a query. A hit is the common case and is returned by value:
+/// boxing it would allocate once per hit to make the rare miss smaller.
+#[allow(clippy::large_enum_variant)]
 pub enum Lookup {
     /// An answer; `prefetch`: time to fetch it again in the background.
     Fresh { reply: Reply, prefetch: bool },

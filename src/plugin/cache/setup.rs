@@ -8,6 +8,10 @@ use crate::corefile::{ConfigError, Directive, directive_err, parse_duration, par
 use crate::plugin::setup::{Context, Setup};
 
 const NAME: &str = "cache";
+/// The entries CoreDNS's cache keeps at the least, whatever capacity it is given (256 shards
+/// of 4).
+const COREDNS_SMALLEST: usize = 1024;
+
 /// CoreDNS's defaults: capacity per kind, TTL caps, and the floor.
 const CAPACITY: usize = 9984;
 const SUCCESS_TTL: u32 = 3600;
@@ -103,10 +107,16 @@ pub fn cache(d: &Directive) -> Result<CacheConfig, ConfigError> {
                 let [capacity, rest @ ..] = o.args.as_slice() else {
                     return Err(directive_err(o, NAME, format!("{kind} needs a capacity")));
                 };
-                kept.capacity = number(capacity, "capacity")? as usize;
-                if kept.capacity == 0 {
-                    return Err(directive_err(o, NAME, "capacity must be above 0"));
-                }
+                // CoreDNS takes any integer: none at all (`denial 0`, which operators write
+                // hoping to turn the kind off) leaves its smallest store, 256 shards of 4
+                // entries. Here it is the same 1024 entries; any other count is kept exactly.
+                let asked: i64 = capacity.parse().map_err(|_| {
+                    directive_err(o, NAME, format!("capacity: {capacity:?} is not a number"))
+                })?;
+                kept.capacity = usize::try_from(asked)
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .unwrap_or(COREDNS_SMALLEST);
                 match rest {
                     [] => {}
                     [ttl] => kept.max_ttl = number(ttl, "TTL")?,
@@ -228,5 +238,35 @@ pub fn cache(d: &Directive) -> Result<CacheConfig, ConfigError> {
 impl Setup for CacheConfig {
     fn parse(d: &Directive, _: &Context<'_>) -> Result<Self, ConfigError> {
         cache(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(lines: &str) -> Result<CacheConfig, String> {
+        let text = format!(".:0 {{\n{lines}\n}}\n");
+        let config = crate::config::Config::from_text(&text, 0, std::path::Path::new("."))
+            .map_err(|e| e.to_string())?;
+        Ok(config.servers[0]
+            .get::<CacheConfig>()
+            .expect("cache")
+            .clone())
+    }
+
+    #[test]
+    fn capacities_as_coredns_takes_them() {
+        let c = config("cache {\n denial 0\n success 2 60\n}").unwrap();
+        assert_eq!(
+            c.denial.capacity, COREDNS_SMALLEST,
+            "denial 0 is CoreDNS's smallest store"
+        );
+        assert_eq!((c.success.capacity, c.success.max_ttl), (2, 60));
+        let c = config("cache 30 {\n success -5\n}").unwrap();
+        assert_eq!(c.success.capacity, COREDNS_SMALLEST);
+        assert_eq!(c.denial.capacity, CAPACITY);
+        let e = config("cache {\n denial lots\n}").unwrap_err();
+        assert!(e.contains("capacity: \"lots\" is not a number"), "{e}");
     }
 }

@@ -14,7 +14,7 @@
 
 pub mod setup;
 
-pub use setup::{ForwardConfig, Policy};
+pub use setup::{ForwardConfig, Forwards, Policy};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -243,23 +243,41 @@ pub fn nameservers(text: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
-impl Setup for ForwardConfig {
+/// A block's `forward` lines, in the order written: CoreDNS chains them, each passing on what
+/// it does not take (its FROM, less its `except` zones) to the next.
+#[derive(Debug, Clone)]
+pub struct Forwards {
+    pub stanzas: Vec<ForwardConfig>,
+}
+
+impl Setup for Forwards {
     fn parse(d: &Directive, cx: &Context<'_>) -> Result<Self, ConfigError> {
-        forward(d, cx.dir)
+        Ok(Self {
+            stanzas: vec![forward(d, cx.dir)?],
+        })
     }
 
-    /// `forward` with the block's `cache` in front of it, when it has one.
+    /// Another `forward` line: one more stanza, after the earlier ones.
+    fn merge(&mut self, later: Self) -> bool {
+        self.stanzas.extend(later.stanzas);
+        true
+    }
+
+    /// Each `forward` with the block's `cache` in front of it, when it has one (the same
+    /// counters; each forward keeps its own entries).
     fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
-        let cache = b.find::<CacheConfig>().map(|c| {
-            let zones: Vec<String> = if c.zones.is_empty() {
-                b.zones.iter().map(ToString::to_string).collect()
-            } else {
-                c.zones.iter().map(ToString::to_string).collect()
-            };
-            let counters = crate::metrics::metrics().register_cache(b.server_label(), zones);
-            Cache::new(c, b.zones, counters)
-        });
-        b.chain.push(Plugin::Forward(Forward::new(self, cache)));
+        for stanza in &self.stanzas {
+            let cache = b.find::<CacheConfig>().map(|c| {
+                let zones: Vec<String> = if c.zones.is_empty() {
+                    b.zones.iter().map(ToString::to_string).collect()
+                } else {
+                    c.zones.iter().map(ToString::to_string).collect()
+                };
+                let counters = crate::metrics::metrics().register_cache(b.server_label(), zones);
+                Cache::new(c, b.zones, counters)
+            });
+            b.chain.push(Plugin::Forward(Forward::new(stanza, cache)));
+        }
         Ok(())
     }
 }

@@ -90,8 +90,10 @@ impl super::Phases for Rrl {
     fn respond(
         &self,
         response: &mut Vec<u8>,
+        _query: &[u8],
         src: std::net::SocketAddr,
         transport: Transport,
+        _limit: usize,
     ) -> bool {
         transport == Transport::Tcp || self.response(response, src.ip())
     }
@@ -118,12 +120,8 @@ impl Rrl {
                 interval(c.requests),
             ],
             window: i64::try_from(c.window.as_nanos()).unwrap_or(i64::MAX),
-            ipv4_mask: u32::MAX
-                .checked_shl(32 - u32::from(c.ipv4_prefix))
-                .unwrap_or(0),
-            ipv6_mask: u128::MAX
-                .checked_shl(128 - u32::from(c.ipv6_prefix))
-                .unwrap_or(0),
+            ipv4_mask: super::acl::v4_mask(c.ipv4_prefix),
+            ipv6_mask: super::acl::v6_mask(c.ipv6_prefix),
             slip_ratio: c.slip_ratio,
             report_only: c.report_only,
             table: Table::new(c.max_table_size),
