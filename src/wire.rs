@@ -411,6 +411,34 @@ fn draw(random: &mut u64, i: usize) -> usize {
     (*random % (i as u64 + 1)) as usize
 }
 
+/// An rcode by miekg/dns's name for it (`NXDOMAIN`, `BADCOOKIE`, ...), upper case, as CoreDNS's
+/// plugins read one from a Corefile.
+pub fn rcode_named(name: &str) -> Option<u16> {
+    const LOW: [&str; 11] = [
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+        "NXRRSET", "NOTAUTH", "NOTZONE",
+    ];
+    const HIGH: [&str; 8] = [
+        "BADSIG",
+        "BADKEY",
+        "BADTIME",
+        "BADMODE",
+        "BADNAME",
+        "BADALG",
+        "BADTRUNC",
+        "BADCOOKIE",
+    ];
+    match name {
+        "NOTIMPL" => Some(4),
+        "BADVERS" => Some(16),
+        _ => LOW
+            .iter()
+            .position(|n| *n == name)
+            .or_else(|| HIGH.iter().position(|n| *n == name).map(|i| 16 + i))
+            .map(|i| i as u16),
+    }
+}
+
 /// Where the question of a query ends: after its name (labels, ending in a zero or a pointer)
 /// and its type and class. `None` if the bytes end first.
 pub fn question_end(query: &[u8]) -> Option<usize> {

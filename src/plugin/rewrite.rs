@@ -438,25 +438,7 @@ fn rcode(s: &str) -> Option<u16> {
     if let Ok(n) = s.parse::<u16>() {
         return (n <= 23).then_some(n);
     }
-    let names = [
-        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
-        "NXRRSET", "NOTAUTH", "NOTZONE",
-    ];
-    let upper = s.to_uppercase();
-    if let Some(i) = names.iter().position(|n| *n == upper) {
-        return Some(i as u16);
-    }
-    let high = [
-        "BADSIG",
-        "BADKEY",
-        "BADTIME",
-        "BADMODE",
-        "BADNAME",
-        "BADALG",
-        "BADTRUNC",
-        "BADCOOKIE",
-    ];
-    high.iter().position(|n| *n == upper).map(|i| 16 + i as u16)
+    crate::wire::rcode_named(&s.to_uppercase())
 }
 
 /// CoreDNS's `rcode` rule arguments: `[MATCH] STRING FROM TO`.

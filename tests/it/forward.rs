@@ -707,3 +707,203 @@ fn several_forward_lines_each_take_their_own_names() {
         assert_eq!(m.response_code(), ResponseCode::ServFail, "{name}");
     }
 }
+
+/// A scripted upstream's reply to `query` with `rcode` and no records.
+fn rcode_reply(query: &Message, rcode: ResponseCode) -> Vec<u8> {
+    let mut m = Message::from_vec(&crate::upstream::answer(query, None)).unwrap();
+    m.set_response_code(rcode);
+    m.to_vec().unwrap()
+}
+
+/// An upstream that answers every UDP query with `rcode` (an A record under NOERROR).
+fn answering(rcode: ResponseCode, ip: Ipv4Addr) -> Fake {
+    Fake::start(
+        move |query| {
+            vec![match rcode {
+                ResponseCode::NoError => crate::upstream::answer(query, Some((ip, 60))),
+                other => rcode_reply(query, other),
+            }]
+        },
+        |_| None,
+    )
+    .0
+}
+
+#[test]
+fn failover_asks_the_next_upstream_on_the_rcodes_it_names_and_the_last_answer_stands() {
+    let servfail = answering(ResponseCode::ServFail, Ipv4Addr::UNSPECIFIED);
+    let refused = answering(ResponseCode::Refused, Ipv4Addr::UNSPECIFIED);
+    let good = answering(ResponseCode::NoError, Ipv4Addr::new(198, 51, 100, 9));
+    let corefile = |options: &str, upstreams: &[&Fake]| {
+        let to: Vec<String> = upstreams.iter().map(|f| f.addr.to_string()).collect();
+        format!(
+            ".:0 {{\n forward . {} {{\n  policy sequential\n  {options}\n }}\n}}\n",
+            to.join(" ")
+        )
+    };
+    let cases: [(&str, &[&Fake], ResponseCode, Option<Ipv4Addr>); 4] = [
+        // Without failover the first answer stands, whatever its rcode.
+        (
+            "max_fails 2",
+            &[&servfail, &good],
+            ResponseCode::ServFail,
+            None,
+        ),
+        (
+            "failover SERVFAIL REFUSED",
+            &[&servfail, &refused, &good],
+            ResponseCode::NoError,
+            Some(Ipv4Addr::new(198, 51, 100, 9)),
+        ),
+        // An rcode it does not name stands.
+        (
+            "failover SERVFAIL",
+            &[&refused, &good],
+            ResponseCode::Refused,
+            None,
+        ),
+        // Every upstream failed over: the last one's answer.
+        (
+            "failover servfail refused",
+            &[&servfail, &refused],
+            ResponseCode::Refused,
+            None,
+        ),
+    ];
+    for (options, upstreams, rcode, address) in cases {
+        let server = TestServer::start(&corefile(options, upstreams));
+        let m = server.query("www.example.org.", RecordType::A);
+        assert_eq!(m.response_code(), rcode, "{options}");
+        assert_eq!(
+            addresses(&m),
+            address.into_iter().collect::<Vec<_>>(),
+            "{options}"
+        );
+    }
+}
+
+#[test]
+fn next_hands_an_answer_with_its_rcodes_to_the_blocks_next_forward_line() {
+    let nxdomain = answering(ResponseCode::NXDomain, Ipv4Addr::UNSPECIFIED);
+    let nodata = Fake::start(|query| vec![crate::upstream::answer(query, None)], |_| None).0;
+    let good = answering(ResponseCode::NoError, Ipv4Addr::new(198, 51, 100, 10));
+    let server = TestServer::start(&format!(
+        ".:0 {{\n prometheus 127.0.0.1:0\n cache 30\n forward . {} {{\n  next NXDOMAIN\n }}\n forward example.org {} {{\n  next_on_nodata\n }}\n forward . {}\n}}\n",
+        nxdomain.addr, nodata.addr, good.addr
+    ));
+    // NXDOMAIN from the first, NODATA from the second (it takes example.org), an answer from
+    // the third; cached as the block's answer, so the second time no upstream is asked.
+    for _ in 0..2 {
+        let m = server.query("www.example.org.", RecordType::A);
+        assert_eq!(m.response_code(), ResponseCode::NoError);
+        assert_eq!(addresses(&m), vec![Ipv4Addr::new(198, 51, 100, 10)]);
+    }
+    let (_, metrics) = http_get(server.http[0], "/metrics");
+    for upstream in [&nxdomain, &nodata, &good] {
+        assert_eq!(
+            metric(
+                &server,
+                &format!("coredns_forward_requests_total{{to=\"{}\"}}", upstream.addr)
+            ),
+            Some(1),
+            "{metrics}"
+        );
+    }
+    // The second line does not take example.com: from the first straight to the third.
+    let m = server.query("www.example.com.", RecordType::A);
+    assert_eq!(addresses(&m), vec![Ipv4Addr::new(198, 51, 100, 10)]);
+
+    // `next` on the last line, and an rcode `next` does not name: the answer stands.
+    let server = TestServer::start(&format!(
+        ".:0 {{\n forward . {} {{\n  next SERVFAIL\n }}\n forward . {} {{\n  next NXDOMAIN\n }}\n}}\n",
+        nxdomain.addr, nxdomain.addr
+    ));
+    let m = server.query("www.example.org.", RecordType::A);
+    assert_eq!(m.response_code(), ResponseCode::NXDomain);
+    // A line handing on to none that takes the name: SERVFAIL, as CoreDNS's
+    // "no next plugin found".
+    let server = TestServer::start(&format!(
+        ".:0 {{\n forward . {} {{\n  next NXDOMAIN\n }}\n forward example.net {}\n}}\n",
+        nxdomain.addr, good.addr
+    ));
+    let m = server.query("www.example.org.", RecordType::A);
+    assert_eq!(m.response_code(), ResponseCode::ServFail);
+}
+
+#[test]
+fn queries_and_health_checks_leave_from_source_address_and_ask_the_health_check_domain() {
+    // Answers A queries for a.example.org only; everything else times out, so the upstream
+    // goes down and is health checked.
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    let (fake, seen) = Fake::start(
+        move |query| {
+            let q = &query.queries()[0];
+            log.lock()
+                .unwrap()
+                .push((q.name().to_string(), q.query_type()));
+            if q.name().to_string() == "a.example.org." {
+                vec![crate::upstream::answer(
+                    query,
+                    Some((Ipv4Addr::new(198, 51, 100, 11), 60)),
+                )]
+            } else {
+                Vec::new()
+            }
+        },
+        |_| None,
+    );
+    let server = TestServer::start(&format!(
+        ".:0 {{\n forward . {} {{\n  source_address 127.0.0.2\n  read_timeout 200ms\n  health_check 100ms no_rec domain Health.Example.\n  failfast_all_unhealthy_upstreams\n }}\n}}\n",
+        fake.addr
+    ));
+    let m = server.query("a.example.org.", RecordType::A);
+    assert_eq!(addresses(&m), vec![Ipv4Addr::new(198, 51, 100, 11)]);
+    let (from, _) = seen.recv_timeout(Duration::from_secs(1)).unwrap();
+    assert_eq!(from.ip(), std::net::IpAddr::from([127, 0, 0, 2]));
+    // Two timeouts (read_timeout each, well within the 5s a query may take): down.
+    for _ in 0..2 {
+        let started = Instant::now();
+        let m = server.query("silent.example.org.", RecordType::A);
+        assert_eq!(m.response_code(), ResponseCode::ServFail);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    let start = Instant::now();
+    loop {
+        let health: Vec<_> = asked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, t)| *t == RecordType::NS)
+            .cloned()
+            .collect();
+        if !health.is_empty() {
+            assert!(
+                health.iter().all(|(n, _)| n == "health.example."),
+                "{health:?}"
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "no health check");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (from, _) in seen.try_iter() {
+        assert_eq!(from.ip(), std::net::IpAddr::from([127, 0, 0, 2]));
+    }
+    // Every upstream down, failfast: SERVFAIL without asking it.
+    let before = asked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, t)| *t == RecordType::A)
+        .count();
+    let m = server.query("a.example.org.", RecordType::A);
+    assert_eq!(m.response_code(), ResponseCode::ServFail);
+    let after = asked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, t)| *t == RecordType::A)
+        .count();
+    assert_eq!(before, after);
+}

@@ -16,7 +16,7 @@ pub mod setup;
 
 pub use setup::{ForwardConfig, Forwards, Policy};
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -33,8 +33,6 @@ use super::cache::{Cache, Key, Lookup};
 use super::{Outcome, Phases, Request};
 use crate::wire::{self, HEADER_LEN, Header, HeaderMut};
 
-/// How long one upstream has to answer one query (CoreDNS's read timeout).
-const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a forwarded query may take over all upstreams tried.
 const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest upstream reply read over UDP.
@@ -56,6 +54,9 @@ pub enum ForwardError {
     Mismatch(SocketAddr),
     #[error("every upstream failed")]
     AllFailed,
+    /// Every upstream is down and `failfast_all_unhealthy_upstreams` is set (CoreDNS's words).
+    #[error("no healthy proxies")]
+    NoHealthy,
     #[error("the query cannot be forwarded: {0}")]
     BadQuery(&'static str),
 }
@@ -79,6 +80,27 @@ pub struct Forward {
     upstreams: Vec<Arc<Upstream>>,
     in_flight: Arc<AtomicUsize>,
     next: AtomicUsize,
+    /// The block's next `forward` line: where `next RCODE...` sends a query on.
+    successor: Option<Arc<Forward>>,
+}
+
+/// How a query or a health check reaches one upstream.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    /// How long the upstream has to answer (`read_timeout`).
+    timeout: Duration,
+    /// The address to send from (`source_address`).
+    source: Option<IpAddr>,
+}
+
+impl Default for Link {
+    /// CoreDNS's read timeout, from any address.
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(2),
+            source: None,
+        }
+    }
 }
 
 /// A cached answer to fetch again in the background (`prefetch`, and `serve_stale`'s
@@ -138,9 +160,7 @@ impl Phases for Forward {
     /// Whether this query is forwarded: `Next` outside `from` or inside `except`; REFUSED
     /// beyond `max_concurrent`.
     fn serve(&self, req: &Request) -> Outcome {
-        if !self.config.from.zone_of(&req.lower)
-            || self.config.except.iter().any(|z| z.zone_of(&req.lower))
-        {
+        if !self.takes(&req.lower) {
             return Outcome::Next;
         }
         if let Some(cache) = &self.cache
@@ -173,7 +193,12 @@ impl Phases for Forward {
 }
 
 impl Forward {
-    pub fn new(config: &ForwardConfig, cache: Option<Cache>) -> Arc<Self> {
+    /// The plugin for one `forward` line; `successor` is the block's next one.
+    pub fn new(
+        config: &ForwardConfig,
+        cache: Option<Cache>,
+        successor: Option<Arc<Forward>>,
+    ) -> Arc<Self> {
         let upstreams = config
             .to
             .iter()
@@ -192,7 +217,31 @@ impl Forward {
             upstreams,
             in_flight: Arc::new(AtomicUsize::new(0)),
             next: AtomicUsize::new(0),
+            successor,
         })
+    }
+
+    fn link(&self) -> Link {
+        Link {
+            timeout: self.config.read_timeout,
+            source: self.config.source_address,
+        }
+    }
+
+    /// Whether this `forward` line takes `name`: under FROM, outside its `except` zones.
+    fn takes(&self, name: &LowerName) -> bool {
+        self.config.from.zone_of(name) && !self.config.except.iter().any(|z| z.zone_of(name))
+    }
+
+    /// Whether an upstream's answer goes on to the block's next `forward` (`next RCODE...`,
+    /// `next_on_nodata`).
+    fn passes_on(&self, reply: &[u8]) -> bool {
+        let Some(header) = Header::of(reply) else {
+            return false;
+        };
+        let rcode = u16::from(header.rcode_low());
+        self.config.next.contains(&rcode)
+            || (self.config.next_on_nodata && rcode == 0 && header.answers() == 0)
     }
 
     /// Keeps an answer from upstream (or the SERVFAIL given for none) in the cache; returns
@@ -218,7 +267,7 @@ impl Forward {
     }
 
     /// Upstreams in the order this query tries them: the policy's order, those that are up
-    /// first (all of them when none is).
+    /// first (all of them when none is, or none under `failfast_all_unhealthy_upstreams`).
     fn order(&self) -> Vec<Arc<Upstream>> {
         let mut all: Vec<Arc<Upstream>> = self.upstreams.clone();
         match self.config.policy {
@@ -234,6 +283,9 @@ impl Forward {
         let (up, down): (Vec<_>, Vec<_>) = all.into_iter().partition(|u| !down(u));
         if up.is_empty() {
             crate::metrics::metrics().health_check_broken();
+            if self.config.failfast_all_unhealthy_upstreams {
+                return Vec::new();
+            }
             down
         } else {
             up
@@ -241,14 +293,59 @@ impl Forward {
     }
 
     /// Sends `query` (the client's message, as received) upstream and returns the reply,
-    /// with the client's ID and question bytes. `tcp`: the client asked over TCP.
+    /// with the client's ID and question bytes. `tcp`: the client asked over TCP. An answer
+    /// whose rcode `next` names (or NODATA, under `next_on_nodata`) is asked again of the
+    /// block's next `forward` line that takes the name, as CoreDNS hands it on; none: SERVFAIL.
     pub async fn exchange(&self, query: &[u8], tcp: bool) -> Result<Vec<u8>, ForwardError> {
+        let deadline = tokio::time::Instant::now() + TOTAL_TIMEOUT;
+        let mut reply = self.exchange_here(query, tcp, deadline).await?;
+        let mut this = self;
+        while this.passes_on(&reply) {
+            let Some(name) = query.get(HEADER_LEN..).and_then(|q| {
+                let mut decoder = hickory_proto::serialize::binary::BinDecoder::new(q);
+                <Name as hickory_proto::serialize::binary::BinDecodable>::read(&mut decoder).ok()
+            }) else {
+                break;
+            };
+            let name = LowerName::new(&name);
+            let mut next = this.successor.as_deref();
+            while let Some(f) = next.filter(|f| !f.takes(&name)) {
+                next = f.successor.as_deref();
+            }
+            let Some(next) = next else {
+                // CoreDNS's "no next plugin found".
+                return Err(ForwardError::AllFailed);
+            };
+            reply = next.exchange_here(query, tcp, deadline).await?;
+            this = next;
+        }
+        Ok(reply)
+    }
+
+    /// [`Self::exchange`] with this line's upstreams only.
+    async fn exchange_here(
+        &self,
+        query: &[u8],
+        tcp: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<u8>, ForwardError> {
         let question_end =
             wire::question_end(query).ok_or(ForwardError::BadQuery("no question"))?;
-        let deadline = tokio::time::Instant::now() + TOTAL_TIMEOUT;
         let use_tcp = self.config.force_tcp || (tcp && !self.config.prefer_udp);
+        let order = self.order();
+        if order.is_empty() {
+            return Err(ForwardError::NoHealthy);
+        }
+        // CoreDNS's cap: twice the upstreams unless set (0: none); each is tried once here.
+        let attempts = match self.config.max_connect_attempts {
+            Some(0) | None => order.len(),
+            Some(n) => order.len().min(n as usize),
+        };
+        let failovers = order.len();
         let mut last = None;
-        for upstream in self.order() {
+        let mut kept = None;
+        let mut failed_over = 0;
+        for upstream in order.into_iter().take(attempts) {
             if tokio::time::Instant::now() >= deadline {
                 break;
             }
@@ -278,6 +375,16 @@ impl Forward {
                     }
                     reply[HEADER_LEN..question_end]
                         .copy_from_slice(&query[HEADER_LEN..question_end]);
+                    // `failover`: this rcode is asked of the next upstream, while one is left;
+                    // the last answer stands.
+                    let rcode = Header::of(&reply).map_or(0, |h| u16::from(h.rcode_low()));
+                    if self.config.failover.contains(&rcode) {
+                        failed_over += 1;
+                        if failed_over < failovers {
+                            kept = Some(reply);
+                            continue;
+                        }
+                    }
                     return Ok(reply);
                 }
                 Err(error) => {
@@ -286,6 +393,9 @@ impl Forward {
                     last = Some(error);
                 }
             }
+        }
+        if let Some(reply) = kept {
+            return Ok(reply);
         }
         // As CoreDNS: the last upstream's error says why.
         Err(last.unwrap_or(ForwardError::AllFailed))
@@ -305,13 +415,14 @@ impl Forward {
             header.set_id(id.to_be_bytes());
         }
         let question = &query[HEADER_LEN..question_end];
+        let link = self.link();
         if !tcp {
-            let reply = udp_exchange(upstream.addr, &outgoing, id, question).await?;
+            let reply = udp_exchange(upstream.addr, &outgoing, id, question, link).await?;
             if Header::of(&reply).is_some_and(|h| !h.truncated()) {
                 return Ok(reply);
             }
         }
-        tcp_exchange(upstream.addr, &outgoing, id, question).await
+        tcp_exchange(upstream.addr, &outgoing, id, question, link).await
     }
 
     /// Counts a failure; at `max_fails` the upstream goes down and a health checker starts.
@@ -324,13 +435,18 @@ impl Forward {
         warn!(upstream = %upstream.addr, "forward: upstream down; health checking it");
         let upstream = Arc::clone(upstream);
         let interval = self.config.health_check;
-        let recursion = self.config.health_check_recursion;
+        let check = Check {
+            domain: wire::name_bytes(&self.config.health_check_domain),
+            recursion: self.config.health_check_recursion,
+            tcp: self.config.force_tcp,
+            link: self.link(),
+        };
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                if probe(upstream.addr, recursion).await {
+                if check.probe(upstream.addr).await {
                     upstream.fails.store(0, Ordering::Relaxed);
                     upstream.checking.store(false, Ordering::Relaxed);
                     warn!(upstream = %upstream.addr, "forward: upstream is back");
@@ -342,11 +458,31 @@ impl Forward {
     }
 }
 
-/// A health check: any reply to `. IN NS` counts.
-async fn probe(addr: SocketAddr, recursion: bool) -> bool {
-    let id: u16 = rand::rng().random();
-    let query = wire::query(id, &[0], 2, recursion, None);
-    answered(addr, &query, id).await
+/// A health check: `DOMAIN IN NS` (`.` by default), over TCP under `force_tcp`.
+#[derive(Debug)]
+struct Check {
+    domain: Vec<u8>,
+    recursion: bool,
+    tcp: bool,
+    link: Link,
+}
+
+impl Check {
+    /// Whether `addr` answers it, whatever the rcode.
+    async fn probe(&self, addr: SocketAddr) -> bool {
+        let id: u16 = rand::rng().random();
+        let query = wire::query(id, &self.domain, 2, self.recursion, None);
+        let question = &query[HEADER_LEN..];
+        if self.tcp {
+            tcp_exchange(addr, &query, id, question, self.link)
+                .await
+                .is_ok()
+        } else {
+            udp_exchange(addr, &query, id, question, self.link)
+                .await
+                .is_ok()
+        }
+    }
 }
 
 /// Whether `query` (ours, with `id`) gets a reply from `addr` in time, whatever its rcode.
@@ -354,7 +490,7 @@ pub(crate) async fn answered(addr: SocketAddr, query: &[u8], id: u16) -> bool {
     let Some(end) = wire::question_end(query) else {
         return false;
     };
-    udp_exchange(addr, query, id, &query[HEADER_LEN..end])
+    udp_exchange(addr, query, id, &query[HEADER_LEN..end], Link::default())
         .await
         .is_ok()
 }
@@ -377,13 +513,10 @@ async fn udp_exchange(
     query: &[u8],
     id: u16,
     question: &[u8],
+    link: Link,
 ) -> Result<Vec<u8>, ForwardError> {
     let io = |source| ForwardError::Io { addr, source };
-    let local: SocketAddr = if addr.is_ipv6() {
-        "[::]:0".parse().expect("an address")
-    } else {
-        "0.0.0.0:0".parse().expect("an address")
-    };
+    let local = SocketAddr::new(link.source.unwrap_or(unspecified(addr)), 0);
     let socket = UdpSocket::bind(local).await.map_err(io)?;
     socket.connect(addr).await.map_err(io)?;
     socket.send(query).await.map_err(io)?;
@@ -398,9 +531,18 @@ async fn udp_exchange(
             // Not the reply (spoofed, late, or garbled): keep waiting for the real one.
         }
     };
-    tokio::time::timeout(UPSTREAM_TIMEOUT, wait)
+    tokio::time::timeout(link.timeout, wait)
         .await
         .unwrap_or(Err(ForwardError::Timeout(addr)))
+}
+
+/// The wildcard address of `addr`'s family.
+fn unspecified(addr: SocketAddr) -> IpAddr {
+    if addr.is_ipv6() {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    }
 }
 
 async fn tcp_exchange(
@@ -408,10 +550,23 @@ async fn tcp_exchange(
     query: &[u8],
     id: u16,
     question: &[u8],
+    link: Link,
 ) -> Result<Vec<u8>, ForwardError> {
     let io = |source| ForwardError::Io { addr, source };
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.map_err(io)?;
+        let mut stream = match link.source {
+            None => TcpStream::connect(addr).await.map_err(io)?,
+            Some(source) => {
+                let socket = if addr.is_ipv6() {
+                    tokio::net::TcpSocket::new_v6()
+                } else {
+                    tokio::net::TcpSocket::new_v4()
+                }
+                .map_err(io)?;
+                socket.bind(SocketAddr::new(source, 0)).map_err(io)?;
+                socket.connect(addr).await.map_err(io)?
+            }
+        };
         let len = u16::try_from(query.len()).map_err(|_| ForwardError::BadQuery("too long"))?;
         let mut message = Vec::with_capacity(2 + query.len());
         message.extend_from_slice(&len.to_be_bytes());
@@ -426,7 +581,7 @@ async fn tcp_exchange(
             Err(ForwardError::Mismatch(addr))
         }
     };
-    tokio::time::timeout(UPSTREAM_TIMEOUT, exchange)
+    tokio::time::timeout(link.timeout, exchange)
         .await
         .unwrap_or(Err(ForwardError::Timeout(addr)))
 }

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::rr::LowerName;
@@ -46,9 +47,26 @@ pub struct ForwardConfig {
     pub health_check: Duration,
     /// Health checks ask `. IN NS` with RD set unless `no_rec`.
     pub health_check_recursion: bool,
+    /// The name health checks ask for (`.` by default).
+    pub health_check_domain: hickory_proto::rr::Name,
     pub policy: Policy,
     /// In-flight forwarded queries allowed; more are answered REFUSED.
     pub max_concurrent: Option<usize>,
+    /// How long one upstream has to answer one query (2s).
+    pub read_timeout: Duration,
+    /// Upstreams tried at most per query; `None`: each once (within CoreDNS's default of twice
+    /// their number).
+    pub max_connect_attempts: Option<u32>,
+    /// Rcodes of an upstream's answer that send the query on to the next upstream (`failover`).
+    pub failover: Vec<u16>,
+    /// Rcodes of the answer that send the query on to the next `forward` of the block (`next`).
+    pub next: Vec<u16>,
+    /// A NODATA answer sends the query on to the next `forward` too (`next_on_nodata`).
+    pub next_on_nodata: bool,
+    /// While every upstream is down, SERVFAIL at once instead of trying one anyway.
+    pub failfast_all_unhealthy_upstreams: bool,
+    /// The address upstream queries and health checks leave from.
+    pub source_address: Option<IpAddr>,
 }
 
 /// Parses a `forward` directive; relative resolv.conf paths are taken from `dir`.
@@ -88,9 +106,18 @@ pub fn forward(d: &Directive, dir: &Path) -> Result<ForwardConfig, ConfigError> 
         max_fails: 2,
         health_check: Duration::from_millis(500),
         health_check_recursion: true,
+        health_check_domain: hickory_proto::rr::Name::root(),
         policy: Policy::Random,
         max_concurrent: None,
+        read_timeout: Duration::from_secs(2),
+        max_connect_attempts: None,
+        failover: Vec::new(),
+        next: Vec::new(),
+        next_on_nodata: false,
+        failfast_all_unhealthy_upstreams: false,
+        source_address: None,
     };
+    let mut max_age = Duration::ZERO;
     for o in &d.block {
         match o.name.as_str() {
             "except" => {
@@ -102,6 +129,7 @@ pub fn forward(d: &Directive, dir: &Path) -> Result<ForwardConfig, ConfigError> 
                         .push(parse_zone(z).map_err(|m| directive_err(o, NAME, m))?);
                 }
             }
+            // Both may be given: force_tcp wins, as in CoreDNS.
             "force_tcp" => f.force_tcp = true,
             "prefer_udp" => f.prefer_udp = true,
             "expire" => f.expire = duration(o)?,
@@ -120,15 +148,31 @@ pub fn forward(d: &Directive, dir: &Path) -> Result<ForwardConfig, ConfigError> 
                 if f.health_check.is_zero() {
                     return Err(directive_err(o, NAME, "health_check must be above 0"));
                 }
-                match rest {
-                    [] => {}
-                    [no_rec] if no_rec == "no_rec" => f.health_check_recursion = false,
-                    _ => {
-                        return Err(directive_err(
-                            o,
-                            NAME,
-                            "health_check: only no_rec is supported after the interval",
-                        ));
+                let mut rest = rest.iter();
+                while let Some(option) = rest.next() {
+                    match option.as_str() {
+                        "no_rec" => f.health_check_recursion = false,
+                        "domain" => {
+                            let domain = rest.next().ok_or_else(|| {
+                                directive_err(o, NAME, "health_check: domain needs a name")
+                            })?;
+                            f.health_check_domain = parse_zone(domain)
+                                .map(|z| hickory_proto::rr::Name::from(&z))
+                                .map_err(|_| {
+                                    directive_err(
+                                        o,
+                                        NAME,
+                                        format!("health_check: invalid domain name {domain}"),
+                                    )
+                                })?;
+                        }
+                        other => {
+                            return Err(directive_err(
+                                o,
+                                NAME,
+                                format!("health_check: unknown option {other}"),
+                            ));
+                        }
                     }
                 }
             }
@@ -146,16 +190,79 @@ pub fn forward(d: &Directive, dir: &Path) -> Result<ForwardConfig, ConfigError> 
                 let n: usize = one_arg(o, NAME)?
                     .parse()
                     .map_err(|_| directive_err(o, NAME, "max_concurrent: not a number"))?;
-                if n == 0 {
-                    return Err(directive_err(o, NAME, "max_concurrent must be above 0"));
-                }
-                f.max_concurrent = Some(n);
+                // 0, as in CoreDNS: no limit of its own.
+                f.max_concurrent = (n > 0).then_some(n);
             }
-            "tls" | "tls_servername" | "next" | "failover" | "failfast_all_unhealthy_upstreams" => {
+            "read_timeout" => {
+                f.read_timeout = duration(o)?;
+                if f.read_timeout.is_zero() {
+                    return Err(directive_err(o, NAME, "read_timeout must be positive"));
+                }
+            }
+            "max_connect_attempts" => {
+                let n: u32 = one_arg(o, NAME)?
+                    .parse()
+                    .map_err(|_| directive_err(o, NAME, "max_connect_attempts: not a number"))?;
+                f.max_connect_attempts = Some(n);
+            }
+            "max_idle_conns" => {
+                // Accepted: upstream connections are not pooled, so none idles.
+                one_arg(o, NAME)?.parse::<u32>().map_err(|_| {
+                    directive_err(o, NAME, "max_idle_conns: not a number of 0 or more")
+                })?;
+            }
+            "max_age" => max_age = duration(o)?,
+            "doh_method" => match one_arg(o, NAME)? {
+                "GET" | "POST" => {}
+                _ => {
+                    return Err(directive_err(
+                        o,
+                        NAME,
+                        "doh_method must be either GET or POST",
+                    ));
+                }
+            },
+            "failover" => {
+                f.failover = rcodes(o)?;
+                if f.failover.contains(&0) {
+                    return Err(directive_err(o, NAME, "NoError cannot be used in failover"));
+                }
+            }
+            "next" => f.next = rcodes(o)?,
+            "next_on_nodata" => {
+                no_args(o)?;
+                f.next_on_nodata = true;
+            }
+            "failfast_all_unhealthy_upstreams" => {
+                no_args(o)?;
+                f.failfast_all_unhealthy_upstreams = true;
+            }
+            "source_address" => {
+                let ip = one_arg(o, NAME)?;
+                f.source_address = Some(ip.parse().map_err(|_| {
+                    directive_err(
+                        o,
+                        NAME,
+                        format!("source_address: {ip} is not an IP address"),
+                    )
+                })?);
+            }
+            "tls" | "tls_servername" => {
                 return Err(directive_err(
                     o,
                     NAME,
-                    format!("{} is not supported yet", o.name),
+                    format!(
+                        "{} is not supported yet: forward to plain dns:// upstreams (a local \
+                         DNS-over-TLS proxy in front of a TLS one)",
+                        o.name
+                    ),
+                ));
+            }
+            "resolver" => {
+                return Err(directive_err(
+                    o,
+                    NAME,
+                    "resolver is not supported yet: give the upstreams as IP addresses",
                 ));
             }
             other => {
@@ -167,14 +274,52 @@ pub fn forward(d: &Directive, dir: &Path) -> Result<ForwardConfig, ConfigError> 
             }
         }
     }
-    if f.force_tcp && f.prefer_udp {
+    if !max_age.is_zero() && max_age < f.expire {
         return Err(directive_err(
             d,
             NAME,
-            "force_tcp and prefer_udp cannot both be set",
+            format!(
+                "max_age ({max_age:?}) must not be less than expire ({:?})",
+                f.expire
+            ),
+        ));
+    }
+    if let Some(source) = f.source_address
+        && let Some(other) = f.to.iter().find(|to| to.is_ipv4() != source.is_ipv4())
+    {
+        return Err(directive_err(
+            d,
+            NAME,
+            format!("source_address {source} cannot reach upstream {other}"),
         ));
     }
     Ok(f)
+}
+
+fn no_args(o: &Directive) -> Result<(), ConfigError> {
+    if o.args.is_empty() {
+        Ok(())
+    } else {
+        Err(directive_err(
+            o,
+            NAME,
+            format!("{} takes no arguments", o.name),
+        ))
+    }
+}
+
+/// `next` and `failover`'s RCODEs: miekg/dns's names, any case.
+fn rcodes(o: &Directive) -> Result<Vec<u16>, ConfigError> {
+    if o.args.is_empty() {
+        return Err(directive_err(o, NAME, format!("{} needs an RCODE", o.name)));
+    }
+    o.args
+        .iter()
+        .map(|r| {
+            crate::wire::rcode_named(&r.to_uppercase())
+                .ok_or_else(|| directive_err(o, NAME, format!("{r} is not a valid rcode")))
+        })
+        .collect()
 }
 
 fn duration(o: &Directive) -> Result<Duration, ConfigError> {
@@ -264,9 +409,11 @@ impl Setup for Forwards {
     }
 
     /// Each `forward` with the block's `cache` in front of it, when it has one (the same
-    /// counters; each forward keeps its own entries).
+    /// counters; each forward keeps its own entries), and knowing the line after it.
     fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
-        for stanza in &self.stanzas {
+        let mut built = Vec::with_capacity(self.stanzas.len());
+        let mut successor = None;
+        for stanza in self.stanzas.iter().rev() {
             let cache = b.find::<CacheConfig>().map(|c| {
                 let zones: Vec<String> = if c.zones.is_empty() {
                     b.zones.iter().map(ToString::to_string).collect()
@@ -276,8 +423,11 @@ impl Setup for Forwards {
                 let counters = crate::metrics::metrics().register_cache(b.server_label(), zones);
                 Cache::new(c, b.zones, counters)
             });
-            b.chain.push(Plugin::Forward(Forward::new(stanza, cache)));
+            let forward = Forward::new(stanza, cache, successor.take());
+            successor = Some(Arc::clone(&forward));
+            built.push(forward);
         }
+        b.chain.extend(built.into_iter().rev().map(Plugin::Forward));
         Ok(())
     }
 }
@@ -285,6 +435,66 @@ impl Setup for Forwards {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(options: &str) -> Result<ForwardConfig, String> {
+        let text = format!(".:0 {{\n forward . 10.0.0.2 10.0.0.3 {{\n{options}\n }}\n}}\n");
+        let config = crate::config::Config::from_text(&text, 0, Path::new("."))
+            .map_err(|e| e.to_string())?;
+        Ok(config.servers[0]
+            .get::<Forwards>()
+            .expect("forward")
+            .stanzas[0]
+            .clone())
+    }
+
+    #[test]
+    fn options_as_coredns_reads_them() {
+        let f = config(
+            "failover servfail REFUSED\nnext NXDOMAIN\nnext_on_nodata\nread_timeout 300ms\n\
+             max_connect_attempts 1\nmax_idle_conns 4\nmax_age 1m\ndoh_method GET\n\
+             health_check 1s domain example.org no_rec\nfailfast_all_unhealthy_upstreams\n\
+             source_address 10.0.0.9\nforce_tcp\nprefer_udp\nmax_concurrent 0",
+        )
+        .unwrap();
+        assert_eq!(f.failover, vec![2, 5]);
+        assert_eq!(f.next, vec![3]);
+        assert!(f.next_on_nodata && f.failfast_all_unhealthy_upstreams);
+        assert_eq!(f.read_timeout, Duration::from_millis(300));
+        assert_eq!(f.max_connect_attempts, Some(1));
+        assert_eq!(f.health_check_domain.to_string(), "example.org.");
+        assert!(!f.health_check_recursion);
+        assert_eq!(f.source_address, Some("10.0.0.9".parse().unwrap()));
+        // Both given: force_tcp wins when forwarding; 0 concurrent: no limit of its own.
+        assert!(f.force_tcp && f.prefer_udp);
+        assert_eq!(f.max_concurrent, None);
+        for (options, error) in [
+            ("failover NOERROR", "NoError cannot be used in failover"),
+            ("failover", "failover needs an RCODE"),
+            ("next NOPE", "NOPE is not a valid rcode"),
+            ("read_timeout 0s", "read_timeout must be positive"),
+            ("doh_method PUT", "doh_method must be either GET or POST"),
+            ("max_age 5s", "must not be less than expire"),
+            ("max_idle_conns -1", "max_idle_conns: not a number"),
+            ("health_check 1s domain", "domain needs a name"),
+            (
+                "health_check 1s often",
+                "health_check: unknown option often",
+            ),
+            ("next_on_nodata please", "next_on_nodata takes no arguments"),
+            (
+                "source_address fd00::1",
+                "cannot reach upstream 10.0.0.2:53",
+            ),
+            ("source_address here", "here is not an IP address"),
+            (
+                "tls_servername dns.example",
+                "forward to plain dns:// upstreams",
+            ),
+        ] {
+            let e = config(options).unwrap_err();
+            assert!(e.contains(error), "{options}: {e}");
+        }
+    }
 
     #[test]
     fn upstreams_are_addresses_with_or_without_port_or_a_resolv_conf() {
