@@ -372,6 +372,30 @@ mod tests {
     }
 
     #[test]
+    fn api_limits_and_the_options_coredns_removed() {
+        let api = |options: &str| {
+            let text = format!(
+                "cluster.local {{\n kubernetes {{\n  endpoint http://127.0.0.1:1\n{options}\n }}\n}}\n"
+            );
+            let c = load(&text).unwrap();
+            let k = c.servers[0].get::<KubernetesConfig>().unwrap();
+            k.api.clone().expect("the API source")
+        };
+        let a = api("  apiserver_qps 5\n  apiserver_burst 10\n  apiserver_max_inflight 3");
+        assert_eq!(a.rate, Some((10, Duration::from_secs(2))));
+        assert_eq!(a.max_inflight, 3);
+        // No burst: one at a time; 0 or nothing: not limited.
+        assert_eq!(
+            api("  apiserver_qps 0.5").rate,
+            Some((1, Duration::from_secs(2)))
+        );
+        assert_eq!(api("  apiserver_qps 0\n  apiserver_burst 4").rate, None);
+        // Started anyway, with a warning.
+        let a = api("  upstream 10.0.0.10\n  resyncperiod 30s");
+        assert_eq!((a.rate, a.max_inflight), (None, 0));
+    }
+
+    #[test]
     fn reverse_zones_from_cidrs() {
         assert_eq!(parse_zone("10.0.0.0/8").unwrap(), name("10.in-addr.arpa"));
         assert_eq!(
@@ -524,6 +548,31 @@ mod tests {
                 ".:53 {\n timeouts {\n  idle 1s\n }\n timeouts {\n  idle 2s\n }\n}\n",
                 5,
                 "once",
+            ),
+            (
+                "cluster.local {\n kubernetes {\n  apiserver_qps -1\n }\n}\n",
+                3,
+                "apiserver_qps must be >= 0",
+            ),
+            (
+                "cluster.local {\n kubernetes {\n  apiserver_qps fast\n }\n}\n",
+                3,
+                "invalid apiserver_qps \"fast\"",
+            ),
+            (
+                "cluster.local {\n kubernetes {\n  apiserver_burst -2\n }\n}\n",
+                3,
+                "apiserver_burst must be >= 0",
+            ),
+            (
+                "cluster.local {\n kubernetes {\n  apiserver_max_inflight many\n }\n}\n",
+                3,
+                "invalid apiserver_max_inflight \"many\"",
+            ),
+            (
+                "cluster.local {\n kubernetes {\n  resyncperiod often\n }\n}\n",
+                3,
+                "resyncperiod",
             ),
         ] {
             let e = load(text).unwrap_err().to_string();

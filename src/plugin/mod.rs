@@ -657,6 +657,8 @@ registry! {
     "etcd",
     "loop": forward_loop::Detect => Loop(forward_loop::Loop),
     "forward": forward::Forwards => Forward(std::sync::Arc<Forward>),
+    // Removed from CoreDNS in 1.6, where it came after `forward`: served as one.
+    "proxy": forward::proxy::Proxy,
     "grpc",
     "erratic",
     "whoami": whoami::Whoami => Whoami(whoami::Whoami),

@@ -45,6 +45,24 @@ pub struct ApiConfig {
     pub namespace_labels: Option<String>,
     /// `startup_timeout`: how long cluster names get SERVFAIL while the first list syncs.
     pub startup_timeout: Duration,
+    /// `apiserver_qps` and `apiserver_burst`: at most this many requests to the API in each
+    /// period of this length ([`rate`]; `None`: not limited).
+    pub rate: Option<(u64, Duration)>,
+    /// `apiserver_max_inflight`: requests waiting for the API's response headers at once
+    /// (0: not limited).
+    pub max_inflight: usize,
+}
+
+/// The rate limit `apiserver_qps` and `apiserver_burst` make: `burst` requests (at least one)
+/// per `burst / qps` seconds, so the average is `qps` and a quiet client may send `burst` at
+/// once (client-go's token bucket, in fixed windows). `None` when `qps` is 0.
+pub fn rate(qps: f32, burst: u32) -> Option<(u64, Duration)> {
+    if qps <= 0.0 {
+        return None;
+    }
+    let burst = burst.max(1);
+    let per = Duration::from_secs_f64(f64::from(burst) / f64::from(qps));
+    Some((u64::from(burst), per))
 }
 
 use crate::cluster::{ClusterObjects, ServiceKind};
@@ -173,7 +191,19 @@ impl ApiSource {
             config.root_cert_file = Some(ca.clone());
             config.root_cert.clone_from(&self.tls_roots);
         }
-        Client::try_from(config).map_err(ApiError::Client)
+        let rate = self
+            .config
+            .rate
+            .map(|(n, per)| tower::limit::RateLimitLayer::new(n, per));
+        let inflight = (self.config.max_inflight > 0)
+            .then(|| tower::limit::ConcurrencyLimitLayer::new(self.config.max_inflight));
+        // The rate limit outside: a request waits for its turn before it takes a place in
+        // flight, and holds that place only until the response's headers arrive.
+        Ok(kube::client::ClientBuilder::try_from(config)
+            .map_err(ApiError::Client)?
+            .with_layer(&tower::util::option_layer(inflight))
+            .with_layer(&tower::util::option_layer(rate))
+            .build())
     }
 
     /// Watches the cluster for ever, applying each batch of changes to `writer`. `ready`

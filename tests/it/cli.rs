@@ -790,3 +790,40 @@ fn debug_cancel_and_multisocket_act_on_the_process() {
     }
     drop(silent);
 }
+
+/// An old ConfigMap's `proxy` and `kubernetes { upstream; resyncperiod }`, removed from CoreDNS
+/// (1.6, 1.7): the server starts anyway, `proxy` forwards as the `forward` it became, and the
+/// log names each replacement and what was ignored.
+#[test]
+fn an_old_configmaps_proxy_and_removed_kubernetes_options_start_with_warnings() {
+    let knot = crate::upstream::Knot::start();
+    let port = free_port();
+    let corefile = format!(
+        ".:{port} {{\n    kubernetes cluster.local {{\n        manifests cluster.yaml\n        upstream\n        resyncperiod 30s\n    }}\n    proxy . {} {{\n        policy first\n        fail_timeout 10s\n        health_check /health:8080\n    }}\n}}\n",
+        knot.addr
+    );
+    let dir = workdir(&corefile, MANIFEST);
+    let mut server = Process::spawn(dir.path(), &["-conf", "Corefile"]);
+    assert_answers(&server.first_answer(port, WEB), WEB, WEB_IP);
+    let external = server.first_answer(port, "www.example.test.");
+    assert_eq!(
+        external.response_code(),
+        ResponseCode::NoError,
+        "{external}"
+    );
+    assert_eq!(
+        external.answers()[0].data(),
+        &RData::A(hickory_proto::rr::rdata::A(Ipv4Addr::new(192, 0, 2, 1)))
+    );
+    let log = server.stdout() + &server.stderr();
+    for needle in [
+        &format!(
+            "proxy at Corefile:7: removed in CoreDNS 1.6, served as `forward . {}`: replace it with forward; ignored: fail_timeout, health_check",
+            knot.addr
+        ),
+        "kubernetes at Corefile:4: `upstream` was removed in CoreDNS 1.7 and is ignored",
+        "kubernetes at Corefile:5: `resyncperiod` was removed in CoreDNS 1.7 and is ignored",
+    ] {
+        assert!(log.contains(needle), "{needle}\nnot in\n{log}");
+    }
+}

@@ -235,6 +235,63 @@ fn cluster_names_are_servfail_until_the_first_list_arrives_and_answer_after() {
 }
 
 #[test]
+fn apiserver_max_inflight_and_qps_hold_requests_back_and_the_sync_still_completes() {
+    let api = ApiServer::start();
+    api.apply(namespace("prod"));
+    api.apply(service("prod", "web", "10.96.1.1", &[HTTP]));
+    // Unlimited, every kind's list is sent at once: all are held by the paused server.
+    api.pause();
+    let server = TestServer::start(&corefile(&api, ""));
+    assert!(
+        api.wait_until(WAIT, |a| a.requests().len() >= 3),
+        "{:?}",
+        api.requests()
+    );
+    drop(server);
+    api.resume();
+
+    // One in flight: while the first waits for its answer, no other request is sent.
+    let api = ApiServer::start();
+    api.apply(namespace("prod"));
+    api.apply(service("prod", "web", "10.96.1.1", &[HTTP]));
+    api.pause();
+    let server = TestServer::start(&corefile(&api, "apiserver_max_inflight 1"));
+    assert!(api.wait_until(WAIT, |a| !a.requests().is_empty()));
+    assert!(
+        !api.wait_until(Duration::from_millis(500), |a| a.requests().len() > 1),
+        "{:?}",
+        api.requests()
+    );
+    api.resume();
+    expect(
+        &server,
+        "web.prod.svc.cluster.local.",
+        A,
+        NoError,
+        &["A 10.96.1.1"],
+    );
+
+    // One request a second: the second list waits for the next second.
+    let api = ApiServer::start();
+    api.apply(namespace("prod"));
+    api.apply(service("prod", "web", "10.96.1.1", &[HTTP]));
+    let server = TestServer::start(&corefile(&api, "apiserver_qps 1\napiserver_burst 1"));
+    assert!(api.wait_until(WAIT, |a| !a.requests().is_empty()));
+    assert!(
+        !api.wait_until(Duration::from_millis(400), |a| a.requests().len() > 1),
+        "{:?}",
+        api.requests()
+    );
+    expect(
+        &server,
+        "web.prod.svc.cluster.local.",
+        A,
+        NoError,
+        &["A 10.96.1.1"],
+    );
+}
+
+#[test]
 fn with_a_failing_api_names_are_servfail_until_startup_timeout_then_negative_until_it_recovers() {
     let api = ApiServer::start();
     api.apply(namespace("prod"));

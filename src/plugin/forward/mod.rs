@@ -12,6 +12,7 @@
 //! until a health check (`. IN NS`) gets an answer from it; while every upstream is down,
 //! they are tried anyway.
 
+pub mod proxy;
 pub mod setup;
 
 pub use setup::{ForwardConfig, Forwards, Policy};

@@ -69,34 +69,35 @@ pub struct ForwardConfig {
     pub source_address: Option<IpAddr>,
 }
 
-/// Parses a `forward` directive; relative resolv.conf paths are taken from `dir`.
-pub fn forward(d: &Directive, dir: &Path) -> Result<ForwardConfig, ConfigError> {
+/// `FROM TO...` of `forward` (or the legacy `proxy`, `name`), with CoreDNS's defaults for the
+/// rest.
+pub(super) fn stanza(d: &Directive, name: &str, dir: &Path) -> Result<ForwardConfig, ConfigError> {
     let [from, to @ ..] = d.args.as_slice() else {
-        return Err(directive_err(d, NAME, "needs FROM and at least one TO"));
+        return Err(directive_err(d, name, "needs FROM and at least one TO"));
     };
     if to.is_empty() {
-        return Err(directive_err(d, NAME, "needs at least one TO"));
+        return Err(directive_err(d, name, "needs at least one TO"));
     }
-    let from = parse_zone(from).map_err(|m| directive_err(d, NAME, m))?;
+    let from = parse_zone(from).map_err(|m| directive_err(d, name, m))?;
     let mut upstreams = Vec::new();
     for t in to {
-        upstreams.extend(upstream(t, dir).map_err(|m| directive_err(d, NAME, m))?);
+        upstreams.extend(upstream(t, dir).map_err(|m| directive_err(d, name, m))?);
     }
     if upstreams.is_empty() {
         return Err(directive_err(
             d,
-            NAME,
+            name,
             "no upstream (an empty resolv.conf?)",
         ));
     }
     if upstreams.len() > MAX_UPSTREAMS {
         return Err(directive_err(
             d,
-            NAME,
+            name,
             format!("more than {MAX_UPSTREAMS} upstreams"),
         ));
     }
-    let mut f = ForwardConfig {
+    Ok(ForwardConfig {
         from,
         to: upstreams,
         except: Vec::new(),
@@ -116,19 +117,16 @@ pub fn forward(d: &Directive, dir: &Path) -> Result<ForwardConfig, ConfigError> 
         next_on_nodata: false,
         failfast_all_unhealthy_upstreams: false,
         source_address: None,
-    };
+    })
+}
+
+/// Parses a `forward` directive; relative resolv.conf paths are taken from `dir`.
+pub fn forward(d: &Directive, dir: &Path) -> Result<ForwardConfig, ConfigError> {
+    let mut f = stanza(d, NAME, dir)?;
     let mut max_age = Duration::ZERO;
     for o in &d.block {
         match o.name.as_str() {
-            "except" => {
-                if o.args.is_empty() {
-                    return Err(directive_err(o, NAME, "except needs at least one zone"));
-                }
-                for z in &o.args {
-                    f.except
-                        .push(parse_zone(z).map_err(|m| directive_err(o, NAME, m))?);
-                }
-            }
+            "except" => f.except.extend(except(o, NAME)?),
             // Both may be given: force_tcp wins, as in CoreDNS.
             "force_tcp" => f.force_tcp = true,
             "prefer_udp" => f.prefer_udp = true,
@@ -294,6 +292,17 @@ pub fn forward(d: &Directive, dir: &Path) -> Result<ForwardConfig, ConfigError> 
         ));
     }
     Ok(f)
+}
+
+/// `except ZONES...`.
+pub(super) fn except(o: &Directive, name: &str) -> Result<Vec<LowerName>, ConfigError> {
+    if o.args.is_empty() {
+        return Err(directive_err(o, name, "except needs at least one zone"));
+    }
+    o.args
+        .iter()
+        .map(|z| parse_zone(z).map_err(|m| directive_err(o, name, m)))
+        .collect()
 }
 
 fn no_args(o: &Directive) -> Result<(), ConfigError> {

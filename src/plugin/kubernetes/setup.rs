@@ -85,6 +85,7 @@ fn kubernetes(
         ..ApiConfig::default()
     };
     let mut api_named = false;
+    let (mut qps, mut burst) = (0.0f32, 0u32);
     for o in &d.block {
         match o.name.as_str() {
             "manifests" => {
@@ -175,11 +176,44 @@ fn kubernetes(
                 [what] if what == "empty_service" => k.ignore_empty_service = true,
                 _ => return Err(directive_err(o, NAME, "ignore takes empty_service")),
             },
-            "multicluster" | "apiserver_qps" | "apiserver_burst" | "apiserver_max_inflight" => {
+            "apiserver_qps" => {
+                let arg = one_arg(o, NAME)?;
+                qps = arg
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|q| q.is_finite())
+                    .ok_or_else(|| {
+                        directive_err(o, NAME, format!("invalid apiserver_qps {arg:?}"))
+                    })?;
+                if qps < 0.0 {
+                    return Err(directive_err(o, NAME, "apiserver_qps must be >= 0"));
+                }
+            }
+            "apiserver_burst" => burst = count(o, "apiserver_burst")?,
+            "apiserver_max_inflight" => {
+                api.max_inflight = count(o, "apiserver_max_inflight")? as usize;
+            }
+            // Removed from CoreDNS (1.7); old ConfigMaps still have them: started anyway.
+            "upstream" => tracing::warn!(
+                "kubernetes at {}: `upstream` was removed in CoreDNS 1.7 and is ignored: \
+                 ExternalName targets outside the cluster are asked of the block's `forward`",
+                o.pos
+            ),
+            "resyncperiod" => {
+                parse_duration(one_arg(o, NAME)?)
+                    .map_err(|m| directive_err(o, NAME, format!("resyncperiod: {m}")))?;
+                tracing::warn!(
+                    "kubernetes at {}: `resyncperiod` was removed in CoreDNS 1.7 and is \
+                     ignored: the watches keep every record current",
+                    o.pos
+                );
+            }
+            "multicluster" => {
                 return Err(directive_err(
                     o,
                     NAME,
-                    format!("{}: not supported yet", o.name),
+                    "multicluster: not supported yet (ServiceImports of the Multi-Cluster \
+                     Services API are not watched); remove it to serve this cluster's names",
                 ));
             }
             other => {
@@ -191,6 +225,7 @@ fn kubernetes(
             }
         }
     }
+    api.rate = crate::source::kube::rate(qps, burst);
     if api.endpoint.is_some() && api.kubeconfig.is_some() {
         return Err(directive_err(
             d,
@@ -212,6 +247,25 @@ fn kubernetes(
 }
 
 /// A Kubernetes label selector: kept as written, checked for the characters selectors use.
+/// A count of 0 or more, as `apiserver_burst` and `apiserver_max_inflight` take it.
+fn count(o: &Directive, what: &str) -> Result<u32, ConfigError> {
+    let arg = one_arg(o, "kubernetes")?;
+    match arg.parse::<i64>() {
+        Ok(n) if n < 0 => Err(directive_err(
+            o,
+            "kubernetes",
+            format!("{what} must be >= 0"),
+        )),
+        Ok(n) => u32::try_from(n)
+            .map_err(|_| directive_err(o, "kubernetes", format!("invalid {what} {arg:?}"))),
+        Err(_) => Err(directive_err(
+            o,
+            "kubernetes",
+            format!("invalid {what} {arg:?}"),
+        )),
+    }
+}
+
 fn selector(d: &Directive, parent: &str) -> Result<String, ConfigError> {
     if d.args.is_empty() {
         return Err(directive_err(
