@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::LowerName;
 
-use crate::corefile::{self, directive_err, parse_zone};
+use crate::corefile::{self, directive_err, parse_zones};
 pub use crate::corefile::{ConfigError, Directive, Listen, Pos, ServerBlock};
 use crate::plugin::bind::Bind;
 use crate::plugin::setup::{self, Context, Setup};
@@ -88,8 +88,13 @@ impl Config {
         dir: &Path,
     ) -> Result<Self, ConfigError> {
         let mut servers: Vec<ServerConfig> = Vec::new();
-        for block in blocks {
-            let server = server_block(&block, default_port, dir)?;
+        for server in blocks
+            .iter()
+            .map(|block| server_blocks(block, default_port, dir))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+        {
             let listen = server.listen();
             for zone in &server.zones {
                 let twice = servers.iter().find_map(|s| {
@@ -98,7 +103,7 @@ impl Config {
                 });
                 if let Some(at) = twice {
                     return Err(ConfigError::Syntax {
-                        pos: block.pos.to_string(),
+                        pos: server.pos.to_string(),
                         message: format!("zone {zone} on {at} is defined twice"),
                     });
                 }
@@ -159,27 +164,38 @@ impl Config {
     }
 }
 
-fn server_block(
+/// A server block as the servers it makes: one per port its keys name (in the order first
+/// named), each with the zones of its keys and every directive of the block, as CoreDNS gives
+/// each key its own server.
+fn server_blocks(
     block: &ServerBlock,
     default_port: u16,
     dir: &Path,
-) -> Result<ServerConfig, ConfigError> {
-    let mut zones = Vec::new();
-    let mut port = None;
+) -> Result<Vec<ServerConfig>, ConfigError> {
+    let mut by_port: Vec<(u16, Vec<LowerName>)> = Vec::new();
     for key in &block.keys {
-        let (zone, p) = parse_key(key, default_port).map_err(|message| ConfigError::Syntax {
-            pos: block.pos.to_string(),
-            message,
-        })?;
-        if port.is_some_and(|q| q != p) {
-            return Err(ConfigError::Syntax {
+        let (zones, port) =
+            parse_key(key, default_port).map_err(|message| ConfigError::Syntax {
                 pos: block.pos.to_string(),
-                message: "all keys of a server block must use the same port".into(),
-            });
+                message,
+            })?;
+        match by_port.iter_mut().find(|(p, _)| *p == port) {
+            Some((_, known)) => known.extend(zones),
+            None => by_port.push((port, zones)),
         }
-        port = Some(p);
-        zones.push(zone);
     }
+    by_port
+        .into_iter()
+        .map(|(port, zones)| server_block(block, port, zones, dir))
+        .collect()
+}
+
+fn server_block(
+    block: &ServerBlock,
+    port: u16,
+    zones: Vec<LowerName>,
+    dir: &Path,
+) -> Result<ServerConfig, ConfigError> {
     let cx = Context { zones: &zones, dir };
     // One slot per directive of the registry, so the block comes out in chain order.
     let mut slots: Vec<Option<Box<dyn Setup>>> = DIRECTIVES.iter().map(|_| None).collect();
@@ -214,15 +230,15 @@ fn server_block(
         .filter_map(|(e, slot)| slot.map(|s| (e.name, Arc::from(s))))
         .collect();
     Ok(ServerConfig {
-        port: port.unwrap_or(default_port),
+        port,
         zones,
         setups,
         pos: block.pos.clone(),
     })
 }
 
-/// Splits a server block key `[dns://]ZONE[:PORT]`.
-fn parse_key(key: &str, default_port: u16) -> Result<(LowerName, u16), String> {
+/// Splits a server block key `[dns://]ZONE[:PORT]` (a CIDR ZONE gives its reverse zones).
+fn parse_key(key: &str, default_port: u16) -> Result<(Vec<LowerName>, u16), String> {
     let key = key.strip_prefix("dns://").unwrap_or(key);
     if key.contains("://") {
         return Err(format!("{key}: only dns:// servers are supported"));
@@ -236,7 +252,7 @@ fn parse_key(key: &str, default_port: u16) -> Result<(LowerName, u16), String> {
         }
         None => (key, default_port),
     };
-    Ok((parse_zone(zone)?, port))
+    Ok((parse_zones(zone)?, port))
 }
 
 #[cfg(test)]
@@ -247,7 +263,7 @@ mod tests {
 
     use super::*;
     use crate::cluster::PodMode;
-    use crate::corefile::parse_duration;
+    use crate::corefile::{parse_duration, parse_zone};
     use crate::plugin::hosts::HostsConfig;
     use crate::plugin::kubernetes::KubernetesConfig;
     use crate::plugin::log::{Errors, Log};
@@ -403,7 +419,59 @@ mod tests {
             name("1.168.192.in-addr.arpa")
         );
         assert_eq!(parse_zone("fd00::/8").unwrap(), name("d.f.ip6.arpa"));
-        assert!(parse_zone("10.0.0.0/12").is_err());
+        let zones = |cidr: &str| -> Vec<String> {
+            corefile::parse_zones(cidr)
+                .unwrap()
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        // Off a boundary: every aligned network it holds, the address masked first.
+        let twelve = zones("10.96.0.0/12");
+        assert_eq!(twelve.len(), 16);
+        assert_eq!(twelve[0], "96.10.in-addr.arpa.");
+        assert_eq!(twelve[15], "111.10.in-addr.arpa.");
+        assert_eq!(
+            zones("172.16.5.7/22"),
+            [
+                "4.16.172.in-addr.arpa.",
+                "5.16.172.in-addr.arpa.",
+                "6.16.172.in-addr.arpa.",
+                "7.16.172.in-addr.arpa."
+            ]
+        );
+        assert_eq!(zones("fd00::/7"), ["c.f.ip6.arpa.", "d.f.ip6.arpa."]);
+        assert_eq!(zones("0.0.0.0/0"), ["in-addr.arpa."]);
+        assert_eq!(zones("10.1.2.3/32"), ["3.2.1.10.in-addr.arpa."]);
+        assert_eq!(
+            zones("10.1.2.3/31"),
+            ["2.2.1.10.in-addr.arpa.", "3.2.1.10.in-addr.arpa."]
+        );
+        assert_eq!(zones("2001:db8::/33").len(), 8);
+        for bad in ["10.0.0.0/33", "fd00::/129", "nonsense/8", "10.0.0.0/x"] {
+            assert!(corefile::parse_zones(bad).is_err(), "{bad}");
+        }
+        // The first of them where one zone is taken (forward's FROM).
+        assert_eq!(
+            parse_zone("10.0.0.0/12").unwrap(),
+            name("0.10.in-addr.arpa")
+        );
+        // Server keys and plugin zones take them all; a block's keys may name several ports.
+        let c = load(
+            "10.96.0.0/12 cluster.local:1053 .:1054 {\n kubernetes cluster.local 10.96.0.0/12 {\n  manifests m.yaml\n }\n}\n",
+        )
+        .unwrap();
+        assert_eq!(c.servers.len(), 3);
+        assert_eq!(
+            (c.servers[0].port, c.servers[0].zones.len()),
+            (53, 16),
+            "{:?}",
+            c.servers[0].zones
+        );
+        assert_eq!((c.servers[1].port, c.servers[1].zones.len()), (1053, 1));
+        assert_eq!((c.servers[2].port, c.servers[2].zones.len()), (1054, 1));
+        let k = c.servers[1].get::<KubernetesConfig>().unwrap();
+        assert_eq!(k.zones.len(), 17);
     }
 
     #[test]

@@ -36,10 +36,7 @@ impl Fallthrough {
     }
 
     pub fn parse(args: &[String], d: &Directive, parent: &str) -> Result<Self, ConfigError> {
-        let zones: Vec<LowerName> = args
-            .iter()
-            .map(|a| parse_zone(a).map_err(|m| directive_err(d, parent, m)))
-            .collect::<Result<_, _>>()?;
+        let zones = zone_list(args, d, parent)?;
         Ok(Self {
             zones: Some(crate::wire::Zones::new(&zones)),
         })
@@ -55,21 +52,74 @@ pub fn directive_err(d: &Directive, name: &str, message: impl Into<String>) -> C
 }
 
 /// A zone as written in a Corefile: a name, or a CIDR for a reverse zone.
+/// One zone: a name, or a CIDR as its reverse zone; a CIDR off an octet (IPv4) or nibble (IPv6)
+/// boundary gives the first of the zones [`parse_zones`] makes of it (CoreDNS's `forward`
+/// FROM takes it so, with a warning).
 pub fn parse_zone(zone: &str) -> Result<LowerName, String> {
+    let mut zones = parse_zones(zone)?;
+    if zones.len() > 1 {
+        tracing::warn!(
+            "{zone} expands to {} reverse zones: only {} is used",
+            zones.len(),
+            zones[0]
+        );
+    }
+    Ok(zones.swap_remove(0))
+}
+
+/// The zones of a Corefile zone argument: a name, or a CIDR as the reverse zones that cover
+/// it exactly, as CoreDNS expands it (`10.96.0.0/12`: `96.10.in-addr.arpa.` through
+/// `111.10.in-addr.arpa.`; `fd00::/7`: `c.f.ip6.arpa.` and `d.f.ip6.arpa.`).
+pub fn parse_zones(zone: &str) -> Result<Vec<LowerName>, String> {
     if zone.is_empty() {
         return Err("empty zone".into());
     }
     if let Some((ip, len)) = zone.split_once('/') {
-        return reverse_zone(ip, len).ok_or_else(|| {
-            format!("{zone}: only CIDRs on octet (IPv4) or nibble (IPv6) boundaries are supported")
-        });
+        return reverse_zones(ip, len).ok_or_else(|| format!("{zone}: not a CIDR"));
     }
+    name_zone(zone).map(|z| vec![z])
+}
+
+fn name_zone(zone: &str) -> Result<LowerName, String> {
     let name = Name::from_ascii(zone).map_err(|e| format!("{zone}: bad zone: {e}"))?;
     let mut name = name.to_lowercase();
     name.set_fqdn(true);
     Ok(LowerName::new(&name))
 }
 
+/// The reverse zones of the network `ip/len`: one per octet- (IPv4) or nibble-aligned network
+/// it splits into, in address order.
+fn reverse_zones(ip: &str, len: &str) -> Option<Vec<LowerName>> {
+    let ip: IpAddr = ip.parse().ok()?;
+    let len: u32 = len.parse().ok()?;
+    let (bits, step) = match ip {
+        IpAddr::V4(_) => (32, 8),
+        IpAddr::V6(_) => (128, 4),
+    };
+    if len > bits {
+        return None;
+    }
+    let aligned = len.div_ceil(step) * step;
+    let base = match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)) << 96,
+        IpAddr::V6(v6) => u128::from(v6),
+    };
+    // The network's address, and each aligned network within it.
+    let mask = |l: u32| if l == 0 { 0 } else { u128::MAX << (128 - l) };
+    let network = base & mask(len);
+    (0..1u128 << (aligned - len))
+        .map(|i| {
+            let address = network | i.checked_shl(128 - aligned).unwrap_or(0);
+            let ip = match ip {
+                IpAddr::V4(_) => IpAddr::from(std::net::Ipv4Addr::from((address >> 96) as u32)),
+                IpAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::from(address)),
+            };
+            reverse_zone(&ip.to_string(), &aligned.to_string())
+        })
+        .collect()
+}
+
+/// The reverse zone of `ip/len`, `len` on an octet (IPv4) or nibble (IPv6) boundary.
 pub fn reverse_zone(ip: &str, len: &str) -> Option<LowerName> {
     let ip: IpAddr = ip.parse().ok()?;
     let len: usize = len.parse().ok()?;
@@ -118,9 +168,20 @@ pub fn plugin_zones(
     if args.is_empty() {
         return Ok(block_zones.to_vec());
     }
-    args.iter()
-        .map(|a| parse_zone(a).map_err(|m| directive_err(d, name, m)))
-        .collect()
+    zone_list(args, d, name)
+}
+
+/// Every zone of `args` ([`parse_zones`]: a CIDR gives each of its reverse zones), in order.
+pub fn zone_list(
+    args: &[String],
+    d: &Directive,
+    name: &str,
+) -> Result<Vec<LowerName>, ConfigError> {
+    let zones = args
+        .iter()
+        .map(|a| parse_zones(a).map_err(|m| directive_err(d, name, m)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(zones.into_iter().flatten().collect())
 }
 
 pub fn one_arg<'a>(d: &'a Directive, parent: &str) -> Result<&'a str, ConfigError> {

@@ -15,7 +15,7 @@ pub mod args;
 
 pub use args::{
     Fallthrough, directive_err, host_name, http_addr, number, one_arg, parse_duration, parse_zone,
-    plugin_zones, resolve,
+    parse_zones, plugin_zones, resolve, zone_list,
 };
 
 /// Everything that can be wrong with a configuration.

@@ -20,7 +20,7 @@ use regex::Regex;
 
 use super::setup::{Building, Context, Setup, SetupError};
 use super::{Fast, Outcome, Phases, Plugin, Reply, Request};
-use crate::corefile::{ConfigError, Directive, Fallthrough, directive_err, parse_zone};
+use crate::corefile::{ConfigError, Directive, Fallthrough, directive_err, zone_list};
 use crate::wire::{self, Owner, Zones};
 
 /// CoreDNS's limit on a pattern's length.
@@ -227,10 +227,7 @@ fn one(d: &Directive, cx: &Context<'_>) -> Result<One, ConfigError> {
     let zones = if zones.is_empty() {
         cx.zones.to_vec()
     } else {
-        zones
-            .iter()
-            .map(|z| parse_zone(z).map_err(|m| err(d, m)))
-            .collect::<Result<Vec<_>, _>>()?
+        zone_list(zones, d, "template")?
     };
     let mut t = One {
         class,

@@ -827,3 +827,50 @@ fn an_old_configmaps_proxy_and_removed_kubernetes_options_start_with_warnings() 
         assert!(log.contains(needle), "{needle}\nnot in\n{log}");
     }
 }
+
+/// Keys as CoreDNS takes them: a CIDR off an octet boundary is each of its reverse zones (a
+/// `/12` is sixteen), in a server key and in `kubernetes`, and one block's keys may name
+/// several ports, each served with the block's directives.
+#[test]
+fn cidr_keys_and_keys_on_several_ports_serve_as_coredns_serves_them() {
+    let (one, two) = (free_port(), free_port());
+    let corefile = format!(
+        "cluster.local:{one} 10.96.0.0/12:{one} .:{two} {{\n    kubernetes cluster.local 10.96.0.0/12 {{\n        manifests cluster.yaml\n    }}\n}}\n"
+    );
+    let dir = workdir(&corefile, MANIFEST);
+    let mut server = Process::spawn(dir.path(), &["-conf", "Corefile"]);
+    for port in [one, two] {
+        assert_answers(&server.first_answer(port, WEB), WEB, WEB_IP);
+    }
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let ask = |port: u16, name: &str| {
+        let mut m = Message::new();
+        m.set_id(7).set_recursion_desired(true);
+        m.add_query(Query::query(
+            Name::from_ascii(name).unwrap(),
+            RecordType::PTR,
+        ));
+        socket
+            .send_to(&m.to_vec().unwrap(), ("127.0.0.1", port))
+            .unwrap();
+        let mut buf = [0u8; 1500];
+        let (n, _) = socket.recv_from(&mut buf).expect("an answer");
+        Message::from_vec(&buf[..n]).unwrap()
+    };
+    // 7.7.96.10.in-addr.arpa. is in 96.10.in-addr.arpa., one of the sixteen.
+    let ptr = ask(one, "7.7.96.10.in-addr.arpa.");
+    assert_eq!(ptr.response_code(), ResponseCode::NoError, "{ptr}");
+    assert_eq!(
+        ptr.answers()[0].data(),
+        &RData::PTR(hickory_proto::rr::rdata::PTR(
+            Name::from_ascii(WEB).unwrap()
+        ))
+    );
+    // 10.112.0.0 is past the /12: no block of port `one` holds its reverse zone.
+    let outside = ask(one, "1.0.112.10.in-addr.arpa.");
+    assert_eq!(outside.response_code(), ResponseCode::Refused, "{outside}");
+    // Inside the /12 but not a service's: the kubernetes zone's NXDOMAIN.
+    let missing = ask(one, "1.0.100.10.in-addr.arpa.");
+    assert_eq!(missing.response_code(), ResponseCode::NXDomain, "{missing}");
+}

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hickory_proto::rr::LowerName;
 
-use crate::corefile::{ConfigError, Directive, directive_err, parse_duration, parse_zone};
+use crate::corefile::{ConfigError, Directive, directive_err, parse_duration, zone_list};
 use crate::plugin::setup::{Context, Setup};
 
 const NAME: &str = "cache";
@@ -72,10 +72,7 @@ pub fn cache(d: &Directive) -> Result<CacheConfig, ConfigError> {
         max_ttl = Some(ttl);
         args = rest;
     }
-    let zones = args
-        .iter()
-        .map(|z| parse_zone(z).map_err(|m| directive_err(d, NAME, m)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let zones = zone_list(args, d, NAME)?;
     let kept = |max: u32| Kept {
         capacity: CAPACITY,
         max_ttl: max_ttl.unwrap_or(max),
@@ -190,10 +187,7 @@ pub fn cache(d: &Directive) -> Result<CacheConfig, ConfigError> {
                     kept.disabled
                         .push(LowerName::from(hickory_proto::rr::Name::root()));
                 }
-                for z in zones {
-                    kept.disabled
-                        .push(parse_zone(z).map_err(|m| directive_err(o, NAME, m))?);
-                }
+                kept.disabled.extend(zone_list(zones, o, NAME)?);
             }
             "keepttl" => c.keep_ttl = true,
             "prefetch" => {

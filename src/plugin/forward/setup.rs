@@ -299,10 +299,7 @@ pub(super) fn except(o: &Directive, name: &str) -> Result<Vec<LowerName>, Config
     if o.args.is_empty() {
         return Err(directive_err(o, name, "except needs at least one zone"));
     }
-    o.args
-        .iter()
-        .map(|z| parse_zone(z).map_err(|m| directive_err(o, name, m)))
-        .collect()
+    crate::corefile::zone_list(&o.args, o, name)
 }
 
 fn no_args(o: &Directive) -> Result<(), ConfigError> {
