@@ -14,6 +14,7 @@ pub mod cancel;
 pub mod chaos;
 pub mod debug;
 pub mod dns64;
+pub mod dnstap;
 pub mod forward;
 pub mod forward_loop;
 pub mod header;
@@ -628,7 +629,7 @@ registry! {
     "prometheus": prometheus::Prometheus,
     "errors": log::Errors => Errors(log::Errors),
     "log": log::Log => Log(log::Log),
-    "dnstap",
+    "dnstap": dnstap::DnstapConfig => Dnstap(Box<dnstap::Dnstap>),
     "local": local::LocalConfig => Local(Box<local::Local>),
     "dns64": dns64::Dns64 => Dns64(dns64::Dns64),
     "any": any::Any => Any(any::Any),

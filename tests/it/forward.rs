@@ -907,3 +907,16 @@ fn queries_and_health_checks_leave_from_source_address_and_ask_the_health_check_
         .count();
     assert_eq!(before, after);
 }
+
+#[test]
+fn cancel_counts_from_each_querys_arrival_not_from_the_start() {
+    let good = answering(ResponseCode::NoError, Ipv4Addr::new(198, 51, 100, 12));
+    let server = TestServer::start(&format!(
+        ".:0 {{\n cancel 200ms\n forward . {}\n}}\n",
+        good.addr
+    ));
+    // Well past the deadline since the server started: each query still has its own.
+    std::thread::sleep(Duration::from_millis(400));
+    let m = server.query("www.example.org.", RecordType::A);
+    assert_eq!(addresses(&m), vec![Ipv4Addr::new(198, 51, 100, 12)], "{m}");
+}

@@ -1,0 +1,574 @@
+//! The `dnstap` directive: each query the block answers and its response, as dnstap messages
+//! (CLIENT_QUERY and CLIENT_RESPONSE) sent to a collector over Frame Streams, as CoreDNS's
+//! `dnstap` plugin sends them.
+//!
+//! The answer path only copies what a message needs into a bounded queue (10,000 messages
+//! times `queue`); a task beside the server encodes them (protobuf, with `prost`), keeps the
+//! connection (a unix socket or TCP, Frame Streams' bidirectional handshake, reconnecting
+//! every second while the collector is away) and writes them. A full queue drops messages,
+//! counted and logged, never waits.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::mpsc;
+
+use super::{Phases, Seen};
+use crate::corefile::{ConfigError, Directive, directive_err};
+use crate::plugin::setup::{Building, Context, Setup, SetupError};
+use crate::wire::Transport;
+
+const NAME: &str = "dnstap";
+/// Messages queued per `queue` unit (CoreDNS's buffer).
+const QUEUE_UNIT: usize = 10_000;
+/// Frame Streams' content type for dnstap.
+const CONTENT_TYPE: &[u8] = b"protobuf:dnstap.Dnstap";
+/// How long a collector has to accept the handshake, and the wait between connection tries.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Where messages go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    Unix(PathBuf),
+    /// `HOST:PORT`.
+    Tcp(String),
+}
+
+/// One `dnstap SOCKET [full] [WRITEBUFFER] [QUEUE] { identity; version; extra; skipverify }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tap {
+    pub sink: Sink,
+    /// Whether messages carry the wire-format query and response.
+    pub full: bool,
+    pub queue: usize,
+    pub identity: Vec<u8>,
+    pub version: Vec<u8>,
+    pub extra: Option<Vec<u8>>,
+}
+
+/// A block's `dnstap` lines: each gets every message.
+#[derive(Debug, Clone)]
+pub struct DnstapConfig {
+    pub taps: Vec<Tap>,
+}
+
+fn err(d: &Directive, message: impl Into<String>) -> ConfigError {
+    directive_err(d, NAME, message)
+}
+
+fn tap(d: &Directive) -> Result<Tap, ConfigError> {
+    let [socket, rest @ ..] = d.args.as_slice() else {
+        return Err(err(d, "needs a SOCKET"));
+    };
+    if socket == "listen" {
+        return Err(err(
+            d,
+            "dnstap listen is not supported yet: run the collector as a server (fstrm_capture, \
+             dnstap) and give its socket",
+        ));
+    }
+    let sink = if let Some(path) = socket.strip_prefix("unix://") {
+        Sink::Unix(PathBuf::from(path))
+    } else if let Some(addr) = socket.strip_prefix("tcp://") {
+        if !addr.contains(':') {
+            return Err(err(d, format!("{socket}: needs a port")));
+        }
+        Sink::Tcp(addr.to_string())
+    } else if socket.starts_with("tls://") {
+        return Err(err(
+            d,
+            "tls:// sockets are not supported yet: use tcp:// or a unix socket",
+        ));
+    } else if socket.contains("://") {
+        return Err(err(d, format!("{socket}: unknown scheme")));
+    } else {
+        Sink::Unix(PathBuf::from(socket))
+    };
+    let mut rest = rest.iter().peekable();
+    let full = rest.next_if(|a| *a == "full").is_some();
+    let mut number = |what: &str, max: usize| -> Result<Option<usize>, ConfigError> {
+        let Some(arg) = rest.next() else {
+            return Ok(None);
+        };
+        match arg.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(err(
+                d,
+                format!("dnstap: invalid {what} {arg:?}: valid range is [1, {max}]"),
+            )),
+        }
+    };
+    // The TCP write buffer in MiB: accepted (writes are buffered per batch here).
+    let _write_buffer = number("writebuffer", 1024)?;
+    let queue = number("queue", 4096)?.unwrap_or(1) * QUEUE_UNIT;
+    if let Some(extra) = rest.next() {
+        return Err(err(d, format!("unexpected argument {extra:?}")));
+    }
+    let mut t = Tap {
+        sink,
+        full,
+        queue,
+        identity: super::chaos::hostname().into_bytes(),
+        version: format!("clusterdns-{}", env!("CARGO_PKG_VERSION")).into_bytes(),
+        extra: None,
+    };
+    for o in &d.block {
+        let value = || match o.args.as_slice() {
+            [v] => Ok(v.clone().into_bytes()),
+            _ => Err(err(o, format!("{} takes one value", o.name))),
+        };
+        match o.name.as_str() {
+            "identity" => t.identity = value()?,
+            "version" => t.version = value()?,
+            "extra" => t.extra = Some(without_metadata(&value()?)),
+            // Only for tls:// sockets, which are refused above.
+            "skipverify" => {}
+            other => return Err(err(o, format!("unknown property {other:?}"))),
+        }
+    }
+    Ok(t)
+}
+
+/// `extra` with each `{/NAME}` metadata placeholder as `-`: no plugin provides metadata here.
+fn without_metadata(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.windows(2).position(|w| w == b"{/") {
+        out.extend_from_slice(&rest[..open]);
+        match rest[open..].iter().position(|&b| b == b'}') {
+            Some(close) => {
+                out.push(b'-');
+                rest = &rest[open + close + 1..];
+            }
+            None => {
+                rest = &rest[open..];
+                break;
+            }
+        }
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+impl Setup for DnstapConfig {
+    fn parse(d: &Directive, _cx: &Context<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            taps: vec![tap(d)?],
+        })
+    }
+
+    /// Several `dnstap` lines: each collector gets every message.
+    fn merge(&mut self, later: Self) -> bool {
+        self.taps.extend(later.taps);
+        true
+    }
+
+    fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
+        let listen = b.listen.first().copied();
+        let mut senders = Vec::with_capacity(self.taps.len());
+        for tap in &self.taps {
+            let (tx, rx) = mpsc::channel(tap.queue);
+            let dropped = Arc::new(AtomicU64::new(0));
+            b.background.push(Box::pin(write(
+                Arc::new(tap.clone()),
+                rx,
+                Arc::clone(&dropped),
+            )));
+            senders.push(Sender { tx, dropped });
+        }
+        b.chain.push(super::Plugin::Dnstap(Box::new(Dnstap {
+            full: self.taps.iter().any(|t| t.full),
+            server: listen.map(|l| (l.ip, l.port)),
+            senders,
+        })));
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Sender {
+    tx: mpsc::Sender<Event>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// The plugin: what it keeps of each query for the writers.
+#[derive(Debug)]
+pub struct Dnstap {
+    /// Whether any collector wants the messages themselves.
+    full: bool,
+    /// The block's address (`None`: the wildcard) and port, the response address.
+    server: Option<(Option<std::net::IpAddr>, u16)>,
+    senders: Vec<Sender>,
+}
+
+/// One query and its response, as observed.
+#[derive(Debug, Clone)]
+struct Event {
+    client: std::net::SocketAddr,
+    server: Option<(Option<std::net::IpAddr>, u16)>,
+    tcp: bool,
+    query_time: SystemTime,
+    response_time: SystemTime,
+    query: Option<Arc<[u8]>>,
+    response: Option<Arc<[u8]>>,
+}
+
+impl Phases for Dnstap {
+    fn observe(&self, seen: &Seen<'_>) {
+        let response_time = SystemTime::now();
+        let event = Event {
+            client: seen.src,
+            server: self.server,
+            tcp: seen.transport == Transport::Tcp,
+            query_time: response_time
+                .checked_sub(seen.started.elapsed())
+                .unwrap_or(response_time),
+            response_time,
+            query: self.full.then(|| Arc::from(seen.query)),
+            response: self.full.then(|| Arc::from(seen.response)),
+        };
+        for sender in &self.senders {
+            if sender.tx.try_send(event.clone()).is_err() {
+                sender.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The dnstap protobuf schema (dnstap.proto), the fields clusterdns writes.
+mod schema {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Dnstap {
+        #[prost(bytes = "vec", optional, tag = "1")]
+        pub identity: Option<Vec<u8>>,
+        #[prost(bytes = "vec", optional, tag = "2")]
+        pub version: Option<Vec<u8>>,
+        #[prost(bytes = "vec", optional, tag = "3")]
+        pub extra: Option<Vec<u8>>,
+        #[prost(message, optional, tag = "14")]
+        pub message: Option<Message>,
+        /// MESSAGE (1).
+        #[prost(int32, required, tag = "15")]
+        pub r#type: i32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Message {
+        /// CLIENT_QUERY (5), CLIENT_RESPONSE (6).
+        #[prost(int32, required, tag = "1")]
+        pub r#type: i32,
+        /// INET (1), INET6 (2).
+        #[prost(int32, optional, tag = "2")]
+        pub socket_family: Option<i32>,
+        /// UDP (1), TCP (2).
+        #[prost(int32, optional, tag = "3")]
+        pub socket_protocol: Option<i32>,
+        #[prost(bytes = "vec", optional, tag = "4")]
+        pub query_address: Option<Vec<u8>>,
+        #[prost(bytes = "vec", optional, tag = "5")]
+        pub response_address: Option<Vec<u8>>,
+        #[prost(uint32, optional, tag = "6")]
+        pub query_port: Option<u32>,
+        #[prost(uint32, optional, tag = "7")]
+        pub response_port: Option<u32>,
+        #[prost(uint64, optional, tag = "8")]
+        pub query_time_sec: Option<u64>,
+        #[prost(fixed32, optional, tag = "9")]
+        pub query_time_nsec: Option<u32>,
+        #[prost(bytes = "vec", optional, tag = "10")]
+        pub query_message: Option<Vec<u8>>,
+        #[prost(uint64, optional, tag = "12")]
+        pub response_time_sec: Option<u64>,
+        #[prost(fixed32, optional, tag = "13")]
+        pub response_time_nsec: Option<u32>,
+        #[prost(bytes = "vec", optional, tag = "14")]
+        pub response_message: Option<Vec<u8>>,
+    }
+}
+
+const CLIENT_QUERY: i32 = 5;
+const CLIENT_RESPONSE: i32 = 6;
+
+/// An IP's bytes, as dnstap carries addresses.
+fn ip_bytes(ip: std::net::IpAddr) -> Vec<u8> {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+        std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+fn seconds(t: SystemTime) -> (u64, u32) {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    (since.as_secs(), since.subsec_nanos())
+}
+
+/// The two dnstap payloads of an event: the client's query, then its response.
+fn encode(tap: &Tap, event: &Event) -> [Vec<u8>; 2] {
+    use prost::Message as _;
+    let v6 = event.client.is_ipv6();
+    let server_ip = event.server.and_then(|(ip, _)| ip).unwrap_or(if v6 {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    });
+    let (query_sec, query_nsec) = seconds(event.query_time);
+    let (response_sec, response_nsec) = seconds(event.response_time);
+    let base = schema::Message {
+        r#type: CLIENT_QUERY,
+        socket_family: Some(if v6 { 2 } else { 1 }),
+        socket_protocol: Some(if event.tcp { 2 } else { 1 }),
+        query_address: Some(ip_bytes(event.client.ip())),
+        response_address: Some(ip_bytes(server_ip)),
+        query_port: Some(u32::from(event.client.port())),
+        response_port: Some(u32::from(event.server.map_or(0, |(_, port)| port))),
+        query_time_sec: Some(query_sec),
+        query_time_nsec: Some(query_nsec),
+        ..Default::default()
+    };
+    let query = schema::Message {
+        query_message: tap
+            .full
+            .then(|| event.query.as_deref().unwrap_or_default().to_vec()),
+        ..base.clone()
+    };
+    let response = schema::Message {
+        r#type: CLIENT_RESPONSE,
+        response_time_sec: Some(response_sec),
+        response_time_nsec: Some(response_nsec),
+        response_message: tap
+            .full
+            .then(|| event.response.as_deref().unwrap_or_default().to_vec()),
+        ..base
+    };
+    [query, response].map(|message| {
+        schema::Dnstap {
+            identity: Some(tap.identity.clone()),
+            version: Some(tap.version.clone()),
+            extra: tap.extra.clone(),
+            message: Some(message),
+            r#type: 1,
+        }
+        .encode_to_vec()
+    })
+}
+
+/// Frame Streams control frames (fstrm's control types).
+mod fstrm {
+    pub const ACCEPT: u32 = 1;
+    pub const START: u32 = 2;
+    pub const STOP: u32 = 3;
+    pub const READY: u32 = 4;
+    /// The CONTENT_TYPE field of a control frame.
+    const CONTENT_TYPE_FIELD: u32 = 1;
+
+    /// A control frame of `kind` carrying `content_type`, escaped as Frame Streams sends it.
+    pub fn control(kind: u32, content_type: Option<&[u8]>) -> Vec<u8> {
+        let mut body = kind.to_be_bytes().to_vec();
+        if let Some(ct) = content_type {
+            body.extend_from_slice(&CONTENT_TYPE_FIELD.to_be_bytes());
+            body.extend_from_slice(&(ct.len() as u32).to_be_bytes());
+            body.extend_from_slice(ct);
+        }
+        let mut frame = 0u32.to_be_bytes().to_vec();
+        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        frame
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum TapError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the collector did not accept the handshake")]
+    Handshake,
+}
+
+/// Frame Streams' bidirectional handshake: READY, the collector's ACCEPT, then START.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result<(), TapError> {
+    stream
+        .write_all(&fstrm::control(fstrm::READY, Some(CONTENT_TYPE)))
+        .await?;
+    stream.flush().await?;
+    let accepted = async {
+        if stream.read_u32().await? != 0 {
+            return Err(TapError::Handshake);
+        }
+        let len = stream.read_u32().await? as usize;
+        if !(4..=512).contains(&len) {
+            return Err(TapError::Handshake);
+        }
+        let mut body = vec![0; len];
+        stream.read_exact(&mut body).await?;
+        if body[..4] != fstrm::ACCEPT.to_be_bytes() {
+            return Err(TapError::Handshake);
+        }
+        Ok(())
+    };
+    tokio::time::timeout(RETRY, accepted)
+        .await
+        .unwrap_or(Err(TapError::Handshake))?;
+    stream
+        .write_all(&fstrm::control(fstrm::START, Some(CONTENT_TYPE)))
+        .await?;
+    Ok(())
+}
+
+/// Writes queued events to one connection until it fails or the queue closes (`Ok(false)`).
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    tap: &Tap,
+    stream: S,
+    rx: &mut mpsc::Receiver<Event>,
+    dropped: &AtomicU64,
+) -> Result<bool, TapError> {
+    let mut stream = BufWriter::new(stream);
+    handshake(&mut stream).await?;
+    stream.flush().await?;
+    let mut reported = 0;
+    while let Some(event) = rx.recv().await {
+        let mut next = Some(event);
+        // What is queued now goes in one write.
+        while let Some(event) = next {
+            for payload in encode(tap, &event) {
+                stream.write_u32(payload.len() as u32).await?;
+                stream.write_all(&payload).await?;
+            }
+            next = rx.try_recv().ok();
+        }
+        stream.flush().await?;
+        let lost = dropped.load(Ordering::Relaxed);
+        if lost != reported {
+            tracing::warn!(
+                "dnstap: dropped {} messages: the queue was full",
+                lost - reported
+            );
+            reported = lost;
+        }
+    }
+    stream.write_all(&fstrm::control(fstrm::STOP, None)).await?;
+    stream.flush().await?;
+    Ok(false)
+}
+
+/// The writer task of one collector: connects, sends, reconnects.
+async fn write(tap: Arc<Tap>, mut rx: mpsc::Receiver<Event>, dropped: Arc<AtomicU64>) {
+    let mut failing = false;
+    loop {
+        let sent = match &tap.sink {
+            Sink::Unix(path) => match tokio::net::UnixStream::connect(path).await {
+                Ok(stream) => send(&tap, stream, &mut rx, &dropped).await,
+                Err(e) => Err(e.into()),
+            },
+            Sink::Tcp(addr) => match tokio::net::TcpStream::connect(addr.as_str()).await {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    send(&tap, stream, &mut rx, &dropped).await
+                }
+                Err(e) => Err(e.into()),
+            },
+        };
+        match sent {
+            Ok(_) => return,
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(sink = ?tap.sink, %error, "dnstap: cannot send; trying again every second");
+                    failing = true;
+                }
+            }
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Tap, String> {
+        let text = format!(".:0 {{\n{line}\n}}\n");
+        let config = crate::config::Config::from_text(&text, 0, std::path::Path::new("."))
+            .map_err(|e| e.to_string())?;
+        Ok(config.servers[0]
+            .get::<DnstapConfig>()
+            .expect("dnstap")
+            .taps[0]
+            .clone())
+    }
+
+    #[test]
+    fn sockets_options_and_errors_as_coredns_reads_them() {
+        let t = parse("dnstap /tmp/tap.sock").unwrap();
+        assert_eq!(t.sink, Sink::Unix("/tmp/tap.sock".into()));
+        assert!(!t.full);
+        assert_eq!(t.queue, QUEUE_UNIT);
+        let t = parse("dnstap unix:///tmp/tap.sock full 1024 2048").unwrap();
+        assert_eq!(t.sink, Sink::Unix("/tmp/tap.sock".into()));
+        assert!(t.full);
+        assert_eq!(t.queue, 2048 * QUEUE_UNIT);
+        let t = parse(
+            "dnstap tcp://127.0.0.1:6000 full {\n identity my-dns\n version V-1\n extra \"up {/forward/upstream} x\"\n}",
+        )
+        .unwrap();
+        assert_eq!(t.sink, Sink::Tcp("127.0.0.1:6000".into()));
+        assert_eq!(
+            (t.identity.as_slice(), t.version.as_slice()),
+            (&b"my-dns"[..], &b"V-1"[..])
+        );
+        assert_eq!(t.extra.as_deref(), Some(&b"up - x"[..]));
+        for (line, error) in [
+            ("dnstap", "needs a SOCKET"),
+            ("dnstap /tmp/s full 0", "invalid writebuffer \"0\""),
+            ("dnstap /tmp/s full 1 4097", "invalid queue \"4097\""),
+            ("dnstap tcp://127.0.0.1", "needs a port"),
+            ("dnstap tls://127.0.0.1:6000", "use tcp:// or a unix socket"),
+            (
+                "dnstap listen unix:///tmp/s",
+                "dnstap listen is not supported yet",
+            ),
+            ("dnstap /tmp/s {\n nope 1\n}", "unknown property \"nope\""),
+        ] {
+            let e = parse(line).unwrap_err();
+            assert!(e.contains(error), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn messages_decode_as_dnstap_with_the_query_then_the_response() {
+        use prost::Message as _;
+        let tap = parse("dnstap /tmp/s full").unwrap();
+        let event = Event {
+            client: "10.244.0.7:40000".parse().unwrap(),
+            server: Some((None, 53)),
+            tcp: false,
+            query_time: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 5),
+            response_time: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_001, 6),
+            query: Some(Arc::from(&b"query"[..])),
+            response: Some(Arc::from(&b"response"[..])),
+        };
+        let [q, r] = encode(&tap, &event).map(|p| schema::Dnstap::decode(&p[..]).unwrap());
+        let (q, r) = (q.message.unwrap(), r.message.unwrap());
+        assert_eq!((q.r#type, r.r#type), (CLIENT_QUERY, CLIENT_RESPONSE));
+        assert_eq!(q.query_address.as_deref(), Some(&[10, 244, 0, 7][..]));
+        assert_eq!(q.response_address.as_deref(), Some(&[0, 0, 0, 0][..]));
+        assert_eq!((q.query_port, q.response_port), (Some(40000), Some(53)));
+        assert_eq!((q.socket_family, q.socket_protocol), (Some(1), Some(1)));
+        assert_eq!(q.query_message.as_deref(), Some(&b"query"[..]));
+        assert_eq!(q.response_message, None);
+        assert_eq!(r.response_message.as_deref(), Some(&b"response"[..]));
+        assert_eq!(
+            (r.query_time_sec, r.query_time_nsec),
+            (Some(1_700_000_000), Some(5))
+        );
+        assert_eq!(
+            (r.response_time_sec, r.response_time_nsec),
+            (Some(1_700_000_001), Some(6))
+        );
+        // Without `full`, no messages.
+        let tap = Tap { full: false, ..tap };
+        let [q, _] = encode(&tap, &event).map(|p| schema::Dnstap::decode(&p[..]).unwrap());
+        assert_eq!(q.message.unwrap().query_message, None);
+    }
+}
