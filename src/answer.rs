@@ -174,6 +174,8 @@ pub struct Block {
     prepares: bool,
     /// Whether a plugin keeps some queries off the fast path by who asks (`acl`).
     screens: bool,
+    /// `view`: the block takes only the queries its expressions hold for.
+    view: Option<Arc<crate::plugin::view::View>>,
 }
 
 impl Block {
@@ -192,6 +194,10 @@ impl Block {
                 .any(|p| matches!(p, Plugin::Log(_) | Plugin::Cancel(_) | Plugin::Dnstap(_)));
         let prepares = plugins.iter().any(Plugin::prepares);
         let screens = plugins.iter().any(Plugin::screens);
+        let view = plugins.iter().find_map(|p| match p {
+            Plugin::View(v) => Some(Arc::clone(v)),
+            _ => None,
+        });
         Self {
             zones,
             plugins,
@@ -201,7 +207,81 @@ impl Block {
             timed,
             prepares,
             screens,
+            view,
         }
+    }
+
+    /// Its `view`'s name ("" without one), as the metrics label it.
+    pub fn view_name(&self) -> String {
+        self.view
+            .as_ref()
+            .map(|v| v.name.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Routing when some block has a `view`: for each zone, the blocks that may take its queries
+/// in the order tried — that zone's in Corefile order, then each enclosing zone's, longest
+/// first, as CoreDNS tries them.
+#[derive(Debug)]
+struct Views {
+    candidates: Vec<Vec<(usize, u16)>>,
+    /// The address the handler serves (its port; the wildcard address when it has none).
+    local: SocketAddr,
+}
+
+impl Views {
+    fn route(
+        &self,
+        zone: usize,
+        blocks: &[Arc<Block>],
+        query: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+    ) -> Option<(usize, u16)> {
+        let mut facts = None;
+        for &(index, z) in self.candidates.get(zone)? {
+            let Some(view) = &blocks[index].view else {
+                return Some((index, z));
+            };
+            if facts.is_none() {
+                facts = Some(self.facts(query, src, transport)?);
+            }
+            if facts.as_ref().is_some_and(|f| view.admits(f)) {
+                return Some((index, z));
+            }
+        }
+        None
+    }
+
+    /// What a view's expressions may ask of `query`; `None` when it does not parse.
+    fn facts(
+        &self,
+        query: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+    ) -> Option<crate::plugin::view::Facts> {
+        let msg = Message::from_vec(query).ok()?;
+        let q = msg.queries().first()?;
+        let tcp = transport == Transport::Tcp;
+        let edns = msg.extensions().as_ref();
+        Some(crate::plugin::view::Facts {
+            name: q.name().to_lowercase().to_string(),
+            qtype: q.query_type().to_string(),
+            class: q.query_class().to_string(),
+            client: src,
+            server: self.local,
+            tcp,
+            id: msg.id(),
+            opcode: u8::from(msg.op_code()),
+            dnssec_ok: edns.is_some_and(|e| e.flags().dnssec_ok),
+            bufsize: if tcp {
+                u16::MAX
+            } else {
+                edns.map_or(512, |e| e.max_payload().max(512))
+            },
+            size: query.len(),
+        })
     }
 }
 
@@ -230,6 +310,8 @@ pub struct Handler {
     /// zone `i` and the zone's index in that block.
     zones: wire::Zones,
     routes: Vec<(usize, u16)>,
+    /// When a block has a `view`: the routes to try in turn.
+    views: Option<Box<Views>>,
     /// Whether any block times its queries (`prometheus` or `log`); otherwise no clock is read
     /// per query and `created` stands in for the start.
     timed: bool,
@@ -244,7 +326,7 @@ impl Handler {
     pub fn new(blocks: Vec<Block>) -> Self {
         let blocks: Vec<Shared> = blocks.into_iter().map(Shared::from).collect();
         let metrics = blocks.iter().map(|b| b.block.metrics).collect();
-        Self::with_metrics(blocks, metrics)
+        Self::with_metrics(blocks, metrics, SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// The handler of the blocks listening on `listen`, counted under its server label.
@@ -255,22 +337,56 @@ impl Handler {
                 b.block.metrics.map(|_| {
                     crate::metrics::metrics().register_block(
                         listen.to_string(),
+                        b.block.view_name(),
                         b.block.zones.iter().map(ToString::to_string).collect(),
                     )
                 })
             })
             .collect();
-        Self::with_metrics(blocks, metrics)
+        let local = SocketAddr::new(
+            listen
+                .ip
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+            listen.port,
+        );
+        Self::with_metrics(blocks, metrics, local)
     }
 
-    fn with_metrics(blocks: Vec<Shared>, metrics: Vec<Option<u16>>) -> Self {
+    fn with_metrics(blocks: Vec<Shared>, metrics: Vec<Option<u16>>, local: SocketAddr) -> Self {
         let blocks: Vec<Arc<Block>> = blocks.into_iter().map(|b| b.block).collect();
-        let all: Vec<LowerName> = blocks.iter().flat_map(|b| b.zones.clone()).collect();
-        let routes = blocks
-            .iter()
-            .enumerate()
-            .flat_map(|(bi, b)| (0..b.zones.len()).map(move |i| (bi, i as u16)))
-            .collect();
+        // Each zone once, with the blocks that serve it in order (several only with views).
+        let mut all: Vec<LowerName> = Vec::new();
+        let mut owners: Vec<Vec<(usize, u16)>> = Vec::new();
+        for (bi, b) in blocks.iter().enumerate() {
+            for (zi, zone) in b.zones.iter().enumerate() {
+                let route = (bi, zi as u16);
+                match all.iter().position(|z| z == zone) {
+                    Some(i) => owners[i].push(route),
+                    None => {
+                        all.push(zone.clone());
+                        owners.push(vec![route]);
+                    }
+                }
+            }
+        }
+        let routes = owners.iter().map(|o| o[0]).collect();
+        let views = blocks.iter().any(|b| b.view.is_some()).then(|| {
+            let candidates = all
+                .iter()
+                .enumerate()
+                .map(|(i, zone)| {
+                    let mut enclosing: Vec<usize> = (0..all.len())
+                        .filter(|&j| j != i && all[j].zone_of(zone))
+                        .collect();
+                    enclosing.sort_by_key(|&j| std::cmp::Reverse(all[j].num_labels()));
+                    std::iter::once(i)
+                        .chain(enclosing)
+                        .flat_map(|j| owners[j].iter().copied())
+                        .collect()
+                })
+                .collect();
+            Box::new(Views { candidates, local })
+        });
         let timed = blocks.iter().any(|b| b.timed);
         let prepares = blocks.iter().any(|b| b.prepares);
         Self {
@@ -278,6 +394,7 @@ impl Handler {
             metrics,
             zones: wire::Zones::new(&all),
             routes,
+            views,
             timed,
             prepares,
             created: Instant::now(),
@@ -287,6 +404,22 @@ impl Handler {
                     .map_or(1, |d| d.as_nanos() as u64)
                     | 1,
             ),
+        }
+    }
+
+    /// The block, and the index of its zone, that takes a query whose longest zone is the
+    /// handler's zone `zone`: that zone's block, or with views the first whose view holds.
+    #[inline]
+    fn route(
+        &self,
+        zone: usize,
+        query: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+    ) -> Option<(usize, u16)> {
+        match &self.views {
+            None => self.routes.get(zone).copied(),
+            Some(views) => views.route(zone, &self.blocks, query, src, transport),
         }
     }
 
@@ -449,7 +582,8 @@ impl Handler {
         }
         let mut key = [0u8; wire::MAX_NAME];
         let (len, _) = wire::read_name(query, HEADER_LEN, &mut key, wire::Pointers::Follow)?;
-        let &(index, _) = &self.routes[self.zones.longest_index_wire(&key[..len])?];
+        let zone = self.zones.longest_index_wire(&key[..len])?;
+        let (index, _) = self.route(zone, query, from.src, from.transport)?;
         let block = &self.blocks[index];
         if !block.prepares {
             return None;
@@ -632,7 +766,8 @@ impl Handler {
         started: Instant,
     ) -> Option<Handled> {
         let key = light.key();
-        let &(index, zone) = &self.routes[self.zones.longest_index_wire(key)?];
+        let (index, zone) =
+            self.route(self.zones.longest_index_wire(key)?, query, src, transport)?;
         let block = &self.blocks[index];
         if !block.fast || block.screens && !block.plugins.iter().all(|p| p.fast_for(light, src)) {
             return None;
@@ -964,10 +1099,10 @@ impl Handler {
         req.src = Some(src);
         req.transport = transport;
         // The block with the longest zone holding the name.
-        let Some(&(index, zone)) = self
+        let Some((index, zone)) = self
             .zones
             .longest_index(&req.lower)
-            .map(|i| &self.routes[i])
+            .and_then(|i| self.route(i, query, src, transport))
         else {
             return (refused(), None);
         };

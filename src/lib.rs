@@ -96,6 +96,10 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             .map(|l| {
                 metrics::metrics().register_block(
                     l.to_string(),
+                    server
+                        .get::<plugin::view::View>()
+                        .map(|v| v.name.clone())
+                        .unwrap_or_default(),
                     server.zones.iter().map(ToString::to_string).collect(),
                 )
             })

@@ -213,7 +213,8 @@ pub struct Observed {
 /// The registry.
 #[derive(Debug)]
 pub struct Metrics {
-    blocks: RwLock<Vec<(String, Vec<String>)>>,
+    /// Each block's server label, view and zones.
+    blocks: RwLock<Vec<(String, String, Vec<String>)>>,
     /// Requests, responses, durations and sizes, all from one entry per query.
     queries: papaya::HashMap<QueryKey, QuerySeries, FxBuild>,
     programming: papaya::HashMap<&'static str, Histogram>,
@@ -325,12 +326,15 @@ impl Metrics {
     /// Names a server block for the labels: its `server` (`dns://:53`) and its zones.
     /// A block already registered with the same labels (a reload) keeps its index, so its
     /// series go on rather than appear twice.
-    pub fn register_block(&self, server: String, zones: Vec<String>) -> u16 {
+    pub fn register_block(&self, server: String, view: String, zones: Vec<String>) -> u16 {
         let mut blocks = self.blocks.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = blocks.iter().position(|(s, z)| *s == server && *z == zones) {
+        if let Some(i) = blocks
+            .iter()
+            .position(|(s, v, z)| *s == server && *v == view && *z == zones)
+        {
             return i as u16;
         }
-        blocks.push((server, zones));
+        blocks.push((server, view, zones));
         (blocks.len() - 1) as u16
     }
 
@@ -509,7 +513,7 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let route_labels = |r: Route| {
-            let (server, zones) = blocks
+            let (server, view, zones) = blocks
                 .get(usize::from(r.block))
                 .cloned()
                 .unwrap_or_default();
@@ -517,7 +521,7 @@ impl Metrics {
                 .get(usize::from(r.zone))
                 .cloned()
                 .unwrap_or_else(|| "dropped".into());
-            format!("server=\"{server}\",view=\"\",zone=\"{zone}\"")
+            format!("server=\"{server}\",view=\"{view}\",zone=\"{zone}\"")
         };
         let mut out = String::new();
         out.push_str("# HELP coredns_build_info A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built.\n# TYPE coredns_build_info gauge\n");
@@ -528,11 +532,11 @@ impl Metrics {
         );
         out.push_str("# HELP coredns_plugin_enabled A metric that indicates whether a plugin is enabled on per server and zone basis.\n# TYPE coredns_plugin_enabled gauge\n");
         for &(block, name) in plugins {
-            if let Some((server, zones)) = blocks.get(usize::from(block)) {
+            if let Some((server, view, zones)) = blocks.get(usize::from(block)) {
                 for zone in zones {
                     let _ = writeln!(
                         out,
-                        "coredns_plugin_enabled{{name=\"{name}\",server=\"{server}\",view=\"\",zone=\"{zone}\"}} 1"
+                        "coredns_plugin_enabled{{name=\"{name}\",server=\"{server}\",view=\"{view}\",zone=\"{zone}\"}} 1"
                     );
                 }
             }
@@ -631,7 +635,7 @@ impl Metrics {
                 .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
                 .collect();
             for (block, v) in counts {
-                if let Some((server, _)) = blocks.get(usize::from(block)) {
+                if let Some((server, _, _)) = blocks.get(usize::from(block)) {
                     let _ = writeln!(out, "{name}{{server=\"{server}\"}} {v}");
                 }
             }

@@ -96,8 +96,14 @@ impl Config {
             .flatten()
         {
             let listen = server.listen();
+            // Blocks with a `view` may share a zone and port: each takes the queries its
+            // view holds for, the first in Corefile order first.
+            let viewed = |s: &ServerConfig| s.get::<crate::plugin::view::View>().is_some();
             for zone in &server.zones {
                 let twice = servers.iter().find_map(|s| {
+                    if viewed(s) || viewed(&server) {
+                        return None;
+                    }
                     let same = s.listen().into_iter().find(|l| listen.contains(l))?;
                     s.zones.contains(zone).then_some(same)
                 });

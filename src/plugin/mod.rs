@@ -37,6 +37,7 @@ pub mod template;
 #[cfg(test)]
 pub mod testing;
 pub mod timeouts;
+pub mod view;
 pub mod whoami;
 
 use hickory_proto::op::{Message, ResponseCode};
@@ -665,7 +666,7 @@ registry! {
     "whoami": whoami::Whoami => Whoami(whoami::Whoami),
     "on",
     "sign",
-    "view",
+    "view": view::View => View(std::sync::Arc<view::View>),
     "nomad",
 }
 

@@ -29,3 +29,4 @@ mod rewrite;
 mod rrl;
 mod spec;
 mod upstream;
+mod view;
