@@ -488,6 +488,7 @@ impl Handler {
             response: out,
             started,
             error,
+            meta: crate::plugin::metadata::Meta::new(&block.plugins),
         };
         for p in &block.plugins {
             p.observe(&seen);

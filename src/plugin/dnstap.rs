@@ -46,7 +46,8 @@ pub struct Tap {
     pub queue: usize,
     pub identity: Vec<u8>,
     pub version: Vec<u8>,
-    pub extra: Option<Vec<u8>>,
+    /// With `{/LABEL}` metadata placeholders, filled per query.
+    pub extra: Option<String>,
 }
 
 /// A block's `dnstap` lines: each gets every message.
@@ -123,7 +124,7 @@ fn tap(d: &Directive) -> Result<Tap, ConfigError> {
         match o.name.as_str() {
             "identity" => t.identity = value()?,
             "version" => t.version = value()?,
-            "extra" => t.extra = Some(without_metadata(&value()?)),
+            "extra" => t.extra = Some(String::from_utf8_lossy(&value()?).into_owned()),
             // Only for tls:// sockets, which are refused above.
             "skipverify" => {}
             other => return Err(err(o, format!("unknown property {other:?}"))),
@@ -132,15 +133,17 @@ fn tap(d: &Directive) -> Result<Tap, ConfigError> {
     Ok(t)
 }
 
-/// `extra` with each `{/NAME}` metadata placeholder as `-`: no plugin provides metadata here.
-fn without_metadata(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
+/// `extra` with each `{/LABEL}` placeholder as `value` gives it (`-` for none), as CoreDNS's
+/// replacer fills it.
+fn fill(text: &str, value: impl Fn(&str) -> Option<String>) -> Vec<u8> {
+    let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(open) = rest.windows(2).position(|w| w == b"{/") {
-        out.extend_from_slice(&rest[..open]);
-        match rest[open..].iter().position(|&b| b == b'}') {
+    while let Some(open) = rest.find("{/") {
+        out.push_str(&rest[..open]);
+        match rest[open..].find('}') {
             Some(close) => {
-                out.push(b'-');
+                let label = &rest[open + 2..open + close];
+                out.push_str(value(label).as_deref().unwrap_or("-"));
                 rest = &rest[open + close + 1..];
             }
             None => {
@@ -149,8 +152,8 @@ fn without_metadata(text: &[u8]) -> Vec<u8> {
             }
         }
     }
-    out.extend_from_slice(rest);
-    out
+    out.push_str(rest);
+    out.into_bytes()
 }
 
 impl Setup for DnstapConfig {
@@ -177,7 +180,11 @@ impl Setup for DnstapConfig {
                 rx,
                 Arc::clone(&dropped),
             )));
-            senders.push(Sender { tx, dropped });
+            senders.push(Sender {
+                tx,
+                dropped,
+                extra: tap.extra.clone(),
+            });
         }
         b.chain.push(super::Plugin::Dnstap(Box::new(Dnstap {
             full: self.taps.iter().any(|t| t.full),
@@ -192,6 +199,8 @@ impl Setup for DnstapConfig {
 struct Sender {
     tx: mpsc::Sender<Event>,
     dropped: Arc<AtomicU64>,
+    /// Its `extra`, filled per query.
+    extra: Option<String>,
 }
 
 /// The plugin: what it keeps of each query for the writers.
@@ -214,6 +223,7 @@ struct Event {
     response_time: SystemTime,
     query: Option<Arc<[u8]>>,
     response: Option<Arc<[u8]>>,
+    extra: Option<Vec<u8>>,
 }
 
 impl Phases for Dnstap {
@@ -229,13 +239,36 @@ impl Phases for Dnstap {
             response_time,
             query: self.full.then(|| Arc::from(seen.query)),
             response: self.full.then(|| Arc::from(seen.response)),
+            extra: None,
         };
+        let name = std::cell::OnceCell::new();
         for sender in &self.senders {
-            if sender.tx.try_send(event.clone()).is_err() {
+            let mut event = event.clone();
+            event.extra = sender.extra.as_deref().map(|text| {
+                fill(text, |label| {
+                    let name = name.get_or_init(|| question_name(seen)).as_ref()?;
+                    seen.meta.value(label, name, seen.src)
+                })
+            });
+            if sender.tx.try_send(event).is_err() {
                 sender.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
+}
+
+/// The question's name of what `observe` saw.
+fn question_name(seen: &Seen<'_>) -> Option<hickory_proto::rr::LowerName> {
+    let name = match seen.parsed {
+        Some(msg) => msg.queries().first()?.name().clone(),
+        None => hickory_proto::op::Message::from_vec(seen.query)
+            .ok()?
+            .queries()
+            .first()?
+            .name()
+            .clone(),
+    };
+    Some(hickory_proto::rr::LowerName::new(&name))
 }
 
 /// The dnstap protobuf schema (dnstap.proto), the fields clusterdns writes.
@@ -347,7 +380,7 @@ fn encode(tap: &Tap, event: &Event) -> [Vec<u8>; 2] {
         schema::Dnstap {
             identity: Some(tap.identity.clone()),
             version: Some(tap.version.clone()),
-            extra: tap.extra.clone(),
+            extra: event.extra.clone(),
             message: Some(message),
             r#type: 1,
         }
@@ -517,7 +550,16 @@ mod tests {
             (t.identity.as_slice(), t.version.as_slice()),
             (&b"my-dns"[..], &b"V-1"[..])
         );
-        assert_eq!(t.extra.as_deref(), Some(&b"up - x"[..]));
+        assert_eq!(t.extra.as_deref(), Some("up {/forward/upstream} x"));
+        assert_eq!(
+            fill(t.extra.as_deref().unwrap(), |l| (l == "view/name")
+                .then(|| "v".into())),
+            b"up - x"
+        );
+        assert_eq!(
+            fill("{/view/name}:{/view/name}{/", |_| Some("v".into())),
+            b"v:v{/"
+        );
         for (line, error) in [
             ("dnstap", "needs a SOCKET"),
             ("dnstap /tmp/s full 0", "invalid writebuffer \"0\""),
@@ -547,8 +589,10 @@ mod tests {
             response_time: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_001, 6),
             query: Some(Arc::from(&b"query"[..])),
             response: Some(Arc::from(&b"response"[..])),
+            extra: Some(b"extra".to_vec()),
         };
         let [q, r] = encode(&tap, &event).map(|p| schema::Dnstap::decode(&p[..]).unwrap());
+        assert_eq!(r.extra.as_deref(), Some(&b"extra"[..]));
         let (q, r) = (q.message.unwrap(), r.message.unwrap());
         assert_eq!((q.r#type, r.r#type), (CLIENT_QUERY, CLIENT_RESPONSE));
         assert_eq!(q.query_address.as_deref(), Some(&[10, 244, 0, 7][..]));

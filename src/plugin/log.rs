@@ -126,7 +126,8 @@ enum Part {
     Rsize,
     Duration,
     Rflags,
-    /// `{/LABEL}`: `log/class` and `log/type` are `log`'s own; any other is `-`.
+    /// `{/LABEL}`: `log/class` and `log/type` are `log`'s own; any other is the block's
+    /// metadata ([`crate::plugin::metadata`]), `-` when it has none.
     Metadata(String),
 }
 
@@ -624,15 +625,20 @@ fn render(format: &[Part], seen: &Seen<'_>, msg: &Message, kind: Type) -> String
                 out.push_str(&flags(seen.response));
                 Ok(())
             }
-            Part::Metadata(label) => out.write_str(match label.as_str() {
-                "log/type" => kind.name(),
-                "log/class" => match kind.class() {
+            Part::Metadata(label) => match label.as_str() {
+                "log/type" => out.write_str(kind.name()),
+                "log/class" => out.write_str(match kind.class() {
                     Class::Success => "success",
                     Class::Denial => "denial",
                     Class::Error => "error",
-                },
-                _ => "-",
-            }),
+                }),
+                // Another plugin's, through `metadata`; `-` when it gives none.
+                _ => {
+                    let value = question
+                        .and_then(|q| seen.meta.value(label, &LowerName::new(q.name()), seen.src));
+                    out.write_str(value.as_deref().unwrap_or("-"))
+                }
+            },
         };
     }
     out
@@ -734,6 +740,7 @@ mod tests {
             response,
             started: Instant::now(),
             error: None,
+            meta: crate::plugin::metadata::Meta::none(),
         };
         log.line(&seen)
     }
@@ -987,6 +994,7 @@ mod tests {
             response: &failed,
             started: Instant::now(),
             error,
+            meta: crate::plugin::metadata::Meta::none(),
         };
         let timeout = Some("upstream 10.0.0.9:53: i/o timeout");
         let plain = errors("errors").unwrap();

@@ -24,6 +24,7 @@ pub mod kubernetes;
 pub mod loadbalance;
 pub mod local;
 pub mod log;
+pub mod metadata;
 pub mod minimal;
 pub mod multisocket;
 pub mod nsid;
@@ -450,6 +451,13 @@ pub trait Phases {
     fn observe(&self, seen: &Seen<'_>) {
         let _ = seen;
     }
+
+    /// The value of metadata `label` this plugin gives a query of `name` from `src`
+    /// (`kubernetes/namespace`, `view/name`), read only when something asks for it.
+    fn metadata(&self, label: &str, name: &LowerName, src: std::net::SocketAddr) -> Option<String> {
+        let _ = (label, name, src);
+        None
+    }
 }
 
 /// A query and its response, as [`Phases::observe`] sees them.
@@ -469,6 +477,8 @@ pub struct Seen<'a> {
     /// Why the query failed, when something said (an upstream's error): what `errors` writes
     /// after the question.
     pub error: Option<&'a str>,
+    /// The block's metadata (`{/LABEL}` placeholders).
+    pub meta: metadata::Meta<'a>,
 }
 
 /// Cheap random numbers for a query (`loadbalance`; not for anything that must be
@@ -587,6 +597,10 @@ macro_rules! registry {
             pub fn observe(&self, seen: &Seen<'_>) {
                 match self { $($($(Self::$variant(p) => Phases::observe(p, seen),)?)?)* }
             }
+
+            pub fn metadata(&self, label: &str, name: &LowerName, src: std::net::SocketAddr) -> Option<String> {
+                match self { $($($(Self::$variant(p) => Phases::metadata(p, label, name, src),)?)?)* }
+            }
         }
     };
     (@read) => { None };
@@ -607,7 +621,7 @@ pub struct Entry {
 registry! {
     "rrl": rrl::RrlConfig => Rrl(Box<rrl::Rrl>),
     "root",
-    "metadata",
+    "metadata": metadata::Metadata => Metadata(metadata::Metadata),
     "geoip",
     "cancel": cancel::Cancel => Cancel(cancel::Cancel),
     "proxyproto",
@@ -730,6 +744,9 @@ macro_rules! behind {
             }
             fn observe(&self, seen: &Seen<'_>) {
                 (**self).observe(seen)
+            }
+            fn metadata(&self, label: &str, name: &LowerName, src: std::net::SocketAddr) -> Option<String> {
+                (**self).metadata(label, name, src)
             }
         }
     )*};

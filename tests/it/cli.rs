@@ -874,3 +874,40 @@ fn cidr_keys_and_keys_on_several_ports_serve_as_coredns_serves_them() {
     let missing = ask(one, "1.0.100.10.in-addr.arpa.");
     assert_eq!(missing.response_code(), ResponseCode::NXDomain, "{missing}");
 }
+
+/// `metadata`: the labels `kubernetes` and `view` give a query, in a `log` format; without
+/// `metadata` in the block (the second port), each is `-`, as in CoreDNS.
+#[test]
+fn metadata_labels_fill_log_placeholders_only_where_metadata_collects_them() {
+    let (one, two) = (free_port(), free_port());
+    let format = "\"META {name} {/kubernetes/kind} {/kubernetes/namespace} {/kubernetes/service} {/view/name} {/kubernetes/parse-error}\"";
+    let corefile = format!(
+        "cluster.local:{one} {{\n    metadata\n    view all {{\n        expr true\n    }}\n    log . {format}\n    kubernetes cluster.local {{\n        manifests cluster.yaml\n    }}\n}}\n\
+         cluster.local:{two} {{\n    log . {format}\n    kubernetes cluster.local {{\n        manifests cluster.yaml\n    }}\n}}\n"
+    );
+    let dir = workdir(&corefile, MANIFEST);
+    let mut server = Process::spawn(dir.path(), &["-conf", "Corefile"]);
+    assert_answers(&server.first_answer(one, WEB), WEB, WEB_IP);
+    server.first_answer(one, "x.a.b.c.prod.svc.cluster.local.");
+    assert_answers(&server.first_answer(two, WEB), WEB, WEB_IP);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let out = server.stdout();
+        let lines: Vec<&str> = out.lines().filter(|l| l.contains("META ")).collect();
+        if lines.len() >= 3 {
+            let has = |line: &str| lines.iter().any(|l| l.ends_with(line));
+            assert!(
+                has("META web.prod.svc.cluster.local. svc prod web all -"),
+                "{out}"
+            );
+            assert!(
+                has("META x.a.b.c.prod.svc.cluster.local. - - - all invalid request"),
+                "{out}"
+            );
+            assert!(has("META web.prod.svc.cluster.local. - - - - -"), "{out}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no log lines in\n{out}");
+        sleep(Duration::from_millis(20));
+    }
+}

@@ -206,6 +206,21 @@ impl Kubernetes {
 impl Phases for Kubernetes {
     const ANSWERS: bool = true;
 
+    /// CoreDNS's `kubernetes/...` labels: the client pod's namespace (`pods verified`), and
+    /// what the question's name says (kind, namespace, service, endpoint, port, protocol).
+    fn metadata(&self, label: &str, name: &LowerName, src: std::net::SocketAddr) -> Option<String> {
+        match label.strip_prefix("kubernetes/")? {
+            "client-namespace" => self
+                .view
+                .pod_namespace(src.ip().to_canonical())
+                .map(|ns| ns.to_string()),
+            _ => {
+                let zone = self.zones.longest(name)?;
+                crate::plugin::metadata::kubernetes_label(label, name, zone)
+            }
+        }
+    }
+
     fn serve(&self, req: &Request) -> Outcome {
         if !self.zones.holds(&req.lower) {
             return Outcome::Next;

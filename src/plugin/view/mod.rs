@@ -77,8 +77,18 @@ impl Setup for View {
     }
 }
 
-/// In the chain, it only passes queries on; the handler reads it to route.
-impl super::Phases for View {}
+/// In the chain, it only passes queries on (the handler reads it to route) and gives its
+/// name as `view/name`.
+impl super::Phases for View {
+    fn metadata(
+        &self,
+        label: &str,
+        _name: &hickory_proto::rr::LowerName,
+        _src: std::net::SocketAddr,
+    ) -> Option<String> {
+        (label == "view/name").then(|| self.name.clone())
+    }
+}
 
 #[cfg(test)]
 mod tests {
