@@ -21,6 +21,7 @@ use regex::Regex;
 use super::setup::{Building, Context, Setup, SetupError};
 use super::{Fast, Outcome, Phases, Plugin, Reply, Request};
 use crate::corefile::{ConfigError, Directive, Fallthrough, directive_err, zone_list};
+use crate::plugin::view::expr::{Expr, Facts, Scope};
 use crate::wire::{self, Owner, Zones};
 
 /// CoreDNS's limit on a pattern's length.
@@ -48,6 +49,10 @@ struct One {
     zones: Zones,
     /// `.*` when none is given.
     regexes: Vec<Regex>,
+    /// `var NAME EXPRESSION`, in order: each may use the ones before.
+    vars: Vec<(String, Expr)>,
+    /// `expr EXPRESSION`: every one must hold for a match.
+    exprs: Vec<Expr>,
     answer: Vec<Rr>,
     additional: Vec<Rr>,
     authority: Vec<Rr>,
@@ -72,6 +77,8 @@ enum Piece {
     Regex,
     Match(usize),
     Group(String),
+    /// `.Var.NAME`, `index .Var "NAME"`.
+    Var(String),
 }
 
 /// Reads a Go template's text and actions (`{{ ... }}`, with `{{-`/`-}}` trimming), keeping the
@@ -130,6 +137,10 @@ fn piece(action: &str) -> Option<Piece> {
         ["index", ".Group", name] => {
             Piece::Group(name.strip_prefix('"')?.strip_suffix('"')?.to_string())
         }
+        ["index", ".Var", name] => {
+            Piece::Var(name.strip_prefix('"')?.strip_suffix('"')?.to_string())
+        }
+        [field] if field.starts_with(".Var.") => Piece::Var(field[".Var.".len()..].to_string()),
         [field] => Piece::Group(field.strip_prefix(".Group.")?.to_string()),
         _ => return None,
     })
@@ -145,6 +156,8 @@ struct Data<'a> {
     regex: &'a str,
     groups: BTreeMap<String, String>,
     matches: Vec<String>,
+    /// `var`s' values, rendered.
+    vars: BTreeMap<String, String>,
 }
 
 impl Rr {
@@ -161,6 +174,10 @@ impl Rr {
                 Piece::Regex => out.push_str(data.regex),
                 Piece::Match(i) => out.push_str(data.matches.get(*i).map_or("", String::as_str)),
                 Piece::Group(g) => out.push_str(data.groups.get(g).map_or("", String::as_str)),
+                // Go prints a missing key of a map as `<no value>`.
+                Piece::Var(v) => {
+                    out.push_str(data.vars.get(v).map_or("<no value>", String::as_str))
+                }
             }
         }
         out
@@ -234,6 +251,8 @@ fn one(d: &Directive, cx: &Context<'_>) -> Result<One, ConfigError> {
         qtype,
         zones: Zones::new(&zones),
         regexes: Vec::new(),
+        vars: Vec::new(),
+        exprs: Vec::new(),
         answer: Vec::new(),
         additional: Vec::new(),
         authority: Vec::new(),
@@ -299,8 +318,33 @@ fn one(d: &Directive, cx: &Context<'_>) -> Result<One, ConfigError> {
                 })?;
                 t.ederror = Some(super::Ede { code, text });
             }
-            "var" | "expr" => {
-                return Err(err(o, format!("{}: not supported yet", o.name)));
+            "var" => {
+                let [name, expression @ ..] = o.args.as_slice() else {
+                    return Err(wrong(o));
+                };
+                if expression.is_empty() {
+                    return Err(wrong(o));
+                }
+                if !crate::plugin::view::expr::variable_name_ok(name)
+                    || t.vars.iter().any(|(v, _)| v == name)
+                {
+                    return Err(err(o, format!("invalid variable name '{name}'")));
+                }
+                let declared: Vec<String> = t.vars.iter().map(|(v, _)| v.clone()).collect();
+                let text = expression.join(" ");
+                let e = Expr::parse_in(&text, &declared, true)
+                    .map_err(|e| err(o, format!("var {name}: {e}")))?;
+                t.vars.push((name.clone(), e));
+            }
+            "expr" => {
+                if o.args.is_empty() {
+                    return Err(wrong(o));
+                }
+                let declared: Vec<String> = t.vars.iter().map(|(v, _)| v.clone()).collect();
+                let text = o.args.join(" ");
+                let e = Expr::parse_in(&text, &declared, true)
+                    .map_err(|e| err(o, format!("expr {text}: {e}")))?;
+                t.exprs.push(e);
             }
             other => return Err(err(o, format!("unknown property '{other}'"))),
         }
@@ -362,7 +406,7 @@ impl Phases for Template {
             return Outcome::Next;
         }
         let name = req.lower.to_string();
-        for t in &self.templates {
+        'templates: for t in &self.templates {
             let Some(zone) = t.zones.longest(&req.lower) else {
                 continue;
             };
@@ -387,11 +431,6 @@ impl Phases for Template {
                     Reply::authoritative(ResponseCode::ServFail).not_authoritative_reply(),
                 );
             };
-            if t.rcode == ResponseCode::ServFail {
-                return Outcome::Reply(
-                    Reply::authoritative(ResponseCode::ServFail).not_authoritative_reply(),
-                );
-            }
             let matches: Vec<String> = groups
                 .iter()
                 .map(|m| m.map_or(String::new(), |m| m.as_str().to_string()))
@@ -405,6 +444,45 @@ impl Phases for Template {
                 if let Some(m) = groups.name(g) {
                     named.insert(g.to_string(), m.as_str().to_string());
                 }
+            }
+            // `var`s in order, then every `expr`: one that fails is SERVFAIL, one that does
+            // not hold is as no match (fallthrough decides), as CoreDNS takes them.
+            let servfail = || {
+                Outcome::Reply(
+                    Reply::authoritative(ResponseCode::ServFail).not_authoritative_reply(),
+                )
+            };
+            let mut vars = BTreeMap::new();
+            if !t.vars.is_empty() || !t.exprs.is_empty() {
+                let facts = facts(req, &name);
+                let mut values = Vec::with_capacity(t.vars.len());
+                for (var, e) in &t.vars {
+                    let scope = Scope {
+                        facts: &facts,
+                        vars: &values,
+                        groups: Some(&named),
+                    };
+                    let Ok(value) = e.value(&scope) else {
+                        return servfail();
+                    };
+                    vars.insert(var.clone(), value.to_string());
+                    values.push(value);
+                }
+                let scope = Scope {
+                    facts: &facts,
+                    vars: &values,
+                    groups: Some(&named),
+                };
+                for e in &t.exprs {
+                    match e.holds_in(&scope) {
+                        Ok(true) => {}
+                        Ok(false) if t.fallthrough.through(&req.lower) => continue 'templates,
+                        _ => return servfail(),
+                    }
+                }
+            }
+            if t.rcode == ResponseCode::ServFail {
+                return servfail();
             }
             let data = Data {
                 name: &name,
@@ -426,6 +504,7 @@ impl Phases for Template {
                 regex: regex.as_str(),
                 groups: named,
                 matches,
+                vars,
             };
             let mut reply = Reply::authoritative(t.rcode);
             reply.ede = t.ederror.clone().map(Box::new);
@@ -457,6 +536,31 @@ impl Phases for Template {
         } else {
             Fast::Next
         }
+    }
+}
+
+/// What a `var` or `expr` may ask of the question (the request's ID, opcode and sizes are
+/// not known here: 0, 0, the client's buffer as 512, 0).
+fn facts(req: &Request, name: &str) -> Facts {
+    let client = req
+        .src
+        .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+    Facts {
+        name: name.to_string(),
+        qtype: type_name(req.qtype),
+        class: class_name(req.class),
+        client,
+        server: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        tcp: req.transport == crate::wire::Transport::Tcp,
+        id: 0,
+        opcode: 0,
+        dnssec_ok: req.dnssec_ok,
+        bufsize: if req.transport == crate::wire::Transport::Tcp {
+            u16::MAX
+        } else {
+            512
+        },
+        size: 0,
     }
 }
 
@@ -590,6 +694,42 @@ mod tests {
     }
 
     #[test]
+    fn var_and_expr_as_coredns_documents_them() {
+        let served = Served::new(
+            r#"
+            .:0 {
+                template IN A example {
+                    match "^(?P<host>[a-z]+)-(?P<n>[0-9]+)[.]example[.]$"
+                    var octet group('n')
+                    var label group(1) + '-' + type()
+                    expr incidr(client_ip(), '10.0.0.0/8')
+                    expr octet != '0'
+                    answer "{{ .Name }} 60 IN A 10.1.0.{{ .Var.octet }}"
+                    answer "{{ .Name }} 60 IN TXT \"{{ index .Var \"label\" }}\""
+                    fallthrough
+                }
+                template IN AAAA example {
+                    var n 1 / 0
+                    answer "{{ .Name }} 60 IN AAAA ::1"
+                }
+                forward . 127.0.0.1:9
+            }"#,
+        );
+        for (question, answer) in [
+            (
+                "web-7.example. A",
+                ";; NOERROR aa rd\nweb-7.example. 60 IN A 10.1.0.7\nweb-7.example. 60 IN TXT web-A",
+            ),
+            // An expr that does not hold: no match, and fallthrough passes it on.
+            ("web-0.example. A", ";; forwarded"),
+            // A var that fails to evaluate: SERVFAIL.
+            ("web-7.example. AAAA", ";; SERVFAIL rd"),
+        ] {
+            served.expect(question, answer);
+        }
+    }
+
+    #[test]
     fn reads_coredns_forms_and_refuses_the_rest() {
         assert_eq!(parsed("template ANY ANY {\n rcode NXDOMAIN\n}"), Ok(1));
         assert_eq!(
@@ -614,7 +754,24 @@ mod tests {
                 "template IN A {\n answer \"{{ .Name \"\n}",
                 "unclosed action",
             ),
-            ("template IN A {\n var x 1\n}", "var: not supported yet"),
+            (
+                "template IN A {\n var true 1\n}",
+                "invalid variable name 'true'",
+            ),
+            (
+                "template IN A {\n var name 1\n}",
+                "invalid variable name 'name'",
+            ),
+            (
+                "template IN A {\n var x 1\n var x 2\n}",
+                "invalid variable name 'x'",
+            ),
+            ("template IN A {\n var x\n}", "Wrong argument count"),
+            ("template IN A {\n expr y == 1\n}", "unknown name \"y\""),
+            (
+                "template IN A {\n expr x == 1\n var x 1\n}",
+                "unknown name \"x\"",
+            ),
             (
                 "template IN A {\n ederror x\n}",
                 "error parsing extended DNS error code x",

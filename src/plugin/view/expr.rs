@@ -30,8 +30,9 @@ pub struct Facts {
     pub size: usize,
 }
 
+/// A value an expression computes.
 #[derive(Debug, Clone, PartialEq)]
-enum Value {
+pub enum Value {
     Nil,
     Bool(bool),
     Int(i64),
@@ -41,12 +42,22 @@ enum Value {
 
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // As Go's templates print them.
         match self {
-            Value::Nil => f.write_str("nil"),
+            Value::Nil => f.write_str("<nil>"),
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
             Value::Text(t) => f.write_str(t),
-            Value::List(l) => write!(f, "{} values", l.len()),
+            Value::List(l) => {
+                f.write_str("[")?;
+                for (i, v) in l.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str("]")
+            }
         }
     }
 }
@@ -93,6 +104,8 @@ enum Function {
     Size,
     Incidr,
     Metadata,
+    /// `template`'s `group(NAME|INDEX)`: a capture of the regex that matched.
+    Group,
 }
 
 impl Function {
@@ -113,6 +126,7 @@ impl Function {
             "size" => (Self::Size, 0),
             "incidr" => (Self::Incidr, 2),
             "metadata" => (Self::Metadata, 1),
+            "group" => (Self::Group, 1),
             _ => return None,
         })
     }
@@ -123,6 +137,8 @@ enum Node {
     Literal(Value),
     List(Vec<Node>),
     Call(Function, Vec<Node>),
+    /// A variable declared before (`template`'s `var`), by its place.
+    Var(usize),
     Not(Box<Node>),
     Negate(Box<Node>),
     Binary(Binary, Box<Node>, Box<Node>),
@@ -248,12 +264,15 @@ fn tokens(text: &str) -> Result<Vec<Token>, String> {
     Ok(out)
 }
 
-struct Parser {
+struct Parser<'n> {
     tokens: Vec<Token>,
     at: usize,
+    /// The variables it may name, and whether `group()` is known.
+    vars: &'n [String],
+    groups: bool,
 }
 
-impl Parser {
+impl Parser<'_> {
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.at)
     }
@@ -385,8 +404,15 @@ impl Parser {
                 "true" => Ok(Node::Literal(Value::Bool(true))),
                 "false" => Ok(Node::Literal(Value::Bool(false))),
                 "nil" => Ok(Node::Literal(Value::Nil)),
+                _ if self.peek() != Some(&Token::Open)
+                    && let Some(i) = self.vars.iter().position(|v| *v == word) =>
+                {
+                    Ok(Node::Var(i))
+                }
                 _ => {
-                    let Some((function, arity)) = Function::named(&word) else {
+                    let Some((function, arity)) = Function::named(&word)
+                        .filter(|(f, _)| *f != Function::Group || self.groups)
+                    else {
                         return Err(format!("unknown name {word:?}"));
                     };
                     self.expect(Token::Open, &format!("'(' after {word}"))?;
@@ -418,11 +444,56 @@ impl Parser {
     }
 }
 
+/// What an expression is evaluated in: the query, and `template`'s variables and regex
+/// captures.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub facts: &'a Facts,
+    /// The values of the variables declared before, in order.
+    pub vars: &'a [Value],
+    /// Captures by name and by index (`"0"`, `"1"`, ...).
+    pub groups: Option<&'a std::collections::BTreeMap<String, String>>,
+}
+
+/// Whether `name` may be a variable's: an identifier that is no function, keyword or literal.
+pub fn variable_name_ok(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
+        && Function::named(name).is_none()
+        && ![
+            "true",
+            "false",
+            "nil",
+            "and",
+            "or",
+            "not",
+            "in",
+            "matches",
+            "contains",
+            "startsWith",
+            "endsWith",
+            "len",
+            "let",
+            "if",
+            "else",
+        ]
+        .contains(&name)
+}
+
 impl Expr {
+    /// A `view` expression: the query's functions only.
     pub fn parse(text: &str) -> Result<Self, String> {
+        Self::parse_in(text, &[], false)
+    }
+
+    /// An expression that may name `vars` and, with `groups`, call `group()` (`template`).
+    pub fn parse_in(text: &str, vars: &[String], groups: bool) -> Result<Self, String> {
         let mut parser = Parser {
             tokens: tokens(text)?,
             at: 0,
+            vars,
+            groups,
         };
         let root = parser.expression(0)?;
         if let Some(t) = parser.peek() {
@@ -437,10 +508,24 @@ impl Expr {
     /// Whether the expression holds for the query; one that does not evaluate to a boolean,
     /// or fails (a type mismatch, `incidr` of a non-address), is false, as CoreDNS takes it.
     pub fn holds(&self, facts: &Facts) -> Result<bool, String> {
-        match eval(&self.root, facts)? {
+        self.holds_in(&Scope {
+            facts,
+            vars: &[],
+            groups: None,
+        })
+    }
+
+    /// [`Self::holds`] with variables and captures.
+    pub fn holds_in(&self, scope: &Scope<'_>) -> Result<bool, String> {
+        match eval(&self.root, scope)? {
             Value::Bool(b) => Ok(b),
             other => Err(format!("{:?} is {other}, not a boolean", self.text)),
         }
+    }
+
+    /// What the expression computes (`template`'s `var`).
+    pub fn value(&self, scope: &Scope<'_>) -> Result<Value, String> {
+        eval(&self.root, scope)
     }
 
     pub fn text(&self) -> &str {
@@ -455,7 +540,8 @@ fn text(v: Value) -> Result<String, String> {
     }
 }
 
-fn call(function: Function, args: &[Node], f: &Facts) -> Result<Value, String> {
+fn call(function: Function, args: &[Node], scope: &Scope<'_>) -> Result<Value, String> {
+    let f = scope.facts;
     let ip = |a: std::net::SocketAddr| a.ip().to_canonical().to_string();
     Ok(match function {
         Function::Name => Value::Text(f.name.clone()),
@@ -472,8 +558,8 @@ fn call(function: Function, args: &[Node], f: &Facts) -> Result<Value, String> {
         Function::Bufsize => Value::Int(i64::from(f.bufsize)),
         Function::Size => Value::Int(f.size as i64),
         Function::Incidr => {
-            let address = text(eval(&args[0], f)?)?;
-            let cidr = text(eval(&args[1], f)?)?;
+            let address = text(eval(&args[0], scope)?)?;
+            let cidr = text(eval(&args[1], scope)?)?;
             let address: std::net::IpAddr = address
                 .parse()
                 .map_err(|_| "first argument is not an IP address".to_string())?;
@@ -487,19 +573,37 @@ fn call(function: Function, args: &[Node], f: &Facts) -> Result<Value, String> {
         // No plugin provides metadata here: every label is empty, as CoreDNS gives a label
         // nothing set.
         Function::Metadata => {
-            text(eval(&args[0], f)?)?;
+            text(eval(&args[0], scope)?)?;
             Value::Text(String::new())
+        }
+        Function::Group => {
+            let key = match eval(&args[0], scope)? {
+                Value::Text(t) => t,
+                Value::Int(i) => i.to_string(),
+                other => return Err(format!("group({other})")),
+            };
+            Value::Text(
+                scope
+                    .groups
+                    .and_then(|g| g.get(&key).cloned())
+                    .unwrap_or_default(),
+            )
         }
     })
 }
 
-fn eval(node: &Node, f: &Facts) -> Result<Value, String> {
+fn eval(node: &Node, f: &Scope<'_>) -> Result<Value, String> {
     Ok(match node {
         Node::Literal(v) => v.clone(),
         Node::List(items) => {
             Value::List(items.iter().map(|i| eval(i, f)).collect::<Result<_, _>>()?)
         }
         Node::Call(function, args) => call(*function, args, f)?,
+        Node::Var(i) => f
+            .vars
+            .get(*i)
+            .cloned()
+            .ok_or("a variable without a value")?,
         Node::Not(inner) => match eval(inner, f)? {
             Value::Bool(b) => Value::Bool(!b),
             other => return Err(format!("! of {other}")),
