@@ -699,7 +699,7 @@ impl Handler {
             self.restore(restore, limit, out);
             return Handled::Send;
         }
-        let (step, routed) = self.reply(query, &msg, question, src, transport);
+        let (step, routed) = self.reply(query, &msg, question, src, transport, restore);
         let reply = match step {
             Step::Reply(reply) => reply,
             Step::Drop => return Handled::Drop,
@@ -859,9 +859,51 @@ impl Handler {
                     if let Err(error) = &exchanged {
                         failed = Some(error.to_string());
                     }
-                    self.answer_forwarded(
-                        block, &forward, &query, &msg, exchanged, limit, &mut out,
-                    )?
+                    let retargeted = match (&restore, &exchanged) {
+                        (Some(restore), Ok(response)) => {
+                            let req = self.request(&msg, question, src, transport);
+                            Reply::reowned(response, Owners::Question).and_then(|mut reply| {
+                                let target = self.retarget(restore, &mut reply, &req)?;
+                                // The cache keeps the upstream's own answer: rewrite comes
+                                // before it in the chain, as in CoreDNS.
+                                let key = (question.name(), qtype, dnssec_ok(&msg));
+                                let _ = forward.remember(key, response);
+                                Some((reply, target, req))
+                            })
+                        }
+                        _ => None,
+                    };
+                    match retargeted {
+                        // `rewrite cname`: the new target's records after the CNAMEs.
+                        Some((mut reply, target, req)) => {
+                            let theirs =
+                                match ask(&self.blocks[block], &req.for_name(target.clone())) {
+                                    Asked::Reply(theirs) => {
+                                        theirs.reowned_whole(&target, req.qtype)
+                                    }
+                                    Asked::Upstream(next, slot) => {
+                                        let response = upstream(
+                                            &next, &query, &msg, &target, req.qtype, transport,
+                                        )
+                                        .await;
+                                        drop(slot);
+                                        response.and_then(|r| Reply::reowned(&r, Owners::Whole))
+                                    }
+                                    Asked::Nothing => None,
+                                };
+                            if let Some(theirs) = theirs {
+                                reply
+                                    .answers
+                                    .push_full(&theirs.answers.bytes, theirs.answers.count);
+                            }
+                            self.finish(&self.blocks[block], &mut reply);
+                            encode(&query, &msg, &reply, limit, &mut out);
+                            u16::from(reply.rcode)
+                        }
+                        None => self.answer_forwarded(
+                            block, &forward, &query, &msg, exchanged, limit, &mut out,
+                        )?,
+                    }
                 }
                 Then::Follow(follow) => {
                     let Follow { mut reply, target } = *follow;
@@ -1079,6 +1121,7 @@ impl Handler {
         question: &Query,
         src: SocketAddr,
         transport: Transport,
+        restore: Option<&Restore>,
     ) -> (Step, Option<(usize, u16)>) {
         let refused =
             || Step::Reply(Reply::authoritative(ResponseCode::Refused).not_authoritative());
@@ -1170,6 +1213,16 @@ impl Handler {
         };
         let step = match step {
             Step::Reply(reply) if reply.follow.is_some() => follow(block, &req, reply),
+            // `rewrite cname`: the renamed target is looked up as an ExternalName's is.
+            Step::Reply(mut reply) if restore.is_some() => {
+                match restore.and_then(|r| self.retarget(r, &mut reply, &req)) {
+                    Some(target) => {
+                        reply.follow = Some(target);
+                        follow(block, &req, reply)
+                    }
+                    None => Step::Reply(reply),
+                }
+            }
             step => step,
         };
         let step = match (req.qtype, dns64(block)) {
@@ -1185,6 +1238,42 @@ impl Handler {
             }
             forward => (forward, routed),
         }
+    }
+}
+
+impl Handler {
+    /// `rewrite cname`: the first CNAME of the answer whose target a plugin's revert renames
+    /// gets the new target, and the answer is cut after it (the CNAMEs before it kept, as
+    /// CoreDNS keeps them); returns the new target, whose records the caller appends.
+    fn retarget(&self, restore: &Restore, reply: &mut Reply, req: &Request) -> Option<Name> {
+        let block = self.blocks.get(restore.block)?;
+        let msg = reply.message(&req.name, req.qtype)?;
+        let mut kept = Vec::new();
+        for record in msg.answers() {
+            let hickory_proto::rr::RData::CNAME(cname) = record.data() else {
+                continue;
+            };
+            let mut record = record.clone();
+            let renamed = restore
+                .reverts
+                .iter()
+                .find_map(|(i, revert)| block.plugins[*i].retarget(revert, &cname.0));
+            if let Some(target) = &renamed {
+                record.set_data(hickory_proto::rr::RData::CNAME(
+                    hickory_proto::rr::rdata::CNAME(target.clone()),
+                ));
+            }
+            kept.push(record);
+            if renamed.is_some() {
+                let mut answers = wire::Section::default();
+                for r in &kept {
+                    answers.push_record(wire::Owner::Name(r.name()), r);
+                }
+                reply.answers = answers;
+                return renamed;
+            }
+        }
+        None
     }
 }
 

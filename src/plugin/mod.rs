@@ -386,6 +386,13 @@ pub trait Phases {
         let _ = (revert, record);
     }
 
+    /// The new target of an answer's CNAME to `target`, as [`Self::prepare`]'s `revert` says
+    /// (`rewrite cname`): the handler then asks the chain for it.
+    fn retarget(&self, revert: &Revert, target: &Name) -> Option<Name> {
+        let _ = (revert, target);
+        None
+    }
+
     /// The response's rcode (extended, up to 12 bits) as [`Self::prepare`]'s `revert` says.
     fn revert_rcode(&self, revert: &Revert, rcode: u16) -> u16 {
         let _ = revert;
@@ -559,6 +566,10 @@ macro_rules! registry {
                 match self { $($($(Self::$variant(p) => Phases::revert(p, revert, record),)?)?)* }
             }
 
+            pub fn retarget(&self, revert: &Revert, target: &Name) -> Option<Name> {
+                match self { $($($(Self::$variant(p) => Phases::retarget(p, revert, target),)?)?)* }
+            }
+
             pub fn revert_rcode(&self, revert: &Revert, rcode: u16) -> u16 {
                 match self { $($($(Self::$variant(p) => Phases::revert_rcode(p, revert, rcode),)?)?)* }
             }
@@ -723,6 +734,9 @@ macro_rules! behind {
             }
             fn revert_rcode(&self, revert: &Revert, rcode: u16) -> u16 {
                 (**self).revert_rcode(revert, rcode)
+            }
+            fn retarget(&self, revert: &Revert, target: &Name) -> Option<Name> {
+                (**self).retarget(revert, target)
             }
             fn admit(&self, query: &[u8], src: std::net::SocketAddr, transport: Transport) -> bool {
                 (**self).admit(query, src, transport)

@@ -50,6 +50,8 @@ enum Kind {
     Rcode(Pattern, u16, u16),
     /// An EDNS0 option of the query set, added, replaced or removed.
     Edns0(Edns0Rule),
+    /// A CNAME target of the response renamed, and the new target looked up.
+    Cname(Matcher),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -544,6 +546,8 @@ pub struct Undo {
     ttls: Vec<(u32, u32)>,
     /// `rcode` rules that fired: the response's rcode changed by each, the last first.
     rcodes: Vec<(u16, u16)>,
+    /// `cname` rules that fired: the first that renames a CNAME target of the answer does.
+    cnames: Vec<Matcher>,
     /// The new name is no domain name: the query is answered SERVFAIL, as CoreDNS does.
     pub invalid: bool,
 }
@@ -627,6 +631,39 @@ fn answer_rules(kind: &str, args: &[String]) -> Result<(bool, Vec<Answer>), Stri
         );
     }
     Ok((auto, rules))
+}
+
+/// CoreDNS's `cname [exact|prefix|suffix|substring|regex] FROM TO`: FROM and TO lower case,
+/// an exact one's normalized.
+fn cname_rule(args: &[String]) -> Result<Matcher, String> {
+    let (kind, from, to) = match args {
+        [from, to] => ("exact".to_string(), from.to_lowercase(), to.to_lowercase()),
+        [kind, from, to] => (kind.to_lowercase(), from.to_lowercase(), to.to_lowercase()),
+        _ => {
+            return Err(format!(
+                "too few ({}) arguments for a cname rule",
+                args.len()
+            ));
+        }
+    };
+    Ok(match kind.as_str() {
+        "exact" => Matcher::Exact(normalize(&from), normalize(&to)),
+        "prefix" => Matcher::Prefix(from, to),
+        "suffix" => Matcher::Suffix(from, to),
+        "substring" => Matcher::Substring(from, to),
+        "regex" => {
+            if from.len() > MAX_REGEXP {
+                return Err(format!(
+                    "regex pattern too long in a cname rule: {} > {MAX_REGEXP}",
+                    from.len()
+                ));
+            }
+            let re = Regex::new(&from)
+                .map_err(|e| format!("invalid cname rewrite regex pattern: {e}"))?;
+            Matcher::Regex(re, to)
+        }
+        other => return Err(format!("unknown cname rewrite type: {other}")),
+    })
 }
 
 fn name_rule(args: &[String]) -> Result<NameRule, String> {
@@ -748,9 +785,7 @@ fn rule(args: &[String]) -> Result<Rule, String> {
         "ttl" => ttl_rule(args)?,
         "rcode" => rcode_rule(args)?,
         "edns0" => edns0_rule(args)?,
-        "cname" => {
-            return Err(format!("{field} rules are not supported yet"));
-        }
+        "cname" => Kind::Cname(cname_rule(args)?),
         _ => return Err(format!("invalid rule type {first:?}")),
     };
     Ok(Rule { stop, kind })
@@ -800,6 +835,7 @@ impl Rewrite {
             answers: Vec::new(),
             ttls: Vec::new(),
             rcodes: Vec::new(),
+            cnames: Vec::new(),
             edns0_revert: false,
         };
         let mut fired = false;
@@ -819,6 +855,11 @@ impl Rewrite {
                     let fired = rule.apply(query, &now.name, now.qtype, from);
                     now.edns0_revert |= fired && rule.revert;
                     fired
+                }
+                // Fires for every question, as CoreDNS's does: its work is on the response.
+                Kind::Cname(m) => {
+                    now.cnames.push(m.clone());
+                    true
                 }
                 Kind::Name(r) => match r.rewrite(&now.name) {
                     Some(new) => {
@@ -907,6 +948,7 @@ struct Applied {
     answers: Vec<Answer>,
     ttls: Vec<(u32, u32)>,
     rcodes: Vec<(u16, u16)>,
+    cnames: Vec<Matcher>,
     /// An `edns0` rule with `revert` fired: the response is written anew, without the query's
     /// options.
     edns0_revert: bool,
@@ -922,6 +964,7 @@ impl Applied {
             || !self.answers.is_empty()
             || !self.ttls.is_empty()
             || !self.rcodes.is_empty()
+            || !self.cnames.is_empty()
             || self.edns0_revert
     }
 }
@@ -929,7 +972,14 @@ impl Applied {
 impl NameRule {
     /// The new name, when this rule matches `name`.
     fn rewrite(&self, name: &str) -> Option<String> {
-        match &self.matcher {
+        self.matcher.rewrite(name)
+    }
+}
+
+impl Matcher {
+    /// The new name, when `name` matches.
+    fn rewrite(&self, name: &str) -> Option<String> {
+        match self {
             Matcher::Exact(from, to) => (name == from).then(|| to.clone()),
             Matcher::Prefix(from, to) => {
                 name.strip_prefix(from.as_str()).map(|r| format!("{to}{r}"))
@@ -966,6 +1016,7 @@ impl Phases for Rewrite {
             answers: applied.answers.clone(),
             ttls: applied.ttls.clone(),
             rcodes: applied.rcodes.clone(),
+            cnames: applied.cnames.clone(),
             invalid,
         };
         let Some(new) = Name::from_ascii(&applied.name)
@@ -986,6 +1037,16 @@ impl Phases for Rewrite {
     fn revert(&self, revert: &Revert, record: &mut Record) {
         let Revert::Rewrite(undo) = revert;
         Self::revert_record(undo, record);
+    }
+
+    fn retarget(&self, revert: &Revert, target: &Name) -> Option<Name> {
+        let Revert::Rewrite(undo) = revert;
+        let target = target.to_lowercase().to_ascii();
+        undo.cnames
+            .iter()
+            .find_map(|m| m.rewrite(&target))
+            .and_then(|new| Name::from_ascii(new).ok())
+            .filter(Name::is_fqdn)
     }
 
     fn revert_rcode(&self, revert: &Revert, rcode: u16) -> u16 {
@@ -1336,6 +1397,10 @@ mod tests {
                 "rewrite stop {\n name regex (.*)\\.a {1}.b\n answer name (.*)\\.b {1}.a\n}",
                 1,
             ),
+            (
+                "rewrite cname a.example b.example\nrewrite cname regex (.*)\\.a {1}.b\nrewrite continue cname suffix .a .b",
+                3,
+            ),
         ] {
             assert_eq!(parsed(lines), Ok(rules), "{lines}");
         }
@@ -1367,6 +1432,9 @@ mod tests {
             ("rewrite type A NOPE", "invalid type \"NOPE\""),
             ("rewrite class IN XX", "invalid class"),
             ("rewrite bogus a b", "invalid rule type"),
+            ("rewrite cname a", "too few (1) arguments for a cname rule"),
+            ("rewrite cname fuzzy a b", "unknown cname rewrite type: fuzzy"),
+            ("rewrite cname regex ( b", "invalid cname rewrite regex pattern"),
             ("rewrite ttl a", "too few (1) arguments for a ttl rule"),
             (
                 "rewrite ttl exact a 1 2",

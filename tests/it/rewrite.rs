@@ -172,3 +172,65 @@ fn the_upstream_sees_the_edns0_options_the_rules_set() {
         "{options:?}"
     );
 }
+
+/// `cname`: a CNAME target of the upstream's answer is renamed and the new target asked —
+/// of `hosts` here when it holds it, of the upstream otherwise — its records following the
+/// CNAME, fresh and from the cache alike; dig sees CoreDNS's answer.
+#[test]
+fn dig_gets_a_renamed_cname_target_with_its_records() {
+    let knot = crate::upstream::Knot::start();
+    let server = TestServer::start(&format!(
+        ".:0 {{
+        rewrite cname exact www.example.test. www6.example.test.
+        hosts {{
+            10.9.9.9 www6.example.test
+            fallthrough
+        }}
+        forward . {}
+        cache
+    }}",
+        knot.addr
+    ));
+    for _ in 0..2 {
+        // Knot: alias CNAME www, www A 192.0.2.1. The target becomes www6: hosts has its A.
+        let out = server.dig(&["+noall", "+answer", "alias.example.test", "A"]);
+        assert_eq!(
+            collapsed(&out, ""),
+            [
+                "alias.example.test. 300 IN CNAME www6.example.test.",
+                "www6.example.test. 3600 IN A 10.9.9.9"
+            ],
+            "{out}"
+        );
+        // AAAA: hosts has no AAAA for it (NODATA, nothing added)...
+        let out = server.dig(&["+noall", "+answer", "alias.example.test", "AAAA"]);
+        let lines = collapsed(&out, "");
+        assert_eq!(lines.len(), 1, "{out}");
+        assert!(lines[0].starts_with("alias.example.test."), "{out}");
+        assert!(lines[0].ends_with("CNAME www6.example.test."), "{out}");
+    }
+    // ...and without hosts the upstream is asked for the new target.
+    let server = TestServer::start(&format!(
+        ".:0 {{
+        rewrite cname suffix www.example.test. www6.example.test.
+        forward . {}
+    }}",
+        knot.addr
+    ));
+    let out = server.dig(&["+noall", "+answer", "alias.example.test", "AAAA"]);
+    assert_eq!(
+        collapsed(&out, ""),
+        [
+            "alias.example.test. 300 IN CNAME www6.example.test.",
+            "www6.example.test. 300 IN AAAA 2001:db8::1"
+        ],
+        "{out}"
+    );
+    // A target no rule renames: the answer as it came.
+    let out = server.dig(&["+noall", "+answer", "www.example.test", "A"]);
+    assert_eq!(
+        collapsed(&out, ""),
+        ["www.example.test. 300 IN A 192.0.2.1"],
+        "{out}"
+    );
+}
