@@ -1433,8 +1433,14 @@ mod tests {
             ("rewrite class IN XX", "invalid class"),
             ("rewrite bogus a b", "invalid rule type"),
             ("rewrite cname a", "too few (1) arguments for a cname rule"),
-            ("rewrite cname fuzzy a b", "unknown cname rewrite type: fuzzy"),
-            ("rewrite cname regex ( b", "invalid cname rewrite regex pattern"),
+            (
+                "rewrite cname fuzzy a b",
+                "unknown cname rewrite type: fuzzy",
+            ),
+            (
+                "rewrite cname regex ( b",
+                "invalid cname rewrite regex pattern",
+            ),
             ("rewrite ttl a", "too few (1) arguments for a ttl rule"),
             (
                 "rewrite ttl exact a 1 2",

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
@@ -33,6 +34,58 @@ pub struct Template {
     templates: Vec<One>,
     /// Every template's zones: a question outside them passes on at once.
     zones: Zones,
+    /// With `prometheus`: CoreDNS's template counters.
+    counted: Option<Arc<Counted>>,
+}
+
+/// `coredns_template_matches_total` and `coredns_template_rr_failures_total`, a series per
+/// label set, each made once.
+#[derive(Debug)]
+struct Counted {
+    /// `server="...",` and `view="..."` as the block's metrics have them.
+    server: String,
+    view: String,
+    series: papaya::HashMap<String, Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl Counted {
+    fn count(&self, name: &'static str, help: &'static str, labels: String) {
+        let pinned = self.series.pin();
+        let counter = match pinned.get(&labels) {
+            Some(c) => Arc::clone(c),
+            None => {
+                let c = crate::metrics::metrics().counter(name, help, labels.clone());
+                pinned.insert(labels, Arc::clone(&c));
+                c
+            }
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A template matched: its zone, class and type as CoreDNS labels them.
+    fn matched(&self, zone: &str, class: &str, qtype: &str) {
+        self.count(
+            "coredns_template_matches_total",
+            "Counter of template regex matches.",
+            format!(
+                "class=\"{class}\",server=\"{}\",type=\"{qtype}\",view=\"{}\",zone=\"{zone}\"",
+                self.server, self.view
+            ),
+        );
+    }
+
+    /// A rendered RR did not read.
+    fn rr_failed(&self, zone: &str, class: &str, qtype: &str, section: &str, template: &str) {
+        let template = template.replace('\\', "\\\\").replace('"', "\\\"");
+        self.count(
+            "coredns_template_rr_failures_total",
+            "Counter of mis-templated RRs.",
+            format!(
+                "class=\"{class}\",section=\"{section}\",server=\"{}\",template=\"{template}\",type=\"{qtype}\",view=\"{}\",zone=\"{zone}\"",
+                self.server, self.view
+            ),
+        );
+    }
 }
 
 impl PartialEq for Template {
@@ -62,9 +115,9 @@ struct One {
     fallthrough: Fallthrough,
 }
 
-/// One RR template: text and the fields put into it.
+/// One RR template: text and the fields put into it, and the template as written.
 #[derive(Debug, Clone)]
-struct Rr(Vec<Piece>);
+struct Rr(Vec<Piece>, String);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
@@ -121,7 +174,7 @@ fn compile(text: &str) -> Result<Rr, String> {
     if !rest.is_empty() {
         pieces.push(Piece::Text(rest.to_string()));
     }
-    Ok(Rr(pieces))
+    Ok(Rr(pieces, text.to_string()))
 }
 
 fn piece(action: &str) -> Option<Piece> {
@@ -362,6 +415,7 @@ impl Setup for Template {
         Ok(Self {
             templates: vec![t],
             zones,
+            counted: None,
         })
     }
 
@@ -378,7 +432,20 @@ impl Setup for Template {
     }
 
     fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
-        b.chain.push(Plugin::Template(self.clone()));
+        let counted = b.metrics.then(|| {
+            Arc::new(Counted {
+                server: b.server_label(),
+                view: b
+                    .find::<crate::plugin::view::View>()
+                    .map(|v| v.name.clone())
+                    .unwrap_or_default(),
+                series: papaya::HashMap::new(),
+            })
+        });
+        b.chain.push(Plugin::Template(Self {
+            counted,
+            ..self.clone()
+        }));
         Ok(())
     }
 }
@@ -481,9 +548,6 @@ impl Phases for Template {
                     }
                 }
             }
-            if t.rcode == ResponseCode::ServFail {
-                return servfail();
-            }
             let data = Data {
                 name: &name,
                 zone: zone.to_string(),
@@ -506,16 +570,25 @@ impl Phases for Template {
                 matches,
                 vars,
             };
+            if let Some(counted) = &self.counted {
+                counted.matched(&data.zone, &data.class, &data.qtype);
+            }
+            if t.rcode == ResponseCode::ServFail {
+                return servfail();
+            }
             let mut reply = Reply::authoritative(t.rcode);
             reply.ede = t.ederror.clone().map(Box::new);
-            for (rrs, section) in [
-                (&t.answer, &mut reply.answers),
-                (&t.additional, &mut reply.additional),
-                (&t.authority, &mut reply.authority),
+            for (rrs, section, label) in [
+                (&t.answer, &mut reply.answers, "answer"),
+                (&t.additional, &mut reply.additional, "additional"),
+                (&t.authority, &mut reply.authority, "authority"),
             ] {
                 for rr in rrs {
                     // An RR that does not read is SERVFAIL, as CoreDNS answers it.
                     let Some(record) = read_rr(&rr.render(&data)) else {
+                        if let Some(counted) = &self.counted {
+                            counted.rr_failed(&data.zone, &data.class, &data.qtype, label, &rr.1);
+                        }
                         return Outcome::Reply(
                             Reply::authoritative(ResponseCode::ServFail).not_authoritative_reply(),
                         );

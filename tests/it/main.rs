@@ -28,5 +28,6 @@ mod reload;
 mod rewrite;
 mod rrl;
 mod spec;
+mod template;
 mod upstream;
 mod view;
