@@ -892,13 +892,9 @@ impl Handler {
                                     Asked::Nothing => None,
                                 };
                             if let Some(theirs) = theirs {
-                                reply
-                                    .answers
-                                    .push_full(&theirs.answers.bytes, theirs.answers.count);
+                                reply.append_answers(&theirs);
                             }
-                            self.finish(&self.blocks[block], &mut reply);
-                            encode(&query, &msg, &reply, limit, &mut out);
-                            u16::from(reply.rcode)
+                            self.written(block, &query, &msg, &mut reply, limit, &mut out)
                         }
                         None => self.answer_forwarded(
                             block, &forward, &query, &msg, exchanged, limit, &mut out,
@@ -920,13 +916,9 @@ impl Handler {
                     if let Some(theirs) =
                         asked.and_then(|response| Reply::reowned(&response, Owners::Whole))
                     {
-                        reply
-                            .answers
-                            .push_full(&theirs.answers.bytes, theirs.answers.count);
+                        reply.append_answers(&theirs);
                     }
-                    self.finish(&self.blocks[block], &mut reply);
-                    encode(&query, &msg, &reply, limit, &mut out);
-                    u16::from(reply.rcode)
+                    self.written(block, &query, &msg, &mut reply, limit, &mut out)
                 }
                 Then::Dns64 => {
                     let exchanged = forward.exchange(&query, transport == Transport::Tcp).await;
@@ -951,9 +943,7 @@ impl Handler {
                                 Reply::authoritative(ResponseCode::ServFail).not_authoritative()
                             }
                         };
-                        self.finish(&self.blocks[block], &mut reply);
-                        encode(&query, &msg, &reply, limit, &mut out);
-                        u16::from(reply.rcode)
+                        self.written(block, &query, &msg, &mut reply, limit, &mut out)
                     } else {
                         self.answer_forwarded(
                             block, &forward, &query, &msg, exchanged, limit, &mut out,
@@ -973,18 +963,14 @@ impl Handler {
                         }
                         _ => Reply::authoritative(ResponseCode::ServFail).not_authoritative(),
                     };
-                    self.finish(&self.blocks[block], &mut reply);
-                    encode(&query, &msg, &reply, limit, &mut out);
-                    u16::from(reply.rcode)
+                    self.written(block, &query, &msg, &mut reply, limit, &mut out)
                 }
                 Then::Walk(walk) => {
                     let req = self.request(&msg, question, src, transport);
                     let mut reply = self
                         .walk_on(block, &req, &query, &msg, transport, *walk, forward, _slot)
                         .await;
-                    self.finish(&self.blocks[block], &mut reply);
-                    encode(&query, &msg, &reply, limit, &mut out);
-                    u16::from(reply.rcode)
+                    self.written(block, &query, &msg, &mut reply, limit, &mut out)
                 }
             })
         };
@@ -1242,6 +1228,22 @@ impl Handler {
 }
 
 impl Handler {
+    /// `reply` after block `index`'s finish phase, encoded into `out` as the answer to `query`:
+    /// how each continuation of a forwarded query ends. Returns its rcode.
+    fn written(
+        &self,
+        index: usize,
+        query: &[u8],
+        msg: &Message,
+        reply: &mut Reply,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> u16 {
+        self.finish(&self.blocks[index], reply);
+        encode(query, msg, reply, limit, out);
+        u16::from(reply.rcode)
+    }
+
     /// `rewrite cname`: the first CNAME of the answer whose target a plugin's revert renames
     /// gets the new target, and the answer is cut after it (the CNAMEs before it kept, as
     /// CoreDNS keeps them); returns the new target, whose records the caller appends.
@@ -1378,9 +1380,7 @@ fn follow(block: &Block, req: &Request, mut reply: Reply) -> Step {
     match ask(block, &req.for_name(target.clone())) {
         Asked::Reply(theirs) => {
             if let Some(theirs) = theirs.reowned_whole(&target, req.qtype) {
-                reply
-                    .answers
-                    .push_full(&theirs.answers.bytes, theirs.answers.count);
+                reply.append_answers(&theirs);
             }
             Step::Reply(reply)
         }

@@ -264,6 +264,12 @@ impl Reply {
         })
     }
 
+    /// `theirs`' answer records after this reply's (a CNAME's target's records after it).
+    pub fn append_answers(&mut self, theirs: &Reply) {
+        self.answers
+            .push_full(&theirs.answers.bytes, theirs.answers.count);
+    }
+
     /// This reply as a message answering `asked` of `qtype`, parsed: its records to read
     /// (`dns64`). `None` if its sections do not parse.
     pub fn message(&self, asked: &Name, qtype: RecordType) -> Option<Message> {
