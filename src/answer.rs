@@ -77,6 +77,8 @@ pub(crate) struct Prepared {
 pub struct Restore {
     original: Vec<u8>,
     block: usize,
+    /// The index of the block's zone the original question was routed by.
+    zone: u16,
     /// By the plugin's index in the block.
     reverts: Vec<(usize, crate::plugin::Revert)>,
 }
@@ -239,15 +241,14 @@ impl Views {
         src: SocketAddr,
         transport: Transport,
     ) -> Option<(usize, u16)> {
+        // Worked out once, for the first view; a query that does not parse holds for none.
         let mut facts = None;
         for &(index, z) in self.candidates.get(zone)? {
             let Some(view) = &blocks[index].view else {
                 return Some((index, z));
             };
-            if facts.is_none() {
-                facts = Some(self.facts(query, src, transport)?);
-            }
-            if facts.as_ref().is_some_and(|f| view.admits(f)) {
+            let f = facts.get_or_insert_with(|| self.facts(query, src, transport));
+            if f.as_ref().is_some_and(|f| view.admits(f)) {
                 return Some((index, z));
             }
         }
@@ -584,7 +585,7 @@ impl Handler {
         let mut key = [0u8; wire::MAX_NAME];
         let (len, _) = wire::read_name(query, HEADER_LEN, &mut key, wire::Pointers::Follow)?;
         let zone = self.zones.longest_index_wire(&key[..len])?;
-        let (index, _) = self.route(zone, query, from.src, from.transport)?;
+        let (index, zone) = self.route(zone, query, from.src, from.transport)?;
         let block = &self.blocks[index];
         if !block.prepares {
             return None;
@@ -599,6 +600,7 @@ impl Handler {
         let restore = (!reverts.is_empty()).then(|| Restore {
             original: query.to_vec(),
             block: index,
+            zone,
             reverts,
         });
         Some(Prepared {
@@ -1128,12 +1130,16 @@ impl Handler {
         req.dnssec_ok = dnssec_ok(msg);
         req.src = Some(src);
         req.transport = transport;
-        // The block with the longest zone holding the name.
-        let Some((index, zone)) = self
-            .zones
-            .longest_index(&req.lower)
-            .and_then(|i| self.route(i, query, src, transport))
-        else {
+        // The block with the longest zone holding the name; a question a plugin changed stays
+        // with the block that changed it, as CoreDNS answers it in that block's chain.
+        let routed_to = match restore {
+            Some(r) => Some((r.block, r.zone)),
+            None => self
+                .zones
+                .longest_index(&req.lower)
+                .and_then(|i| self.route(i, query, src, transport)),
+        };
+        let Some((index, zone)) = routed_to else {
             return (refused(), None);
         };
         let block = &self.blocks[index];

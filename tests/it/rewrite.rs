@@ -234,3 +234,34 @@ fn dig_gets_a_renamed_cname_target_with_its_records() {
         "{out}"
     );
 }
+
+/// A rewritten question is answered by the block that rewrote it, not routed again by its new
+/// name (CoreDNS's chain goes on in the same block), and a view sees the question as asked.
+#[test]
+fn a_rewritten_question_stays_with_the_block_that_rewrote_it() {
+    let server = TestServer::start(
+        ".:0 {
+        rewrite name a.example. b.other.
+        hosts {
+            10.0.0.1 b.other
+        }
+    }
+    other:0 {
+        hosts {
+            10.0.0.2 b.other
+        }
+    }",
+    );
+    let out = server.dig(&["+noall", "+answer", "a.example", "A"]);
+    assert_eq!(
+        collapsed(&out, ""),
+        ["a.example. 3600 IN A 10.0.0.1"],
+        "{out}"
+    );
+    let out = server.dig(&["+noall", "+answer", "b.other", "A"]);
+    assert_eq!(
+        collapsed(&out, ""),
+        ["b.other. 3600 IN A 10.0.0.2"],
+        "{out}"
+    );
+}
