@@ -29,6 +29,8 @@ pub struct Config {
 pub struct ServerConfig {
     pub zones: Vec<LowerName>,
     pub port: u16,
+    /// More ports the same zones are served on (`.:53 .:5353`), by the same plugins.
+    pub more_ports: Vec<u16>,
     /// Each directive of the block as read, in chain order (CoreDNS's `plugin.cfg`, whatever
     /// order the block lists them in).
     pub setups: Vec<(&'static str, Arc<dyn Setup>)>,
@@ -46,23 +48,15 @@ impl ServerConfig {
         self.setups.iter().map(|(name, _)| *name)
     }
 
-    /// Where this block listens: each `bind` address on its port, or the wildcard.
+    /// Where this block listens: each `bind` address (or the wildcard) on each of its ports.
     pub fn listen(&self) -> Vec<Listen> {
-        let bind = self
-            .get::<Bind>()
-            .map(|b| b.0.as_slice())
-            .unwrap_or_default();
-        if bind.is_empty() {
-            return vec![Listen {
-                ip: None,
-                port: self.port,
-            }];
-        }
-        bind.iter()
-            .map(|&ip| Listen {
-                ip: Some(ip),
-                port: self.port,
-            })
+        let bind: Vec<Option<std::net::IpAddr>> = match self.get::<Bind>() {
+            Some(b) if !b.0.is_empty() => b.0.iter().copied().map(Some).collect(),
+            _ => vec![None],
+        };
+        std::iter::once(self.port)
+            .chain(self.more_ports.iter().copied())
+            .flat_map(|port| bind.iter().map(move |&ip| Listen { ip, port }))
             .collect()
     }
 }
@@ -190,9 +184,22 @@ fn server_blocks(
             None => by_port.push((port, zones)),
         }
     }
-    by_port
+    // Ports with the same zones are one server listening on each, its plugins made once (one
+    // API watch, one cache), as CoreDNS shares a block's plugins between its keys.
+    let mut servers: Vec<(Vec<LowerName>, Vec<u16>)> = Vec::new();
+    for (port, zones) in by_port {
+        match servers.iter_mut().find(|(z, _)| *z == zones) {
+            Some((_, ports)) => ports.push(port),
+            None => servers.push((zones, vec![port])),
+        }
+    }
+    servers
         .into_iter()
-        .map(|(port, zones)| server_block(block, port, zones, dir))
+        .map(|(zones, ports)| {
+            let mut server = server_block(block, ports[0], zones, dir)?;
+            server.more_ports = ports[1..].to_vec();
+            Ok(server)
+        })
         .collect()
 }
 
@@ -237,6 +244,7 @@ fn server_block(
         .collect();
     Ok(ServerConfig {
         port,
+        more_ports: Vec::new(),
         zones,
         setups,
         pos: block.pos.clone(),
@@ -406,12 +414,21 @@ mod tests {
         let a = api("  apiserver_qps 5\n  apiserver_burst 10\n  apiserver_max_inflight 3");
         assert_eq!(a.rate, Some((10, Duration::from_secs(2))));
         assert_eq!(a.max_inflight, 3);
-        // No burst: one at a time; 0 or nothing: not limited.
+        // One not given: client-go's default for it (burst 10, 5 a second); neither: none.
         assert_eq!(
             api("  apiserver_qps 0.5").rate,
-            Some((1, Duration::from_secs(2)))
+            Some((10, Duration::from_secs(20)))
         );
-        assert_eq!(api("  apiserver_qps 0\n  apiserver_burst 4").rate, None);
+        assert_eq!(
+            api("  apiserver_qps 0\n  apiserver_burst 4").rate,
+            Some((4, Duration::from_millis(800)))
+        );
+        assert_eq!(api("  apiserver_qps 0\n  apiserver_burst 0").rate, None);
+        // A tiny rate is a day per window, not a panic.
+        assert_eq!(
+            api("  apiserver_qps 1e-20").rate,
+            Some((10, Duration::from_secs(86_400)))
+        );
         // Started anyway, with a warning.
         let a = api("  upstream 10.0.0.10\n  resyncperiod 30s");
         assert_eq!((a.rate, a.max_inflight), (None, 0));
@@ -478,6 +495,11 @@ mod tests {
         assert_eq!((c.servers[2].port, c.servers[2].zones.len()), (1054, 1));
         let k = c.servers[1].get::<KubernetesConfig>().unwrap();
         assert_eq!(k.zones.len(), 17);
+        // The same zones on several ports: one server, its plugins made once, on each port.
+        let c = load(".:1053 .:1054 {\n whoami\n}\n").unwrap();
+        assert_eq!(c.servers.len(), 1);
+        let ports: Vec<u16> = c.servers[0].listen().iter().map(|l| l.port).collect();
+        assert_eq!(ports, [1053, 1054]);
     }
 
     #[test]

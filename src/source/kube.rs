@@ -53,15 +53,21 @@ pub struct ApiConfig {
     pub max_inflight: usize,
 }
 
-/// The rate limit `apiserver_qps` and `apiserver_burst` make: `burst` requests (at least one)
-/// per `burst / qps` seconds, so the average is `qps` and a quiet client may send `burst` at
-/// once (client-go's token bucket, in fixed windows). `None` when `qps` is 0.
+/// The rate limit `apiserver_qps` and `apiserver_burst` make: BURST requests per BURST/QPS
+/// seconds, so the average is QPS and a quiet client may send BURST at once (client-go's token
+/// bucket, in fixed windows). As CoreDNS leaves client-go's defaults for the one not given,
+/// QPS is 5 and BURST 10 when 0; with neither given, nothing is limited (client-go's 5 a
+/// second would slow a large cluster's paginated first list).
 pub fn rate(qps: f32, burst: u32) -> Option<(u64, Duration)> {
-    if qps <= 0.0 {
+    if qps <= 0.0 && burst == 0 {
         return None;
     }
-    let burst = burst.max(1);
-    let per = Duration::from_secs_f64(f64::from(burst) / f64::from(qps));
+    let qps = if qps > 0.0 { f64::from(qps) } else { 5.0 };
+    let burst = if burst > 0 { burst } else { 10 };
+    // A day at most: a tiny QPS must not make a period no clock can hold.
+    let per = Duration::try_from_secs_f64(f64::from(burst) / qps)
+        .unwrap_or(Duration::MAX)
+        .min(Duration::from_secs(86_400));
     Some((u64::from(burst), per))
 }
 
