@@ -88,26 +88,27 @@ fn tap(d: &Directive) -> Result<Tap, ConfigError> {
     } else {
         Sink::Unix(PathBuf::from(socket))
     };
-    let mut rest = rest.iter().peekable();
-    let full = rest.next_if(|a| *a == "full").is_some();
-    let mut number = |what: &str, max: usize| -> Result<Option<usize>, ConfigError> {
-        let Some(arg) = rest.next() else {
-            return Ok(None);
+    // By position, as CoreDNS reads them: `full` second, then the write buffer and the queue.
+    let full = rest.first().is_some_and(|a| a == "full");
+    let number =
+        |at: usize, what: &str, max: usize, unit: &str| -> Result<Option<usize>, ConfigError> {
+            let Some(arg) = rest.get(at) else {
+                return Ok(None);
+            };
+            let n: i64 = arg
+                .parse()
+                .map_err(|_| err(d, format!("dnstap: invalid {what} {arg:?}")))?;
+            if !(1..=max as i64).contains(&n) {
+                return Err(err(
+                    d,
+                    format!("dnstap: {what} must be between 1 and {max} ({unit}): {n}"),
+                ));
+            }
+            Ok(Some(n as usize))
         };
-        match arg.parse::<usize>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(err(
-                d,
-                format!("dnstap: invalid {what} {arg:?}: valid range is [1, {max}]"),
-            )),
-        }
-    };
-    // The TCP write buffer in MiB: accepted (writes are buffered per batch here).
-    let _write_buffer = number("writebuffer", 1024)?;
-    let queue = number("queue", 4096)?.unwrap_or(1) * QUEUE_UNIT;
-    if let Some(extra) = rest.next() {
-        return Err(err(d, format!("unexpected argument {extra:?}")));
-    }
+    // The TCP write buffer in MiB: checked and accepted (writes are batched from the queue).
+    let _write_buffer = number(1, "MultipleTcpWriteBuf", 1024, "MiB units")?;
+    let queue = number(2, "MultipleQueue", 4096, "x10k messages")?.unwrap_or(1) * QUEUE_UNIT;
     let mut t = Tap {
         sink,
         full,
@@ -456,10 +457,13 @@ async fn send<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     rx: &mut mpsc::Receiver<Event>,
     dropped: &AtomicU64,
+    failing: &mut bool,
 ) -> Result<bool, TapError> {
     let mut stream = BufWriter::new(stream);
     handshake(&mut stream).await?;
     stream.flush().await?;
+    tracing::info!(sink = ?tap.sink, "dnstap: connected");
+    *failing = false;
     let mut reported = 0;
     while let Some(event) = rx.recv().await {
         let mut next = Some(event);
@@ -492,13 +496,13 @@ async fn write(tap: Arc<Tap>, mut rx: mpsc::Receiver<Event>, dropped: Arc<Atomic
     loop {
         let sent = match &tap.sink {
             Sink::Unix(path) => match tokio::net::UnixStream::connect(path).await {
-                Ok(stream) => send(&tap, stream, &mut rx, &dropped).await,
+                Ok(stream) => send(&tap, stream, &mut rx, &dropped, &mut failing).await,
                 Err(e) => Err(e.into()),
             },
             Sink::Tcp(addr) => match tokio::net::TcpStream::connect(addr.as_str()).await {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
-                    send(&tap, stream, &mut rx, &dropped).await
+                    send(&tap, stream, &mut rx, &dropped, &mut failing).await
                 }
                 Err(e) => Err(e.into()),
             },
@@ -537,6 +541,11 @@ mod tests {
         assert_eq!(t.sink, Sink::Unix("/tmp/tap.sock".into()));
         assert!(!t.full);
         assert_eq!(t.queue, QUEUE_UNIT);
+        // By position: the second argument is `full` or not.
+        let t = parse("dnstap /tmp/tap.sock 4").unwrap();
+        assert!(!t.full);
+        let t = parse("dnstap /tmp/tap.sock x 4 8").unwrap();
+        assert_eq!((t.full, t.queue), (false, 8 * QUEUE_UNIT));
         let t = parse("dnstap unix:///tmp/tap.sock full 1024 2048").unwrap();
         assert_eq!(t.sink, Sink::Unix("/tmp/tap.sock".into()));
         assert!(t.full);
@@ -562,8 +571,15 @@ mod tests {
         );
         for (line, error) in [
             ("dnstap", "needs a SOCKET"),
-            ("dnstap /tmp/s full 0", "invalid writebuffer \"0\""),
-            ("dnstap /tmp/s full 1 4097", "invalid queue \"4097\""),
+            (
+                "dnstap /tmp/s full 0",
+                "MultipleTcpWriteBuf must be between 1 and 1024 (MiB units): 0",
+            ),
+            (
+                "dnstap /tmp/s full 1 4097",
+                "MultipleQueue must be between 1 and 4096 (x10k messages): 4097",
+            ),
+            ("dnstap /tmp/s x y", "invalid MultipleTcpWriteBuf \"y\""),
             ("dnstap tcp://127.0.0.1", "needs a port"),
             ("dnstap tls://127.0.0.1:6000", "use tcp:// or a unix socket"),
             (

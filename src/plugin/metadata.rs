@@ -50,8 +50,8 @@ impl<'a> Meta<'a> {
         Self { plugins: &[] }
     }
 
-    /// The value of `label` for a query of `name` from `src`: `None` when no plugin gives
-    /// one, or the block's `metadata` does not cover the name.
+    /// The value of `label` for a query of `name` from `src` (perhaps empty): `None` when no
+    /// plugin sets it, or the block's `metadata` does not cover the name.
     pub fn value(
         &self,
         label: &str,
@@ -65,10 +65,10 @@ impl<'a> Meta<'a> {
         if !collected {
             return None;
         }
+        // A label a plugin sets, even to nothing, prints as it is; one none sets is `-`.
         self.plugins
             .iter()
             .find_map(|p| p.metadata(label, name, src))
-            .filter(|v| !v.is_empty())
     }
 }
 

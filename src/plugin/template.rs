@@ -540,10 +540,11 @@ impl Phases for Template {
                     vars: &values,
                     groups: Some(&named),
                 };
+                // Anything but `true` is no match; only a failure is SERVFAIL.
                 for e in &t.exprs {
-                    match e.holds_in(&scope) {
-                        Ok(true) => {}
-                        Ok(false) if t.fallthrough.through(&req.lower) => continue 'templates,
+                    match e.value(&scope) {
+                        Ok(crate::plugin::view::expr::Value::Bool(true)) => {}
+                        Ok(_) if t.fallthrough.through(&req.lower) => continue 'templates,
                         _ => return servfail(),
                     }
                 }

@@ -337,17 +337,15 @@ impl Forward {
         if order.is_empty() {
             return Err(ForwardError::NoHealthy);
         }
-        // CoreDNS's cap: twice the upstreams unless set (0: none); each is tried once here.
-        let attempts = match self.config.max_connect_attempts {
-            Some(0) | None => order.len(),
-            Some(n) => order.len().min(n as usize),
-        };
+        // CoreDNS's cap on attempts that fail (twice the upstreams unless set; 0: none): each
+        // upstream is tried once here, so only a smaller cap stops it early.
+        let cap = self.config.max_connect_attempts.filter(|&n| n > 0);
         let failovers = order.len();
         let mut last = None;
         let mut kept = None;
-        let mut failed_over = 0;
-        for upstream in order.into_iter().take(attempts) {
-            if tokio::time::Instant::now() >= deadline {
+        let (mut failed_over, mut errors) = (0, 0u32);
+        for upstream in order {
+            if tokio::time::Instant::now() >= deadline || cap.is_some_and(|cap| errors >= cap) {
                 break;
             }
             let started = std::time::Instant::now();
@@ -391,6 +389,7 @@ impl Forward {
                 Err(error) => {
                     debug!(%error, "forward");
                     self.failed(&upstream);
+                    errors += 1;
                     last = Some(error);
                 }
             }

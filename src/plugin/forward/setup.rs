@@ -282,15 +282,6 @@ pub fn forward(d: &Directive, dir: &Path) -> Result<ForwardConfig, ConfigError> 
             ),
         ));
     }
-    if let Some(source) = f.source_address
-        && let Some(other) = f.to.iter().find(|to| to.is_ipv4() != source.is_ipv4())
-    {
-        return Err(directive_err(
-            d,
-            NAME,
-            format!("source_address {source} cannot reach upstream {other}"),
-        ));
-    }
     Ok(f)
 }
 
@@ -487,10 +478,6 @@ mod tests {
                 "health_check: unknown option often",
             ),
             ("next_on_nodata please", "next_on_nodata takes no arguments"),
-            (
-                "source_address fd00::1",
-                "cannot reach upstream 10.0.0.2:53",
-            ),
             ("source_address here", "here is not an IP address"),
             (
                 "tls_servername dns.example",

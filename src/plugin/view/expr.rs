@@ -270,7 +270,12 @@ struct Parser<'n> {
     /// The variables it may name, and whether `group()` is known.
     vars: &'n [String],
     groups: bool,
+    /// How deep the parse has gone: bounded, so no Corefile line can exhaust the stack.
+    depth: usize,
 }
+
+/// The deepest nesting of parentheses, lists, calls and unary operators an expression may have.
+const MAX_DEPTH: usize = 64;
 
 impl Parser<'_> {
     fn peek(&self) -> Option<&Token> {
@@ -331,6 +336,16 @@ impl Parser<'_> {
     }
 
     fn expression(&mut self, min: u8) -> Result<Node, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("nested more than {MAX_DEPTH} deep"));
+        }
+        let node = self.binaries(min);
+        self.depth -= 1;
+        node
+    }
+
+    fn binaries(&mut self, min: u8) -> Result<Node, String> {
         let mut left = self.unary()?;
         while let Some((op, precedence, width)) = self.binary() {
             if precedence < min {
@@ -354,6 +369,16 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self) -> Result<Node, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("nested more than {MAX_DEPTH} deep"));
+        }
+        let node = self.unary_inner();
+        self.depth -= 1;
+        node
+    }
+
+    fn unary_inner(&mut self) -> Result<Node, String> {
         match self.peek() {
             Some(Token::Op("!")) => {
                 self.at += 1;
@@ -494,6 +519,7 @@ impl Expr {
             at: 0,
             vars,
             groups,
+            depth: 0,
         };
         let root = parser.expression(0)?;
         if let Some(t) = parser.peek() {
@@ -609,7 +635,7 @@ fn eval(node: &Node, f: &Scope<'_>) -> Result<Value, String> {
             other => return Err(format!("! of {other}")),
         },
         Node::Negate(inner) => match eval(inner, f)? {
-            Value::Int(i) => Value::Int(-i),
+            Value::Int(i) => Value::Int(i.checked_neg().ok_or("overflow")?),
             other => return Err(format!("- of {other}")),
         },
         Node::Matches(left, pattern) => {
@@ -775,6 +801,15 @@ mod tests {
             let e = Expr::parse(text).unwrap_err();
             assert!(e.contains(error), "{text}: {e}");
         }
+        let deep = [
+            "!".repeat(10_000) + "true",
+            format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000)),
+            format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000)),
+        ];
+        for text in &deep {
+            let e = Expr::parse(text).unwrap_err();
+            assert!(e.contains("nested more than 64 deep"), "{e}");
+        }
         let f = facts();
         for text in [
             "name()",
@@ -782,6 +817,7 @@ mod tests {
             "incidr(client_ip(), '10.0.0.1')",
             "1 < 'a'",
             "1 / 0 == 1",
+            "-(-9223372036854775807 - 1) == 1",
         ] {
             assert!(Expr::parse(text).unwrap().holds(&f).is_err(), "{text}");
         }
