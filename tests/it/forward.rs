@@ -920,3 +920,32 @@ fn cancel_counts_from_each_querys_arrival_not_from_the_start() {
     let m = server.query("www.example.org.", RecordType::A);
     assert_eq!(addresses(&m), vec![Ipv4Addr::new(198, 51, 100, 12)], "{m}");
 }
+
+#[test]
+fn a_host_name_upstream_is_resolved_at_start_with_the_resolver_given() {
+    let knot = Knot::start();
+    let good = answering(ResponseCode::NoError, Ipv4Addr::new(198, 51, 100, 13));
+    // Knot holds local.example.test at 127.0.0.1: the upstream is the fake there.
+    let server = TestServer::start(&format!(
+        ".:0 {{\n forward . dns://local.example.test:{} {{\n  resolver {}\n }}\n}}\n",
+        good.addr.port(),
+        knot.addr
+    ));
+    let m = server.query("www.example.org.", RecordType::A);
+    assert_eq!(addresses(&m), vec![Ipv4Addr::new(198, 51, 100, 13)], "{m}");
+    // A name the resolver does not have stops the start, naming it.
+    let e = clusterdns::config::Config::from_text(
+        &format!(
+            ".:0 {{\n forward . nowhere.example.test {{\n  resolver {}\n }}\n}}\n",
+            knot.addr
+        ),
+        0,
+        std::path::Path::new("."),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("failed to resolve \"nowhere.example.test\""),
+        "{e}"
+    );
+}

@@ -18,7 +18,7 @@ pub fn test_zone() -> String {
         "$ORIGIN example.test.\n$TTL 300\n\
          @ SOA ns.example.test. admin.example.test. 1 3600 600 86400 60\n\
          @ NS ns\nns A 192.0.2.53\nwww A 192.0.2.1\nwww6 AAAA 2001:db8::1\n\
-         alias CNAME www\n",
+         alias CNAME www\nlocal A 127.0.0.1\n",
     );
     for i in 1..=100 {
         zone.push_str(&format!("big A 192.0.2.{i}\n"));

@@ -79,9 +79,32 @@ pub(super) fn stanza(d: &Directive, name: &str, dir: &Path) -> Result<ForwardCon
         return Err(directive_err(d, name, "needs at least one TO"));
     }
     let from = parse_zone(from).map_err(|m| directive_err(d, name, m))?;
-    let mut upstreams = Vec::new();
+    // `resolver` is read first: host names among the TOs are resolved with it.
+    let mut resolvers = Vec::new();
+    for o in d.block.iter().filter(|o| o.name == "resolver") {
+        if o.args.is_empty() {
+            return Err(directive_err(
+                o,
+                name,
+                "resolver needs at least one address",
+            ));
+        }
+        for r in &o.args {
+            let addr = r
+                .parse::<SocketAddr>()
+                .or_else(|_| r.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .map_err(|_| directive_err(o, name, format!("resolver: {r} is not an address")))?;
+            resolvers.push(addr);
+        }
+    }
+    let mut upstreams: Vec<SocketAddr> = Vec::new();
     for t in to {
-        upstreams.extend(upstream(t, dir).map_err(|m| directive_err(d, name, m))?);
+        for addr in upstream(t, dir, &resolvers).map_err(|m| directive_err(d, name, m))? {
+            // Each address once, where first seen.
+            if !upstreams.contains(&addr) {
+                upstreams.push(addr);
+            }
+        }
     }
     if upstreams.is_empty() {
         return Err(directive_err(
@@ -256,13 +279,8 @@ pub fn forward(d: &Directive, dir: &Path) -> Result<ForwardConfig, ConfigError> 
                     ),
                 ));
             }
-            "resolver" => {
-                return Err(directive_err(
-                    o,
-                    NAME,
-                    "resolver is not supported yet: give the upstreams as IP addresses",
-                ));
-            }
+            // Read with the TOs (see `stanza`).
+            "resolver" => {}
             other => {
                 return Err(directive_err(
                     o,
@@ -324,15 +342,138 @@ fn duration(o: &Directive) -> Result<Duration, ConfigError> {
         .map_err(|m| directive_err(o, NAME, format!("{}: {m}", o.name)))
 }
 
-/// One TO: `IP`, `IP:PORT`, `[IPv6]:PORT`, `dns://` before any of them, or a resolv.conf file.
-fn upstream(to: &str, dir: &Path) -> Result<Vec<SocketAddr>, String> {
+/// One TO: `IP`, `IP:PORT`, `[IPv6]:PORT`, `dns://` before any of them, a resolv.conf file,
+/// or a host name (`[dns://]HOST[:PORT]`), resolved now with `resolvers` (the system's when
+/// none), as CoreDNS resolves one at start.
+fn upstream(to: &str, dir: &Path, resolvers: &[SocketAddr]) -> Result<Vec<SocketAddr>, String> {
     if let Some(addr) = address(to)? {
         return Ok(vec![addr]);
     }
     let path = resolve(dir, to);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("{to}: not an address, and not a readable resolv.conf: {e}"))?;
-    Ok(nameservers(&text))
+    match std::fs::read_to_string(&path) {
+        Ok(text) => return Ok(nameservers(&text)),
+        Err(e) if host_name(to).is_none() => {
+            return Err(format!(
+                "not an IP address, file, or valid domain: {to:?} ({e})"
+            ));
+        }
+        Err(_) => {}
+    }
+    let (host, port) = host_name(to).expect("checked above");
+    let ips = lookup(host, resolvers).map_err(|e| format!("failed to resolve {host:?}: {e}"))?;
+    Ok(ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect())
+}
+
+/// `[dns://]HOST[:PORT]` when HOST is a domain name (not an address), with port 53 by default.
+fn host_name(to: &str) -> Option<(&str, u16)> {
+    let rest = to.strip_prefix("dns://").unwrap_or(to);
+    if rest.contains("://") || rest.contains('/') {
+        return None;
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (rest, 53),
+    };
+    let valid = !host.is_empty()
+        && host.parse::<IpAddr>().is_err()
+        && hickory_proto::rr::Name::from_ascii(host).is_ok()
+        && host.split('.').filter(|l| !l.is_empty()).all(|l| {
+            l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    valid.then_some((host, port))
+}
+
+/// `host`'s addresses: A and AAAA asked of each resolver in turn until one gives some, or
+/// the system's resolver without any.
+fn lookup(host: &str, resolvers: &[SocketAddr]) -> Result<Vec<IpAddr>, String> {
+    use std::net::ToSocketAddrs;
+    if resolvers.is_empty() {
+        let ips: Vec<IpAddr> = (host, 0)
+            .to_socket_addrs()
+            .map_err(|e| e.to_string())?
+            .map(|a| a.ip())
+            .collect();
+        return if ips.is_empty() {
+            Err("no addresses found".into())
+        } else {
+            Ok(ips)
+        };
+    }
+    let name = hickory_proto::rr::Name::from_ascii(host)
+        .map(|mut n| {
+            n.set_fqdn(true);
+            n
+        })
+        .map_err(|e| e.to_string())?;
+    let mut last = String::from("no addresses found");
+    for &resolver in resolvers {
+        let mut ips = Vec::new();
+        for qtype in [
+            hickory_proto::rr::RecordType::A,
+            hickory_proto::rr::RecordType::AAAA,
+        ] {
+            match ask(resolver, &name, qtype) {
+                Ok(found) => ips.extend(found),
+                Err(e) => last = e,
+            }
+        }
+        if !ips.is_empty() {
+            return Ok(ips);
+        }
+    }
+    Err(last)
+}
+
+/// One question to one resolver over UDP, 2 s to answer: the addresses it gives.
+fn ask(
+    resolver: SocketAddr,
+    name: &hickory_proto::rr::Name,
+    qtype: hickory_proto::rr::RecordType,
+) -> Result<Vec<IpAddr>, String> {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::RData;
+    let mut query = Message::new();
+    query
+        .set_id(rand::random())
+        .set_recursion_desired(true)
+        .add_query(Query::query(name.clone(), qtype));
+    let bytes = query.to_vec().map_err(|e| e.to_string())?;
+    let local: SocketAddr = if resolver.is_ipv6() {
+        "[::]:0".parse().expect("an address")
+    } else {
+        "0.0.0.0:0".parse().expect("an address")
+    };
+    let socket = std::net::UdpSocket::bind(local).map_err(|e| e.to_string())?;
+    socket.connect(resolver).map_err(|e| e.to_string())?;
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    socket.send(&bytes).map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = socket
+            .recv(&mut buf)
+            .map_err(|e| format!("{resolver}: {e}"))?;
+        let Ok(reply) = Message::from_vec(&buf[..n]) else {
+            continue;
+        };
+        if reply.id() != query.id() {
+            continue;
+        }
+        return Ok(reply
+            .answers()
+            .iter()
+            .filter_map(|r| match r.data() {
+                RData::A(a) => Some(IpAddr::V4(a.0)),
+                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                _ => None,
+            })
+            .collect());
+    }
 }
 
 /// An upstream address, `None` when `to` does not look like one (a file, then).
@@ -352,9 +493,7 @@ fn address(to: &str) -> Result<Option<SocketAddr>, String> {
     if let Ok(addr) = rest.parse::<SocketAddr>() {
         return Ok(Some(addr));
     }
-    if scheme.is_some() {
-        return Err(format!("{to}: not an address"));
-    }
+    // Not an address: a file, or a host name to resolve.
     Ok(None)
 }
 
@@ -501,8 +640,24 @@ mod tests {
             assert_eq!(address(to).unwrap(), Some(want.parse().unwrap()), "{to}");
         }
         assert_eq!(address("/etc/resolv.conf").unwrap(), None);
+        assert_eq!(
+            host_name("dns.example.local"),
+            Some(("dns.example.local", 53))
+        );
+        assert_eq!(host_name("dns://localhost:5353"), Some(("localhost", 5353)));
+        assert_eq!(host_name("/etc/resolv.conf"), None);
+        assert_eq!(host_name("tls://dns.example"), None);
+        assert_eq!(host_name("bad name"), None);
+        // The system's resolver knows localhost (/etc/hosts).
+        let ups = upstream("dns://localhost:5353", Path::new("."), &[]).unwrap();
+        assert!(ups.contains(&"127.0.0.1:5353".parse().unwrap()), "{ups:?}");
+        let e = upstream("no file here", Path::new("."), &[]).unwrap_err();
+        assert!(
+            e.contains("not an IP address, file, or valid domain"),
+            "{e}"
+        );
         assert!(address("tls://10.0.0.2").is_err());
-        assert!(address("dns://nonsense").is_err());
+        assert_eq!(address("dns://a.host.name").unwrap(), None);
         let conf = "# comment\nsearch a.b\nnameserver 10.0.0.10\nnameserver fd00::10\noptions ndots:5\nnameserver bogus\n";
         assert_eq!(
             nameservers(conf),
