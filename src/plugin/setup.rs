@@ -68,6 +68,9 @@ pub enum SetupError {
     /// A file a plugin reads at start (`loadbalance`'s weight file) does not read.
     #[error("{0}")]
     File(String),
+    /// An upstream named by host name does not resolve (`forward`).
+    #[error("{0}")]
+    Resolve(String),
 }
 
 /// How the registry reads a directive into its slot of the block: `slot` holds the earlier

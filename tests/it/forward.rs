@@ -933,8 +933,9 @@ fn a_host_name_upstream_is_resolved_at_start_with_the_resolver_given() {
     ));
     let m = server.query("www.example.org.", RecordType::A);
     assert_eq!(addresses(&m), vec![Ipv4Addr::new(198, 51, 100, 13)], "{m}");
-    // A name the resolver does not have stops the start, naming it.
-    let e = clusterdns::config::Config::from_text(
+    // Reading the Corefile asks nothing; a name the resolver does not have stops the start,
+    // naming it.
+    let config = clusterdns::config::Config::from_text(
         &format!(
             ".:0 {{\n forward . nowhere.example.test {{\n  resolver {}\n }}\n}}\n",
             knot.addr
@@ -942,8 +943,11 @@ fn a_host_name_upstream_is_resolved_at_start_with_the_resolver_given() {
         0,
         std::path::Path::new("."),
     )
-    .unwrap_err()
-    .to_string();
+    .expect("it reads");
+    let e = clusterdns::assemble(&config)
+        .err()
+        .expect("no start")
+        .to_string();
     assert!(
         e.contains("failed to resolve \"nowhere.example.test\""),
         "{e}"

@@ -194,14 +194,15 @@ impl Phases for Forward {
 }
 
 impl Forward {
-    /// The plugin for one `forward` line; `successor` is the block's next one.
+    /// The plugin for one `forward` line, asking `to` (its upstreams, resolved); `successor`
+    /// is the block's next line.
     pub fn new(
         config: &ForwardConfig,
+        to: Vec<SocketAddr>,
         cache: Option<Cache>,
         successor: Option<Arc<Forward>>,
     ) -> Arc<Self> {
-        let upstreams = config
-            .to
+        let upstreams = to
             .iter()
             .map(|&addr| {
                 Arc::new(Upstream {

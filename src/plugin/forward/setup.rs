@@ -32,8 +32,12 @@ pub enum Policy {
 pub struct ForwardConfig {
     /// Names under this zone are forwarded.
     pub from: LowerName,
-    /// Upstreams, in the order given (a resolv.conf file contributes its nameservers).
-    pub to: Vec<SocketAddr>,
+    /// Upstreams, in the order given (a resolv.conf file contributes its nameservers; a host
+    /// name is resolved when the block is built, [`resolved`]).
+    pub to: Vec<Target>,
+    /// `resolver`: where host names among the upstreams are looked up (the system's
+    /// resolver when empty).
+    pub resolvers: Vec<SocketAddr>,
     /// Names under these zones are not forwarded.
     pub except: Vec<LowerName>,
     pub force_tcp: bool,
@@ -97,9 +101,9 @@ pub(super) fn stanza(d: &Directive, name: &str, dir: &Path) -> Result<ForwardCon
             resolvers.push(addr);
         }
     }
-    let mut upstreams: Vec<SocketAddr> = Vec::new();
+    let mut upstreams: Vec<Target> = Vec::new();
     for t in to {
-        for addr in upstream(t, dir, &resolvers).map_err(|m| directive_err(d, name, m))? {
+        for addr in upstream(t, dir).map_err(|m| directive_err(d, name, m))? {
             // Each address once, where first seen.
             if !upstreams.contains(&addr) {
                 upstreams.push(addr);
@@ -123,6 +127,7 @@ pub(super) fn stanza(d: &Directive, name: &str, dir: &Path) -> Result<ForwardCon
     Ok(ForwardConfig {
         from,
         to: upstreams,
+        resolvers,
         except: Vec::new(),
         force_tcp: false,
         prefer_udp: false,
@@ -342,29 +347,55 @@ fn duration(o: &Directive) -> Result<Duration, ConfigError> {
         .map_err(|m| directive_err(o, NAME, format!("{}: {m}", o.name)))
 }
 
+/// An upstream as a Corefile names it: an address, or a host name to resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Addr(SocketAddr),
+    Host(String, u16),
+}
+
 /// One TO: `IP`, `IP:PORT`, `[IPv6]:PORT`, `dns://` before any of them, a resolv.conf file,
-/// or a host name (`[dns://]HOST[:PORT]`), resolved now with `resolvers` (the system's when
-/// none), as CoreDNS resolves one at start.
-fn upstream(to: &str, dir: &Path, resolvers: &[SocketAddr]) -> Result<Vec<SocketAddr>, String> {
+/// or a host name (`[dns://]HOST[:PORT]`), left to resolve when the block is built, as CoreDNS
+/// resolves one at start (so reading a Corefile sends nothing anywhere).
+fn upstream(to: &str, dir: &Path) -> Result<Vec<Target>, String> {
     if let Some(addr) = address(to)? {
-        return Ok(vec![addr]);
+        return Ok(vec![Target::Addr(addr)]);
     }
     let path = resolve(dir, to);
     match std::fs::read_to_string(&path) {
-        Ok(text) => return Ok(nameservers(&text)),
-        Err(e) if host_name(to).is_none() => {
-            return Err(format!(
+        Ok(text) => Ok(nameservers(&text).into_iter().map(Target::Addr).collect()),
+        Err(e) => match host_name(to) {
+            Some((host, port)) => Ok(vec![Target::Host(host.to_string(), port)]),
+            None => Err(format!(
                 "not an IP address, file, or valid domain: {to:?} ({e})"
-            ));
-        }
-        Err(_) => {}
+            )),
+        },
     }
-    let (host, port) = host_name(to).expect("checked above");
-    let ips = lookup(host, resolvers).map_err(|e| format!("failed to resolve {host:?}: {e}"))?;
-    Ok(ips
-        .into_iter()
-        .map(|ip| SocketAddr::new(ip, port))
-        .collect())
+}
+
+/// `config`'s upstreams with each host name resolved (with its `resolver`s, or the system's),
+/// each address once, where first seen.
+pub fn resolved(config: &ForwardConfig) -> Result<Vec<SocketAddr>, String> {
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for target in &config.to {
+        let addrs = match target {
+            Target::Addr(addr) => vec![*addr],
+            Target::Host(host, port) => lookup(host, &config.resolvers)
+                .map_err(|e| format!("forward: failed to resolve {host:?}: {e}"))?
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, *port))
+                .collect(),
+        };
+        for addr in addrs {
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+    }
+    if out.len() > MAX_UPSTREAMS {
+        return Err(format!("forward: more than {MAX_UPSTREAMS} upstreams"));
+    }
+    Ok(out)
 }
 
 /// `[dns://]HOST[:PORT]` when HOST is a domain name (not an address), with port 53 by default.
@@ -559,7 +590,8 @@ impl Setup for Forwards {
                 let counters = crate::metrics::metrics().register_cache(b.server_label(), zones);
                 Cache::new(c, b.zones, counters)
             });
-            let forward = Forward::new(stanza, cache, successor.take());
+            let to = resolved(stanza).map_err(SetupError::Resolve)?;
+            let forward = Forward::new(stanza, to, cache, successor.take());
             successor = Some(Arc::clone(&forward));
             built.push(forward);
         }
@@ -649,9 +681,15 @@ mod tests {
         assert_eq!(host_name("tls://dns.example"), None);
         assert_eq!(host_name("bad name"), None);
         // The system's resolver knows localhost (/etc/hosts).
-        let ups = upstream("dns://localhost:5353", Path::new("."), &[]).unwrap();
+        let targets = upstream("dns://localhost:5353", Path::new(".")).unwrap();
+        assert_eq!(targets, [Target::Host("localhost".into(), 5353)]);
+        let ups = resolved(&ForwardConfig {
+            to: targets,
+            ..config("").unwrap()
+        })
+        .unwrap();
         assert!(ups.contains(&"127.0.0.1:5353".parse().unwrap()), "{ups:?}");
-        let e = upstream("no file here", Path::new("."), &[]).unwrap_err();
+        let e = upstream("no file here", Path::new(".")).unwrap_err();
         assert!(
             e.contains("not an IP address, file, or valid domain"),
             "{e}"
