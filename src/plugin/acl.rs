@@ -407,10 +407,7 @@ mod tests {
     use crate::plugin::testing::Served;
 
     fn parsed(lines: &str) -> Result<AclConfig, String> {
-        let text = format!(".:0 {{\n{lines}\n}}\n");
-        let config = crate::config::Config::from_text(&text, 0, std::path::Path::new("."))
-            .map_err(|e| e.to_string())?;
-        Ok(config.servers[0].get::<AclConfig>().expect("acl").clone())
+        crate::plugin::testing::settings(lines)
     }
 
     #[test]

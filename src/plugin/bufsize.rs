@@ -71,21 +71,17 @@ impl Phases for Bufsize {
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
-    use std::path::Path;
 
     use hickory_proto::op::{Edns, Message, Query};
     use hickory_proto::rr::{Name, RecordType};
 
     use super::*;
     use crate::answer::Handled;
-    use crate::config::Config;
     use crate::plugin::testing::Served;
     use crate::wire::Transport;
 
     fn parsed(line: &str) -> Result<Bufsize, String> {
-        let text = format!(".:0 {{\n{line}\n}}\n");
-        let config = Config::from_text(&text, 0, Path::new(".")).map_err(|e| e.to_string())?;
-        Ok(*config.servers[0].get::<Bufsize>().expect("bufsize is set"))
+        crate::plugin::testing::settings(line)
     }
 
     #[test]

@@ -138,23 +138,16 @@ impl Phases for Chaos {
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
-    use std::path::Path;
 
     use hickory_proto::op::{Message, Query};
 
     use super::*;
     use crate::answer::Handled;
-    use crate::config::Config;
     use crate::plugin::testing::{Served, rendered};
     use crate::wire::Transport;
 
     fn parsed(line: &str) -> Result<Chaos, String> {
-        let text = format!(".:0 {{\n{line}\n}}\n");
-        let config = Config::from_text(&text, 0, Path::new(".")).map_err(|e| e.to_string())?;
-        Ok(config.servers[0]
-            .get::<Chaos>()
-            .expect("chaos is set")
-            .clone())
+        crate::plugin::testing::settings(line)
     }
 
     #[test]

@@ -233,13 +233,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Dns64, String> {
-        let text = format!(".:0 {{\n{text}\n}}\n");
-        let config = crate::config::Config::from_text(&text, 0, std::path::Path::new("."))
-            .map_err(|e| e.to_string())?;
-        Ok(config.servers[0]
-            .get::<Dns64>()
-            .expect("dns64 is set")
-            .clone())
+        crate::plugin::testing::settings(text)
     }
 
     #[test]

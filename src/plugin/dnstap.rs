@@ -525,14 +525,8 @@ mod tests {
     use super::*;
 
     fn parse(line: &str) -> Result<Tap, String> {
-        let text = format!(".:0 {{\n{line}\n}}\n");
-        let config = crate::config::Config::from_text(&text, 0, std::path::Path::new("."))
-            .map_err(|e| e.to_string())?;
-        Ok(config.servers[0]
-            .get::<DnstapConfig>()
-            .expect("dnstap")
-            .taps[0]
-            .clone())
+        let config: DnstapConfig = crate::plugin::testing::settings(line)?;
+        Ok(config.taps[0].clone())
     }
 
     #[test]

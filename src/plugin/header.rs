@@ -117,10 +117,7 @@ mod tests {
     use crate::plugin::testing::Served;
 
     fn parsed(block: &str) -> Result<Header, String> {
-        let text = format!(".:0 {{\nheader {{\n{block}\n}}\n}}\n");
-        let config = crate::config::Config::from_text(&text, 0, std::path::Path::new("."))
-            .map_err(|e| e.to_string())?;
-        Ok(config.servers[0].get::<Header>().expect("header").clone())
+        crate::plugin::testing::settings(&format!("header {{\n{block}\n}}"))
     }
 
     #[test]

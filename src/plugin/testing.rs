@@ -25,6 +25,18 @@ use crate::answer::{Handled, Handler};
 use crate::wire::Transport;
 
 /// Where the test cluster's manifests are: `DATA` in a Corefile stands for them.
+/// The settings `T` that the one block `.:0 { LINES }` reads into, or why it does not read:
+/// how a plugin's tests check its setup.
+pub fn settings<T: crate::plugin::setup::Setup + Clone>(lines: &str) -> Result<T, String> {
+    let text = format!(".:0 {{\n{lines}\n}}\n");
+    let config =
+        crate::config::Config::from_text(&text, 0, Path::new(".")).map_err(|e| e.to_string())?;
+    Ok(config.servers[0]
+        .get::<T>()
+        .expect("the block has the directive")
+        .clone())
+}
+
 pub const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cluster.yaml");
 
 /// A Corefile's first port, served without sockets.

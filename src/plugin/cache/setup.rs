@@ -240,13 +240,7 @@ mod tests {
     use super::*;
 
     fn config(lines: &str) -> Result<CacheConfig, String> {
-        let text = format!(".:0 {{\n{lines}\n}}\n");
-        let config = crate::config::Config::from_text(&text, 0, std::path::Path::new("."))
-            .map_err(|e| e.to_string())?;
-        Ok(config.servers[0]
-            .get::<CacheConfig>()
-            .expect("cache")
-            .clone())
+        crate::plugin::testing::settings(lines)
     }
 
     #[test]

@@ -605,14 +605,10 @@ mod tests {
     use super::*;
 
     fn config(options: &str) -> Result<ForwardConfig, String> {
-        let text = format!(".:0 {{\n forward . 10.0.0.2 10.0.0.3 {{\n{options}\n }}\n}}\n");
-        let config = crate::config::Config::from_text(&text, 0, Path::new("."))
-            .map_err(|e| e.to_string())?;
-        Ok(config.servers[0]
-            .get::<Forwards>()
-            .expect("forward")
-            .stanzas[0]
-            .clone())
+        let forwards: Forwards = crate::plugin::testing::settings(&format!(
+            "forward . 10.0.0.2 10.0.0.3 {{\n{options}\n}}"
+        ))?;
+        Ok(forwards.stanzas[0].clone())
     }
 
     #[test]
