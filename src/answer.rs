@@ -188,12 +188,8 @@ impl Block {
         autopath: Option<Autopath>,
     ) -> Self {
         let fast = autopath.is_none() && plugins.iter().all(Plugin::fast);
-        // What reads a query's start: the duration metrics, `log`'s {duration}, `cancel`'s
-        // deadline, `dnstap`'s query time.
-        let timed = metrics.is_some()
-            || plugins
-                .iter()
-                .any(|p| matches!(p, Plugin::Log(_) | Plugin::Cancel(_) | Plugin::Dnstap(_)));
+        // What reads a query's start: the duration metrics, and plugins that say so.
+        let timed = metrics.is_some() || plugins.iter().any(Plugin::timed);
         let prepares = plugins.iter().any(Plugin::prepares);
         let screens = plugins.iter().any(Plugin::screens);
         let view = plugins.iter().find_map(|p| match p {

@@ -54,4 +54,7 @@ impl Setup for Cancel {
 }
 
 /// Read by the handler where it waits (`answer::Handler::forward`); no phase of its own.
-impl Phases for Cancel {}
+impl Phases for Cancel {
+    /// Its deadline counts from each query's arrival.
+    const TIMED: bool = true;
+}

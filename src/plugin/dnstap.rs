@@ -228,6 +228,9 @@ struct Event {
 }
 
 impl Phases for Dnstap {
+    /// Each message carries when its query arrived.
+    const TIMED: bool = true;
+
     fn observe(&self, seen: &Seen<'_>) {
         let response_time = SystemTime::now();
         let event = Event {

@@ -505,6 +505,9 @@ impl Phases for Errors {
 }
 
 impl Phases for Log {
+    /// `{duration}`.
+    const TIMED: bool = true;
+
     /// The line wants the parsed query: such a block goes the full way.
     fn fast(&self) -> bool {
         false

@@ -369,6 +369,10 @@ pub trait Phases {
     /// Whether [`Self::fast_for`] ever declines a query: only a block with such a plugin asks.
     const SCREENS: bool = false;
 
+    /// Whether it reads when a query arrived (`log`'s duration, `cancel`'s deadline, `dnstap`'s
+    /// query time): only then does the handler read the clock per query (metrics aside).
+    const TIMED: bool = false;
+
     /// Whether this plugin's phases other than serving can all run on the fast path (`log`
     /// wants the parsed query).
     fn fast(&self) -> bool {
@@ -558,6 +562,10 @@ macro_rules! registry {
                 match self { $($($(Self::$variant(_) => <$ty as Phases>::SCREENS,)?)?)* }
             }
 
+            pub fn timed(&self) -> bool {
+                match self { $($($(Self::$variant(_) => <$ty as Phases>::TIMED,)?)?)* }
+            }
+
             #[inline]
             pub fn fast_for(&self, query: &crate::wire::LightQuery, src: std::net::SocketAddr) -> bool {
                 match self { $($($(Self::$variant(p) => Phases::fast_for(p, query, src),)?)?)* }
@@ -726,6 +734,7 @@ macro_rules! behind {
             const ANY_CLASS: bool = T::ANY_CLASS;
             const PREPARES: bool = T::PREPARES;
             const SCREENS: bool = T::SCREENS;
+            const TIMED: bool = T::TIMED;
             fn fast_for(&self, query: &crate::wire::LightQuery, src: std::net::SocketAddr) -> bool {
                 (**self).fast_for(query, src)
             }
