@@ -1200,13 +1200,13 @@ impl Handler {
             },
         };
         let step = match step {
-            Step::Reply(reply) if reply.follow.is_some() => follow(block, &req, reply),
+            Step::Reply(reply) if reply.follow.is_some() => self.follow(block, &req, reply),
             // `rewrite cname`: the renamed target is looked up as an ExternalName's is.
             Step::Reply(mut reply) if restore.is_some() => {
                 match restore.and_then(|r| self.retarget(r, &mut reply, &req)) {
                     Some(target) => {
                         reply.follow = Some(target);
-                        follow(block, &req, reply)
+                        self.follow(block, &req, reply)
                     }
                     None => Step::Reply(reply),
                 }
@@ -1371,14 +1371,32 @@ impl Handler {
     }
 }
 
-/// CoreDNS's upstream lookup for a CNAME that leaves the zones (an ExternalName service's):
-/// its target asked of the block's chain, and the records found added after the CNAMEs; when
-/// the chain forwards the target, the upstream's answer is added in [`Handler::forward`]. A
-/// target nothing answers leaves the CNAMEs alone.
-fn follow(block: &Block, req: &Request, mut reply: Reply) -> Step {
-    let Some(target) = reply.follow.take() else {
-        return Step::Reply(reply);
-    };
+impl Handler {
+    /// CoreDNS's upstream lookup for a CNAME that leaves the zones (an ExternalName service's,
+    /// a zone file's): its target asked of the server as a query of its own, routed to the
+    /// block with the longest zone holding it (the same block when the server has views, or
+    /// none holds it), and the records found added after the CNAMEs; when that block forwards
+    /// the target, the upstream's answer is added in [`Handler::forward`]. A target nothing
+    /// answers leaves the CNAMEs alone.
+    fn follow(&self, block: &Block, req: &Request, mut reply: Reply) -> Step {
+        let Some(target) = reply.follow.take() else {
+            return Step::Reply(reply);
+        };
+        let lower = LowerName::new(&target);
+        let routed = match &self.views {
+            None => self
+                .zones
+                .longest_index(&lower)
+                .and_then(|zone| self.routes.get(zone))
+                .map(|&(index, _)| &*self.blocks[index]),
+            Some(_) => None,
+        };
+        follow_in(routed.unwrap_or(block), req, reply, target)
+    }
+}
+
+/// [`Handler::follow`] in `block`.
+fn follow_in(block: &Block, req: &Request, mut reply: Reply, target: Name) -> Step {
     match ask(block, &req.for_name(target.clone())) {
         Asked::Reply(theirs) => {
             if let Some(theirs) = theirs.reowned_whole(&target, req.qtype) {
