@@ -41,6 +41,13 @@ impl Node {
         self.set_mut(record.record_type()).records.push(record);
     }
 
+    /// Sets the additional records that go with the set of `rtype` (when it has one).
+    pub fn set_additional(&mut self, rtype: RecordType, additional: Vec<Record>) {
+        if let Some((_, set)) = self.sets.iter_mut().find(|(t, _)| *t == rtype) {
+            set.additional = additional;
+        }
+    }
+
     fn set_mut(&mut self, rtype: RecordType) -> &mut RrSet {
         let i = match self.sets.iter().position(|(t, _)| *t == rtype) {
             Some(i) => i,

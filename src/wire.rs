@@ -932,9 +932,15 @@ pub fn push_question_bodies(out: &mut Vec<u8>, bodies: &[u8], count: u16) -> boo
     push_owned(out, &QUESTION_POINTER, bodies, count) == count
 }
 
+/// Appends `count` record bodies, each after `owner` (a name in wire format, written whole);
+/// `false` if fewer were whole.
+pub fn push_owned_bodies(out: &mut Vec<u8>, owner: &[u8], bodies: &[u8], count: u16) -> bool {
+    push_owned(out, owner, bodies, count) == count
+}
+
 /// Appends up to `count` record bodies from `bodies`, each after `owner` (a name in wire
 /// format or a pointer); returns how many it found whole.
-fn push_owned(out: &mut Vec<u8>, owner: &[u8], bodies: &[u8], count: u16) -> u16 {
+pub fn push_owned(out: &mut Vec<u8>, owner: &[u8], bodies: &[u8], count: u16) -> u16 {
     let mut rest = bodies;
     for pushed in 0..count {
         // type, class, ttl, rdlength, then rdata

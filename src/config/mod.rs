@@ -209,7 +209,16 @@ fn server_block(
     zones: Vec<LowerName>,
     dir: &Path,
 ) -> Result<ServerConfig, ConfigError> {
-    let cx = Context { zones: &zones, dir };
+    // `root` is read before the rest, wherever it stands: `file` lines read paths from it.
+    let root = match block.directives.iter().rev().find(|d| d.name == "root") {
+        Some(d) => Some(crate::plugin::root::Root::path_of(d, dir)?),
+        None => None,
+    };
+    let cx = Context {
+        zones: &zones,
+        dir,
+        root: root.as_deref(),
+    };
     // One slot per directive of the registry, so the block comes out in chain order.
     let mut slots: Vec<Option<Box<dyn Setup>>> = DIRECTIVES.iter().map(|_| None).collect();
     for d in &block.directives {

@@ -15,6 +15,7 @@ pub mod chaos;
 pub mod debug;
 pub mod dns64;
 pub mod dnstap;
+pub mod file;
 pub mod forward;
 pub mod forward_loop;
 pub mod header;
@@ -32,6 +33,7 @@ pub mod prometheus;
 pub mod ready;
 pub mod reload;
 pub mod rewrite;
+pub mod root;
 pub mod rrl;
 pub mod setup;
 pub mod template;
@@ -645,7 +647,7 @@ pub struct Entry {
 // plugin variant when it sees queries.
 registry! {
     "rrl": rrl::RrlConfig => Rrl(Box<rrl::Rrl>),
-    "root",
+    "root": root::Root,
     "metadata": metadata::Metadata => Metadata(metadata::Metadata),
     "geoip",
     "cancel": cancel::Cancel => Cancel(cancel::Cancel),
@@ -692,7 +694,7 @@ registry! {
     "clouddns",
     "k8s_external",
     "kubernetes": kubernetes::KubernetesConfig => Kubernetes(Kubernetes),
-    "file",
+    "file": file::FileConfig => File(file::File),
     "auto",
     "secondary",
     "etcd",

@@ -28,6 +28,8 @@ pub struct Context<'a> {
     pub zones: &'a [LowerName],
     /// Where relative paths are read from: the Corefile's directory.
     pub dir: &'a Path,
+    /// The block's `root` directory, where `file` reads relative paths from when it is set.
+    pub root: Option<&'a Path>,
 }
 
 /// A directive's settings, as read from a server block.

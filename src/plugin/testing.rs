@@ -61,7 +61,15 @@ impl Served {
     /// `question` (`NAME TYPE`) asked over UDP with EDNS from a pod's address, the answer as
     /// zone text (see the module's documentation).
     pub fn ask(&self, question: &str) -> String {
-        let query = query(question);
+        self.ask_query(question, query(question, false))
+    }
+
+    /// [`Self::ask`] with the DO bit set.
+    pub fn ask_dnssec(&self, question: &str) -> String {
+        self.ask_query(question, query(question, true))
+    }
+
+    fn ask_query(&self, question: &str, query: Vec<u8>) -> String {
         let src: SocketAddr = "10.244.0.7:40000".parse().expect("an address");
         let mut out = Vec::new();
         let handled = self.handler.handle(&query, src, Transport::Udp, &mut out);
@@ -103,7 +111,7 @@ impl Served {
 
     /// Whether the fast path answers `question` by itself.
     pub fn fast(&self, question: &str) -> bool {
-        let query = query(question);
+        let query = query(question, false);
         let src: SocketAddr = "10.244.0.7:40000".parse().expect("an address");
         let mut out = Vec::new();
         let prepared = self.handler.prepared(
@@ -139,8 +147,8 @@ impl Served {
     }
 }
 
-/// `question` (`NAME TYPE`) as a query with RD and EDNS (1232 bytes).
-fn query(question: &str) -> Vec<u8> {
+/// `question` (`NAME TYPE`) as a query with RD and EDNS (1232 bytes), and DO when `dnssec`.
+fn query(question: &str, dnssec: bool) -> Vec<u8> {
     let (name, qtype) = question
         .rsplit_once(' ')
         .unwrap_or_else(|| panic!("`NAME TYPE`: {question}"));
@@ -151,6 +159,7 @@ fn query(question: &str) -> Vec<u8> {
     msg.add_query(Query::query(name, qtype));
     let mut edns = Edns::new();
     edns.set_max_payload(1232);
+    edns.set_dnssec_ok(dnssec);
     msg.set_edns(edns);
     msg.to_vec().expect("encodes")
 }

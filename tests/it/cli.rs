@@ -162,14 +162,14 @@ impl Drop for Process {
 }
 
 /// What a process that exits by itself left behind.
-struct Exited {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Exited {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs `clusterdns ARGS` in `dir` to its end.
-fn run(dir: &Path, args: &[&str]) -> Exited {
+pub(crate) fn run(dir: &Path, args: &[&str]) -> Exited {
     let mut process = Process::spawn(dir, args);
     let status = process.wait();
     Exited {
@@ -183,7 +183,7 @@ fn run(dir: &Path, args: &[&str]) -> Exited {
 pub(crate) use crate::harness::free_port;
 
 /// Fails unless `port` can be bound again: nothing was left listening on it.
-fn assert_unbound(port: u16) {
+pub(crate) fn assert_unbound(port: u16) {
     UdpSocket::bind(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("UDP port {port} is still bound: {e}"));
     TcpListener::bind(("127.0.0.1", port))

@@ -1,0 +1,742 @@
+//! RFC 1035 master files as CoreDNS's `file` plugin reads them: `$ORIGIN`, `$TTL`,
+//! `$INCLUDE` (relative to the including file, seven deep at most), `@`, names relative to the
+//! origin, a blank owner for the previous line's, TTL and class in either order, parentheses
+//! across lines, quoted strings and `;` comments. Record data is read by hickory-proto for the
+//! types it knows; DNSSEC's (RRSIG, NSEC, DS, DNSKEY, CDS, CDNSKEY), DNAME, SPF and RFC 3597's
+//! generic `\# LENGTH HEX` are written here, as bytes. A record with no TTL takes `$TTL`, else
+//! the last TTL given, else 3600.
+//!
+//! Every error names the file and the line.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use base64::Engine;
+use hickory_proto::rr::rdata::NULL;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::txt::RDataParser;
+
+/// How deep `$INCLUDE`s nest (miekg/dns's limit).
+const MAX_INCLUDE_DEPTH: usize = 7;
+/// The TTL of a record when nothing before it gives one.
+const DEFAULT_TTL: u32 = 3600;
+
+/// A master file that does not read: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}: {message}", file.display())]
+pub struct ZoneFileError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+/// One token of a line: its text (quotes taken off) and whether it was quoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Token {
+    text: String,
+    quoted: bool,
+}
+
+/// A logical line: its tokens (parentheses joined), whether it began with blank space (the
+/// previous owner), and the physical line it began on.
+#[derive(Debug)]
+struct Line {
+    tokens: Vec<Token>,
+    blank_owner: bool,
+    line: usize,
+}
+
+/// The records of the master file at `path`, read with `origin` as its first origin.
+pub fn read(path: &Path, origin: &Name) -> Result<Vec<Record>, ZoneFileError> {
+    let mut records = Vec::new();
+    let mut state = State {
+        origin: origin.clone(),
+        default_ttl: None,
+        last_ttl: None,
+        last_owner: None,
+    };
+    read_file(path, &mut state, 0, &mut records, None)?;
+    Ok(records)
+}
+
+/// The records of master-file `text` (as if read from `path`), with `origin`.
+pub fn parse(text: &str, path: &Path, origin: &Name) -> Result<Vec<Record>, ZoneFileError> {
+    let mut records = Vec::new();
+    let mut state = State {
+        origin: origin.clone(),
+        default_ttl: None,
+        last_ttl: None,
+        last_owner: None,
+    };
+    read_text(text, path, &mut state, 0, &mut records)?;
+    Ok(records)
+}
+
+#[derive(Debug, Clone)]
+struct State {
+    origin: Name,
+    default_ttl: Option<u32>,
+    last_ttl: Option<u32>,
+    last_owner: Option<Name>,
+}
+
+fn read_file(
+    path: &Path,
+    state: &mut State,
+    depth: usize,
+    records: &mut Vec<Record>,
+    from: Option<(&Path, usize)>,
+) -> Result<(), ZoneFileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let (file, line) = from.map_or((path, 0), |(f, l)| (f, l));
+        ZoneFileError {
+            file: file.to_path_buf(),
+            line,
+            message: format!("reading {}: {e}", path.display()),
+        }
+    })?;
+    read_text(&text, path, state, depth, records)
+}
+
+fn read_text(
+    text: &str,
+    path: &Path,
+    state: &mut State,
+    depth: usize,
+    records: &mut Vec<Record>,
+) -> Result<(), ZoneFileError> {
+    let err = |line: usize, message: String| ZoneFileError {
+        file: path.to_path_buf(),
+        line,
+        message,
+    };
+    for line in lines(text).map_err(|(l, m)| err(l, m))? {
+        let at = line.line;
+        let first = &line.tokens[0];
+        if !line.blank_owner && !first.quoted && first.text.starts_with('$') {
+            let args: Vec<&str> = line.tokens[1..].iter().map(|t| t.text.as_str()).collect();
+            match first.text.to_ascii_uppercase().as_str() {
+                "$ORIGIN" => {
+                    let [name] = args[..] else {
+                        return Err(err(at, "$ORIGIN takes one name".into()));
+                    };
+                    state.origin = name_in(name, &state.origin).map_err(|m| err(at, m))?;
+                }
+                "$TTL" => {
+                    let [ttl] = args[..] else {
+                        return Err(err(at, "$TTL takes one TTL".into()));
+                    };
+                    state.default_ttl = Some(
+                        parse_ttl(ttl)
+                            .ok_or_else(|| err(at, format!("$TTL: {ttl:?} is not a TTL")))?,
+                    );
+                }
+                "$INCLUDE" => {
+                    let (file, origin) = match args[..] {
+                        [file] => (file, None),
+                        [file, origin] => (file, Some(origin)),
+                        _ => return Err(err(at, "$INCLUDE takes a file and an origin".into())),
+                    };
+                    if depth >= MAX_INCLUDE_DEPTH {
+                        return Err(err(at, "$INCLUDE nested too deep".into()));
+                    }
+                    let included = Path::new(file);
+                    let included = if included.is_absolute() {
+                        included.to_path_buf()
+                    } else {
+                        path.parent().unwrap_or(Path::new(".")).join(included)
+                    };
+                    // The included file changes nothing of this one's origin (RFC 1035 §5.1).
+                    let mut inner = state.clone();
+                    if let Some(origin) = origin {
+                        inner.origin = name_in(origin, &state.origin).map_err(|m| err(at, m))?;
+                    }
+                    read_file(&included, &mut inner, depth + 1, records, Some((path, at)))?;
+                    state.default_ttl = inner.default_ttl;
+                    state.last_ttl = inner.last_ttl;
+                }
+                other => {
+                    return Err(err(at, format!("{other} is not supported")));
+                }
+            }
+            continue;
+        }
+        let record = entry(&line, state).map_err(|m| err(at, m))?;
+        records.push(record);
+    }
+    Ok(())
+}
+
+/// One record line, read with what the lines before it set.
+fn entry(line: &Line, state: &mut State) -> Result<Record, String> {
+    let mut tokens = line.tokens.iter().peekable();
+    let owner = if line.blank_owner {
+        state
+            .last_owner
+            .clone()
+            .ok_or("no owner name: the first record of a file must name one")?
+    } else {
+        let t = tokens.next().ok_or("empty line")?;
+        if t.text == "@" {
+            state.origin.clone()
+        } else {
+            name_in(&t.text, &state.origin)?
+        }
+    };
+    let (mut ttl, mut class) = (None, None);
+    let rtype = loop {
+        let t = tokens.next().ok_or("no record type")?;
+        if ttl.is_none()
+            && let Some(v) = parse_ttl(&t.text)
+        {
+            ttl = Some(v);
+        } else if class.is_none()
+            && let Some(c) = parse_class(&t.text)
+        {
+            class = Some(c);
+        } else {
+            break parse_type(&t.text)?;
+        }
+    };
+    let rest: Vec<&Token> = tokens.collect();
+    let ttl = match ttl {
+        Some(t) => {
+            state.last_ttl = Some(t);
+            t
+        }
+        None => state.default_ttl.or(state.last_ttl).unwrap_or(DEFAULT_TTL),
+    };
+    let rdata = rdata(rtype, &rest, &state.origin)
+        .map_err(|m| format!("{rtype} record of {owner}: {m}"))?;
+    state.last_owner = Some(owner.clone());
+    let mut record = Record::from_rdata(owner, ttl, rdata);
+    record.set_dns_class(class.unwrap_or(DNSClass::IN));
+    Ok(record)
+}
+
+/// `name`, absolute or relative to `origin`.
+fn name_in(name: &str, origin: &Name) -> Result<Name, String> {
+    if name == "@" {
+        return Ok(origin.clone());
+    }
+    let mut parsed = Name::parse(name, Some(origin)).map_err(|e| format!("{name:?}: {e}"))?;
+    parsed.set_fqdn(true);
+    Ok(parsed)
+}
+
+/// A TTL: seconds, or BIND's units (`1h30m`, `2d`, `1w`).
+fn parse_ttl(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.as_bytes()[0].is_ascii_digit() {
+        return None;
+    }
+    if let Ok(n) = s.parse::<u32>() {
+        return Some(n);
+    }
+    let (mut total, mut digits) = (0u64, String::new());
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return None,
+        };
+        let n: u64 = std::mem::take(&mut digits).parse().ok()?;
+        total += n * unit;
+    }
+    if !digits.is_empty() {
+        total += digits.parse::<u64>().ok()?;
+    }
+    u32::try_from(total).ok()
+}
+
+fn parse_class(s: &str) -> Option<DNSClass> {
+    match s.to_ascii_uppercase().as_str() {
+        "IN" => Some(DNSClass::IN),
+        "CH" | "CHAOS" => Some(DNSClass::CH),
+        "HS" => Some(DNSClass::HS),
+        "CS" => Some(DNSClass::Unknown(2)),
+        "NONE" => Some(DNSClass::NONE),
+        "ANY" => Some(DNSClass::ANY),
+        upper => upper
+            .strip_prefix("CLASS")
+            .and_then(|n| n.parse::<u16>().ok())
+            .map(DNSClass::from),
+    }
+}
+
+/// A record type: its mnemonic or RFC 3597's `TYPEnnn`.
+fn parse_type(s: &str) -> Result<RecordType, String> {
+    let upper = s.to_ascii_uppercase();
+    if let Some(n) = upper.strip_prefix("TYPE")
+        && let Ok(code) = n.parse::<u16>()
+    {
+        return Ok(RecordType::from(code));
+    }
+    match upper.as_str() {
+        "DNAME" => return Ok(RecordType::Unknown(39)),
+        "SPF" => return Ok(RecordType::Unknown(99)),
+        "CDNSKEY" => return Ok(RecordType::from(60)),
+        _ => {}
+    }
+    RecordType::from_str(&upper).map_err(|_| format!("{s:?} is not a record type"))
+}
+
+/// The data of a record of `rtype` from its tokens.
+fn rdata(rtype: RecordType, tokens: &[&Token], origin: &Name) -> Result<RData, String> {
+    let code = u16::from(rtype);
+    let raw = |bytes: Vec<u8>| RData::Unknown {
+        code: rtype,
+        rdata: NULL::with(bytes),
+    };
+    let texts: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
+    if let Some(first) = tokens.first()
+        && !first.quoted
+        && first.text == "\\#"
+    {
+        return generic(&texts[1..]).map(raw);
+    }
+    match code {
+        // RRSIG, NSEC, DS, CDS, DNSKEY, CDNSKEY
+        46 => rrsig(&texts, origin).map(raw),
+        47 => nsec(&texts, origin).map(raw),
+        43 | 59 => ds(&texts).map(raw),
+        48 | 60 => dnskey(&texts).map(raw),
+        50 | 51 => Err("NSEC3 zones are not supported (as in CoreDNS): sign with NSEC".into()),
+        // DNAME: one name.
+        39 => match texts[..] {
+            [name] => Ok(raw(crate::wire::name_bytes(&name_in(name, origin)?))),
+            _ => Err("DNAME takes one name".into()),
+        },
+        // SPF: TXT's data.
+        99 => {
+            let txt = RData::parse(RecordType::TXT, texts.iter().copied(), Some(origin))
+                .map_err(|e| e.to_string())?;
+            let mut bytes = Vec::new();
+            let mut encoder = hickory_proto::serialize::binary::BinEncoder::new(&mut bytes);
+            hickory_proto::serialize::binary::BinEncodable::emit(&txt, &mut encoder)
+                .map_err(|e| e.to_string())?;
+            Ok(raw(bytes))
+        }
+        _ if matches!(rtype, RecordType::Unknown(_)) => Err(format!(
+            "type {rtype} is not known here: write it in RFC 3597's form, TYPE{code} \\# LENGTH HEX"
+        )),
+        _ => {
+            // Names in the data may be `@`, for the origin.
+            let origin_text = origin.to_ascii();
+            let texts = tokens.iter().map(|t| {
+                if !t.quoted && t.text == "@" {
+                    origin_text.as_str()
+                } else {
+                    t.text.as_str()
+                }
+            });
+            RData::parse(rtype, texts, Some(origin)).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// RFC 3597: `LENGTH HEX...`.
+fn generic(texts: &[&str]) -> Result<Vec<u8>, String> {
+    let (len, hex) = texts.split_first().ok_or("\\# needs a length")?;
+    let len: usize = len
+        .parse()
+        .map_err(|_| format!("\\#: {len:?} is not a length"))?;
+    let bytes = from_hex(&hex.concat())?;
+    if bytes.len() != len {
+        return Err(format!("\\#: {len} bytes said, {} given", bytes.len()));
+    }
+    Ok(bytes)
+}
+
+fn from_hex(s: &str) -> Result<Vec<u8>, String> {
+    if !s.len().is_multiple_of(2) {
+        return Err(format!("{s:?} is not hexadecimal"));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("{s:?} is not hexadecimal"))
+        })
+        .collect()
+}
+
+fn number<T: FromStr>(texts: &[&str], at: usize, what: &str) -> Result<T, String> {
+    let s = texts.get(at).ok_or_else(|| format!("no {what}"))?;
+    s.parse()
+        .map_err(|_| format!("{what}: {s:?} is not a number"))
+}
+
+fn base64_of(parts: &[&str]) -> Result<Vec<u8>, String> {
+    base64::engine::general_purpose::STANDARD
+        .decode(parts.concat())
+        .map_err(|e| format!("base64: {e}"))
+}
+
+/// RRSIG: covered type, algorithm, labels, original TTL, expiration, inception, key tag,
+/// signer, signature.
+fn rrsig(texts: &[&str], origin: &Name) -> Result<Vec<u8>, String> {
+    if texts.len() < 9 {
+        return Err("RRSIG needs nine fields".into());
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(&u16::from(parse_type(texts[0])?).to_be_bytes());
+    out.push(number(texts, 1, "algorithm")?);
+    out.push(number(texts, 2, "labels")?);
+    out.extend_from_slice(&number::<u32>(texts, 3, "original TTL")?.to_be_bytes());
+    out.extend_from_slice(&signature_time(texts[4])?.to_be_bytes());
+    out.extend_from_slice(&signature_time(texts[5])?.to_be_bytes());
+    out.extend_from_slice(&number::<u16>(texts, 6, "key tag")?.to_be_bytes());
+    out.extend(crate::wire::name_bytes(&name_in(texts[7], origin)?));
+    out.extend(base64_of(&texts[8..])?);
+    Ok(out)
+}
+
+/// RFC 4034 §3.2: `YYYYMMDDHHmmSS` (UTC), or seconds since the epoch, modulo 2^32.
+fn signature_time(s: &str) -> Result<u32, String> {
+    let bad = || format!("{s:?} is not a signature time");
+    if s.len() != 14 {
+        return s.parse().map_err(|_| bad());
+    }
+    let field = |r: std::ops::Range<usize>| s.get(r).and_then(|f| f.parse::<i64>().ok());
+    let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(sec)) = (
+        field(0..4),
+        field(4..6),
+        field(6..8),
+        field(8..10),
+        field(10..12),
+        field(12..14),
+    ) else {
+        return Err(bad());
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return Err(bad());
+    }
+    // Days from the civil date (proleptic Gregorian).
+    let (y, m) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec;
+    Ok(secs.rem_euclid(1 << 32) as u32)
+}
+
+/// NSEC: next name, then the types at the name as RFC 4034 §4.1.2's bitmap.
+fn nsec(texts: &[&str], origin: &Name) -> Result<Vec<u8>, String> {
+    let (next, types) = texts.split_first().ok_or("NSEC needs a next name")?;
+    let mut out = crate::wire::name_bytes(&name_in(next, origin)?);
+    let mut codes: Vec<u16> = types
+        .iter()
+        .map(|t| parse_type(t).map(u16::from))
+        .collect::<Result<_, _>>()?;
+    codes.sort_unstable();
+    codes.dedup();
+    let mut window: Option<(u8, [u8; 32], usize)> = None;
+    let flush = |out: &mut Vec<u8>, w: (u8, [u8; 32], usize)| {
+        out.push(w.0);
+        out.push(w.2 as u8);
+        out.extend_from_slice(&w.1[..w.2]);
+    };
+    for code in codes {
+        let (hi, lo) = ((code >> 8) as u8, (code & 0xff) as usize);
+        match &mut window {
+            Some((w, _, _)) if *w == hi => {}
+            _ => {
+                if let Some(w) = window.take() {
+                    flush(&mut out, w);
+                }
+                window = Some((hi, [0; 32], 0));
+            }
+        }
+        let (_, bits, len) = window.as_mut().expect("set above");
+        bits[lo / 8] |= 0x80 >> (lo % 8);
+        *len = (*len).max(lo / 8 + 1);
+    }
+    if let Some(w) = window {
+        flush(&mut out, w);
+    }
+    Ok(out)
+}
+
+/// DS and CDS: key tag, algorithm, digest type, digest.
+fn ds(texts: &[&str]) -> Result<Vec<u8>, String> {
+    if texts.len() < 4 {
+        return Err("DS needs four fields".into());
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(&number::<u16>(texts, 0, "key tag")?.to_be_bytes());
+    out.push(number(texts, 1, "algorithm")?);
+    out.push(number(texts, 2, "digest type")?);
+    out.extend(from_hex(&texts[3..].concat())?);
+    Ok(out)
+}
+
+/// DNSKEY and CDNSKEY: flags, protocol, algorithm, key.
+fn dnskey(texts: &[&str]) -> Result<Vec<u8>, String> {
+    if texts.len() < 4 {
+        return Err("DNSKEY needs four fields".into());
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(&number::<u16>(texts, 0, "flags")?.to_be_bytes());
+    out.push(number(texts, 1, "protocol")?);
+    out.push(number(texts, 2, "algorithm")?);
+    out.extend(base64_of(&texts[3..])?);
+    Ok(out)
+}
+
+/// The logical lines of `text`, or the line and reason it does not split.
+fn lines(text: &str) -> Result<Vec<Line>, (usize, String)> {
+    let mut out = Vec::new();
+    let mut tokens: Vec<Token> = Vec::new();
+    let mut word = String::new();
+    let (mut line, mut start, mut depth) = (1usize, 1usize, 0usize);
+    let mut blank_owner = false;
+    let mut at_line_start = true;
+    let mut chars = text.chars().peekable();
+    let end_word = |word: &mut String, tokens: &mut Vec<Token>| {
+        if !word.is_empty() {
+            tokens.push(Token {
+                text: std::mem::take(word),
+                quoted: false,
+            });
+        }
+    };
+    while let Some(c) = chars.next() {
+        if at_line_start && depth == 0 && tokens.is_empty() && word.is_empty() {
+            blank_owner = c == ' ' || c == '\t';
+            start = line;
+        }
+        at_line_start = false;
+        match c {
+            ';' => {
+                while chars.peek().is_some_and(|&n| n != '\n') {
+                    chars.next();
+                }
+            }
+            '"' => {
+                end_word(&mut word, &mut tokens);
+                let opened = line;
+                let mut quoted = String::new();
+                loop {
+                    match chars.next() {
+                        None => return Err((opened, "unterminated quoted string".into())),
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(d) if d.is_ascii_digit() => {
+                                let mut code = String::from(d);
+                                for _ in 0..2 {
+                                    if let Some(n) = chars.next_if(char::is_ascii_digit) {
+                                        code.push(n);
+                                    }
+                                }
+                                let byte: u8 = code
+                                    .parse()
+                                    .map_err(|_| (line, format!("\\{code} is not a byte")))?;
+                                quoted.push(char::from(byte));
+                            }
+                            Some(n) => quoted.push(n),
+                            None => return Err((opened, "unterminated quoted string".into())),
+                        },
+                        Some('\n') => {
+                            line += 1;
+                            quoted.push('\n');
+                        }
+                        Some(n) => quoted.push(n),
+                    }
+                }
+                tokens.push(Token {
+                    text: quoted,
+                    quoted: true,
+                });
+            }
+            '(' => {
+                end_word(&mut word, &mut tokens);
+                depth += 1;
+            }
+            ')' => {
+                end_word(&mut word, &mut tokens);
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or((line, "unbalanced parenthesis".to_string()))?;
+            }
+            '\n' => {
+                end_word(&mut word, &mut tokens);
+                line += 1;
+                at_line_start = true;
+                if depth == 0 && !tokens.is_empty() {
+                    out.push(Line {
+                        tokens: std::mem::take(&mut tokens),
+                        blank_owner,
+                        line: start,
+                    });
+                }
+            }
+            ' ' | '\t' | '\r' => end_word(&mut word, &mut tokens),
+            '\\' => {
+                word.push('\\');
+                if let Some(n) = chars.next() {
+                    word.push(n);
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    end_word(&mut word, &mut tokens);
+    if depth != 0 {
+        return Err((start, "unbalanced parenthesis".into()));
+    }
+    if !tokens.is_empty() {
+        out.push(Line {
+            tokens,
+            blank_owner,
+            line: start,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(text: &str) -> Result<Vec<String>, String> {
+        let origin = Name::from_ascii("example.org.").unwrap();
+        parse(text, Path::new("db.example.org"), &origin)
+            .map(|rs| rs.iter().map(ToString::to_string).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_coredns_readme_zone() {
+        let got = records(
+            "$ORIGIN example.org.\n\
+             @\t3600 IN\tSOA sns.dns.icann.org. noc.dns.icann.org. (\n\
+             \t\t2017042745 ; serial\n\
+             \t\t7200 3600 1209600 3600 )\n\
+             \t3600 IN NS a.iana-servers.net.\n\
+             \t3600 IN NS b.iana-servers.net.\n\
+             \n\
+             www     IN A     127.0.0.1\n\
+             \x20       IN AAAA  ::1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                "example.org. 3600 IN SOA sns.dns.icann.org. noc.dns.icann.org. 2017042745 7200 3600 1209600 3600",
+                "example.org. 3600 IN NS a.iana-servers.net.",
+                "example.org. 3600 IN NS b.iana-servers.net.",
+                "www.example.org. 3600 IN A 127.0.0.1",
+                "www.example.org. 3600 IN AAAA ::1",
+            ]
+        );
+    }
+
+    #[test]
+    fn ttl_defaults_classes_types_and_quotes() {
+        let got = records(
+            "$TTL 1h\n\
+             a 300 A 10.0.0.1\n\
+             b A 10.0.0.2\n\
+             c IN 60 TXT \"hello world\" \"a\\\"b\" ; comment\n\
+             d CNAME @\n\
+             e TYPE65534 \\# 3 010203\n\
+             f DNAME example.net.\n",
+        )
+        .unwrap();
+        assert_eq!(got[0], "a.example.org. 300 IN A 10.0.0.1");
+        assert_eq!(got[1], "b.example.org. 3600 IN A 10.0.0.2");
+        assert!(got[2].starts_with("c.example.org. 60 IN TXT"), "{}", got[2]);
+        assert_eq!(got[3], "d.example.org. 3600 IN CNAME example.org.");
+        assert!(got[4].starts_with("e.example.org. 3600 IN"), "{}", got[4]);
+        assert!(got[5].starts_with("f.example.org. 3600 IN"), "{}", got[5]);
+    }
+
+    #[test]
+    fn quoted_strings_are_character_strings() {
+        let origin = Name::from_ascii("example.org.").unwrap();
+        let rs = parse(
+            "c TXT \"hello world\" \"a\\\"b\" \"\\065\" plain\n",
+            Path::new("x"),
+            &origin,
+        )
+        .unwrap();
+        let RData::TXT(txt) = rs[0].data() else {
+            panic!("{:?}", rs[0]);
+        };
+        let strings: Vec<&[u8]> = txt.iter().map(|s| &s[..]).collect();
+        assert_eq!(strings, [&b"hello world"[..], b"a\"b", b"A", b"plain"]);
+    }
+
+    #[test]
+    fn dnssec_records_are_read_as_bytes() {
+        let origin = Name::from_ascii("example.org.").unwrap();
+        let rs = parse(
+            "a 3600 IN RRSIG A 8 3 3600 20300101000000 20200101000000 12345 example.org. AAECAw==\n\
+             a 3600 IN NSEC b.example.org. A RRSIG NSEC\n\
+             b 3600 IN DS 12345 8 2 0011AABB\n",
+            Path::new("x"),
+            &origin,
+        )
+        .unwrap();
+        let RData::Unknown { rdata, .. } = rs[0].data() else {
+            panic!("{:?}", rs[0]);
+        };
+        let bytes = rdata.anything();
+        assert_eq!(&bytes[..4], &[0, 1, 8, 3]);
+        // 2030-01-01T00:00:00Z
+        assert_eq!(&bytes[8..12], &1_893_456_000u32.to_be_bytes());
+        assert_eq!(&bytes[bytes.len() - 4..], &[0, 1, 2, 3]);
+        let RData::Unknown { rdata, .. } = rs[1].data() else {
+            panic!();
+        };
+        // next name, then window 0: A (1), RRSIG (46), NSEC (47): six bytes of bitmap.
+        let bitmap = &rdata.anything()[15..];
+        assert_eq!(bitmap, &[0, 6, 0x40, 0, 0, 0, 0, 0x03]);
+        assert_eq!(u16::from(rs[2].record_type()), 43);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        for (text, line, what) in [
+            ("a A 10.0.0.1\nb A nope\n", 2, "A record of b.example.org."),
+            ("a 300 IN (\nA 10.0.0.1\n", 1, "unbalanced parenthesis"),
+            ("\n\nx 1 IN FROB 1\n", 3, "not a record type"),
+            (
+                "$GENERATE 1-2 a$ A 10.0.0.$\n",
+                1,
+                "$GENERATE is not supported",
+            ),
+            ("a NSEC3 1 0 0 - A\n", 1, "NSEC3"),
+            ("  A 10.0.0.1\n", 1, "no owner name"),
+            ("a \"open\n", 1, "unterminated"),
+        ] {
+            let e = records(text).unwrap_err();
+            assert!(
+                e.starts_with(&format!("db.example.org:{line}: ")) && e.contains(what),
+                "{text:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn signature_times() {
+        assert_eq!(signature_time("19700101000000"), Ok(0));
+        assert_eq!(signature_time("20000229120000"), Ok(951_825_600));
+        assert_eq!(signature_time("1234"), Ok(1234));
+        assert!(signature_time("20001301000000").is_err());
+    }
+}
