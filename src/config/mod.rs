@@ -203,6 +203,68 @@ fn server_blocks(
         .collect()
 }
 
+/// Why a directive CoreDNS knows is refused, and what to use instead.
+fn refusal(name: &str) -> &'static str {
+    match name {
+        // Go's profiler has nothing to profile here.
+        "pprof" => {
+            "not supported: Go's profiler has no counterpart in clusterdns; remove the line \
+            and profile the process from outside, with `perf record -g -p PID` (CPU) or \
+            `heaptrack -p PID` (memory)"
+        }
+        "tls" | "tsig" | "quic" | "https" | "https3" | "grpc_server" => {
+            "not supported yet: serve plain DNS (dns:// keys) and terminate encrypted \
+            transports in front of clusterdns until it serves them itself"
+        }
+        "transfer" => {
+            "not supported yet: zone transfers are refused; remove the line (secondaries can \
+            be given the zone file itself)"
+        }
+        "k8s_external" => {
+            "not supported yet: remove the line, or serve the external names from a zone file \
+            with `file`"
+        }
+        "dnssec" | "sign" => {
+            "not supported: clusterdns does not sign on the fly; sign the zone offline \
+            (dnssec-signzone, kzonesign, ldns-signzone) and serve it with `file`, which \
+            answers with its RRSIGs and NSECs"
+        }
+        "auto" => "not supported yet: give each zone its own `file DBFILE ZONE` line",
+        "secondary" => {
+            "not supported: zones are not transferred in; serve the primary's zone file \
+            with `file`, or `forward` the zone to the primary"
+        }
+        "route53" | "azure" | "clouddns" => {
+            "not supported: cloud DNS APIs are not read; `forward` the zone to the provider's \
+            resolvers, or export it to a zone file and serve it with `file`"
+        }
+        "etcd" | "nomad" => {
+            "not supported: records in etcd or Nomad are not read; serve them with `file` or \
+            `hosts`, or `forward` the zone to a server that reads them"
+        }
+        "grpc" => "not supported: use `forward` (DNS over UDP and TCP) to the same upstream",
+        "geoip" => {
+            "not supported: no GeoIP database is read; answer by client network with `view` \
+            (`expr incidr(client_ip(), 'NET')`) or `acl`"
+        }
+        "proxyproto" => {
+            "not supported: PROXY protocol headers are not read; let clusterdns see clients' \
+            own addresses"
+        }
+        "trace" => {
+            "not supported: traces are not exported; remove the line (`log`, `dnstap` and \
+            `prometheus` say what was asked and answered)"
+        }
+        "shed" => "not supported: remove the line; `forward { max_concurrent }` bounds the load",
+        "erratic" => "not supported: a fault injector for CoreDNS's tests; remove the line",
+        "on" => {
+            "not supported: run commands at start and stop from the Pod's lifecycle hooks \
+            (postStart, preStop)"
+        }
+        _ => "not supported yet",
+    }
+}
+
 fn server_block(
     block: &ServerBlock,
     port: u16,
@@ -231,18 +293,7 @@ fn server_block(
                     read: Some(read), ..
                 },
             )) => read(d, &cx, &mut slots[i])?,
-            Some(_) => {
-                let message = match name {
-                    // Go's profiler has nothing to profile here; say what to use instead.
-                    "pprof" => {
-                        "not supported: Go's profiler has no counterpart in clusterdns; \
-                        remove the line and profile the process from outside, with \
-                        `perf record -g -p PID` (CPU) or `heaptrack -p PID` (memory)"
-                    }
-                    _ => "not supported yet",
-                };
-                return Err(directive_err(d, name, message));
-            }
+            Some(_) => return Err(directive_err(d, name, refusal(name))),
             None => return Err(directive_err(d, name, "unknown directive")),
         }
     }
@@ -514,7 +565,12 @@ mod tests {
     #[test]
     fn rejections_name_the_line() {
         for (text, line, needle) in [
-            (".:53 {\n dnssec\n}\n", 2, "not supported yet"),
+            (".:53 {\n dnssec\n}\n", 2, "sign the zone offline"),
+            (
+                ".:53 {\n auto\n}\n",
+                2,
+                "auto: not supported yet: give each zone",
+            ),
             (".:53 {\n pprof\n}\n", 2, "perf record -g -p PID"),
             (".:53 {\n cancel 1x\n}\n", 2, "invalid duration: \"1x\""),
             (".:53 {\n cancel -1s\n}\n", 2, "invalid negative duration"),
