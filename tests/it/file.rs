@@ -105,3 +105,132 @@ fn a_broken_zone_file_stops_the_start_with_its_line_and_binds_nothing() {
     );
     assert_unbound(port);
 }
+
+/// `cmd args` in `dir`, which must succeed: its standard output.
+fn sh(dir: &std::path::Path, cmd: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(cmd)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} runs (bind9-utils, bind9-dnsutils): {e}"));
+    assert!(out.status.success(), "{cmd} {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_zone_signed_by_dnssec_signzone_is_fully_validated_by_delv() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("db.signed.test"),
+        "$TTL 300\n$ORIGIN signed.test.\n\
+         @ IN SOA ns hostmaster 1 3600 600 86400 300\n\
+         @ IN NS ns\n\
+         ns IN A 192.0.2.53\n\
+         www IN A 192.0.2.1\n\
+         alias IN CNAME www\n\
+         *.wild IN TXT \"wild\"\n\
+         deep.ent IN TXT \"deep\"\n",
+    )
+    .unwrap();
+    let key = sh(
+        d,
+        "dnssec-keygen",
+        &["-q", "-a", "ECDSAP256SHA256", "-f", "KSK", "signed.test"],
+    );
+    let key = key.trim();
+    let mut zone = std::fs::read_to_string(d.join("db.signed.test")).unwrap();
+    zone.push_str(&format!("$INCLUDE {key}.key\n"));
+    std::fs::write(d.join("db.signed.test"), zone).unwrap();
+    sh(
+        d,
+        "dnssec-signzone",
+        &[
+            "-z",
+            "-q",
+            "-o",
+            "signed.test",
+            "-f",
+            "db.signed",
+            "db.signed.test",
+            key,
+        ],
+    );
+    // The key as delv's trust anchor.
+    let dnskey = std::fs::read_to_string(d.join(format!("{key}.key"))).unwrap();
+    let fields: Vec<&str> = dnskey
+        .lines()
+        .find(|l| !l.starts_with(';'))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let anchor = fields[6..].concat();
+    std::fs::write(
+        d.join("anchors"),
+        format!("trust-anchors {{\n signed.test. static-key 257 3 13 \"{anchor}\";\n}};\n"),
+    )
+    .unwrap();
+    let server = TestServer::start(&format!(
+        "signed.test:0 {{\n file {}\n}}\n",
+        d.join("db.signed").display()
+    ));
+    let port = server.addr.port().to_string();
+    let delv = |name: &str, qtype: &str| -> String {
+        let out = std::process::Command::new("delv")
+            .current_dir(d)
+            .args([
+                "@127.0.0.1",
+                "-p",
+                &port,
+                "-a",
+                "anchors",
+                "+root=signed.test",
+                name,
+                qtype,
+            ])
+            .output()
+            .expect("delv runs (bind9-dnsutils)");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    for (name, qtype, want) in [
+        (
+            "www.signed.test",
+            "A",
+            "www.signed.test.\t300\tIN\tA\t192.0.2.1",
+        ),
+        (
+            "alias.signed.test",
+            "A",
+            "www.signed.test.\t300\tIN\tA\t192.0.2.1",
+        ),
+        (
+            "signed.test",
+            "SOA",
+            "IN\tSOA\tns.signed.test. hostmaster.signed.test. 1",
+        ),
+        (
+            "x.wild.signed.test",
+            "TXT",
+            "x.wild.signed.test.\t300\tIN\tTXT\t\"wild\"",
+        ),
+        // Denials: the NSECs prove them.
+        ("nope.signed.test", "A", "NXDOMAIN"),
+        ("www.signed.test", "TXT", "NXRRSET"),
+        ("ent.signed.test", "A", "NXRRSET"),
+        ("ent.signed.test", "DS", "NXRRSET"),
+        (
+            "deep.ent.signed.test",
+            "TXT",
+            "deep.ent.signed.test.\t300\tIN\tTXT\t\"deep\"",
+        ),
+        ("nope.wild.signed.test", "A", "NXRRSET"),
+    ] {
+        let out = delv(name, qtype);
+        assert!(out.contains("fully validated"), "{name} {qtype}: {out}");
+        assert!(out.contains(want), "{name} {qtype}: {out}");
+    }
+}

@@ -155,6 +155,12 @@ fn read_text(
                     state.default_ttl = inner.default_ttl;
                     state.last_ttl = inner.last_ttl;
                 }
+                "$GENERATE" => {
+                    for line in generate(&line).map_err(|m| err(at, m))? {
+                        let record = entry(&line, state).map_err(|m| err(at, m))?;
+                        records.push(record);
+                    }
+                }
                 other => {
                     return Err(err(at, format!("{other} is not supported")));
                 }
@@ -165,6 +171,91 @@ fn read_text(
         records.push(record);
     }
     Ok(())
+}
+
+/// BIND's `$GENERATE START-STOP[/STEP] LHS [TTL] [CLASS] TYPE RHS`, as miekg/dns reads it:
+/// a record line per value, with `$` in LHS and RHS replaced by it (`${OFFSET,WIDTH,BASE}`
+/// shifts and formats it: BASE `d`, `o`, `x` or `X`; `\$` is a `$`).
+fn generate(line: &Line) -> Result<Vec<Line>, String> {
+    /// At most this many records from one line (miekg/dns allows 65535).
+    const MAX: u64 = 65_535;
+    let args = &line.tokens[1..];
+    let [range, lhs, middle @ .., rhs] = args else {
+        return Err("$GENERATE takes a range, an owner, a type and data".into());
+    };
+    let bad_range = || format!("$GENERATE: bad range {:?}", range.text);
+    let (span, step) = match range.text.split_once('/') {
+        Some((span, step)) => (span, step.parse::<u64>().map_err(|_| bad_range())?),
+        None => (range.text.as_str(), 1),
+    };
+    let (start, stop) = span
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+        .ok_or_else(bad_range)?;
+    if step == 0 || start > stop || (stop - start) / step >= MAX {
+        return Err(bad_range());
+    }
+    let mut out = Vec::new();
+    let mut i = start;
+    while i <= stop {
+        let mut tokens = vec![Token {
+            text: substitute(&lhs.text, i)?,
+            quoted: false,
+        }];
+        tokens.extend(middle.iter().cloned());
+        tokens.push(Token {
+            text: substitute(&rhs.text, i)?,
+            quoted: rhs.quoted,
+        });
+        out.push(Line {
+            tokens,
+            blank_owner: false,
+            line: line.line,
+        });
+        i += step;
+    }
+    Ok(out)
+}
+
+/// `template` with each `$` (or `${OFFSET,WIDTH,BASE}`) replaced by `value`.
+fn substitute(template: &str, value: u64) -> Result<String, String> {
+    let mut out = String::new();
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'$') => {
+                chars.next();
+                out.push('$');
+            }
+            '$' if chars.peek() == Some(&'{') => {
+                chars.next();
+                let spec: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                let bad = || format!("$GENERATE: bad modifier {{{spec}}}");
+                let mut parts = spec.split(',').map(str::trim);
+                let offset: i64 = parts.next().unwrap_or("0").parse().map_err(|_| bad())?;
+                let width: usize = parts.next().unwrap_or("0").parse().map_err(|_| bad())?;
+                if width > 255 {
+                    return Err(bad());
+                }
+                let v = i64::try_from(value)
+                    .ok()
+                    .and_then(|v| v.checked_add(offset))
+                    .filter(|v| *v >= 0)
+                    .ok_or_else(bad)?;
+                let text = match parts.next().unwrap_or("d") {
+                    "d" => format!("{v:0width$}"),
+                    "o" => format!("{v:0width$o}"),
+                    "x" => format!("{v:0width$x}"),
+                    "X" => format!("{v:0width$X}"),
+                    _ => return Err(bad()),
+                };
+                out.push_str(&text);
+            }
+            '$' => out.push_str(&value.to_string()),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
 }
 
 /// One record line, read with what the lines before it set.
@@ -715,11 +806,8 @@ mod tests {
             ("a A 10.0.0.1\nb A nope\n", 2, "A record of b.example.org."),
             ("a 300 IN (\nA 10.0.0.1\n", 1, "unbalanced parenthesis"),
             ("\n\nx 1 IN FROB 1\n", 3, "not a record type"),
-            (
-                "$GENERATE 1-2 a$ A 10.0.0.$\n",
-                1,
-                "$GENERATE is not supported",
-            ),
+            ("$FROB 1\n", 1, "$FROB is not supported"),
+            ("$GENERATE 5-1 a$ A 10.0.0.$\n", 1, "bad range"),
             ("a NSEC3 1 0 0 - A\n", 1, "NSEC3"),
             ("  A 10.0.0.1\n", 1, "no owner name"),
             ("a \"open\n", 1, "unterminated"),
@@ -730,6 +818,28 @@ mod tests {
                 "{text:?}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn generate_makes_a_record_per_value() {
+        let got = records(
+            "$GENERATE 1-3 host-$ 60 A 10.0.0.$\n\
+             $GENERATE 10-30/10 ${5,3,x} CNAME r-$.example.net.\n\
+             $GENERATE 7-7 t TXT \"\\\\$-$\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                "host-1.example.org. 60 IN A 10.0.0.1",
+                "host-2.example.org. 60 IN A 10.0.0.2",
+                "host-3.example.org. 60 IN A 10.0.0.3",
+                "00f.example.org. 60 IN CNAME r-10.example.net.",
+                "019.example.org. 60 IN CNAME r-20.example.net.",
+                "023.example.org. 60 IN CNAME r-30.example.net.",
+                "t.example.org. 60 IN TXT $-7",
+            ]
+        );
     }
 
     #[test]

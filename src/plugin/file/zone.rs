@@ -37,7 +37,7 @@ pub struct Zone {
     pub serial: u32,
     /// Names (lowercase wire format) to what they hold; empty non-terminals hold nothing.
     names: HashMap<NameKey, Entry>,
-    /// Every name in DNSSEC's canonical order, when the zone has NSEC records.
+    /// The names with an NSEC in DNSSEC's canonical order, when the zone has NSEC records.
     canonical: Vec<NameKey>,
 }
 
@@ -129,7 +129,12 @@ impl Zone {
         }
         let mut canonical = Vec::new();
         if signed {
-            canonical = names.keys().cloned().collect();
+            // The owners of NSECs: an empty non-terminal is covered, not named, by one.
+            canonical = by_name
+                .iter()
+                .filter(|(_, node)| node.get(RecordType::NSEC).is_some())
+                .map(|(key, _)| key.clone())
+                .collect();
             canonical.sort_by(|a, b| canonical_cmp(a.as_bytes(), b.as_bytes()));
         }
         Ok(Self {
