@@ -229,7 +229,6 @@ fn refusal(name: &str) -> &'static str {
             (dnssec-signzone, kzonesign, ldns-signzone) and serve it with `file`, which \
             answers with its RRSIGs and NSECs"
         }
-        "auto" => "not supported yet: give each zone its own `file DBFILE ZONE` line",
         "secondary" => {
             "not supported: zones are not transferred in; serve the primary's zone file \
             with `file`, or `forward` the zone to the primary"
@@ -567,9 +566,9 @@ mod tests {
         for (text, line, needle) in [
             (".:53 {\n dnssec\n}\n", 2, "sign the zone offline"),
             (
-                ".:53 {\n auto\n}\n",
+                ".:53 {\n secondary\n}\n",
                 2,
-                "auto: not supported yet: give each zone",
+                "secondary: not supported: zones are not",
             ),
             (".:53 {\n pprof\n}\n", 2, "perf record -g -p PID"),
             (".:53 {\n cancel 1x\n}\n", 2, "invalid duration: \"1x\""),

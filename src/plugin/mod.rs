@@ -695,7 +695,7 @@ registry! {
     "k8s_external",
     "kubernetes": kubernetes::KubernetesConfig => Kubernetes(Kubernetes),
     "file": file::FileConfig => File(file::File),
-    "auto",
+    "auto": file::auto::AutoConfig => Auto(file::auto::Auto),
     "secondary",
     "etcd",
     "loop": forward_loop::Detect => Loop(forward_loop::Loop),

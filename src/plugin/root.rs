@@ -1,4 +1,4 @@
-//! `root PATH`: where the block's `file` directives read relative paths from, as CoreDNS's
+//! `root PATH`: where the block's `file` and `auto` directives read relative paths from, as CoreDNS's
 //! `root` plugin sets it (a missing directory is allowed, with a warning: it may appear later).
 
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! The `file` plugin: zones served from RFC 1035 master files, as CoreDNS's `file` plugin
 //! serves them (see [`zone`] for the answers), each reloaded when its SOA serial changes.
 
+pub mod auto;
 pub mod setup;
 pub mod text;
 pub mod zone;
@@ -10,7 +11,6 @@ pub use setup::FileConfig;
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::RecordType;
 
 use super::{Fast, Outcome, Phases, Reply, Request};
 use crate::corefile::Fallthrough;
@@ -40,10 +40,9 @@ impl File {
     }
 }
 
-/// As CoreDNS's file plugin: names outside its zones pass on; zone transfers are REFUSED
-/// (there is no `transfer` plugin to make them); a zone whose file has not been read yet
-/// answers SERVFAIL; a name the zone lacks (NXDOMAIN, or an empty non-terminal) passes on
-/// under `fallthrough`.
+/// As CoreDNS's file plugin: names outside its zones pass on; a zone whose file has not been
+/// read yet answers SERVFAIL; a name the zone lacks (NXDOMAIN, or an empty non-terminal)
+/// passes on under `fallthrough`. (Zone transfers never get here: the handler refuses them.)
 impl Phases for File {
     const ANSWERS: bool = true;
 
@@ -51,41 +50,52 @@ impl Phases for File {
         let Some(i) = self.zones.longest_index(&req.lower) else {
             return Outcome::Next;
         };
-        if matches!(req.qtype, RecordType::AXFR | RecordType::IXFR) {
-            let mut reply = Reply::authoritative(ResponseCode::Refused);
-            reply.authoritative = false;
-            return Outcome::Reply(reply);
-        }
         let data = self.slots[i].guard();
-        let Some(zone) = data.as_ref() else {
-            let mut reply = Reply::authoritative(ResponseCode::ServFail);
-            reply.authoritative = false;
-            return Outcome::Reply(reply);
-        };
-        let key = NameKey::from(&req.lower);
-        let answer = zone.lookup(key.as_bytes(), req.qtype, req.dnssec_ok);
-        if answer.missing && self.fallthrough.through(&req.lower) {
-            return Outcome::Next;
-        }
-        Outcome::Reply(answer.reply)
+        serve_zone(data.as_ref().as_deref(), req, &self.fallthrough)
     }
 
     /// [`Self::serve`] on the fast path for queries without the DO bit: a set at a name,
     /// NODATA and NXDOMAIN copied from the zone's bytes.
     fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
-        let key = query.key();
-        let Some(i) = self.zones.longest_index_wire(key) else {
+        let Some(i) = self.zones.longest_index_wire(query.key()) else {
             return Fast::Next;
         };
-        if query.edns.is_some_and(|(_, dnssec_ok)| dnssec_ok) {
-            return Fast::Slow;
-        }
         let data = self.slots[i].guard();
-        let Some(zone) = data.as_ref() else {
-            return Fast::Slow;
-        };
-        zone.lookup_fast(key, query.qtype, || self.fallthrough.through_wire(key), out)
+        serve_zone_fast(data.as_ref().as_deref(), query, &self.fallthrough, out)
     }
+}
+
+/// `req` answered from `zone` (`None`: not read yet, SERVFAIL), passed on under `fallthrough`
+/// when the zone lacks the name.
+pub fn serve_zone(zone: Option<&Zone>, req: &Request, fallthrough: &Fallthrough) -> Outcome {
+    let Some(zone) = zone else {
+        let mut reply = Reply::authoritative(ResponseCode::ServFail);
+        reply.authoritative = false;
+        return Outcome::Reply(reply);
+    };
+    let key = NameKey::from(&req.lower);
+    let answer = zone.lookup(key.as_bytes(), req.qtype, req.dnssec_ok);
+    if answer.missing && fallthrough.through(&req.lower) {
+        return Outcome::Next;
+    }
+    Outcome::Reply(answer.reply)
+}
+
+/// [`serve_zone`] on the fast path.
+pub fn serve_zone_fast(
+    zone: Option<&Zone>,
+    query: &crate::wire::LightQuery,
+    fallthrough: &Fallthrough,
+    out: &mut Vec<u8>,
+) -> Fast {
+    let Some(zone) = zone else {
+        return Fast::Slow;
+    };
+    if query.edns.is_some_and(|(_, dnssec_ok)| dnssec_ok) {
+        return Fast::Slow;
+    }
+    let key = query.key();
+    zone.lookup_fast(key, query.qtype, || fallthrough.through_wire(key), out)
 }
 
 #[cfg(test)]
