@@ -7,7 +7,7 @@
 //! under `fallthrough`, and is SERVFAIL without it.
 //!
 //! The RR templates are Go templates in CoreDNS; this build renders the fields real Corefiles
-//! use (`.Name`, `.Zone`, `.Class`, `.Type`, `.Remote`, `.Regex`, `index .Match N`,
+//! use (`.Name`, `.Zone`, `.Class`, `.Type`, `.Remote`, `.Regex`, `index .Match N`, `parseInt`,
 //! `index .Group "NAME"`, `.Group.NAME`) and refuses any other action at start, naming it.
 
 use std::collections::BTreeMap;
@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordType};
-use hickory_proto::serialize::txt::Parser;
 use regex::Regex;
 
 use super::setup::{Building, Context, Setup, SetupError};
@@ -74,12 +73,30 @@ impl Counted {
         );
     }
 
+    /// A template failed to render (`coredns_template_template_failures_total`).
+    fn template_failed(&self, zone: &str, class: &str, qtype: &str, section: &str, template: &str) {
+        self.failed(
+            "coredns_template_template_failures_total",
+            "Counter of go template failures.",
+            [zone, class, qtype, section, template],
+        );
+    }
+
     /// A rendered RR did not read.
     fn rr_failed(&self, zone: &str, class: &str, qtype: &str, section: &str, template: &str) {
-        let template = template.replace('\\', "\\\\").replace('"', "\\\"");
-        self.count(
+        self.failed(
             "coredns_template_rr_failures_total",
             "Counter of mis-templated RRs.",
+            [zone, class, qtype, section, template],
+        );
+    }
+
+    fn failed(&self, name: &'static str, help: &'static str, labels: [&str; 5]) {
+        let [zone, class, qtype, section, template] = labels;
+        let template = template.replace('\\', "\\\\").replace('"', "\\\"");
+        self.count(
+            name,
+            help,
             format!(
                 "class=\"{class}\",section=\"{section}\",server=\"{}\",template=\"{template}\",type=\"{qtype}\",view=\"{}\",zone=\"{zone}\"",
                 self.server, self.view
@@ -132,6 +149,8 @@ enum Piece {
     Group(String),
     /// `.Var.NAME`, `index .Var "NAME"`.
     Var(String),
+    /// `parseInt FIELD BASE BITS`: Go's `strconv.ParseUint` of a field, printed in decimal.
+    ParseInt(Box<Piece>, u32, u32),
 }
 
 /// Reads a Go template's text and actions (`{{ ... }}`, with `{{-`/`-}}` trimming), keeping the
@@ -164,7 +183,7 @@ fn compile(text: &str) -> Result<Rr, String> {
         }
         pieces.push(piece(action.trim()).ok_or_else(|| {
             format!(
-                "{{{{ {} }}}} is not supported in this build (it renders .Name, .Zone, .Class, .Type, .Remote, .Regex, index .Match N, index .Group \"NAME\", .Group.NAME)",
+                "{{{{ {} }}}} is not supported in this build (it renders .Name, .Zone, .Class, .Type, .Remote, .Regex, index .Match N, index .Group \"NAME\", .Group.NAME, .Var.NAME and parseInt of them)",
                 action.trim()
             )
         })?);
@@ -179,6 +198,17 @@ fn compile(text: &str) -> Result<Rr, String> {
 
 fn piece(action: &str) -> Option<Piece> {
     let words: Vec<&str> = action.split_whitespace().collect();
+    if let ["parseInt", field @ .., base, bits] = words.as_slice() {
+        let (base, bits) = (base.parse().ok()?, bits.parse().ok()?);
+        if !(base == 0 || (2..=36).contains(&base)) || bits > 64 {
+            return None;
+        }
+        let field = piece(&field.join(" "))?;
+        if matches!(field, Piece::Text(_) | Piece::ParseInt(..)) {
+            return None;
+        }
+        return Some(Piece::ParseInt(Box::new(field), base, bits));
+    }
     Some(match words.as_slice() {
         [".Name"] => Piece::Name,
         [".Zone"] => Piece::Zone,
@@ -214,27 +244,72 @@ struct Data<'a> {
 }
 
 impl Rr {
-    fn render(&self, data: &Data<'_>) -> String {
+    /// The RR's text for `data`; an error where Go's template would fail (`parseInt` of what
+    /// is not a number).
+    fn render(&self, data: &Data<'_>) -> Result<String, String> {
         let mut out = String::new();
         for piece in &self.0 {
-            match piece {
-                Piece::Text(t) => out.push_str(t),
-                Piece::Name => out.push_str(data.name),
-                Piece::Zone => out.push_str(&data.zone),
-                Piece::Class => out.push_str(&data.class),
-                Piece::Type => out.push_str(&data.qtype),
-                Piece::Remote => out.push_str(&data.remote),
-                Piece::Regex => out.push_str(data.regex),
-                Piece::Match(i) => out.push_str(data.matches.get(*i).map_or("", String::as_str)),
-                Piece::Group(g) => out.push_str(data.groups.get(g).map_or("", String::as_str)),
-                // Go prints a missing key of a map as `<no value>`.
-                Piece::Var(v) => {
-                    out.push_str(data.vars.get(v).map_or("<no value>", String::as_str))
-                }
-            }
+            render_piece(piece, data, &mut out)?;
         }
-        out
+        Ok(out)
     }
+}
+
+fn render_piece(piece: &Piece, data: &Data<'_>, out: &mut String) -> Result<(), String> {
+    match piece {
+        Piece::Text(t) => out.push_str(t),
+        Piece::Name => out.push_str(data.name),
+        Piece::Zone => out.push_str(&data.zone),
+        Piece::Class => out.push_str(&data.class),
+        Piece::Type => out.push_str(&data.qtype),
+        Piece::Remote => out.push_str(&data.remote),
+        Piece::Regex => out.push_str(data.regex),
+        Piece::Match(i) => out.push_str(data.matches.get(*i).map_or("", String::as_str)),
+        Piece::Group(g) => out.push_str(data.groups.get(g).map_or("", String::as_str)),
+        // Go prints a missing key of a map as `<no value>`.
+        Piece::Var(v) => out.push_str(data.vars.get(v).map_or("<no value>", String::as_str)),
+        Piece::ParseInt(field, base, bits) => {
+            let mut text = String::new();
+            render_piece(field, data, &mut text)?;
+            out.push_str(&parse_uint(&text, *base, *bits)?.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// Go's `strconv.ParseUint(s, base, bits)`: base 0 reads a `0x`, `0o`, `0b` or `0` prefix (and
+/// `_` between digits); bits 0 is 64.
+fn parse_uint(s: &str, base: u32, bits: u32) -> Result<u64, String> {
+    let bad = || format!("parseInt: invalid syntax: {s:?}");
+    let (digits, radix) = if base == 0 {
+        let lower = s.to_ascii_lowercase();
+        let (rest, radix) = if let Some(r) = lower.strip_prefix("0x") {
+            (r.to_string(), 16)
+        } else if let Some(r) = lower.strip_prefix("0o") {
+            (r.to_string(), 8)
+        } else if let Some(r) = lower.strip_prefix("0b") {
+            (r.to_string(), 2)
+        } else if lower.len() > 1 && lower.starts_with('0') {
+            (lower[1..].to_string(), 8)
+        } else {
+            (lower, 10)
+        };
+        if rest.starts_with('_') || rest.ends_with('_') || rest.contains("__") {
+            return Err(bad());
+        }
+        (rest.replace('_', ""), radix)
+    } else {
+        (s.to_string(), base)
+    };
+    if digits.is_empty() || digits.starts_with('+') {
+        return Err(bad());
+    }
+    let value = u64::from_str_radix(&digits, radix).map_err(|_| bad())?;
+    let bits = if bits == 0 { 64 } else { bits };
+    if bits < 64 && value >> bits != 0 {
+        return Err(format!("parseInt: value out of range: {s:?}"));
+    }
+    Ok(value)
 }
 
 /// A rendered RR as miekg/dns's `NewRR` reads it: one zone-file line, names relative to the
@@ -246,12 +321,10 @@ fn read_rr(text: &str) -> Option<Record> {
         return None;
     }
     let zone = format!("$TTL 3600\n{line}\n");
-    let (_, sets) = Parser::new(zone, None, Some(Name::root())).parse().ok()?;
-    let mut records = sets
-        .into_values()
-        .flat_map(|s| s.records_without_rrsigs().cloned().collect::<Vec<_>>());
-    let record = records.next()?;
-    records.next().is_none().then_some(record)
+    let records =
+        super::file::text::parse(&zone, std::path::Path::new("template"), &Name::root()).ok()?;
+    let [record] = <[Record; 1]>::try_from(records).ok()?;
+    Some(record)
 }
 
 /// An rcode as the template plugin reads it: miekg/dns's name, exactly (case counts); the ones
@@ -585,8 +658,27 @@ impl Phases for Template {
                 (&t.authority, &mut reply.authority, "authority"),
             ] {
                 for rr in rrs {
-                    // An RR that does not read is SERVFAIL, as CoreDNS answers it.
-                    let Some(record) = read_rr(&rr.render(&data)) else {
+                    // A template that fails, or an RR that does not read, is SERVFAIL, as
+                    // CoreDNS answers it.
+                    let text = match rr.render(&data) {
+                        Ok(text) => text,
+                        Err(_) => {
+                            if let Some(counted) = &self.counted {
+                                counted.template_failed(
+                                    &data.zone,
+                                    &data.class,
+                                    &data.qtype,
+                                    label,
+                                    &rr.1,
+                                );
+                            }
+                            return Outcome::Reply(
+                                Reply::authoritative(ResponseCode::ServFail)
+                                    .not_authoritative_reply(),
+                            );
+                        }
+                    };
+                    let Some(record) = read_rr(&text) else {
                         if let Some(counted) = &self.counted {
                             counted.rr_failed(&data.zone, &data.class, &data.qtype, label, &rr.1);
                         }
@@ -865,6 +957,44 @@ mod tests {
     }
 
     #[test]
+    fn parse_int_as_go_reads_it_and_a_failure_is_servfail() {
+        // CoreDNS's README example: a hexadecimal address in the name.
+        let served = Served::new(
+            r#".:0 {
+                template IN A example {
+                    match "^ip0a(?P<b>[a-f0-9]{2})(?P<c>[a-f0-9]{2})(?P<d>[a-zA-Z0-9]{2})[.]example[.]$"
+                    answer "{{ .Name }} 60 IN A 10.{{ parseInt .Group.b 16 8 }}.{{ parseInt .Group.c 16 8 }}.{{ parseInt .Group.d 16 8 }}"
+                }
+            }"#,
+        );
+        served.expect(
+            "ip0a7b0cff.example. A",
+            ";; NOERROR aa rd
+            ip0a7b0cff.example. 60 IN A 10.123.12.255",
+        );
+        // `zz` is no hexadecimal number: the template fails.
+        served.expect("ip0a7b0czz.example. A", ";; SERVFAIL rd");
+        for (s, base, bits, want) in [
+            ("ff", 16, 8, Ok(255)),
+            ("100", 16, 8, Err(())),
+            ("0x1F", 0, 0, Ok(31)),
+            ("017", 0, 64, Ok(15)),
+            ("0b1_01", 0, 8, Ok(5)),
+            ("1_0", 10, 8, Err(())),
+            ("-1", 10, 64, Err(())),
+            ("", 10, 64, Err(())),
+        ] {
+            assert_eq!(
+                parse_uint(s, base, bits).map_err(|_| ()),
+                want,
+                "{s} {base} {bits}"
+            );
+        }
+        assert!(compile("{{ parseInt .Group.b 37 8 }}").is_err());
+        assert!(compile("{{ parseInt .Group.b 16 }}").is_err());
+    }
+
+    #[test]
     fn go_template_trimming_and_rr_reading() {
         let rr = compile("{{- .Name -}}   60 IN A 10.0.0.1").unwrap();
         assert_eq!(rr.0[0], Piece::Name);
@@ -872,6 +1002,11 @@ mod tests {
         assert!(read_rr("a.example. IN A 10.0.0.1").is_some_and(|r| r.ttl() == 3600));
         assert!(
             read_rr("relative IN A 10.0.0.1").is_some_and(|r| r.name().to_ascii() == "relative.")
+        );
+        // The SOA's own TTL, not its expire field.
+        assert!(
+            read_rr("example. 60 IN SOA ns.example. h.example. (1 7200 3600 1209600 300)")
+                .is_some_and(|r| r.ttl() == 60)
         );
         for bad in [
             "",
