@@ -1565,3 +1565,43 @@ fn a_panic_while_answering_is_servfail_counted_and_the_handler_goes_on() {
     );
     assert_eq!(reply.answers().len(), 1);
 }
+
+#[test]
+fn the_client_pod_labels_come_from_pods_verified() {
+    use crate::plugin::Phases;
+    let handler = handler(
+        ".:0 {
+    metadata
+    kubernetes cluster.local {
+        manifests DATA
+        pods verified
+    }
+}",
+    );
+    let kubernetes = handler.blocks[0]
+        .plugins
+        .iter()
+        .find_map(|p| match p {
+            Plugin::Kubernetes(k) => Some(k),
+            _ => None,
+        })
+        .expect("the kubernetes plugin");
+    let name = hickory_proto::rr::LowerName::from(
+        hickory_proto::rr::Name::from_ascii("web.prod.svc.cluster.local.").unwrap(),
+    );
+    let of = |label: &str, src: &str| kubernetes.metadata(label, &name, src.parse().unwrap());
+    // `curl` in `default` has 10.36.0.7; `web-0` in `prod` has fd00:44::99 among others.
+    assert_eq!(
+        of("kubernetes/client-pod-name", "10.36.0.7:5353").as_deref(),
+        Some("curl")
+    );
+    assert_eq!(
+        of("kubernetes/client-namespace", "10.36.0.7:5353").as_deref(),
+        Some("default")
+    );
+    assert_eq!(
+        of("kubernetes/client-pod-name", "[fd00:44::99]:53").as_deref(),
+        Some("web-0")
+    );
+    assert_eq!(of("kubernetes/client-pod-name", "10.9.9.9:53"), None);
+}

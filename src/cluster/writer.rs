@@ -28,8 +28,8 @@ pub struct ClusterView {
     names: papaya::HashMap<NameKey, WireNode>,
     /// PTR targets by address: a reverse name is answered from the address it spells.
     ptrs: PtrIndex,
-    /// `pods verified`: the namespace of the pod with each address.
-    pod_namespaces: papaya::HashMap<IpAddr, Arc<str>>,
+    /// `pods verified`: the namespace and name of the pod with each address.
+    pod_namespaces: papaya::HashMap<IpAddr, (Arc<str>, Arc<str>)>,
     meta: ArcSwap<Meta>,
 }
 
@@ -75,7 +75,18 @@ impl ClusterView {
 
     /// The namespace of the pod with this address (`pods verified` only).
     pub fn pod_namespace(&self, ip: IpAddr) -> Option<Arc<str>> {
-        self.pod_namespaces.pin().get(&ip).cloned()
+        self.pod_namespaces
+            .pin()
+            .get(&ip)
+            .map(|(ns, _)| Arc::clone(ns))
+    }
+
+    /// The name of the pod with this address (`pods verified` only).
+    pub fn pod_name(&self, ip: IpAddr) -> Option<Arc<str>> {
+        self.pod_namespaces
+            .pin()
+            .get(&ip)
+            .map(|(_, name)| Arc::clone(name))
     }
 
     pub fn meta(&self) -> arc_swap::Guard<Arc<Meta>> {
@@ -585,8 +596,8 @@ impl ClusterWriter {
         let view = self.view.pod_namespaces.pin();
         for ip in touched {
             match self.ip_pods.get(&ip).and_then(|pods| pods.first()) {
-                Some((ns, _)) => {
-                    view.insert(ip, Arc::from(ns.as_str()));
+                Some((ns, name)) => {
+                    view.insert(ip, (Arc::from(ns.as_str()), Arc::from(name.as_str())));
                 }
                 None => {
                     view.remove(&ip);

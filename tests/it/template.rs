@@ -49,12 +49,12 @@ fn matches_and_broken_rrs_are_counted_as_coredns_counts_them() {
         "{metrics}"
     );
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("coredns_template_template_failures_total{")
+        metrics.lines().any(
+            |l| l.starts_with("coredns_template_template_failures_total{")
                 && l.contains("section=\"answer\"")
                 && l.contains("type=\"AAAA\"")
-                && l.ends_with(" 1")),
+                && l.ends_with(" 1")
+        ),
         "{metrics}"
     );
 }

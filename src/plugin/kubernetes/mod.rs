@@ -214,6 +214,10 @@ impl Phases for Kubernetes {
                 .view
                 .pod_namespace(src.ip().to_canonical())
                 .map(|ns| ns.to_string()),
+            "client-pod-name" => self
+                .view
+                .pod_name(src.ip().to_canonical())
+                .map(|name| name.to_string()),
             _ => {
                 let zone = self.zones.longest(name)?;
                 crate::plugin::metadata::kubernetes_label(label, name, zone)
