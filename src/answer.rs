@@ -126,6 +126,8 @@ enum Walked {
 struct Follow {
     reply: Reply,
     target: Name,
+    /// The zone's SOA, when the target's rcode is to be the answer's ([`settle`]).
+    negative: Option<Box<wire::Section>>,
 }
 
 /// What asking a block's chain for a name gave: the one way a query, an autopath candidate and
@@ -900,7 +902,11 @@ impl Handler {
                     }
                 }
                 Then::Follow(follow) => {
-                    let Follow { mut reply, target } = *follow;
+                    let Follow {
+                        mut reply,
+                        target,
+                        negative,
+                    } = *follow;
                     let asked = upstream(
                         &forward,
                         &query,
@@ -911,11 +917,12 @@ impl Handler {
                     )
                     .await;
                     drop(_slot);
-                    if let Some(theirs) =
-                        asked.and_then(|response| Reply::reowned(&response, Owners::Whole))
-                    {
-                        reply.append_answers(&theirs);
+                    let theirs =
+                        asked.and_then(|response| Reply::reowned(&response, Owners::Whole));
+                    if let Some(theirs) = &theirs {
+                        reply.append_answers(theirs);
                     }
+                    settle(&mut reply, negative.as_deref(), theirs.as_ref());
                     self.written(block, &query, &msg, &mut reply, limit, &mut out)
                 }
                 Then::Dns64 => {
@@ -1371,45 +1378,86 @@ impl Handler {
     }
 }
 
+/// How many CNAME targets outside the zones one answer follows (CoreDNS's lookup loop stops at
+/// 8 too).
+const MAX_FOLLOWS: usize = 8;
+
 impl Handler {
     /// CoreDNS's upstream lookup for a CNAME that leaves the zones (an ExternalName service's,
     /// a zone file's): its target asked of the server as a query of its own, routed to the
     /// block with the longest zone holding it (the same block when the server has views, or
-    /// none holds it), and the records found added after the CNAMEs; when that block forwards
-    /// the target, the upstream's answer is added in [`Handler::forward`]. A target nothing
-    /// answers leaves the CNAMEs alone.
+    /// none holds it), and the records found added after the CNAMEs; a target whose answer
+    /// leaves its zones in turn is followed too, up to [`MAX_FOLLOWS`]. When a block forwards a
+    /// target, the upstream's answer is added in [`Handler::forward`]. A target nothing
+    /// answers leaves the CNAMEs alone. Where the reply asks for it (`Reply::follow_negative`,
+    /// `file`), the last target's rcode is the answer's ([`settle`]).
     fn follow(&self, block: &Block, req: &Request, mut reply: Reply) -> Step {
-        let Some(target) = reply.follow.take() else {
-            return Step::Reply(reply);
-        };
-        let lower = LowerName::new(&target);
-        let routed = match &self.views {
-            None => self
-                .zones
-                .longest_index(&lower)
-                .and_then(|zone| self.routes.get(zone))
-                .map(|&(index, _)| &*self.blocks[index]),
-            Some(_) => None,
-        };
-        follow_in(routed.unwrap_or(block), req, reply, target)
+        let negative = reply.follow_negative.take();
+        let mut next = reply.follow.take();
+        let mut hops = 0;
+        while let Some(target) = next.take() {
+            hops += 1;
+            let lower = LowerName::new(&target);
+            let routed = match &self.views {
+                None => self
+                    .zones
+                    .longest_index(&lower)
+                    .and_then(|zone| self.routes.get(zone))
+                    .map(|&(index, _)| &*self.blocks[index]),
+                Some(_) => None,
+            };
+            match ask(routed.unwrap_or(block), &req.for_name(target.clone())) {
+                Asked::Reply(theirs) => {
+                    if let Some(whole) = theirs.reowned_whole(&target, req.qtype) {
+                        reply.append_answers(&whole);
+                    }
+                    if hops < MAX_FOLLOWS {
+                        next.clone_from(&theirs.follow);
+                    }
+                    if next.is_none() {
+                        settle(&mut reply, negative.as_deref(), Some(&theirs));
+                    }
+                }
+                Asked::Upstream(forward, slot) => {
+                    return Step::Forward {
+                        forward,
+                        slot,
+                        then: Then::Follow(Box::new(Follow {
+                            reply,
+                            target,
+                            negative,
+                        })),
+                    };
+                }
+                // A block holds the name and nothing in it answers: SERVFAIL, as the
+                // server answers the lookup.
+                Asked::Nothing if routed.is_some() => {
+                    settle(&mut reply, negative.as_deref(), None);
+                }
+                Asked::Nothing => {}
+            }
+        }
+        Step::Reply(reply)
     }
 }
 
-/// [`Handler::follow`] in `block`.
-fn follow_in(block: &Block, req: &Request, mut reply: Reply, target: Name) -> Step {
-    match ask(block, &req.for_name(target.clone())) {
-        Asked::Reply(theirs) => {
-            if let Some(theirs) = theirs.reowned_whole(&target, req.qtype) {
-                reply.append_answers(&theirs);
-            }
-            Step::Reply(reply)
+/// An answer's rcode and authority section from its last CNAME target's answer (`None`: the
+/// lookup failed), as CoreDNS's file plugin makes them when `negative` (the zone's SOA) is
+/// given: NXDOMAIN and NODATA with the SOA, SERVFAIL kept; otherwise left as they are.
+fn settle(reply: &mut Reply, negative: Option<&wire::Section>, theirs: Option<&Reply>) {
+    let Some(soa) = negative else {
+        return;
+    };
+    match theirs.map_or(ResponseCode::ServFail, |t| t.rcode) {
+        ResponseCode::NXDomain => {
+            reply.rcode = ResponseCode::NXDomain;
+            reply.authority = soa.clone();
         }
-        Asked::Upstream(forward, slot) => Step::Forward {
-            forward,
-            slot,
-            then: Then::Follow(Box::new(Follow { reply, target })),
-        },
-        Asked::Nothing => Step::Reply(reply),
+        ResponseCode::NoError if theirs.is_some_and(|t| t.answers.is_empty()) => {
+            reply.authority = soa.clone();
+        }
+        ResponseCode::ServFail => reply.rcode = ResponseCode::ServFail,
+        _ => {}
     }
 }
 

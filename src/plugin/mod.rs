@@ -145,6 +145,9 @@ pub struct Reply {
     /// handler asks of the block's chain and whose answers it adds after the CNAMEs, as
     /// CoreDNS's kubernetes plugin does through its upstream lookup.
     pub follow: Option<hickory_proto::rr::Name>,
+    /// With `follow`: the zone's SOA, when the target's answer settles the rcode (NXDOMAIN and
+    /// NODATA put it in the authority section), as CoreDNS's file plugin answers.
+    pub follow_negative: Option<Box<Section>>,
     /// Work for the loop that sends the answer, once it is sent.
     pub after: Option<Box<After>>,
     /// An extended DNS error (RFC 8914) for the response's OPT record, when the query has one.
@@ -211,6 +214,7 @@ impl Reply {
             authority: Section::default(),
             additional: Section::default(),
             follow: None,
+            follow_negative: None,
             after: None,
             ede: None,
         }

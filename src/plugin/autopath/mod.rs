@@ -104,6 +104,7 @@ pub fn renamed(reply: &Reply, original: &Name, candidate: &Name, qtype: RecordTy
     match reply.reowned_whole(candidate, qtype) {
         Some(out) => Reply {
             follow: reply.follow.clone(),
+            follow_negative: reply.follow_negative.clone(),
             ..with_cname(out, original, candidate)
         },
         None => reply.clone(),

@@ -134,6 +134,7 @@ impl Entry {
             authority,
             additional,
             follow: None,
+            follow_negative: None,
             after: None,
             ede: None,
         }

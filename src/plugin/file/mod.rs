@@ -353,6 +353,71 @@ ns  NSEC signed.test. A NSEC
         );
     }
 
+    fn serve(origin: &str, zone: &str, key: &str) -> (tempfile::TempDir, Served) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        std::fs::write(&path, zone).unwrap();
+        let corefile = format!("{key}:0 {{\n file {} {origin}\n}}\n", path.display());
+        (dir, Served::new(&corefile))
+    }
+
+    #[test]
+    fn the_root_zone_is_served() {
+        let (_dir, s) = serve(
+            ".",
+            "@ 300 IN SOA a.root. h.root. 1 2 3 4 5\n@ 300 IN NS a.root.\na.root. 300 IN A 192.0.2.1\n",
+            ".",
+        );
+        assert!(s.ask("a.root. A").contains("192.0.2.1"));
+        assert!(s.ask(". NS").contains(". 300 IN NS a.root."));
+        assert!(s.ask("nope. A").starts_with(";; NXDOMAIN aa"));
+        assert!(s.fast("a.root. A"));
+    }
+
+    #[test]
+    fn a_cname_target_settles_the_answer() {
+        let zone = "$ORIGIN example.org.\n@ 300 IN SOA ns h 1 2 3 4 5\n@ 300 IN NS ns\nns 300 IN A 192.0.2.53\n\
+                    gone 300 IN CNAME nothere\n\
+                    hop 300 IN CNAME foo.dn\n\
+                    dn 300 IN DNAME sub.example.org.\n\
+                    foo.sub 300 IN A 192.0.2.7\n\
+                    self 300 IN DNAME self.example.org.\n";
+        let (_dir, s) = serve("example.org", zone, "example.org");
+        // A missing target in the zone: NXDOMAIN, with the SOA, as CoreDNS's lookup makes it.
+        s.expect(
+            "gone.example.org. A",
+            ";; NXDOMAIN aa rd
+            gone.example.org. 300 IN CNAME nothere.example.org.
+            ;; authority
+            example.org. 300 IN SOA ns.example.org. h.example.org. 1 2 3 4 5",
+        );
+        // A target that is itself substituted: followed on.
+        let hop = s.ask("hop.example.org. A");
+        assert!(hop.contains("foo.sub.example.org. 300 IN A 192.0.2.7"), "{hop}");
+        assert!(hop.starts_with(";; NOERROR aa"), "{hop}");
+        // A DNAME that gives the name back: SERVFAIL.
+        assert!(s.ask("x.self.example.org. A").starts_with(";; SERVFAIL"));
+    }
+
+    #[test]
+    fn hostile_signatures_do_not_break_answers() {
+        let zone = "$ORIGIN example.org.\n@ 300 IN SOA ns h 1 2 3 4 5\n@ 300 IN NS ns\n\
+                    @ 300 IN RRSIG \\# 1 00\n\
+                    @ 300 IN RRSIG SOA 13 2 300 20300101000000 20200101000000 1 example.org. AAAA\n\
+                    ns 300 IN A 192.0.2.53\n\
+                    ns 300 IN RRSIG A 13 3 300 20300101000000 20200101000000 1 example.org. AAAB\n";
+        let (_dir, s) = serve("example.org", zone, "example.org");
+        let nx = s.ask_dnssec("nope.example.org. A");
+        assert!(nx.starts_with(";; NXDOMAIN aa"), "{nx}");
+        // The apex NS's glue comes with its signature under DO.
+        let ns = s.ask_dnssec("example.org. NS");
+        let additional = ns.split(";; additional").nth(1).unwrap_or_default();
+        assert!(additional.contains("ns.example.org. 300 IN A 192.0.2.53"), "{ns}");
+        assert!(additional.contains("ns.example.org. 300 IN RRSIG"), "{ns}");
+        let plain = s.ask("example.org. NS");
+        assert!(!plain.contains("RRSIG"), "{plain}");
+    }
+
     #[test]
     fn dname_substitutes_the_name() {
         let (_dir, s) = served("");

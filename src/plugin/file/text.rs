@@ -35,6 +35,18 @@ pub struct ZoneFileError {
 struct Token {
     text: String,
     quoted: bool,
+    /// A quoted string's bytes as written (`\DDD` may be any byte); the text's otherwise.
+    bytes: Vec<u8>,
+}
+
+impl Token {
+    fn word(text: String) -> Self {
+        Self {
+            bytes: text.as_bytes().to_vec(),
+            text,
+            quoted: false,
+        }
+    }
 }
 
 /// A logical line: its tokens (parentheses joined), whether it began with blank space (the
@@ -151,9 +163,8 @@ fn read_text(
                     if let Some(origin) = origin {
                         inner.origin = name_in(origin, &state.origin).map_err(|m| err(at, m))?;
                     }
+                    // Nor its `$TTL` (miekg/dns reads an included file with a parser of its own).
                     read_file(&included, &mut inner, depth + 1, records, Some((path, at)))?;
-                    state.default_ttl = inner.default_ttl;
-                    state.last_ttl = inner.last_ttl;
                 }
                 "$GENERATE" => {
                     for line in generate(&line).map_err(|m| err(at, m))? {
@@ -198,13 +209,12 @@ fn generate(line: &Line) -> Result<Vec<Line>, String> {
     let mut out = Vec::new();
     let mut i = start;
     while i <= stop {
-        let mut tokens = vec![Token {
-            text: substitute(&lhs.text, i)?,
-            quoted: false,
-        }];
+        let mut tokens = vec![Token::word(substitute(&lhs.text, i)?)];
         tokens.extend(middle.iter().cloned());
+        let text = substitute(&rhs.text, i)?;
         tokens.push(Token {
-            text: substitute(&rhs.text, i)?,
+            bytes: text.as_bytes().to_vec(),
+            text,
             quoted: rhs.quoted,
         });
         out.push(Line {
@@ -338,10 +348,10 @@ fn parse_ttl(s: &str) -> Option<u32> {
             _ => return None,
         };
         let n: u64 = std::mem::take(&mut digits).parse().ok()?;
-        total += n * unit;
+        total = total.checked_add(n.checked_mul(unit)?)?;
     }
     if !digits.is_empty() {
-        total += digits.parse::<u64>().ok()?;
+        total = total.checked_add(digits.parse::<u64>().ok()?)?;
     }
     u32::try_from(total).ok()
 }
@@ -369,13 +379,63 @@ fn parse_type(s: &str) -> Result<RecordType, String> {
     {
         return Ok(RecordType::from(code));
     }
-    match upper.as_str() {
-        "DNAME" => return Ok(RecordType::Unknown(39)),
-        "SPF" => return Ok(RecordType::Unknown(99)),
-        "CDNSKEY" => return Ok(RecordType::from(60)),
-        _ => {}
+    if let Ok(known) = RecordType::from_str(&upper) {
+        return Ok(known);
     }
-    RecordType::from_str(&upper).map_err(|_| format!("{s:?} is not a record type"))
+    // The mnemonics miekg/dns knows and hickory-proto does not.
+    let code = match upper.as_str() {
+        "MD" => 3,
+        "MF" => 4,
+        "MB" => 7,
+        "MG" => 8,
+        "MR" => 9,
+        "WKS" => 11,
+        "MINFO" => 14,
+        "RP" => 17,
+        "AFSDB" => 18,
+        "X25" => 19,
+        "ISDN" => 20,
+        "RT" => 21,
+        "NSAPPTR" | "NSAP-PTR" => 23,
+        "PX" => 26,
+        "GPOS" => 27,
+        "LOC" => 29,
+        "EID" => 31,
+        "NIMLOC" => 32,
+        "ATMA" => 34,
+        "KX" => 36,
+        "A6" => 38,
+        "DNAME" => 39,
+        "APL" => 42,
+        "IPSECKEY" => 45,
+        "DHCID" => 49,
+        "SMIMEA" => 53,
+        "HIP" => 55,
+        "NINFO" => 56,
+        "RKEY" => 57,
+        "TALINK" => 58,
+        "CDNSKEY" => 60,
+        "ZONEMD" => 63,
+        "SPF" => 99,
+        "UINFO" => 100,
+        "UID" => 101,
+        "GID" => 102,
+        "UNSPEC" => 103,
+        "NID" => 104,
+        "L32" => 105,
+        "L64" => 106,
+        "LP" => 107,
+        "EUI48" => 108,
+        "EUI64" => 109,
+        "URI" => 256,
+        "AVC" => 258,
+        "DOA" => 259,
+        "AMTRELAY" => 260,
+        "TA" => 32768,
+        "DLV" => 32769,
+        _ => return Err(format!("{s:?} is not a record type")),
+    };
+    Ok(RecordType::from(code))
 }
 
 /// The data of a record of `rtype` from its tokens.
@@ -390,7 +450,14 @@ fn rdata(rtype: RecordType, tokens: &[&Token], origin: &Name) -> Result<RData, S
         && !first.quoted
         && first.text == "\\#"
     {
-        return generic(&texts[1..]).map(raw);
+        return generic(&texts[1..]).map(|bytes| {
+            if bytes.is_empty() {
+                // No data (RFC 3597 allows it): a record with RDLENGTH 0.
+                RData::Update0(rtype)
+            } else {
+                raw(bytes)
+            }
+        });
     }
     match code {
         // RRSIG, NSEC, DS, CDS, DNSKEY, CDNSKEY
@@ -399,23 +466,94 @@ fn rdata(rtype: RecordType, tokens: &[&Token], origin: &Name) -> Result<RData, S
         43 | 59 => ds(&texts).map(raw),
         48 | 60 => dnskey(&texts).map(raw),
         50 | 51 => Err("NSEC3 zones are not supported (as in CoreDNS): sign with NSEC".into()),
-        // DNAME: one name.
-        39 => match texts[..] {
+        // SIG and KEY: RRSIG's and DNSKEY's forms.
+        24 => rrsig(&texts, origin).map(raw),
+        25 => dnskey(&texts).map(raw),
+        // One name: DNAME, MB, MD, MF, MG, MR.
+        39 | 3 | 4 | 7 | 8 | 9 => match texts[..] {
             [name] => Ok(raw(crate::wire::name_bytes(&name_in(name, origin)?))),
-            _ => Err("DNAME takes one name".into()),
+            _ => Err(format!("{rtype} takes one name")),
         },
-        // SPF: TXT's data.
-        99 => {
-            let txt = RData::parse(RecordType::TXT, texts.iter().copied(), Some(origin))
-                .map_err(|e| e.to_string())?;
+        // Two names: RP, MINFO.
+        17 | 14 => match texts[..] {
+            [a, b] => {
+                let mut out = crate::wire::name_bytes(&name_in(a, origin)?);
+                out.extend(crate::wire::name_bytes(&name_in(b, origin)?));
+                Ok(raw(out))
+            }
+            _ => Err(format!("{rtype} takes two names")),
+        },
+        // A number and a name: AFSDB, RT, KX.
+        18 | 21 | 36 => match texts[..] {
+            [n, name] => {
+                let n: u16 = n.parse().map_err(|_| format!("{n:?} is not a number"))?;
+                let mut out = n.to_be_bytes().to_vec();
+                out.extend(crate::wire::name_bytes(&name_in(name, origin)?));
+                Ok(raw(out))
+            }
+            _ => Err(format!("{rtype} takes a number and a name")),
+        },
+        // URI: priority, weight, target (RFC 7553).
+        256 => match tokens {
+            [p, w, target] => {
+                let mut out = Vec::new();
+                for n in [p, w] {
+                    let n: u16 = n
+                        .text
+                        .parse()
+                        .map_err(|_| format!("{:?} is not a number", n.text))?;
+                    out.extend_from_slice(&n.to_be_bytes());
+                }
+                out.extend_from_slice(&target.bytes);
+                Ok(raw(out))
+            }
+            _ => Err("URI takes a priority, a weight and a target".into()),
+        },
+        // EUI48, EUI64: hexadecimal pairs between dashes.
+        108 | 109 => match texts[..] {
+            [eui] => {
+                let bytes = from_hex(&eui.replace('-', ""))?;
+                let want = if code == 108 { 6 } else { 8 };
+                if bytes.len() != want || eui.split('-').count() != want {
+                    return Err(format!("{eui:?} is not an {rtype}"));
+                }
+                Ok(raw(bytes))
+            }
+            _ => Err(format!("{rtype} takes one address")),
+        },
+        // TXT and SPF: character strings of at most 255 bytes each; longer ones are cut into
+        // several, as miekg/dns cuts them.
+        16 | 99 => {
+            let mut strings: Vec<&[u8]> = Vec::new();
+            for t in tokens {
+                if t.bytes.is_empty() {
+                    strings.push(&[]);
+                }
+                strings.extend(t.bytes.chunks(255));
+            }
+            let txt = hickory_proto::rr::rdata::TXT::from_bytes(strings);
+            if code == 16 {
+                return Ok(RData::TXT(txt));
+            }
             let mut bytes = Vec::new();
             let mut encoder = hickory_proto::serialize::binary::BinEncoder::new(&mut bytes);
             hickory_proto::serialize::binary::BinEncodable::emit(&txt, &mut encoder)
                 .map_err(|e| e.to_string())?;
             Ok(raw(bytes))
         }
+        // SVCB and HTTPS: the target is relative to the origin, as any name.
+        64 | 65 => {
+            let mut texts: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+            if let Some(target) = texts.get_mut(1)
+                && target != "."
+            {
+                *target = name_in(target, origin)?.to_ascii();
+            }
+            RData::parse(rtype, texts.iter().map(String::as_str), Some(origin))
+                .map_err(|e| e.to_string())
+        }
         _ if matches!(rtype, RecordType::Unknown(_)) => Err(format!(
-            "type {rtype} is not known here: write it in RFC 3597's form, TYPE{code} \\# LENGTH HEX"
+            "the data of type {code} is not read here: write it in RFC 3597's form, \\# LENGTH HEX"
         )),
         _ => {
             // Names in the data may be `@`, for the origin.
@@ -599,10 +737,7 @@ fn lines(text: &str) -> Result<Vec<Line>, (usize, String)> {
     let mut chars = text.chars().peekable();
     let end_word = |word: &mut String, tokens: &mut Vec<Token>| {
         if !word.is_empty() {
-            tokens.push(Token {
-                text: std::mem::take(word),
-                quoted: false,
-            });
+            tokens.push(Token::word(std::mem::take(word)));
         }
     };
     while let Some(c) = chars.next() {
@@ -618,9 +753,8 @@ fn lines(text: &str) -> Result<Vec<Line>, (usize, String)> {
                 }
             }
             '"' => {
-                end_word(&mut word, &mut tokens);
                 let opened = line;
-                let mut quoted = String::new();
+                let mut quoted: Vec<u8> = Vec::new();
                 loop {
                     match chars.next() {
                         None => return Err((opened, "unterminated quoted string".into())),
@@ -636,22 +770,31 @@ fn lines(text: &str) -> Result<Vec<Line>, (usize, String)> {
                                 let byte: u8 = code
                                     .parse()
                                     .map_err(|_| (line, format!("\\{code} is not a byte")))?;
-                                quoted.push(char::from(byte));
+                                quoted.push(byte);
                             }
-                            Some(n) => quoted.push(n),
+                            Some(n) => {
+                                quoted.extend_from_slice(n.encode_utf8(&mut [0; 4]).as_bytes())
+                            }
                             None => return Err((opened, "unterminated quoted string".into())),
                         },
                         Some('\n') => {
                             line += 1;
-                            quoted.push('\n');
+                            quoted.push(b'\n');
                         }
-                        Some(n) => quoted.push(n),
+                        Some(n) => quoted.extend_from_slice(n.encode_utf8(&mut [0; 4]).as_bytes()),
                     }
                 }
-                tokens.push(Token {
-                    text: quoted,
-                    quoted: true,
-                });
+                let text = String::from_utf8_lossy(&quoted).into_owned();
+                if word.is_empty() {
+                    tokens.push(Token {
+                        text,
+                        quoted: true,
+                        bytes: quoted,
+                    });
+                } else {
+                    // `key="value"` (SVCB's parameters) is one token.
+                    word.push_str(&text);
+                }
             }
             '(' => {
                 end_word(&mut word, &mut tokens);
@@ -840,6 +983,67 @@ mod tests {
                 "t.example.org. 60 IN TXT $-7",
             ]
         );
+    }
+
+    #[test]
+    fn data_forms_miekg_reads() {
+        let origin = Name::from_ascii("example.org.").unwrap();
+        let long = "x".repeat(300);
+        let rs = parse(
+            &format!(
+                "t TXT \"{long}\" \"\\200\"\n\
+                 s 300 HTTPS 1 web alpn=\"h2,h3\"\n\
+                 r RP admin info\n\
+                 u URI 10 1 \"https://example.org/\"\n\
+                 e EUI48 00-00-5e-00-53-2a\n\
+                 z TYPE65534 \\# 0\n\
+                 big 99999999999999999w A 192.0.2.1\n"
+            ),
+            Path::new("x"),
+            &origin,
+        );
+        // A TTL past 32 bits is no TTL: `99999999999999999w` is read as the type.
+        let e = rs.unwrap_err().to_string();
+        assert!(e.contains(":7:"), "{e}");
+        let rs = parse(
+            &format!(
+                "t TXT \"{long}\" \"\\200\"\n\
+                 s 300 HTTPS 1 web alpn=\"h2,h3\"\n\
+                 r RP admin info\n\
+                 u URI 10 1 \"https://example.org/\"\n\
+                 e EUI48 00-00-5e-00-53-2a\n\
+                 z TYPE65534 \\# 0\n"
+            ),
+            Path::new("x"),
+            &origin,
+        )
+        .unwrap();
+        let RData::TXT(txt) = rs[0].data() else {
+            panic!("{:?}", rs[0]);
+        };
+        let strings: Vec<&[u8]> = txt.iter().map(|s| &s[..]).collect();
+        assert_eq!(strings.iter().map(|s| s.len()).collect::<Vec<_>>(), [255, 45, 1]);
+        assert_eq!(strings[2], [200]);
+        let RData::HTTPS(https) = rs[1].data() else {
+            panic!("{:?}", rs[1]);
+        };
+        assert_eq!(https.0.target_name().to_ascii(), "web.example.org.");
+        assert!(rs[1].to_string().contains("h2,h3"), "{}", rs[1]);
+        for (i, code, len) in [(2, 17, 37), (3, 256, 24), (4, 108, 6), (5, 65534, 0)] {
+            assert_eq!(u16::from(rs[i].record_type()), code, "{}", rs[i]);
+            assert_eq!(crate::wire::body(&rs[i]).len() - 10, len, "{}", rs[i]);
+        }
+    }
+
+    #[test]
+    fn an_included_file_keeps_its_ttl_to_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("inc"), "$TTL 60\ni A 192.0.2.2\n").unwrap();
+        let main = dir.path().join("db");
+        std::fs::write(&main, "$TTL 300\n$INCLUDE inc\nafter A 192.0.2.3\n").unwrap();
+        let rs = read(&main, &Name::from_ascii("example.org.").unwrap()).unwrap();
+        let ttls: Vec<u32> = rs.iter().map(|r| r.ttl()).collect();
+        assert_eq!(ttls, [60, 300]);
     }
 
     #[test]

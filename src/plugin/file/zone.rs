@@ -28,6 +28,21 @@ struct Entry {
     /// NS records below the apex: a zone cut.
     cut: bool,
     dname: bool,
+    /// In a signed zone: each set's additional records with the RRSIGs that cover them, as
+    /// whole records, for answers under DO.
+    signed_additional: Vec<(RecordType, Vec<u8>, u16)>,
+}
+
+impl Entry {
+    /// The additional records that go with the set of `rtype` (signed under `dnssec`).
+    fn additional(&self, rtype: RecordType, dnssec: bool, section: &mut Section) {
+        let signed = self.signed_additional.iter().find(|(t, _, _)| *t == rtype);
+        if let (true, Some((_, bytes, count))) = (dnssec, signed) {
+            section.push_full(bytes, *count);
+        } else if let Some(set) = self.node.get(rtype) {
+            section.push_full(set.additional, set.additional_count);
+        }
+    }
 }
 
 /// A zone read from its file.
@@ -73,6 +88,9 @@ impl Zone {
                 }
                 serial = Some(soa.serial());
             }
+            if crate::wire::body(&record).is_empty() {
+                return Err(format!("{record}: its data does not encode"));
+            }
             let mut record = record;
             record.set_name(Name::root());
             let node = by_name.entry(key).or_default();
@@ -104,10 +122,12 @@ impl Zone {
             by_name.entry(ent).or_default();
         }
         let signed = by_name.values().any(|n| n.get(RecordType::NSEC).is_some());
+        let has_sigs = by_name.values().any(|n| n.get(RecordType::RRSIG).is_some());
         let mut names = HashMap::with_capacity(by_name.len());
         for (key, node) in &by_name {
             let mut node = node.clone();
             let apex = key == &origin_key;
+            let mut signed_additional = Vec::new();
             for rtype in [
                 RecordType::NS,
                 RecordType::MX,
@@ -117,13 +137,19 @@ impl Zone {
             ] {
                 let Some(set) = node.get(rtype) else { continue };
                 let owner = key.to_name().unwrap_or_else(Name::root);
-                let additional = additional(rtype, &set.records, &owner, origin, &by_name);
-                node.set_additional(rtype, additional);
+                let plain = additional(rtype, &set.records, &owner, origin, &by_name, false);
+                if has_sigs {
+                    let with_sigs = additional(rtype, &set.records, &owner, origin, &by_name, true);
+                    let bytes: Vec<u8> = with_sigs.iter().flat_map(crate::wire::full).collect();
+                    signed_additional.push((rtype, bytes, with_sigs.len() as u16));
+                }
+                node.set_additional(rtype, plain);
             }
             let entry = Entry {
                 cut: !apex && node.get(RecordType::NS).is_some(),
                 dname: node.get(DNAME).is_some(),
                 node: WireNode::from(&node),
+                signed_additional,
             };
             names.insert(key.clone(), entry);
         }
@@ -198,7 +224,7 @@ impl Zone {
         let starts = label_starts(key);
         let origin_depth = label_starts(&self.origin).len();
         let depth = starts.len();
-        let suffix = |d: usize| &key[starts[depth - d]..];
+        let suffix = |d: usize| suffix(key, &starts, d);
         // Down from the apex: a DNAME above the name substitutes, a cut delegates.
         let mut found = origin_depth;
         for d in origin_depth..=depth {
@@ -285,11 +311,7 @@ impl Zone {
         let mut reply = Reply::authoritative(ResponseCode::NoError);
         if apex && qtype == RecordType::NS {
             push_set(&mut reply.answers, key, node, RecordType::NS, dnssec);
-            if let Some(set) = node.get(RecordType::NS) {
-                reply
-                    .additional
-                    .push_full(set.additional, set.additional_count);
-            }
+            entry.additional(RecordType::NS, dnssec, &mut reply.additional);
             return Answer {
                 reply,
                 missing: false,
@@ -308,14 +330,10 @@ impl Zone {
                 missing: false,
             };
         }
-        if let Some(set) = node.get(qtype)
-            && qtype != RecordType::ANY
-        {
+        if node.get(qtype).is_some() && qtype != RecordType::ANY {
             push_set(&mut reply.answers, key, node, qtype, dnssec);
             self.ns(&mut reply.authority, dnssec);
-            reply
-                .additional
-                .push_full(set.additional, set.additional_count);
+            entry.additional(qtype, dnssec, &mut reply.additional);
             return Answer {
                 reply,
                 missing: false,
@@ -351,11 +369,7 @@ impl Zone {
         if dnssec {
             push_set(&mut reply.authority, cut, &entry.node, RecordType::DS, true);
         }
-        if let Some(set) = entry.node.get(RecordType::NS) {
-            reply
-                .additional
-                .push_full(set.additional, set.additional_count);
-        }
+        entry.additional(RecordType::NS, dnssec, &mut reply.additional);
         reply
     }
 
@@ -377,13 +391,22 @@ impl Zone {
                 missing: false,
             };
         };
-        let ttl = &set.bodies[4..8];
+        let ttl = set.bodies.get(4..8).unwrap_or(&[0; 4]);
         let target_wire = set.bodies.get(10..).unwrap_or_default();
         let prefix = &key[..key.len() - owner.len()];
         let mut target = prefix.to_vec();
         target.extend_from_slice(&target_wire[..name_len(target_wire)]);
         if target.len() > 255 {
             reply.rcode = ResponseCode::YXDomain;
+            return Answer {
+                reply,
+                missing: false,
+            };
+        }
+        // A substitution that gives the name back can only loop: SERVFAIL, as CoreDNS answers.
+        if target.to_ascii_lowercase() == key {
+            let mut reply = Reply::authoritative(ResponseCode::ServFail);
+            reply.authoritative = false;
             return Answer {
                 reply,
                 missing: false,
@@ -422,15 +445,15 @@ impl Zone {
             let key = NameKey::new(&target);
             let key = key.as_bytes();
             if !wire::in_zone(key, &self.origin) {
-                reply.follow = Some(target);
+                self.leave(reply, target, dnssec);
                 return;
             }
             let starts = label_starts(key);
             let origin_depth = label_starts(&self.origin).len();
             for d in origin_depth + 1..=starts.len() {
-                let at = &key[starts[starts.len() - d]..];
+                let at = suffix(key, &starts, d);
                 match self.get(at) {
-                    Some(entry) if entry.cut => {
+                    Some(entry) if entry.cut && !(qtype == RecordType::DS && d == starts.len()) => {
                         let referral = self.referral(at, entry, dnssec);
                         reply.authority = referral.authority;
                         reply.additional = referral.additional;
@@ -449,15 +472,13 @@ impl Zone {
                     entry
                 }
                 _ => {
-                    reply.follow = Some(target);
+                    self.leave(reply, target, dnssec);
                     return;
                 }
             };
-            if let Some(set) = entry.node.get(qtype) {
+            if entry.node.get(qtype).is_some() {
                 push_set(&mut reply.answers, key, &entry.node, qtype, dnssec);
-                reply
-                    .additional
-                    .push_full(set.additional, set.additional_count);
+                entry.additional(qtype, dnssec, &mut reply.additional);
                 return;
             }
             let Some(next) = entry.node.cname() else {
@@ -472,6 +493,15 @@ impl Zone {
             );
             target = next;
         }
+    }
+
+    /// Leaves `target` for the handler to ask, with the SOA for a negative answer: the
+    /// target's rcode is the answer's, as CoreDNS's lookup through the server makes it.
+    fn leave(&self, reply: &mut Reply, target: Name, dnssec: bool) {
+        let mut soa = Section::default();
+        self.soa(&mut soa, dnssec);
+        reply.follow = Some(target);
+        reply.follow_negative = Some(Box::new(soa));
     }
 
     /// [`Self::lookup`] on the fast path for the common answers (a set at a name, NODATA,
@@ -490,7 +520,7 @@ impl Zone {
         let depth = starts.len();
         let mut found = origin_depth;
         for d in origin_depth..=depth {
-            let Some(entry) = self.get(&key[starts[depth - d]..]) else {
+            let Some(entry) = self.get(suffix(key, &starts, d)) else {
                 break;
             };
             found = d;
@@ -503,7 +533,7 @@ impl Zone {
         let Some(soa) = soa else { return Fast::Slow };
         if found < depth {
             let mut wildcard = vec![1, b'*'];
-            wildcard.extend_from_slice(&key[starts[depth - found]..]);
+            wildcard.extend_from_slice(suffix(key, &starts, found));
             if self.get(&wildcard).is_some() {
                 return Fast::Slow;
             }
@@ -588,7 +618,7 @@ fn push_set(section: &mut Section, owner: &[u8], node: &WireNode, rtype: RecordT
             let Some((one, tail)) = rest.split_at_checked(len) else {
                 break;
             };
-            if one[10..12] == covered {
+            if one.get(10..12) == Some(&covered[..]) {
                 section.bytes.extend_from_slice(owner);
                 section.bytes.extend_from_slice(one);
                 section.count += 1;
@@ -606,6 +636,7 @@ fn additional(
     owner: &Name,
     origin: &Name,
     names: &HashMap<NameKey, Node>,
+    with_sigs: bool,
 ) -> Vec<Record> {
     let mut out = Vec::new();
     let mut seen: Vec<NameKey> = Vec::new();
@@ -628,12 +659,19 @@ fn additional(
         let Some(node) = names.get(&key) else {
             continue;
         };
+        let sigs = node
+            .get(RecordType::RRSIG)
+            .map(|s| s.records.as_slice())
+            .unwrap_or_default();
         for t in [RecordType::A, RecordType::AAAA] {
-            for rec in node
+            let records = node
                 .get(t)
                 .map(|s| s.records.as_slice())
-                .unwrap_or_default()
-            {
+                .unwrap_or_default();
+            let covering = sigs
+                .iter()
+                .filter(|r| with_sigs && !records.is_empty() && covers(r, t));
+            for rec in records.iter().chain(covering) {
                 let mut rec = rec.clone();
                 rec.set_name(key.to_name().unwrap_or_else(Name::root));
                 out.push(rec);
@@ -642,6 +680,24 @@ fn additional(
         seen.push(key);
     }
     out
+}
+
+/// Whether `rrsig` (an RRSIG read as bytes) covers `rtype`.
+fn covers(rrsig: &Record, rtype: RecordType) -> bool {
+    match rrsig.data() {
+        RData::Unknown { rdata, .. } => {
+            rdata.anything().get(..2) == Some(&u16::from(rtype).to_be_bytes()[..])
+        }
+        _ => false,
+    }
+}
+
+/// The last `d` labels of `key` (whose labels start at `starts`): the root's zero alone for 0.
+fn suffix<'k>(key: &'k [u8], starts: &[usize], d: usize) -> &'k [u8] {
+    match starts.len().checked_sub(d).and_then(|i| starts.get(i)) {
+        Some(&at) => &key[at..],
+        None => &key[key.len().saturating_sub(1)..],
+    }
 }
 
 /// Where each label of a wire-format name starts, first to last (the root's zero excluded).
