@@ -393,7 +393,10 @@ ns  NSEC signed.test. A NSEC
         );
         // A target that is itself substituted: followed on.
         let hop = s.ask("hop.example.org. A");
-        assert!(hop.contains("foo.sub.example.org. 300 IN A 192.0.2.7"), "{hop}");
+        assert!(
+            hop.contains("foo.sub.example.org. 300 IN A 192.0.2.7"),
+            "{hop}"
+        );
         assert!(hop.starts_with(";; NOERROR aa"), "{hop}");
         // A DNAME that gives the name back: SERVFAIL.
         assert!(s.ask("x.self.example.org. A").starts_with(";; SERVFAIL"));
@@ -412,7 +415,10 @@ ns  NSEC signed.test. A NSEC
         // The apex NS's glue comes with its signature under DO.
         let ns = s.ask_dnssec("example.org. NS");
         let additional = ns.split(";; additional").nth(1).unwrap_or_default();
-        assert!(additional.contains("ns.example.org. 300 IN A 192.0.2.53"), "{ns}");
+        assert!(
+            additional.contains("ns.example.org. 300 IN A 192.0.2.53"),
+            "{ns}"
+        );
         assert!(additional.contains("ns.example.org. 300 IN RRSIG"), "{ns}");
         let plain = s.ask("example.org. NS");
         assert!(!plain.contains("RRSIG"), "{plain}");

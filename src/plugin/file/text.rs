@@ -1022,7 +1022,10 @@ mod tests {
             panic!("{:?}", rs[0]);
         };
         let strings: Vec<&[u8]> = txt.iter().map(|s| &s[..]).collect();
-        assert_eq!(strings.iter().map(|s| s.len()).collect::<Vec<_>>(), [255, 45, 1]);
+        assert_eq!(
+            strings.iter().map(|s| s.len()).collect::<Vec<_>>(),
+            [255, 45, 1]
+        );
         assert_eq!(strings[2], [200]);
         let RData::HTTPS(https) = rs[1].data() else {
             panic!("{:?}", rs[1]);
