@@ -229,10 +229,6 @@ fn refusal(name: &str) -> &'static str {
             (dnssec-signzone, kzonesign, ldns-signzone) and serve it with `file`, which \
             answers with its RRSIGs and NSECs"
         }
-        "secondary" => {
-            "not supported: zones are not transferred in; serve the primary's zone file \
-            with `file`, or `forward` the zone to the primary"
-        }
         "route53" | "azure" | "clouddns" => {
             "not supported: cloud DNS APIs are not read; `forward` the zone to the provider's \
             resolvers, or export it to a zone file and serve it with `file`"
@@ -566,9 +562,9 @@ mod tests {
         for (text, line, needle) in [
             (".:53 {\n dnssec\n}\n", 2, "sign the zone offline"),
             (
-                ".:53 {\n secondary\n}\n",
+                ".:53 {\n etcd\n}\n",
                 2,
-                "secondary: not supported: zones are not",
+                "etcd: not supported: records in etcd",
             ),
             (".:53 {\n pprof\n}\n", 2, "perf record -g -p PID"),
             (".:53 {\n cancel 1x\n}\n", 2, "invalid duration: \"1x\""),

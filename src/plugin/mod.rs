@@ -700,7 +700,7 @@ registry! {
     "kubernetes": kubernetes::KubernetesConfig => Kubernetes(Kubernetes),
     "file": file::FileConfig => File(file::File),
     "auto": file::auto::AutoConfig => Auto(file::auto::Auto),
-    "secondary",
+    "secondary": file::secondary::SecondaryConfig => Secondary(file::File),
     "etcd",
     "loop": forward_loop::Detect => Loop(forward_loop::Loop),
     "forward": forward::Forwards => Forward(std::sync::Arc<Forward>),

@@ -234,3 +234,113 @@ fn a_zone_signed_by_dnssec_signzone_is_fully_validated_by_delv() {
         assert!(out.contains(want), "{name} {qtype}: {out}");
     }
 }
+
+/// `knotd` as a primary for `example.org` (transfers allowed from anywhere), its zone file
+/// rewritten and reloaded (SIGHUP) on demand.
+struct Primary {
+    addr: std::net::SocketAddr,
+    zone: std::path::PathBuf,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Primary {
+    fn start(zone: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let d = dir.path().display();
+        std::fs::create_dir(dir.path().join("db")).unwrap();
+        let path = dir.path().join("example.org.zone");
+        std::fs::write(&path, zone).unwrap();
+        let conf = format!(
+            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n\
+             database:\n    storage: \"{d}/db\"\n\
+             log:\n  - target: stderr\n    any: warning\n\
+             acl:\n  - id: anyone\n    address: 127.0.0.0/8\n    action: transfer\n\
+             template:\n  - id: default\n    storage: \"{d}\"\n    file: \"%s.zone\"\n    acl: anyone\n\
+             zone:\n  - domain: example.org\n"
+        );
+        let conf_path = dir.path().join("knot.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let knotd = ["/usr/sbin/knotd", "/usr/bin/knotd"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("knotd");
+        let child = std::process::Command::new(knotd)
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("knotd runs (knot)");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let probe =
+            crate::harness::query_bytes("example.org.", hickory_proto::rr::RecordType::SOA, None);
+        let start = Instant::now();
+        while crate::harness::udp_wait(addr, &probe, Duration::from_millis(200)).is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "knotd did not start"
+            );
+        }
+        Self {
+            addr,
+            zone: path,
+            child,
+            _dir: dir,
+        }
+    }
+
+    fn replace(&self, zone: &str) {
+        std::fs::write(&self.zone, zone).unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Primary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn primary_zone(serial: u32, address: &str) -> String {
+    format!(
+        "$ORIGIN example.org.\n$TTL 300\n\
+         @ SOA ns hostmaster {serial} 1 1 600 60\n\
+         @ NS ns\nns A 192.0.2.53\nwww A {address}\nalias CNAME www\n"
+    )
+}
+
+#[test]
+fn a_secondary_transfers_from_knot_and_follows_its_serial() {
+    let primary = Primary::start(&primary_zone(1, "192.0.2.1"));
+    let server = TestServer::start(&format!(
+        "example.org:0 {{\n secondary {{\n  transfer from {}\n }}\n}}\n",
+        primary.addr
+    ));
+    let short = |name: &str| server.dig(&["+short", name, "A"]).trim().to_string();
+    let wait_for = |name: &str, want: &str| {
+        let start = Instant::now();
+        while short(name) != want {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{name} never answered {want}: {}",
+                server.dig(&[name, "A"])
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait_for("www.example.org", "192.0.2.1");
+    assert_eq!(short("alias.example.org"), "www.example.org.\n192.0.2.1");
+    let full = server.dig(&["+norec", "nope.example.org", "A"]);
+    assert!(full.contains("status: NXDOMAIN"), "{full}");
+    assert!(full.contains("flags: qr aa;"), "{full}");
+    // A new serial at the primary: transferred again within a refresh (1 s, plus jitter).
+    primary.replace(&primary_zone(2, "192.0.2.2"));
+    wait_for("www.example.org", "192.0.2.2");
+}

@@ -2,6 +2,7 @@
 //! serves them (see [`zone`] for the answers), each reloaded when its SOA serial changes.
 
 pub mod auto;
+pub mod secondary;
 pub mod setup;
 pub mod text;
 pub mod zone;

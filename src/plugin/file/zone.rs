@@ -50,6 +50,10 @@ impl Entry {
 pub struct Zone {
     origin: Vec<u8>,
     pub serial: u32,
+    /// The SOA's timers, in seconds (a secondary's refresh, retry and expire).
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
     /// Names (lowercase wire format) to what they hold; empty non-terminals hold nothing.
     names: HashMap<NameKey, Entry>,
     /// The names with an NSEC in DNSSEC's canonical order, when the zone has NSEC records.
@@ -70,7 +74,7 @@ impl Zone {
     pub fn new(origin: &Name, records: Vec<Record>) -> Result<Self, String> {
         let origin_key = NameKey::new(origin);
         let mut by_name: HashMap<NameKey, Node> = HashMap::new();
-        let mut serial = None;
+        let mut soa_fields = None;
         let mut outside = 0usize;
         for record in records {
             if !origin.zone_of(record.name()) {
@@ -83,10 +87,10 @@ impl Zone {
                     outside += 1;
                     continue;
                 }
-                if serial.is_some() {
+                if soa_fields.is_some() {
                     return Err(format!("{origin} has more than one SOA record"));
                 }
-                serial = Some(soa.serial());
+                soa_fields = Some((soa.serial(), soa.refresh(), soa.retry(), soa.expire()));
             }
             if crate::wire::body(&record).is_empty() {
                 return Err(format!("{record}: its data does not encode"));
@@ -101,7 +105,10 @@ impl Zone {
                 node.push(record);
             }
         }
-        let serial = serial.ok_or_else(|| format!("no SOA record for origin {origin}"))?;
+        let (serial, refresh, retry, expire) =
+            soa_fields.ok_or_else(|| format!("no SOA record for origin {origin}"))?;
+        let secs = |s: i32| u32::try_from(s).unwrap_or(0);
+        let (refresh, retry, expire) = (secs(refresh), secs(retry), secs(expire));
         if outside > 0 {
             tracing::warn!(zone = %origin, records = outside, "records outside the zone are left out");
         }
@@ -166,6 +173,9 @@ impl Zone {
         Ok(Self {
             origin: origin_key.as_bytes().to_vec(),
             serial,
+            refresh,
+            retry,
+            expire,
             names,
             canonical,
         })
