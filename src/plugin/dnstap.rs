@@ -1,6 +1,7 @@
 //! The `dnstap` directive: each query the block answers and its response, as dnstap messages
-//! (CLIENT_QUERY and CLIENT_RESPONSE) sent to a collector over Frame Streams, as CoreDNS's
-//! `dnstap` plugin sends them.
+//! (CLIENT_QUERY and CLIENT_RESPONSE), and each exchange of the block's `forward` with an
+//! upstream (FORWARDER_QUERY and FORWARDER_RESPONSE), sent to a collector over Frame Streams,
+//! as CoreDNS's `dnstap` plugin sends them.
 //!
 //! The answer path only copies what a message needs into a bounded queue (10,000 messages
 //! times `queue`); a task beside the server encodes them (protobuf, with `prost`), keeps the
@@ -187,7 +188,7 @@ impl Setup for DnstapConfig {
                 extra: tap.extra.clone(),
             });
         }
-        b.chain.push(super::Plugin::Dnstap(Box::new(Dnstap {
+        b.chain.push(super::Plugin::Dnstap(Arc::new(Dnstap {
             full: self.taps.iter().any(|t| t.full),
             server: listen.map(|l| (l.ip, l.port)),
             senders,
@@ -214,11 +215,17 @@ pub struct Dnstap {
     senders: Vec<Sender>,
 }
 
-/// One query and its response, as observed.
+/// One query and its response, as observed: a client's, or one `forward` exchanged with an
+/// upstream.
 #[derive(Debug, Clone)]
 struct Event {
+    /// Who asked: the client, or (an upstream's exchange) clusterdns's own socket.
     client: std::net::SocketAddr,
     server: Option<(Option<std::net::IpAddr>, u16)>,
+    /// The upstream asked: FORWARDER_QUERY and, when it answered, FORWARDER_RESPONSE.
+    upstream: Option<std::net::SocketAddr>,
+    /// Whether there is a response (an upstream that did not answer has none).
+    answered: bool,
     tcp: bool,
     query_time: SystemTime,
     response_time: SystemTime,
@@ -236,6 +243,8 @@ impl Phases for Dnstap {
         let event = Event {
             client: seen.src,
             server: self.server,
+            upstream: None,
+            answered: true,
             tcp: seen.transport == Transport::Tcp,
             query_time: response_time
                 .checked_sub(seen.started.elapsed())
@@ -254,6 +263,46 @@ impl Phases for Dnstap {
                     seen.meta.value(label, name, seen.src)
                 })
             });
+            if sender.tx.try_send(event).is_err() {
+                sender.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Dnstap {
+    /// `forward` asked `upstream` (from `local`, over TCP or UDP) the client's `query` at
+    /// `started`, and got `reply` (or nothing): FORWARDER_QUERY and FORWARDER_RESPONSE, as
+    /// CoreDNS's forward plugin taps them (their `extra` without metadata).
+    pub fn forwarded(
+        &self,
+        local: Option<std::net::SocketAddr>,
+        upstream: std::net::SocketAddr,
+        tcp: bool,
+        query: &[u8],
+        reply: Option<&[u8]>,
+        started: SystemTime,
+    ) {
+        let unspecified = if upstream.is_ipv6() {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        };
+        let event = Event {
+            client: local.unwrap_or(std::net::SocketAddr::new(unspecified, 0)),
+            server: None,
+            upstream: Some(upstream),
+            answered: reply.is_some(),
+            tcp,
+            query_time: started,
+            response_time: SystemTime::now(),
+            query: self.full.then(|| Arc::from(query)),
+            response: self.full.then(|| Arc::from(reply.unwrap_or_default())),
+            extra: None,
+        };
+        for sender in &self.senders {
+            let mut event = event.clone();
+            event.extra = sender.extra.as_deref().map(|text| fill(text, |_| None));
             if sender.tx.try_send(event).is_err() {
                 sender.dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -328,6 +377,8 @@ mod schema {
 
 const CLIENT_QUERY: i32 = 5;
 const CLIENT_RESPONSE: i32 = 6;
+const FORWARDER_QUERY: i32 = 7;
+const FORWARDER_RESPONSE: i32 = 8;
 
 /// An IP's bytes, as dnstap carries addresses.
 fn ip_bytes(ip: std::net::IpAddr) -> Vec<u8> {
@@ -342,25 +393,35 @@ fn seconds(t: SystemTime) -> (u64, u32) {
     (since.as_secs(), since.subsec_nanos())
 }
 
-/// The two dnstap payloads of an event: the client's query, then its response.
-fn encode(tap: &Tap, event: &Event) -> [Vec<u8>; 2] {
+/// The dnstap payloads of an event: the query, then its response (when there is one).
+fn encode(tap: &Tap, event: &Event) -> Vec<Vec<u8>> {
     use prost::Message as _;
-    let v6 = event.client.is_ipv6();
-    let server_ip = event.server.and_then(|(ip, _)| ip).unwrap_or(if v6 {
-        std::net::Ipv6Addr::UNSPECIFIED.into()
-    } else {
-        std::net::Ipv4Addr::UNSPECIFIED.into()
-    });
+    let v6 = event.upstream.unwrap_or(event.client).is_ipv6();
+    let (server_ip, server_port) = match event.upstream {
+        Some(upstream) => (upstream.ip(), upstream.port()),
+        None => (
+            event.server.and_then(|(ip, _)| ip).unwrap_or(if v6 {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            }),
+            event.server.map_or(0, |(_, port)| port),
+        ),
+    };
+    let (query_type, response_type) = match event.upstream {
+        Some(_) => (FORWARDER_QUERY, FORWARDER_RESPONSE),
+        None => (CLIENT_QUERY, CLIENT_RESPONSE),
+    };
     let (query_sec, query_nsec) = seconds(event.query_time);
     let (response_sec, response_nsec) = seconds(event.response_time);
     let base = schema::Message {
-        r#type: CLIENT_QUERY,
+        r#type: query_type,
         socket_family: Some(if v6 { 2 } else { 1 }),
         socket_protocol: Some(if event.tcp { 2 } else { 1 }),
         query_address: Some(ip_bytes(event.client.ip())),
         response_address: Some(ip_bytes(server_ip)),
         query_port: Some(u32::from(event.client.port())),
-        response_port: Some(u32::from(event.server.map_or(0, |(_, port)| port))),
+        response_port: Some(u32::from(server_port)),
         query_time_sec: Some(query_sec),
         query_time_nsec: Some(query_nsec),
         ..Default::default()
@@ -372,7 +433,7 @@ fn encode(tap: &Tap, event: &Event) -> [Vec<u8>; 2] {
         ..base.clone()
     };
     let response = schema::Message {
-        r#type: CLIENT_RESPONSE,
+        r#type: response_type,
         response_time_sec: Some(response_sec),
         response_time_nsec: Some(response_nsec),
         response_message: tap
@@ -380,16 +441,24 @@ fn encode(tap: &Tap, event: &Event) -> [Vec<u8>; 2] {
             .then(|| event.response.as_deref().unwrap_or_default().to_vec()),
         ..base
     };
-    [query, response].map(|message| {
-        schema::Dnstap {
-            identity: Some(tap.identity.clone()),
-            version: Some(tap.version.clone()),
-            extra: event.extra.clone(),
-            message: Some(message),
-            r#type: 1,
-        }
-        .encode_to_vec()
-    })
+    let messages = if event.answered {
+        vec![query, response]
+    } else {
+        vec![query]
+    };
+    messages
+        .into_iter()
+        .map(|message| {
+            schema::Dnstap {
+                identity: Some(tap.identity.clone()),
+                version: Some(tap.version.clone()),
+                extra: event.extra.clone(),
+                message: Some(message),
+                r#type: 1,
+            }
+            .encode_to_vec()
+        })
+        .collect()
 }
 
 /// Frame Streams control frames (fstrm's control types).
@@ -597,6 +666,8 @@ mod tests {
         let event = Event {
             client: "10.244.0.7:40000".parse().unwrap(),
             server: Some((None, 53)),
+            upstream: None,
+            answered: true,
             tcp: false,
             query_time: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 5),
             response_time: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_001, 6),
@@ -604,7 +675,13 @@ mod tests {
             response: Some(Arc::from(&b"response"[..])),
             extra: Some(b"extra".to_vec()),
         };
-        let [q, r] = encode(&tap, &event).map(|p| schema::Dnstap::decode(&p[..]).unwrap());
+        let decoded = |event: &Event, tap: &Tap| -> Vec<schema::Dnstap> {
+            encode(tap, event)
+                .iter()
+                .map(|p| schema::Dnstap::decode(&p[..]).unwrap())
+                .collect()
+        };
+        let [q, r] = <[schema::Dnstap; 2]>::try_from(decoded(&event, &tap)).unwrap();
         assert_eq!(r.extra.as_deref(), Some(&b"extra"[..]));
         let (q, r) = (q.message.unwrap(), r.message.unwrap());
         assert_eq!((q.r#type, r.r#type), (CLIENT_QUERY, CLIENT_RESPONSE));
@@ -624,8 +701,28 @@ mod tests {
             (Some(1_700_000_001), Some(6))
         );
         // Without `full`, no messages.
-        let tap = Tap { full: false, ..tap };
-        let [q, _] = encode(&tap, &event).map(|p| schema::Dnstap::decode(&p[..]).unwrap());
+        let plain = Tap {
+            full: false,
+            ..tap.clone()
+        };
+        let q = decoded(&event, &plain).remove(0);
         assert_eq!(q.message.unwrap().query_message, None);
+        // An upstream's exchange: from clusterdns's socket to the upstream, FORWARDER_*; one
+        // that did not answer has only its query.
+        let forwarded = Event {
+            client: "127.0.0.1:41000".parse().unwrap(),
+            upstream: Some("[fd00::53]:5300".parse().unwrap()),
+            ..event.clone()
+        };
+        let [q, r] = <[schema::Dnstap; 2]>::try_from(decoded(&forwarded, &tap)).unwrap();
+        let (q, r) = (q.message.unwrap(), r.message.unwrap());
+        assert_eq!((q.r#type, r.r#type), (FORWARDER_QUERY, FORWARDER_RESPONSE));
+        assert_eq!(q.response_port, Some(5300));
+        assert_eq!(q.socket_family, Some(2));
+        let silent = Event {
+            answered: false,
+            ..forwarded
+        };
+        assert_eq!(decoded(&silent, &tap).len(), 1);
     }
 }

@@ -675,7 +675,7 @@ registry! {
     "prometheus": prometheus::Prometheus,
     "errors": log::Errors => Errors(log::Errors),
     "log": log::Log => Log(log::Log),
-    "dnstap": dnstap::DnstapConfig => Dnstap(Box<dnstap::Dnstap>),
+    "dnstap": dnstap::DnstapConfig => Dnstap(std::sync::Arc<dnstap::Dnstap>),
     "local": local::LocalConfig => Local(Box<local::Local>),
     "dns64": dns64::Dns64 => Dns64(dns64::Dns64),
     "any": any::Any => Any(any::Any),

@@ -164,3 +164,47 @@ fn without_full_messages_carry_no_wire_data_and_tcp_sinks_work_too() {
     // The default identity is the host name, the version clusterdns's.
     assert!(yaml.contains("version: clusterdns-"), "{yaml}");
 }
+
+#[test]
+fn forwarded_queries_are_tapped_as_forwarder_messages() {
+    let knot = crate::upstream::Knot::start();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("tap.sock");
+    let capture = Capture::start(dir.path(), &["-u", socket.to_str().unwrap()]);
+    wait_for("fstrm_capture's socket", || socket.exists());
+    let server = TestServer::start(&format!(
+        ".:0 {{\n dnstap unix://{} full\n forward . {}\n}}\n",
+        socket.display(),
+        knot.addr
+    ));
+    let m = server.query("www.example.test.", RecordType::A);
+    assert_eq!(m.answers().len(), 1, "{m}");
+    std::thread::sleep(Duration::from_millis(300));
+    drop(server);
+    let yaml = capture.finish();
+    let docs = documents(&yaml, "- 'www.example.test. IN A'");
+    let kinds: Vec<&str> = [
+        "CLIENT_QUERY",
+        "FORWARDER_QUERY",
+        "FORWARDER_RESPONSE",
+        "CLIENT_RESPONSE",
+    ]
+    .into_iter()
+    .filter(|kind| docs.iter().any(|d| d.contains(&format!("type: {kind}"))))
+    .collect();
+    assert_eq!(kinds.len(), 4, "{yaml}");
+    let forwarded = docs
+        .iter()
+        .find(|d| d.contains("type: FORWARDER_RESPONSE"))
+        .unwrap();
+    // From clusterdns's own socket to Knot's address and port.
+    assert!(
+        forwarded.contains("response_address: \"127.0.0.1\""),
+        "{forwarded}"
+    );
+    assert!(
+        forwarded.contains(&format!("response_port: {}", knot.addr.port())),
+        "{forwarded}"
+    );
+    assert!(forwarded.contains("192.0.2.1"), "{forwarded}");
+}

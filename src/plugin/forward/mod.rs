@@ -83,6 +83,8 @@ pub struct Forward {
     next: AtomicUsize,
     /// The block's next `forward` line: where `next RCODE...` sends a query on.
     successor: Option<Arc<Forward>>,
+    /// The block's `dnstap`: each exchange with an upstream is tapped (FORWARDER_*).
+    taps: Option<Arc<crate::plugin::dnstap::Dnstap>>,
 }
 
 /// How a query or a health check reaches one upstream.
@@ -201,6 +203,7 @@ impl Forward {
         to: Vec<SocketAddr>,
         cache: Option<Cache>,
         successor: Option<Arc<Forward>>,
+        taps: Option<Arc<crate::plugin::dnstap::Dnstap>>,
     ) -> Arc<Self> {
         let upstreams = to
             .iter()
@@ -220,6 +223,7 @@ impl Forward {
             in_flight: Arc::new(AtomicUsize::new(0)),
             next: AtomicUsize::new(0),
             successor,
+            taps,
         })
     }
 
@@ -417,13 +421,31 @@ impl Forward {
         }
         let question = &query[HEADER_LEN..question_end];
         let link = self.link();
+        let started = std::time::SystemTime::now();
+        let mut local = None;
+        let tap = |local: Option<SocketAddr>, tcp: bool, reply: Option<&[u8]>| {
+            if let Some(taps) = &self.taps {
+                taps.forwarded(local, upstream.addr, tcp, query, reply, started);
+            }
+        };
         if !tcp {
-            let reply = udp_exchange(upstream.addr, &outgoing, id, question, link).await?;
-            if Header::of(&reply).is_some_and(|h| !h.truncated()) {
-                return Ok(reply);
+            let reply =
+                udp_exchange(upstream.addr, &outgoing, id, question, link, &mut local).await;
+            match reply {
+                Ok(reply) if Header::of(&reply).is_some_and(|h| !h.truncated()) => {
+                    tap(local, false, Some(&reply));
+                    return Ok(reply);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tap(local, false, None);
+                    return Err(e);
+                }
             }
         }
-        tcp_exchange(upstream.addr, &outgoing, id, question, link).await
+        let reply = tcp_exchange(upstream.addr, &outgoing, id, question, link, &mut local).await;
+        tap(local, true, reply.as_deref().ok());
+        reply
     }
 
     /// Counts a failure; at `max_fails` the upstream goes down and a health checker starts.
@@ -475,11 +497,11 @@ impl Check {
         let query = wire::query(id, &self.domain, 2, self.recursion, None);
         let question = &query[HEADER_LEN..];
         if self.tcp {
-            tcp_exchange(addr, &query, id, question, self.link)
+            tcp_exchange(addr, &query, id, question, self.link, &mut None)
                 .await
                 .is_ok()
         } else {
-            udp_exchange(addr, &query, id, question, self.link)
+            udp_exchange(addr, &query, id, question, self.link, &mut None)
                 .await
                 .is_ok()
         }
@@ -491,9 +513,16 @@ pub(crate) async fn answered(addr: SocketAddr, query: &[u8], id: u16) -> bool {
     let Some(end) = wire::question_end(query) else {
         return false;
     };
-    udp_exchange(addr, query, id, &query[HEADER_LEN..end], Link::default())
-        .await
-        .is_ok()
+    udp_exchange(
+        addr,
+        query,
+        id,
+        &query[HEADER_LEN..end],
+        Link::default(),
+        &mut None,
+    )
+    .await
+    .is_ok()
 }
 
 /// Whether `reply` answers the query with `id` and `question` (the name compared without
@@ -515,11 +544,13 @@ async fn udp_exchange(
     id: u16,
     question: &[u8],
     link: Link,
+    from: &mut Option<SocketAddr>,
 ) -> Result<Vec<u8>, ForwardError> {
     let io = |source| ForwardError::Io { addr, source };
     let local = SocketAddr::new(link.source.unwrap_or(unspecified(addr)), 0);
     let socket = UdpSocket::bind(local).await.map_err(io)?;
     socket.connect(addr).await.map_err(io)?;
+    *from = socket.local_addr().ok();
     socket.send(query).await.map_err(io)?;
     let mut buf = vec![0u8; UDP_BUFFER];
     let wait = async {
@@ -552,6 +583,7 @@ async fn tcp_exchange(
     id: u16,
     question: &[u8],
     link: Link,
+    from: &mut Option<SocketAddr>,
 ) -> Result<Vec<u8>, ForwardError> {
     let io = |source| ForwardError::Io { addr, source };
     let exchange = async {
@@ -568,6 +600,7 @@ async fn tcp_exchange(
                 socket.connect(addr).await.map_err(io)?
             }
         };
+        *from = stream.local_addr().ok();
         let len = u16::try_from(query.len()).map_err(|_| ForwardError::BadQuery("too long"))?;
         let mut message = Vec::with_capacity(2 + query.len());
         message.extend_from_slice(&len.to_be_bytes());

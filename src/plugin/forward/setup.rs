@@ -591,7 +591,11 @@ impl Setup for Forwards {
                 Cache::new(c, b.zones, counters)
             });
             let to = resolved(stanza).map_err(SetupError::Resolve)?;
-            let forward = Forward::new(stanza, to, cache, successor.take());
+            let taps = b.chain.iter().find_map(|p| match p {
+                Plugin::Dnstap(taps) => Some(Arc::clone(taps)),
+                _ => None,
+            });
+            let forward = Forward::new(stanza, to, cache, successor.take(), taps);
             successor = Some(Arc::clone(&forward));
             built.push(forward);
         }
