@@ -421,10 +421,11 @@ impl Forward {
         }
         let question = &query[HEADER_LEN..question_end];
         let link = self.link();
-        let started = std::time::SystemTime::now();
+        // The clock is read only for a block with `dnstap`.
+        let started = self.taps.as_ref().map(|_| std::time::SystemTime::now());
         let mut local = None;
         let tap = |local: Option<SocketAddr>, tcp: bool, reply: Option<&[u8]>| {
-            if let Some(taps) = &self.taps {
+            if let (Some(taps), Some(started)) = (&self.taps, started) {
                 taps.forwarded(local, upstream.addr, tcp, query, reply, started);
             }
         };
