@@ -13,6 +13,9 @@
 //!   objects applied to a cluster, and its services' names asked, all answered well.
 //! - [`answer`]: a cluster built from the bytes (services of every kind, ports, endpoints,
 //!   pods, drawn from small pools so names and addresses collide) and queries for its names.
+//! - [`zonefile`]: any text as a master file (`file`): records or an error naming the line;
+//!   a zone made of them answers every type at each of its names, near names and a wildcard's,
+//!   with and without DO, in sections that parse, the fast path's bytes parsing too.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -274,6 +277,90 @@ pub fn manifests(data: &[u8]) {
         match crate::source::manifests::parse_into(&text, Path::new(file), &mut objects) {
             Ok(()) => serve_and_ask(objects, &[]),
             Err(e) => assert!(!e.to_string().is_empty(), "an error without a message"),
+        }
+    }
+}
+
+/// Any text as a zone file for `example.org.`: records or an error with the file and line;
+/// what reads, with a SOA, is asked at its names and near them.
+pub fn zonefile(data: &[u8]) {
+    use crate::plugin::file::{text, zone::Zone};
+    let text = String::from_utf8_lossy(data);
+    // Other files' contents are not the input's.
+    if text.to_ascii_uppercase().contains("$INCLUDE") {
+        return;
+    }
+    let origin = Name::from_ascii("example.org.").expect("a name");
+    let records = match text::parse(&text, Path::new("fuzz.zone"), &origin) {
+        Ok(records) => records,
+        Err(e) => {
+            assert!(
+                e.to_string().starts_with("fuzz.zone:"),
+                "an error without its line: {e}"
+            );
+            return;
+        }
+    };
+    let mut names: Vec<Name> = records.iter().map(|r| r.name().clone()).collect();
+    let Ok(zone) = Zone::new(&origin, records) else {
+        return;
+    };
+    names.sort();
+    names.dedup();
+    names.truncate(32);
+    let near: Vec<Name> = names
+        .iter()
+        .flat_map(|n| {
+            let child = Name::from_ascii("x")
+                .ok()
+                .and_then(|x| x.append_domain(n).ok());
+            [child, Some(n.base_name())]
+        })
+        .flatten()
+        .collect();
+    let types = [
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::NS,
+        RecordType::SOA,
+        RecordType::CNAME,
+        RecordType::MX,
+        RecordType::TXT,
+        RecordType::SRV,
+        RecordType::DS,
+        RecordType::ANY,
+        RecordType::Unknown(39),
+    ];
+    for name in names.iter().chain(&near) {
+        if !origin.zone_of(name) {
+            continue;
+        }
+        let key = crate::table::NameKey::new(name);
+        for qtype in types {
+            for dnssec in [false, true] {
+                let answer = zone.lookup(key.as_bytes(), qtype, dnssec);
+                assert!(
+                    answer.reply.message(name, qtype).is_some(),
+                    "{name} {qtype}: the answer's sections do not parse"
+                );
+            }
+            let mut out = Vec::new();
+            if let crate::plugin::Fast::Answered(reply) =
+                zone.lookup_fast(key.as_bytes(), u16::from(qtype), || false, &mut out)
+            {
+                let mut message = vec![0, 0, 0x84, 0, 0, 1];
+                for count in reply.counts {
+                    message.extend_from_slice(&count.to_be_bytes());
+                }
+                message.extend_from_slice(key.as_bytes());
+                message.extend_from_slice(&u16::from(qtype).to_be_bytes());
+                message.extend_from_slice(&[0, 1]);
+                message.extend_from_slice(&out);
+                assert!(
+                    Message::from_vec(&message).is_ok(),
+                    "{name} {qtype}: the fast path's records do not parse"
+                );
+            }
         }
     }
 }
@@ -572,5 +659,10 @@ mod tests {
     #[test]
     fn the_answer_corpus_replays() {
         replay("answer", answer, 1);
+    }
+
+    #[test]
+    fn the_zonefile_corpus_replays() {
+        replay("zonefile", zonefile, 3);
     }
 }

@@ -450,13 +450,13 @@ fn rdata(rtype: RecordType, tokens: &[&Token], origin: &Name) -> Result<RData, S
         && !first.quoted
         && first.text == "\\#"
     {
-        return generic(&texts[1..]).map(|bytes| {
-            if bytes.is_empty() {
-                // No data (RFC 3597 allows it): a record with RDLENGTH 0.
-                RData::Update0(rtype)
-            } else {
-                raw(bytes)
-            }
+        let bytes = generic(&texts[1..])?;
+        generic_valid(rtype, &bytes)?;
+        return Ok(if bytes.is_empty() {
+            // No data (RFC 3597 allows it where the type does): a record with RDLENGTH 0.
+            RData::Update0(rtype)
+        } else {
+            raw(bytes)
         });
     }
     match code {
@@ -543,6 +543,19 @@ fn rdata(rtype: RecordType, tokens: &[&Token], origin: &Name) -> Result<RData, S
         }
         // SVCB and HTTPS: the target is relative to the origin, as any name.
         64 | 65 => {
+            // hickory-proto's reader of the parameters expects visible ASCII other than its
+            // lexer's specials (and panics on the rest): anything else is refused here.
+            let plain = |c: char| c.is_ascii_graphic() && !"()\";$@\\".contains(c);
+            let empty_alpn = |t: &str| {
+                t.get(..5).is_some_and(|k| k.eq_ignore_ascii_case("alpn="))
+                    && t[5..].split(',').any(str::is_empty)
+            };
+            if let Some(bad) = texts
+                .iter()
+                .find(|t| !t.chars().all(plain) || empty_alpn(t))
+            {
+                return Err(format!("{bad:?}: not a parameter (visible ASCII only)"));
+            }
             let mut texts: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
             if let Some(target) = texts.get_mut(1)
                 && target != "."
@@ -567,6 +580,40 @@ fn rdata(rtype: RecordType, tokens: &[&Token], origin: &Name) -> Result<RData, S
             });
             RData::parse(rtype, texts, Some(origin)).map_err(|e| e.to_string())
         }
+    }
+}
+
+/// RFC 3597 §5: data in the generic form must be what the type's own form would give. For
+/// the types answers read (names in the data), it is checked.
+fn generic_valid(rtype: RecordType, bytes: &[u8]) -> Result<(), String> {
+    use hickory_proto::serialize::binary::{BinDecoder, Restrict};
+    let code = u16::from(rtype);
+    // One whole uncompressed name: DNAME, MB, MD, MF, MG, MR.
+    if matches!(code, 39 | 3 | 4 | 7 | 8 | 9) {
+        let mut at = 0;
+        loop {
+            let len = usize::from(*bytes.get(at).ok_or("the name does not end")?);
+            if len > 63 {
+                return Err("a label longer than 63 bytes".into());
+            }
+            at += 1 + len;
+            if len == 0 {
+                break;
+            }
+        }
+        if at != bytes.len() || at > 255 {
+            return Err(format!("not the data of a {rtype} record"));
+        }
+        return Ok(());
+    }
+    if matches!(rtype, RecordType::Unknown(_)) || matches!(code, 43 | 46 | 47 | 48 | 59 | 60) {
+        return Ok(());
+    }
+    let len = u16::try_from(bytes.len()).map_err(|_| "too long")?;
+    let mut decoder = BinDecoder::new(bytes);
+    match RData::read(&mut decoder, rtype, Restrict::new(len)) {
+        Ok(_) if decoder.is_empty() => Ok(()),
+        _ => Err(format!("not the data of a {rtype} record")),
     }
 }
 
