@@ -56,6 +56,8 @@ pub struct Assembly {
     pub http: Vec<(String, server::http::Routes)>,
     /// `health { lameduck }`: how long to keep serving after a shutdown signal.
     pub lameduck: std::time::Duration,
+    /// `on shutdown`: commands run when the process stops.
+    pub shutdown: Vec<plugin::on::Hook>,
 }
 
 /// Builds every server block: each directive in chain order adds its plugin, its background
@@ -67,6 +69,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
     let mut enabled: Vec<(u16, &'static str)> = Vec::new();
     let mut endpoints: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
     let mut lameduck = std::time::Duration::ZERO;
+    let mut shutdown = Vec::new();
     for server in &config.servers {
         let listen = server.listen();
         let mut building = Building::new(&server.zones, &listen, &server.pos, &server.setups);
@@ -81,8 +84,10 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             lameduck: wait,
             autopath,
             metrics: counted,
+            shutdown: hooks,
             ..
         } = building;
+        shutdown.extend(hooks);
         background.extend(tasks);
         ready.extend(flags);
         for (addr, path) in paths {
@@ -126,6 +131,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
         background,
         http,
         lameduck,
+        shutdown,
     })
 }
 

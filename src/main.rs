@@ -249,6 +249,9 @@ fn run() -> anyhow::Result<()> {
             tokio::time::sleep(current.lameduck).await;
         }
         info!("shutting down");
+        for hook in std::mem::take(&mut current.shutdown) {
+            hook.run().await;
+        }
         // The UDP workers answer what their sockets hold before they close them.
         current.stop();
         let drained = tokio::task::spawn_blocking(|| {
@@ -322,6 +325,7 @@ impl Bound {
             background,
             lameduck: self.assembly.lameduck,
             reload: self.reload,
+            shutdown: self.assembly.shutdown,
         })
     }
 }
@@ -333,6 +337,8 @@ struct Running {
     background: Vec<tokio::task::JoinHandle<()>>,
     lameduck: Duration,
     reload: Option<(Duration, Duration)>,
+    /// `on shutdown`: run when the process stops.
+    shutdown: Vec<clusterdns::plugin::on::Hook>,
 }
 
 impl Running {

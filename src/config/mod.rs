@@ -252,10 +252,6 @@ fn refusal(name: &str) -> &'static str {
         }
         "shed" => "not supported: remove the line; `forward { max_concurrent }` bounds the load",
         "erratic" => "not supported: a fault injector for CoreDNS's tests; remove the line",
-        "on" => {
-            "not supported: run commands at start and stop from the Pod's lifecycle hooks \
-            (postStart, preStop)"
-        }
         _ => "not supported yet",
     }
 }

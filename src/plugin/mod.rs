@@ -29,6 +29,7 @@ pub mod metadata;
 pub mod minimal;
 pub mod multisocket;
 pub mod nsid;
+pub mod on;
 pub mod prometheus;
 pub mod ready;
 pub mod reload;
@@ -709,7 +710,7 @@ registry! {
     "grpc",
     "erratic",
     "whoami": whoami::Whoami => Whoami(whoami::Whoami),
-    "on",
+    "on": on::On,
     "sign",
     "view": view::View => View(std::sync::Arc<view::View>),
     "nomad",

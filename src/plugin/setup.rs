@@ -136,6 +136,8 @@ pub struct Building<'a> {
     pub autopath: Option<Autopath>,
     /// `prometheus`: the block's queries are counted.
     pub metrics: bool,
+    /// `on shutdown`: commands run when the process stops.
+    pub shutdown: Vec<super::on::Hook>,
 }
 
 impl<'a> Building<'a> {
@@ -157,6 +159,7 @@ impl<'a> Building<'a> {
             lameduck: Duration::ZERO,
             autopath: None,
             metrics: false,
+            shutdown: Vec::new(),
         }
     }
 

@@ -911,3 +911,32 @@ fn metadata_labels_fill_log_placeholders_only_where_metadata_collects_them() {
         sleep(Duration::from_millis(20));
     }
 }
+
+/// `on startup` runs its command when the server starts serving, `on shutdown` when it stops.
+#[test]
+fn on_startup_and_shutdown_run_their_commands() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let (started, stopped) = (dir.path().join("started"), dir.path().join("stopped"));
+    let corefile = format!(
+        ".:{port} {{\n    on startup touch {}\n    on shutdown touch {}\n    whoami\n}}\n",
+        started.display(),
+        stopped.display()
+    );
+    std::fs::write(dir.path().join("Corefile"), corefile).unwrap();
+    let mut process = Process::spawn(dir.path(), &[]);
+    process.first_answer(port, "a.example.");
+    let deadline = Instant::now() + DEADLINE;
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "on startup did not run");
+        sleep(Duration::from_millis(20));
+    }
+    assert!(!stopped.exists());
+    let kill = Command::new("kill")
+        .args(["-TERM", &process.child.id().to_string()])
+        .status()
+        .expect("running kill");
+    assert!(kill.success());
+    assert_eq!(process.wait().code(), Some(0), "{}", process.stderr());
+    assert!(stopped.exists(), "on shutdown did not run");
+}
