@@ -246,7 +246,18 @@ impl Views {
                 return Some((index, z));
             };
             let f = facts.get_or_insert_with(|| self.facts(query, src, transport));
-            if f.as_ref().is_some_and(|f| view.admits(f)) {
+            let Some(f) = f.as_ref() else { continue };
+            // `metadata(label)`: what the block's plugins give the query, as CoreDNS collects
+            // it before the block's view is asked.
+            let block = &blocks[index];
+            let name = std::cell::OnceCell::new();
+            let meta = |label: &str| {
+                let name = name
+                    .get_or_init(|| Name::from_ascii(&f.name).ok().map(|n| LowerName::new(&n)))
+                    .as_ref()?;
+                crate::plugin::metadata::Meta::new(&block.plugins).value(label, name, src)
+            };
+            if view.admits(f, Some(&meta)) {
                 return Some((index, z));
             }
         }

@@ -601,6 +601,7 @@ impl Phases for Template {
                         facts: &facts,
                         vars: &values,
                         groups: Some(&named),
+                        meta: None,
                     };
                     let Ok(value) = e.value(&scope) else {
                         return servfail();
@@ -612,6 +613,7 @@ impl Phases for Template {
                     facts: &facts,
                     vars: &values,
                     groups: Some(&named),
+                    meta: None,
                 };
                 // Anything but `true` is no match; only a failure is SERVFAIL.
                 for e in &t.exprs {

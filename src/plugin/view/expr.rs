@@ -471,13 +471,29 @@ impl Parser<'_> {
 
 /// What an expression is evaluated in: the query, and `template`'s variables and regex
 /// captures.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Scope<'a> {
     pub facts: &'a Facts,
     /// The values of the variables declared before, in order.
     pub vars: &'a [Value],
     /// Captures by name and by index (`"0"`, `"1"`, ...).
     pub groups: Option<&'a std::collections::BTreeMap<String, String>>,
+    /// `metadata(label)`: the value the block's plugins give the query, where its `metadata`
+    /// collects them (`None`: no label has a value).
+    pub meta: Option<MetaFn<'a>>,
+}
+
+/// How an expression asks for a metadata label's value.
+pub type MetaFn<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl std::fmt::Debug for Scope<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope")
+            .field("facts", self.facts)
+            .field("vars", &self.vars)
+            .field("groups", &self.groups)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Whether `name` may be a variable's: an identifier that is no function, keyword or literal.
@@ -538,6 +554,7 @@ impl Expr {
             facts,
             vars: &[],
             groups: None,
+            meta: None,
         })
     }
 
@@ -596,11 +613,10 @@ fn call(function: Function, args: &[Node], scope: &Scope<'_>) -> Result<Value, S
                 .ok_or_else(|| format!("invalid CIDR address: {cidr}"))?;
             Value::Bool(net.contains(address))
         }
-        // No plugin provides metadata here: every label is empty, as CoreDNS gives a label
-        // nothing set.
+        // A label nothing sets is empty, as CoreDNS gives it.
         Function::Metadata => {
-            text(eval(&args[0], scope)?)?;
-            Value::Text(String::new())
+            let label = text(eval(&args[0], scope)?)?;
+            Value::Text(scope.meta.and_then(|m| m(&label)).unwrap_or_default())
         }
         Function::Group => {
             let key = match eval(&args[0], scope)? {

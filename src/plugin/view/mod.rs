@@ -26,8 +26,15 @@ pub struct View {
 impl View {
     /// Whether the block takes the query: every expression holds (one that fails to evaluate
     /// does not).
-    pub fn admits(&self, facts: &Facts) -> bool {
-        self.exprs.iter().all(|e| match e.holds(facts) {
+    /// Whether every expression holds for `facts`, with `meta` giving `metadata(label)`.
+    pub fn admits(&self, facts: &Facts, meta: Option<expr::MetaFn<'_>>) -> bool {
+        let scope = expr::Scope {
+            facts,
+            vars: &[],
+            groups: None,
+            meta,
+        };
+        self.exprs.iter().all(|e| match e.holds_in(&scope) {
             Ok(holds) => holds,
             Err(error) => {
                 tracing::debug!(view = %self.name, expr = e.text(), %error, "view: expression failed");
@@ -121,5 +128,27 @@ mod tests {
             let e = load(text).unwrap_err().to_string();
             assert!(e.contains(error), "{text:?}: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod metadata_tests {
+    use crate::plugin::testing::Served;
+
+    /// `metadata(label)` in a view's expression sees what the block's plugins give the query
+    /// when the block collects metadata (CoreDNS collects it before asking the view), and
+    /// nothing without `metadata`.
+    #[test]
+    fn a_view_reads_the_blocks_metadata() {
+        let corefile = |collect: &str| {
+            format!(
+                "example.org:0 {{\n {collect}\n view named {{\n  expr metadata('view/name') == 'named'\n }}\n template IN A {{\n  answer \"{{{{ .Name }}}} 60 IN A 10.0.0.1\"\n }}\n}}\n\
+                 example.org:0 {{\n template IN A {{\n  answer \"{{{{ .Name }}}} 60 IN A 10.0.0.2\"\n }}\n}}\n"
+            )
+        };
+        let with = Served::new(&corefile("metadata"));
+        assert!(with.ask("www.example.org. A").contains("10.0.0.1"));
+        let without = Served::new(&corefile(""));
+        assert!(without.ask("www.example.org. A").contains("10.0.0.2"));
     }
 }
