@@ -255,7 +255,7 @@ impl Views {
                 let name = name
                     .get_or_init(|| Name::from_ascii(&f.name).ok().map(|n| LowerName::new(&n)))
                     .as_ref()?;
-                crate::plugin::metadata::Meta::new(&block.plugins).value(label, name, src)
+                crate::plugin::metadata::Meta::new(&block.plugins).value(label, name, src, query)
             };
             if view.admits(f, Some(&meta)) {
                 return Some((index, z));

@@ -1589,7 +1589,7 @@ fn the_client_pod_labels_come_from_pods_verified() {
     let name = hickory_proto::rr::LowerName::from(
         hickory_proto::rr::Name::from_ascii("web.prod.svc.cluster.local.").unwrap(),
     );
-    let of = |label: &str, src: &str| kubernetes.metadata(label, &name, src.parse().unwrap());
+    let of = |label: &str, src: &str| kubernetes.metadata(label, &name, src.parse().unwrap(), &[]);
     // `curl` in `default` has 10.36.0.7; `web-0` in `prod` has fd00:44::99 among others.
     assert_eq!(
         of("kubernetes/client-pod-name", "10.36.0.7:5353").as_deref(),

@@ -238,10 +238,6 @@ fn refusal(name: &str) -> &'static str {
             `hosts`, or `forward` the zone to a server that reads them"
         }
         "grpc" => "not supported: use `forward` (DNS over UDP and TCP) to the same upstream",
-        "geoip" => {
-            "not supported: no GeoIP database is read; answer by client network with `view` \
-            (`expr incidr(client_ip(), 'NET')`) or `acl`"
-        }
         "proxyproto" => {
             "not supported: PROXY protocol headers are not read; let clusterdns see clients' \
             own addresses"

@@ -260,7 +260,7 @@ impl Phases for Dnstap {
             event.extra = sender.extra.as_deref().map(|text| {
                 fill(text, |label| {
                     let name = name.get_or_init(|| question_name(seen)).as_ref()?;
-                    seen.meta.value(label, name, seen.src)
+                    seen.meta.value(label, name, seen.src, seen.query)
                 })
             });
             if sender.tx.try_send(event).is_err() {

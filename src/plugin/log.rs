@@ -637,8 +637,10 @@ fn render(format: &[Part], seen: &Seen<'_>, msg: &Message, kind: Type) -> String
                 }),
                 // Another plugin's, through `metadata`; `-` when it gives none.
                 _ => {
-                    let value = question
-                        .and_then(|q| seen.meta.value(label, &LowerName::new(q.name()), seen.src));
+                    let value = question.and_then(|q| {
+                        seen.meta
+                            .value(label, &LowerName::new(q.name()), seen.src, seen.query)
+                    });
                     out.write_str(value.as_deref().unwrap_or("-"))
                 }
             },

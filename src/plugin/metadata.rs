@@ -50,13 +50,14 @@ impl<'a> Meta<'a> {
         Self { plugins: &[] }
     }
 
-    /// The value of `label` for a query of `name` from `src` (perhaps empty): `None` when no
+    /// The value of `label` for `query` (of `name`) from `src` (perhaps empty): `None` when no
     /// plugin sets it, or the block's `metadata` does not cover the name.
     pub fn value(
         &self,
         label: &str,
         name: &LowerName,
         src: std::net::SocketAddr,
+        query: &[u8],
     ) -> Option<String> {
         let collected = self
             .plugins
@@ -68,7 +69,7 @@ impl<'a> Meta<'a> {
         // A label a plugin sets, even to nothing, prints as it is; one none sets is `-`.
         self.plugins
             .iter()
-            .find_map(|p| p.metadata(label, name, src))
+            .find_map(|p| p.metadata(label, name, src, query))
     }
 }
 

@@ -18,6 +18,7 @@ pub mod dnstap;
 pub mod file;
 pub mod forward;
 pub mod forward_loop;
+pub mod geoip;
 pub mod header;
 pub mod health;
 pub mod hosts;
@@ -476,10 +477,17 @@ pub trait Phases {
         let _ = seen;
     }
 
-    /// The value of metadata `label` this plugin gives a query of `name` from `src`
-    /// (`kubernetes/namespace`, `view/name`), read only when something asks for it.
-    fn metadata(&self, label: &str, name: &LowerName, src: std::net::SocketAddr) -> Option<String> {
-        let _ = (label, name, src);
+    /// The value of metadata `label` this plugin gives `query` (its question's name `name`)
+    /// from `src` (`kubernetes/namespace`, `view/name`, `geoip/country/code`), read only when
+    /// something asks for it.
+    fn metadata(
+        &self,
+        label: &str,
+        name: &LowerName,
+        src: std::net::SocketAddr,
+        query: &[u8],
+    ) -> Option<String> {
+        let _ = (label, name, src, query);
         None
     }
 }
@@ -630,8 +638,8 @@ macro_rules! registry {
                 match self { $($($(Self::$variant(p) => Phases::observe(p, seen),)?)?)* }
             }
 
-            pub fn metadata(&self, label: &str, name: &LowerName, src: std::net::SocketAddr) -> Option<String> {
-                match self { $($($(Self::$variant(p) => Phases::metadata(p, label, name, src),)?)?)* }
+            pub fn metadata(&self, label: &str, name: &LowerName, src: std::net::SocketAddr, query: &[u8]) -> Option<String> {
+                match self { $($($(Self::$variant(p) => Phases::metadata(p, label, name, src, query),)?)?)* }
             }
         }
     };
@@ -654,7 +662,7 @@ registry! {
     "rrl": rrl::RrlConfig => Rrl(Box<rrl::Rrl>),
     "root": root::Root,
     "metadata": metadata::Metadata => Metadata(metadata::Metadata),
-    "geoip",
+    "geoip": geoip::GeoipConfig => Geoip(geoip::Geoip),
     "cancel": cancel::Cancel => Cancel(cancel::Cancel),
     "proxyproto",
     "quic",
@@ -781,8 +789,8 @@ macro_rules! behind {
             fn observe(&self, seen: &Seen<'_>) {
                 (**self).observe(seen)
             }
-            fn metadata(&self, label: &str, name: &LowerName, src: std::net::SocketAddr) -> Option<String> {
-                (**self).metadata(label, name, src)
+            fn metadata(&self, label: &str, name: &LowerName, src: std::net::SocketAddr, query: &[u8]) -> Option<String> {
+                (**self).metadata(label, name, src, query)
             }
         }
     )*};

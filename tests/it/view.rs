@@ -117,3 +117,27 @@ fn a_zone_with_no_view_that_holds_falls_to_the_enclosing_zone() {
     );
     assert_eq!(addresses(&m), ["10.0.0.2"]);
 }
+
+/// GSLB as CoreDNS's geoip README shows it: a view picks the block by the country of the
+/// client's subnet (`dig +subnet`), from a MaxMind test database.
+#[test]
+fn a_view_picks_the_block_by_the_clients_country() {
+    let db = format!(
+        "{}/tests/data/geoip/GeoLite2-City-Test.mmdb",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let server = TestServer::start(&format!(
+        "example.org:0 {{\n metadata\n geoip {db} {{\n  edns-subnet\n }}\n view uk {{\n  expr metadata('geoip/country/code') == 'GB'\n }}\n template IN A {{\n  answer \"{{{{ .Name }}}} 60 IN A 10.0.0.44\"\n }}\n}}\n\
+         example.org:0 {{\n template IN A {{\n  answer \"{{{{ .Name }}}} 60 IN A 10.0.0.1\"\n }}\n}}\n"
+    ));
+    let short = |args: &[&str]| server.dig(args).trim().to_string();
+    assert_eq!(
+        short(&["+short", "+subnet=2.125.160.216/32", "www.example.org", "A"]),
+        "10.0.0.44"
+    );
+    assert_eq!(
+        short(&["+short", "+subnet=89.160.20.128/25", "www.example.org", "A"]),
+        "10.0.0.1"
+    );
+    assert_eq!(short(&["+short", "www.example.org", "A"]), "10.0.0.1");
+}

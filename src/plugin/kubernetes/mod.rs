@@ -208,7 +208,13 @@ impl Phases for Kubernetes {
 
     /// CoreDNS's `kubernetes/...` labels: the client pod's namespace (`pods verified`), and
     /// what the question's name says (kind, namespace, service, endpoint, port, protocol).
-    fn metadata(&self, label: &str, name: &LowerName, src: std::net::SocketAddr) -> Option<String> {
+    fn metadata(
+        &self,
+        label: &str,
+        name: &LowerName,
+        src: std::net::SocketAddr,
+        _query: &[u8],
+    ) -> Option<String> {
         match label.strip_prefix("kubernetes/")? {
             "client-namespace" => self
                 .view

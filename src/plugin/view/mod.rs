@@ -92,6 +92,7 @@ impl super::Phases for View {
         label: &str,
         _name: &hickory_proto::rr::LowerName,
         _src: std::net::SocketAddr,
+        _query: &[u8],
     ) -> Option<String> {
         (label == "view/name").then(|| self.name.clone())
     }
