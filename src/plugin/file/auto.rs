@@ -331,6 +331,11 @@ impl Phases for Auto {
 mod tests {
     use crate::plugin::testing::Served;
 
+    /// Writes `origin`'s zone (its `www` at `address`) as `file` in `dir`.
+    fn put(dir: &std::path::Path, file: &str, origin: &str, serial: u32, address: &str) {
+        std::fs::write(dir.join(file), zone(origin, serial, address)).unwrap();
+    }
+
     fn zone(origin: &str, serial: u32, address: &str) -> String {
         format!(
             "$ORIGIN {origin}.\n@ 300 IN SOA ns h {serial} 1 1 1 300\n@ 300 IN NS ns\nwww 300 IN A {address}\n"
@@ -340,17 +345,15 @@ mod tests {
     #[test]
     fn serves_each_matching_file_as_its_zone() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("db.example.org"),
-            zone("example.org", 1, "192.0.2.1"),
-        )
-        .unwrap();
+        put(dir.path(), "db.example.org", "example.org", 1, "192.0.2.1");
         std::fs::create_dir(dir.path().join("more")).unwrap();
-        std::fs::write(
-            dir.path().join("more/db.example.net"),
-            zone("example.net", 1, "192.0.2.2"),
-        )
-        .unwrap();
+        put(
+            dir.path(),
+            "more/db.example.net",
+            "example.net",
+            1,
+            "192.0.2.2",
+        );
         // Does not read: left out, the rest served.
         std::fs::write(
             dir.path().join("db.broken.org"),
@@ -379,16 +382,20 @@ mod tests {
     #[test]
     fn a_pattern_and_template_make_the_origin() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("example.org.zone"),
-            zone("example.org", 1, "192.0.2.9"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("example.org.zone.bak"),
-            zone("example.org", 1, "192.0.2.8"),
-        )
-        .unwrap();
+        put(
+            dir.path(),
+            "example.org.zone",
+            "example.org",
+            1,
+            "192.0.2.9",
+        );
+        put(
+            dir.path(),
+            "example.org.zone.bak",
+            "example.org",
+            1,
+            "192.0.2.8",
+        );
         let s = Served::new(&format!(
             "example.org:0 {{\n auto {{\n  directory {} ^(.*)\\.zone$ {{1}}\n }}\n}}\n",
             dir.path().display()
@@ -406,11 +413,7 @@ mod tests {
             pattern: regex::Regex::new(r"db\.(.*)").unwrap(),
             template: "{1}".into(),
         };
-        std::fs::write(
-            dir.path().join("db.example.org"),
-            zone("example.org", 1, "192.0.2.1"),
-        )
-        .unwrap();
+        put(dir.path(), "db.example.org", "example.org", 1, "192.0.2.1");
         let first = scan.walk(&Loaded::default());
         assert_eq!(first.found.len(), 1);
         // Nothing changed: the same zone, nothing to publish.
@@ -418,16 +421,8 @@ mod tests {
         assert!(Arc::ptr_eq(&again.found[0].1, &first.found[0].1));
         assert!(!again.changed_from(&first));
         // A new file, and a new serial: both taken.
-        std::fs::write(
-            dir.path().join("db.example.net"),
-            zone("example.net", 1, "192.0.2.2"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("db.example.org"),
-            zone("example.org", 2, "192.0.2.3"),
-        )
-        .unwrap();
+        put(dir.path(), "db.example.net", "example.net", 1, "192.0.2.2");
+        put(dir.path(), "db.example.org", "example.org", 2, "192.0.2.3");
         let next = scan.walk(&again);
         assert!(next.changed_from(&again));
         let serials: Vec<u32> = next.found.iter().map(|(_, z)| z.serial).collect();

@@ -146,6 +146,11 @@ dn      IN DNAME example.net.
         const AUTH: &str = ";; authority
             example.org. 1800 IN NS ns1.example.org.
             example.org. 1800 IN NS ns.other.net.";
+        const REFERRAL: &str = ";; NOERROR rd
+            ;; authority
+            sub.example.org. 1800 IN NS ns.sub.example.org.
+            ;; additional
+            ns.sub.example.org. 1800 IN A 192.0.2.77";
         const SOA: &str = ";; authority
             example.org. 1800 IN SOA ns1.example.org. hostmaster.example.org. 2024010101 14400 3600 604800 14400";
         let cases: &[(&str, String)] = &[
@@ -232,24 +237,8 @@ dn      IN DNAME example.net.
                 ),
             ),
             // A zone cut: a referral, not authoritative, with glue; DS is the parent's.
-            (
-                "host.sub.example.org. A",
-                ";; NOERROR rd
-                ;; authority
-                sub.example.org. 1800 IN NS ns.sub.example.org.
-                ;; additional
-                ns.sub.example.org. 1800 IN A 192.0.2.77"
-                    .into(),
-            ),
-            (
-                "sub.example.org. NS",
-                ";; NOERROR rd
-                ;; authority
-                sub.example.org. 1800 IN NS ns.sub.example.org.
-                ;; additional
-                ns.sub.example.org. 1800 IN A 192.0.2.77"
-                    .into(),
-            ),
+            ("host.sub.example.org. A", REFERRAL.into()),
+            ("sub.example.org. NS", REFERRAL.into()),
             ("sub.example.org. DS", format!(";; NOERROR aa rd\n{SOA}")),
             // ANY is a type no name has.
             ("a.example.org. ANY", format!(";; NOERROR aa rd\n{SOA}")),

@@ -747,29 +747,42 @@ fn nsec(texts: &[&str], origin: &Name) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// DS and CDS: key tag, algorithm, digest type, digest.
+/// DS and CDS: key tag, algorithm, digest type, digest (hexadecimal).
 fn ds(texts: &[&str]) -> Result<Vec<u8>, String> {
-    if texts.len() < 4 {
-        return Err("DS needs four fields".into());
-    }
-    let mut out = Vec::new();
-    out.extend_from_slice(&number::<u16>(texts, 0, "key tag")?.to_be_bytes());
-    out.push(number(texts, 1, "algorithm")?);
-    out.push(number(texts, 2, "digest type")?);
-    out.extend(from_hex(&texts[3..].concat())?);
-    Ok(out)
+    numbers_then(
+        texts,
+        "DS",
+        ["key tag", "algorithm", "digest type"],
+        |rest| from_hex(&rest.concat()),
+    )
 }
 
-/// DNSKEY and CDNSKEY: flags, protocol, algorithm, key.
+/// DNSKEY and CDNSKEY: flags, protocol, algorithm, key (base64).
 fn dnskey(texts: &[&str]) -> Result<Vec<u8>, String> {
+    numbers_then(
+        texts,
+        "DNSKEY",
+        ["flags", "protocol", "algorithm"],
+        base64_of,
+    )
+}
+
+/// A 16-bit number, two 8-bit ones (named `fields`), then the rest of the fields as `rest`
+/// reads them: the shape DS and DNSKEY share.
+fn numbers_then(
+    texts: &[&str],
+    what: &str,
+    fields: [&str; 3],
+    rest: fn(&[&str]) -> Result<Vec<u8>, String>,
+) -> Result<Vec<u8>, String> {
     if texts.len() < 4 {
-        return Err("DNSKEY needs four fields".into());
+        return Err(format!("{what} needs four fields"));
     }
     let mut out = Vec::new();
-    out.extend_from_slice(&number::<u16>(texts, 0, "flags")?.to_be_bytes());
-    out.push(number(texts, 1, "protocol")?);
-    out.push(number(texts, 2, "algorithm")?);
-    out.extend(base64_of(&texts[3..])?);
+    out.extend_from_slice(&number::<u16>(texts, 0, fields[0])?.to_be_bytes());
+    out.push(number(texts, 1, fields[1])?);
+    out.push(number(texts, 2, fields[2])?);
+    out.extend(rest(&texts[3..])?);
     Ok(out)
 }
 
