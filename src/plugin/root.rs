@@ -25,22 +25,32 @@ impl Root {
     }
 }
 
+/// A directory a directive names (`root`'s, `auto`'s): one that does not exist (yet) is a
+/// warning, as CoreDNS has it, since it may appear later; one that cannot be read is an error.
+pub fn may_be_missing(
+    path: &std::path::Path,
+    d: &Directive,
+    name: &str,
+    what: &str,
+) -> Result<(), ConfigError> {
+    match std::fs::metadata(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(path = %path.display(), "{what} does not exist");
+            Ok(())
+        }
+        Err(e) => Err(directive_err(
+            d,
+            name,
+            format!("unable to access {what} '{}': {e}", path.display()),
+        )),
+    }
+}
+
 impl Setup for Root {
     fn parse(d: &Directive, cx: &Context<'_>) -> Result<Self, ConfigError> {
         let path = Self::path_of(d, cx.dir)?;
-        match std::fs::metadata(&path) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::warn!(path = %path.display(), "root path does not exist");
-            }
-            Err(e) => {
-                return Err(directive_err(
-                    d,
-                    "root",
-                    format!("unable to access root path '{}': {e}", path.display()),
-                ));
-            }
-        }
+        may_be_missing(&path, d, "root", "root path")?;
         Ok(Self { path })
     }
 

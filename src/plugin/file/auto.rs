@@ -60,19 +60,7 @@ impl Setup for AutoConfig {
                         )
                     })?;
                     let dir = resolve(cx.root.unwrap_or(cx.dir), dir);
-                    match std::fs::metadata(&dir) {
-                        Ok(_) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                            tracing::warn!(directory = %dir.display(), "directory does not exist");
-                        }
-                        Err(e) => {
-                            return Err(directive_err(
-                                o,
-                                NAME,
-                                format!("Unable to access root path '{}': {e}", dir.display()),
-                            ));
-                        }
-                    }
+                    crate::plugin::root::may_be_missing(&dir, o, NAME, "directory")?;
                     match rest {
                         [] => {}
                         [pattern, template] => {

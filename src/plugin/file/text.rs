@@ -959,6 +959,14 @@ mod tests {
         assert!(got[5].starts_with("f.example.org. 3600 IN"), "{}", got[5]);
     }
 
+    /// A TXT record's character strings.
+    fn strings_of(record: &Record) -> Vec<&[u8]> {
+        let RData::TXT(txt) = record.data() else {
+            panic!("{record:?}");
+        };
+        txt.iter().map(|s| &s[..]).collect()
+    }
+
     #[test]
     fn quoted_strings_are_character_strings() {
         let origin = Name::from_ascii("example.org.").unwrap();
@@ -968,10 +976,7 @@ mod tests {
             &origin,
         )
         .unwrap();
-        let RData::TXT(txt) = rs[0].data() else {
-            panic!("{:?}", rs[0]);
-        };
-        let strings: Vec<&[u8]> = txt.iter().map(|s| &s[..]).collect();
+        let strings = strings_of(&rs[0]);
         assert_eq!(strings, [&b"hello world"[..], b"a\"b", b"A", b"plain"]);
     }
 
@@ -1078,10 +1083,7 @@ mod tests {
             &origin,
         )
         .unwrap();
-        let RData::TXT(txt) = rs[0].data() else {
-            panic!("{:?}", rs[0]);
-        };
-        let strings: Vec<&[u8]> = txt.iter().map(|s| &s[..]).collect();
+        let strings = strings_of(&rs[0]);
         assert_eq!(
             strings.iter().map(|s| s.len()).collect::<Vec<_>>(),
             [255, 45, 1]
