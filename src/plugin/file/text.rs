@@ -1054,35 +1054,21 @@ mod tests {
     fn data_forms_miekg_reads() {
         let origin = Name::from_ascii("example.org.").unwrap();
         let long = "x".repeat(300);
-        let rs = parse(
-            &format!(
-                "t TXT \"{long}\" \"\\200\"\n\
-                 s 300 HTTPS 1 web alpn=\"h2,h3\"\n\
-                 r RP admin info\n\
-                 u URI 10 1 \"https://example.org/\"\n\
-                 e EUI48 00-00-5e-00-53-2a\n\
-                 z TYPE65534 \\# 0\n\
-                 big 99999999999999999w A 192.0.2.1\n"
-            ),
-            Path::new("x"),
-            &origin,
+        let text = format!(
+            "t TXT \"{long}\" \"\\200\"\n\
+             s 300 HTTPS 1 web alpn=\"h2,h3\"\n\
+             r RP admin info\n\
+             u URI 10 1 \"https://example.org/\"\n\
+             e EUI48 00-00-5e-00-53-2a\n\
+             z TYPE65534 \\# 0\n"
         );
         // A TTL past 32 bits is no TTL: `99999999999999999w` is read as the type.
-        let e = rs.unwrap_err().to_string();
+        let overflow = format!("{text}big 99999999999999999w A 192.0.2.1\n");
+        let e = parse(&overflow, Path::new("x"), &origin)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(":7:"), "{e}");
-        let rs = parse(
-            &format!(
-                "t TXT \"{long}\" \"\\200\"\n\
-                 s 300 HTTPS 1 web alpn=\"h2,h3\"\n\
-                 r RP admin info\n\
-                 u URI 10 1 \"https://example.org/\"\n\
-                 e EUI48 00-00-5e-00-53-2a\n\
-                 z TYPE65534 \\# 0\n"
-            ),
-            Path::new("x"),
-            &origin,
-        )
-        .unwrap();
+        let rs = parse(&text, Path::new("x"), &origin).unwrap();
         let strings = strings_of(&rs[0]);
         assert_eq!(
             strings.iter().map(|s| s.len()).collect::<Vec<_>>(),
