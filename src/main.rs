@@ -244,14 +244,25 @@ fn run() -> anyhow::Result<()> {
             }
         }
         clusterdns::STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
+        // `on shutdown`, as CoreDNS runs it: when the stop begins, before the lameduck wait;
+        // a command that takes longer than a minute is left behind.
+        let hooks = std::mem::take(&mut current.shutdown);
+        let run = async {
+            for hook in hooks {
+                hook.run().await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .is_err()
+        {
+            warn!("on shutdown: a command still runs after a minute; stopping anyway");
+        }
         if !current.lameduck.is_zero() {
             info!(lameduck = ?current.lameduck, "lameduck: still serving before shutting down");
             tokio::time::sleep(current.lameduck).await;
         }
         info!("shutting down");
-        for hook in std::mem::take(&mut current.shutdown) {
-            hook.run().await;
-        }
         // The UDP workers answer what their sockets hold before they close them.
         current.stop();
         let drained = tokio::task::spawn_blocking(|| {

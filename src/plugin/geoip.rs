@@ -145,7 +145,8 @@ fn client_subnet(query: &[u8]) -> Option<IpAddr> {
 impl Geoip {
     fn city(&self, ip: IpAddr, field: &str) -> Option<String> {
         let found = self.db.reader.lookup(ip).ok()?;
-        let city: geoip2::City<'_> = found.decode().ok()??;
+        // An address the database lacks gives empty values, as CoreDNS sets them.
+        let city: geoip2::City<'_> = found.decode().ok()?.unwrap_or_default();
         let text = |s: Option<&str>| s.unwrap_or_default().to_string();
         Some(match field {
             "city/name" => text(city.city.names.english),
@@ -182,13 +183,12 @@ impl Geoip {
 
     fn asn(&self, ip: IpAddr, field: &str) -> Option<String> {
         let found = self.db.reader.lookup(ip).ok()?;
-        let asn: geoip2::Asn<'_> = found.decode().ok()??;
+        let asn: Option<geoip2::Asn<'_>> = found.decode().ok()?;
+        let number = asn.as_ref().and_then(|a| a.autonomous_system_number);
+        let org = asn.as_ref().and_then(|a| a.autonomous_system_organization);
         Some(match field {
-            "asn/number" => asn.autonomous_system_number.unwrap_or(0).to_string(),
-            "asn/org" => asn
-                .autonomous_system_organization
-                .unwrap_or_default()
-                .to_string(),
+            "asn/number" => number.unwrap_or(0).to_string(),
+            "asn/org" => org.unwrap_or_default().to_string(),
             _ => return None,
         })
     }
@@ -270,8 +270,16 @@ mod tests {
             of(&city, "geoip/country/is_in_european_union", "89.160.20.112").as_deref(),
             Some("true")
         );
-        // Not in the database, another plugin's label, the other schema: nothing.
-        assert_eq!(of(&city, "geoip/city/name", "10.0.0.1"), None);
+        // Not in the database: empty values, as CoreDNS sets them.
+        assert_eq!(
+            of(&city, "geoip/city/name", "10.0.0.1").as_deref(),
+            Some("")
+        );
+        assert_eq!(
+            of(&city, "geoip/country/is_in_european_union", "10.0.0.1").as_deref(),
+            Some("false")
+        );
+        // Another plugin's label, the other schema: nothing.
         assert_eq!(of(&city, "kubernetes/namespace", "2.125.160.216"), None);
         assert_eq!(of(&city, "geoip/asn/number", "2.125.160.216"), None);
         let asn = plugin(&format!("geoip {}", data("GeoLite2-ASN-Test.mmdb")));

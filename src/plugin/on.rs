@@ -27,30 +27,51 @@ pub struct Hook {
 }
 
 impl Hook {
-    /// Runs the command: waited for unless it runs in the background. A command that does not
-    /// start, or fails, is logged.
+    /// Runs the command: waited for (polled, so no thread is held and the runtime can still
+    /// stop) unless it runs in the background. A command that does not start, or fails, is
+    /// logged.
     pub async fn run(self) {
         let what = format!("{} {}", self.command, self.args.join(" "));
-        let mut command = std::process::Command::new(&self.command);
-        command.args(&self.args);
+        let mut child = match std::process::Command::new(&self.command)
+            .args(&self.args)
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(error) => {
+                tracing::error!(command = %what, %error, "on: the command did not start");
+                return;
+            }
+        };
         if self.background {
             tracing::info!(command = %what, "on: running in the background");
-            if let Err(error) = command.spawn() {
-                tracing::error!(command = %what, %error, "on: the command did not start");
-            }
+            // Reaped when it ends, so it does not linger as a zombie.
+            tokio::spawn(async move {
+                while matches!(child.try_wait(), Ok(None)) {
+                    tokio::time::sleep(POLL).await;
+                }
+            });
             return;
         }
         tracing::info!(command = %what, "on: running");
-        match tokio::task::spawn_blocking(move || command.status()).await {
-            Ok(Ok(status)) if status.success() => {}
-            Ok(Ok(status)) => tracing::error!(command = %what, %status, "on: the command failed"),
-            Ok(Err(error)) => {
-                tracing::error!(command = %what, %error, "on: the command did not start")
+        loop {
+            match child.try_wait() {
+                Ok(None) => tokio::time::sleep(POLL).await,
+                Ok(Some(status)) if status.success() => return,
+                Ok(Some(status)) => {
+                    tracing::error!(command = %what, %status, "on: the command failed");
+                    return;
+                }
+                Err(error) => {
+                    tracing::error!(command = %what, %error, "on: the command could not be waited for");
+                    return;
+                }
             }
-            Err(error) => tracing::error!(command = %what, %error, "on: the command did not run"),
         }
     }
 }
+
+/// How often a running command is looked at.
+const POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A block's `on` lines.
 #[derive(Debug, Clone, PartialEq, Eq)]

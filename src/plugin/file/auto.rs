@@ -107,18 +107,18 @@ impl Setup for AutoConfig {
                 }
             }
         }
-        // CoreDNS walks the empty path (its working directory) when no directory is given.
-        config.directory = directory.unwrap_or_else(|| cx.dir.to_path_buf());
+        // Without a directory CoreDNS walks the empty path, which finds nothing.
+        config.directory = directory.unwrap_or_default();
         Ok(config)
     }
 
     fn build(&self, b: &mut Building<'_>) -> Result<(), SetupError> {
         let table = Arc::new(RecordTable::new(Loaded::default()));
-        let scan = Scan {
+        let scan = Arc::new(Scan {
             directory: self.directory.clone(),
             pattern: self.pattern.clone(),
             template: self.template.clone(),
-        };
+        });
         table.publish(scan.walk(&Loaded::default()));
         if !self.reload.is_zero() {
             let (table, reload) = (Arc::clone(&table), self.reload);
@@ -128,11 +128,16 @@ impl Setup for AutoConfig {
                 ticker.tick().await;
                 loop {
                     ticker.tick().await;
-                    let now = table.load();
-                    let next = scan.walk(&now);
-                    if next.changed_from(&now) {
-                        table.publish(next);
-                    }
+                    // Reading and building zones is work for a blocking thread.
+                    let (scan, table) = (Arc::clone(&scan), Arc::clone(&table));
+                    let _ = tokio::task::spawn_blocking(move || {
+                        let now = table.load();
+                        let next = scan.walk(&now);
+                        if next.changed_from(&now) {
+                            table.publish(next);
+                        }
+                    })
+                    .await;
                 }
             }));
         }
@@ -175,28 +180,11 @@ impl Scan {
     /// The origin a file named `file` holds, if its name matches.
     fn origin(&self, file: &str) -> Option<LowerName> {
         let caps = self.pattern.captures(file)?;
+        // As CoreDNS: each `{` of the template is a `${` of Go's (and the regex crate's)
+        // expansion, so `{1}`, `{name}` and `$1` all name groups.
         let mut origin = String::new();
-        let mut rest = self.template.as_str();
-        while let Some(open) = rest.find('{') {
-            origin.push_str(&rest[..open]);
-            let after = &rest[open + 1..];
-            match after
-                .find('}')
-                .and_then(|close| Some((after[..close].parse::<usize>().ok()?, close)))
-            {
-                Some((group, close)) => {
-                    origin.push_str(caps.get(group).map_or("", |m| m.as_str()));
-                    rest = &after[close + 1..];
-                }
-                None => {
-                    origin.push('{');
-                    rest = after;
-                }
-            }
-        }
-        origin.push_str(rest);
-        let name = Name::from_ascii(&origin).ok()?;
-        let mut name = name;
+        caps.expand(&self.template.replace('{', "${"), &mut origin);
+        let mut name = Name::from_ascii(&origin).ok()?;
         name.set_fqdn(true);
         Some(LowerName::new(&name))
     }
@@ -222,20 +210,27 @@ impl Scan {
                 tracing::warn!(zone = %origin, using = %previous.display(), ignored = %path.display(), "several zone files match one origin");
                 continue;
             }
-            let zone = match load(&path, &origin) {
-                Ok(zone) => zone,
-                Err(error) => {
-                    tracing::warn!(zone = %origin, %error, "zone file not loaded");
-                    continue;
-                }
-            };
-            let kept = before
+            let served = before
                 .zones
                 .names()
                 .iter()
                 .position(|o| *o == origin)
                 .map(|i| &before.found[i])
-                .filter(|(p, z)| *p == path && z.serial == zone.serial)
+                .filter(|(p, _)| *p == path);
+            let zone = match load(&path, &origin) {
+                Ok(zone) => zone,
+                // A file that no longer reads keeps the zone it gave, as `file` keeps it.
+                Err(error) => {
+                    tracing::warn!(zone = %origin, %error, "zone file not loaded");
+                    if let Some((path, zone)) = served {
+                        order.push(origin.clone());
+                        by_origin.insert(origin, (path.clone(), Arc::clone(zone)));
+                    }
+                    continue;
+                }
+            };
+            let kept = served
+                .filter(|(_, z)| z.serial == zone.serial)
                 .map(|(_, z)| Arc::clone(z));
             let zone = kept.unwrap_or_else(|| {
                 tracing::info!(zone = %origin, file = %path.display(), serial = zone.serial, "loaded zone");
@@ -421,6 +416,39 @@ mod tests {
         let last = scan.walk(&next);
         assert_eq!(last.zones.names().len(), 1);
         assert!(last.changed_from(&next));
+        // A file that no longer reads keeps its zone.
+        std::fs::write(
+            dir.path().join("db.example.org"),
+            "$ORIGIN example.org.\nwww A 1\n",
+        )
+        .unwrap();
+        let kept = scan.walk(&last);
+        assert_eq!(kept.zones.names().len(), 1);
+        assert!(!kept.changed_from(&last));
+    }
+
+    #[test]
+    fn templates_name_groups_as_go_expands_them() {
+        use super::Scan;
+        let scan = |pattern: &str, template: &str| Scan {
+            directory: Default::default(),
+            pattern: regex::Regex::new(pattern).unwrap(),
+            template: template.into(),
+        };
+        let origin = |s: &Scan, file: &str| s.origin(file).map(|o| o.to_string());
+        assert_eq!(
+            origin(&scan(r"db\.(.*)", "{1}"), "db.example.org").as_deref(),
+            Some("example.org.")
+        );
+        assert_eq!(
+            origin(&scan(r"^(?P<zone>.*)\.zone$", "{zone}"), "example.net.zone").as_deref(),
+            Some("example.net.")
+        );
+        assert_eq!(
+            origin(&scan(r"^(\w+)\.(\w+)$", "$2.{1}.test"), "a.b").as_deref(),
+            Some("b.a.test.")
+        );
+        assert_eq!(origin(&scan(r"db\.(.*)", "{1}"), "notes.txt"), None);
     }
 
     #[test]

@@ -28,10 +28,12 @@ use crate::table::RecordTable;
 use crate::wire::Zones;
 
 const NAME: &str = "secondary";
-/// How long one transfer or SOA check may take, start to end.
-const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Records one transfer may bring, at most.
-const MAX_RECORDS: usize = 5_000_000;
+/// How long a primary may take to send the next message of a transfer, or an SOA check's.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one whole transfer may take.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
+/// The bytes one transfer may bring, at most.
+const MAX_BYTES: usize = 512 << 20;
 
 /// The `secondary` directive.
 #[derive(Debug, Clone)]
@@ -92,6 +94,13 @@ impl Setup for SecondaryConfig {
                 }
             }
         }
+        if config.primaries.is_empty() {
+            return Err(directive_err(
+                d,
+                NAME,
+                "secondary zones require a transfer from property",
+            ));
+        }
         Ok(config)
     }
 
@@ -142,11 +151,18 @@ pub enum TransferError {
 }
 
 /// One length-prefixed exchange's worth of reading: the next message on `stream`.
-async fn read_message(stream: &mut TcpStream) -> Result<Message, TransferError> {
-    let len = stream.read_u16().await?;
-    let mut buf = vec![0; usize::from(len)];
-    stream.read_exact(&mut buf).await?;
-    Message::from_vec(&buf).map_err(|e| TransferError::Malformed(e.to_string()))
+async fn read_message(stream: &mut TcpStream) -> Result<(Message, usize), TransferError> {
+    let read = async {
+        let len = stream.read_u16().await?;
+        let mut buf = vec![0; usize::from(len)];
+        stream.read_exact(&mut buf).await?;
+        Ok::<_, TransferError>(buf)
+    };
+    let buf = tokio::time::timeout(READ_TIMEOUT, read)
+        .await
+        .map_err(|_| TransferError::Timeout)??;
+    let message = Message::from_vec(&buf).map_err(|e| TransferError::Malformed(e.to_string()))?;
+    Ok((message, buf.len()))
 }
 
 /// Sends `qtype` for `origin` to `primary` over TCP; the stream, and the query's ID.
@@ -176,7 +192,7 @@ async fn ask(
 async fn serial(primary: SocketAddr, origin: &Name) -> Result<u32, TransferError> {
     let exchange = async {
         let (mut stream, id) = ask(primary, origin, RecordType::SOA).await?;
-        let reply = read_message(&mut stream).await?;
+        let (reply, _) = read_message(&mut stream).await?;
         if reply.id() != id {
             return Err(TransferError::Malformed("another ID".into()));
         }
@@ -192,7 +208,7 @@ async fn serial(primary: SocketAddr, origin: &Name) -> Result<u32, TransferError
             })
             .ok_or_else(|| TransferError::Malformed("no SOA in the answer".into()))
     };
-    tokio::time::timeout(EXCHANGE_TIMEOUT, exchange)
+    tokio::time::timeout(READ_TIMEOUT, exchange)
         .await
         .map_err(|_| TransferError::Timeout)?
 }
@@ -203,8 +219,13 @@ pub async fn axfr(primary: SocketAddr, origin: &Name) -> Result<Vec<Record>, Tra
     let transfer = async {
         let (mut stream, id) = ask(primary, origin, RecordType::AXFR).await?;
         let mut records: Vec<Record> = Vec::new();
+        let mut bytes = 0;
         loop {
-            let message = read_message(&mut stream).await?;
+            let (message, size) = read_message(&mut stream).await?;
+            bytes += size;
+            if bytes > MAX_BYTES {
+                return Err(TransferError::Malformed("larger than 512 MiB".into()));
+            }
             if message.id() != id {
                 return Err(TransferError::Malformed("another ID".into()));
             }
@@ -222,9 +243,6 @@ pub async fn axfr(primary: SocketAddr, origin: &Name) -> Result<Vec<Record>, Tra
                     return Ok(records);
                 }
                 records.push(record.clone());
-                if records.len() > MAX_RECORDS {
-                    return Err(TransferError::Malformed("too many records".into()));
-                }
             }
             if message.answers().is_empty() {
                 return Err(TransferError::Malformed(
@@ -233,7 +251,7 @@ pub async fn axfr(primary: SocketAddr, origin: &Name) -> Result<Vec<Record>, Tra
             }
         }
     };
-    tokio::time::timeout(EXCHANGE_TIMEOUT, transfer)
+    tokio::time::timeout(TRANSFER_TIMEOUT, transfer)
         .await
         .map_err(|_| TransferError::Timeout)?
 }
@@ -243,7 +261,14 @@ async fn transfer(primaries: &[SocketAddr], origin: &Name) -> Result<Zone, Strin
     let mut last = String::from("no primary");
     for &primary in primaries {
         match axfr(primary, origin).await {
-            Ok(records) => match Zone::new(origin, records) {
+            // Building the zone is work for a blocking thread.
+            Ok(records) => match tokio::task::spawn_blocking({
+                let origin = origin.clone();
+                move || Zone::new(&origin, records)
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+            {
                 Ok(zone) => {
                     tracing::info!(zone = %origin, %primary, serial = zone.serial, "transferred");
                     return Ok(zone);
@@ -357,6 +382,7 @@ mod tests {
             ),
             ("secondary {\n catalog\n}", "catalog: not supported yet"),
             ("secondary {\n frob\n}", "unknown property 'frob'"),
+            ("secondary example.org", "require a transfer from"),
         ] {
             let e = settings::<SecondaryConfig>(lines).unwrap_err();
             assert!(e.contains(needle), "{lines}: {e}");

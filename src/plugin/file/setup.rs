@@ -169,7 +169,14 @@ async fn watch(path: PathBuf, zones: Vec<(LowerName, Slot)>, reload: Duration, b
             seen = now;
         }
         for (origin, slot) in &zones {
-            let zone = match load(&path, origin) {
+            // Reading and building a zone is work for a blocking thread.
+            let loaded = tokio::task::spawn_blocking({
+                let (path, origin) = (path.clone(), origin.clone());
+                move || load(&path, &origin)
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            let zone = match loaded {
                 Ok(zone) => zone,
                 Err(error) => {
                     tracing::warn!(zone = %origin, %error, "zone file did not reload; keeping the zone as it was");

@@ -585,7 +585,7 @@ fn rdata(rtype: RecordType, tokens: &[&Token], origin: &Name) -> Result<RData, S
 
 /// RFC 3597 §5: data in the generic form must be what the type's own form would give. For
 /// the types answers read (names in the data), it is checked.
-fn generic_valid(rtype: RecordType, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn generic_valid(rtype: RecordType, bytes: &[u8]) -> Result<(), String> {
     use hickory_proto::serialize::binary::{BinDecoder, Restrict};
     let code = u16::from(rtype);
     // One whole uncompressed name: DNAME, MB, MD, MF, MG, MR.

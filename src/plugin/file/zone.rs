@@ -17,6 +17,8 @@ use super::super::{Fast, FastReply, Reply};
 use crate::table::{NameKey, Node, WireNode};
 use crate::wire::{self, Section};
 
+/// The most additional records kept with one set (more than a 64 KiB response holds).
+const MAX_ADDITIONAL: usize = 65_535 / 16;
 /// How many CNAMEs an answer follows inside the zone (CoreDNS stops at 8).
 const MAX_CHAIN: usize = 8;
 const DNAME: RecordType = RecordType::Unknown(39);
@@ -74,6 +76,8 @@ impl Zone {
     pub fn new(origin: &Name, records: Vec<Record>) -> Result<Self, String> {
         let origin_key = NameKey::new(origin);
         let mut by_name: HashMap<NameKey, Node> = HashMap::new();
+        // Each record once: by owner and wire body.
+        let mut seen: std::collections::HashSet<(NameKey, Vec<u8>)> = Default::default();
         let mut soa_fields = None;
         let mut outside = 0usize;
         for record in records {
@@ -92,18 +96,21 @@ impl Zone {
                 }
                 soa_fields = Some((soa.serial(), soa.refresh(), soa.retry(), soa.expire()));
             }
-            if crate::wire::body(&record).is_empty() {
+            let body = crate::wire::body(&record);
+            if body.is_empty() {
                 return Err(format!("{record}: its data does not encode"));
+            }
+            // Data held as bytes (from a transfer too) is what its type's form gives.
+            if let RData::Unknown { rdata, .. } = record.data() {
+                super::text::generic_valid(record.record_type(), rdata.anything())
+                    .map_err(|m| format!("{}: {m}", record.name()))?;
+            }
+            if !seen.insert((key.clone(), body)) {
+                continue;
             }
             let mut record = record;
             record.set_name(Name::root());
-            let node = by_name.entry(key).or_default();
-            if !node
-                .get(record.record_type())
-                .is_some_and(|set| set.records.contains(&record))
-            {
-                node.push(record);
-            }
+            by_name.entry(key).or_default().push(record);
         }
         let (serial, refresh, retry, expire) =
             soa_fields.ok_or_else(|| format!("no SOA record for origin {origin}"))?;
@@ -115,18 +122,19 @@ impl Zone {
         // Empty non-terminals: every name between a name and the apex exists.
         let origin_len = origin_key.as_bytes().len();
         let keys: Vec<NameKey> = by_name.keys().cloned().collect();
-        let mut ents = Vec::new();
         for key in &keys {
             let bytes = key.as_bytes();
             for at in label_starts(bytes).into_iter().skip(1) {
                 if bytes.len() - at <= origin_len {
                     break;
                 }
-                ents.push(NameKey::from_lowercase_wire(bytes[at..].to_vec()));
+                let ent = NameKey::from_lowercase_wire(bytes[at..].to_vec());
+                // An ancestor already there has its own ancestors there too.
+                if by_name.contains_key(ent.as_bytes()) {
+                    break;
+                }
+                by_name.insert(ent, Node::default());
             }
-        }
-        for ent in ents {
-            by_name.entry(ent).or_default();
         }
         let signed = by_name.values().any(|n| n.get(RecordType::NSEC).is_some());
         let has_sigs = by_name.values().any(|n| n.get(RecordType::RRSIG).is_some());
@@ -669,6 +677,10 @@ fn additional(
         let Some(node) = names.get(&key) else {
             continue;
         };
+        // No response holds more than 64 KiB: more glue than that is never sent.
+        if out.len() >= MAX_ADDITIONAL {
+            break;
+        }
         let sigs = node
             .get(RecordType::RRSIG)
             .map(|s| s.records.as_slice())
