@@ -77,7 +77,7 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             setup.build(&mut building)?;
         }
         let Building {
-            chain,
+            mut chain,
             background: tasks,
             ready: flags,
             endpoints: paths,
@@ -88,6 +88,9 @@ pub fn assemble(config: &Config) -> Result<Assembly, StartError> {
             ..
         } = building;
         shutdown.extend(hooks);
+        if let Some(last) = chain.last_mut() {
+            last.mark_last();
+        }
         background.extend(tasks);
         ready.extend(flags);
         for (addr, path) in paths {

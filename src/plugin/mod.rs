@@ -724,6 +724,18 @@ registry! {
     "nomad",
 }
 
+impl Plugin {
+    /// Tells the block's last plugin it is last (CoreDNS's `Next == nil`): `file`, `auto` and
+    /// `secondary` then answer REFUSED for a name in no zone they hold, as CoreDNS's do.
+    pub fn mark_last(&mut self) {
+        match self {
+            Self::File(f) | Self::Secondary(f) => f.last = true,
+            Self::Auto(a) => a.last = true,
+            _ => {}
+        }
+    }
+}
+
 /// A directive's place in the chain: its index in [`DIRECTIVES`].
 pub fn order(name: &str) -> usize {
     DIRECTIVES

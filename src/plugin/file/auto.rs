@@ -145,6 +145,7 @@ impl Setup for AutoConfig {
             zones: Zones::new(&self.zones),
             table,
             fallthrough: Fallthrough::default(),
+            last: false,
         }));
         Ok(())
     }
@@ -280,6 +281,8 @@ pub struct Auto {
     zones: Zones,
     table: Arc<RecordTable<Loaded>>,
     fallthrough: Fallthrough,
+    /// The block's last plugin: a name in no loaded zone is REFUSED (see [`super::File`]).
+    pub last: bool,
 }
 
 /// As CoreDNS's auto plugin: a name outside its zones, or in none of the zones the directory
@@ -293,7 +296,11 @@ impl Phases for Auto {
         }
         let loaded = self.table.guard();
         let Some(i) = loaded.zones.longest_index(&req.lower) else {
-            return Outcome::Next;
+            return if self.last {
+                super::refused()
+            } else {
+                Outcome::Next
+            };
         };
         serve_zone(Some(&loaded.found[i].1), req, &self.fallthrough)
     }
@@ -357,8 +364,9 @@ mod tests {
         );
         assert!(s.ask("www.example.net. A").contains("192.0.2.2"));
         assert!(s.fast("www.example.net. A"));
-        // Nothing after it in the chain: what it passes on is SERVFAIL.
-        assert!(s.ask("www.broken.org. A").starts_with(";; SERVFAIL"));
+        // Nothing after it in the chain, as CoreDNS answers then: a name in its zones but in
+        // no zone it loaded is REFUSED; one outside its zones is passed on, to nothing: SERVFAIL.
+        assert!(s.ask("www.broken.org. A").starts_with(";; REFUSED"));
         assert!(s.ask("www.example.com. A").starts_with(";; SERVFAIL"));
     }
 

@@ -29,6 +29,9 @@ pub struct File {
     zones: Zones,
     slots: Vec<Slot>,
     fallthrough: Fallthrough,
+    /// The block's last plugin (CoreDNS's `Next == nil`): a name in none of its zones is
+    /// REFUSED, not passed on.
+    pub last: bool,
 }
 
 impl File {
@@ -37,8 +40,16 @@ impl File {
             zones,
             slots,
             fallthrough,
+            last: false,
         }
     }
+}
+
+/// What a zone plugin with no next plugin answers for a name in none of its zones.
+pub fn refused() -> Outcome {
+    let mut reply = Reply::authoritative(ResponseCode::Refused);
+    reply.authoritative = false;
+    Outcome::Reply(reply)
 }
 
 /// As CoreDNS's file plugin: names outside its zones pass on; a zone whose file has not been
@@ -49,7 +60,7 @@ impl Phases for File {
 
     fn serve(&self, req: &Request) -> Outcome {
         let Some(i) = self.zones.longest_index(&req.lower) else {
-            return Outcome::Next;
+            return if self.last { refused() } else { Outcome::Next };
         };
         let data = self.slots[i].guard();
         serve_zone(data.as_ref().as_deref(), req, &self.fallthrough)
@@ -412,6 +423,26 @@ ns  NSEC signed.test. A NSEC
         assert!(additional.contains("ns.example.org. 300 IN RRSIG"), "{ns}");
         let plain = s.ask("example.org. NS");
         assert!(!plain.contains("RRSIG"), "{plain}");
+    }
+
+    #[test]
+    fn a_name_in_none_of_its_zones_is_refused_when_nothing_follows() {
+        let zone = "$ORIGIN example.org.\n@ 300 IN SOA ns h 1 2 3 4 5\n@ 300 IN NS ns\nns 300 IN A 192.0.2.53\n";
+        let (_dir, last) = serve("example.org", zone, ".");
+        assert!(last.ask("ns.example.org. A").contains("192.0.2.53"));
+        assert!(last.ask("other.example.com. A").starts_with(";; REFUSED"));
+        // With a plugin after it, such a name is that plugin's.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("db"), zone).unwrap();
+        let followed = Served::new(&format!(
+            ".:0 {{\n file {} example.org\n whoami\n}}\n",
+            dir.path().join("db").display()
+        ));
+        assert!(
+            followed
+                .ask("other.example.com. A")
+                .starts_with(";; NOERROR")
+        );
     }
 
     #[test]
