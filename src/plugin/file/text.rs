@@ -61,26 +61,14 @@ struct Line {
 /// The records of the master file at `path`, read with `origin` as its first origin.
 pub fn read(path: &Path, origin: &Name) -> Result<Vec<Record>, ZoneFileError> {
     let mut records = Vec::new();
-    let mut state = State {
-        origin: origin.clone(),
-        default_ttl: None,
-        last_ttl: None,
-        last_owner: None,
-    };
-    read_file(path, &mut state, 0, &mut records, None)?;
+    read_file(path, &mut State::new(origin), 0, &mut records, None)?;
     Ok(records)
 }
 
 /// The records of master-file `text` (as if read from `path`), with `origin`.
 pub fn parse(text: &str, path: &Path, origin: &Name) -> Result<Vec<Record>, ZoneFileError> {
     let mut records = Vec::new();
-    let mut state = State {
-        origin: origin.clone(),
-        default_ttl: None,
-        last_ttl: None,
-        last_owner: None,
-    };
-    read_text(text, path, &mut state, 0, &mut records)?;
+    read_text(text, path, &mut State::new(origin), 0, &mut records)?;
     Ok(records)
 }
 
@@ -90,6 +78,18 @@ struct State {
     default_ttl: Option<u32>,
     last_ttl: Option<u32>,
     last_owner: Option<Name>,
+}
+
+impl State {
+    /// A file's start: `origin`, and no TTL or owner yet.
+    fn new(origin: &Name) -> Self {
+        Self {
+            origin: origin.clone(),
+            default_ttl: None,
+            last_ttl: None,
+            last_owner: None,
+        }
+    }
 }
 
 fn read_file(
