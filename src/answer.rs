@@ -332,6 +332,12 @@ pub struct Handler {
 }
 
 impl Handler {
+    /// Every block's plugins, in order: how a test reaches a plugin's state.
+    #[cfg(test)]
+    pub fn plugins(&self) -> impl Iterator<Item = &Plugin> {
+        self.blocks.iter().flat_map(|b| b.plugins.iter())
+    }
+
     /// The handler of blocks served on one address, each counted under its own `metrics`.
     pub fn new(blocks: Vec<Block>) -> Self {
         let blocks: Vec<Shared> = blocks.into_iter().map(Shared::from).collect();

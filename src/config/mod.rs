@@ -233,8 +233,8 @@ fn refusal(name: &str) -> &'static str {
             "not supported: cloud DNS APIs are not read; `forward` the zone to the provider's \
             resolvers, or export it to a zone file and serve it with `file`"
         }
-        "etcd" | "nomad" => {
-            "not supported: records in etcd or Nomad are not read; serve them with `file` or \
+        "nomad" => {
+            "not supported: records in Nomad are not read; serve them with `file` or \
             `hosts`, or `forward` the zone to a server that reads them"
         }
         "grpc" => "not supported: use `forward` (DNS over UDP and TCP) to the same upstream",
@@ -554,9 +554,14 @@ mod tests {
         for (text, line, needle) in [
             (".:53 {\n dnssec\n}\n", 2, "sign the zone offline"),
             (
-                ".:53 {\n etcd\n}\n",
+                ".:53 {\n nomad\n}\n",
                 2,
-                "etcd: not supported: records in etcd",
+                "nomad: not supported: records in Nomad",
+            ),
+            (
+                ".:53 {\n etcd {\n  colour blue\n }\n}\n",
+                3,
+                "unknown property 'colour'",
             ),
             (".:53 {\n pprof\n}\n", 2, "perf record -g -p PID"),
             (".:53 {\n cancel 1x\n}\n", 2, "invalid duration: \"1x\""),

@@ -15,6 +15,7 @@ pub mod chaos;
 pub mod debug;
 pub mod dns64;
 pub mod dnstap;
+pub mod etcd;
 pub mod file;
 pub mod forward;
 pub mod forward_loop;
@@ -710,7 +711,7 @@ registry! {
     "file": file::FileConfig => File(file::File),
     "auto": file::auto::AutoConfig => Auto(file::auto::Auto),
     "secondary": file::secondary::SecondaryConfig => Secondary(file::File),
-    "etcd",
+    "etcd": etcd::EtcdConfig => Etcd(etcd::Etcd),
     "loop": forward_loop::Detect => Loop(forward_loop::Loop),
     "forward": forward::Forwards => Forward(std::sync::Arc<Forward>),
     // Removed from CoreDNS in 1.6, where it came after `forward`: served as one.

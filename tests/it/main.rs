@@ -13,6 +13,7 @@ mod corefiles;
 mod dns64;
 mod dnstap;
 mod endpoints;
+mod etcd;
 mod file;
 mod flood;
 mod forward;

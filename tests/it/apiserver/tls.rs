@@ -73,7 +73,11 @@ impl TestPki {
         server_params
             .distinguished_name
             .push(DnType::CommonName, "kube-apiserver");
-        server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        // Client authentication too: etcd's HTTP gateway dials its own gRPC server with it.
+        server_params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         let server = server_params
             .signed_by(&server_key, &issuer)
             .expect("server certificate");
