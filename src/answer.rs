@@ -19,7 +19,9 @@ use hickory_proto::rr::Name;
 use crate::plugin::autopath::{self, Autopath};
 use crate::plugin::dns64::Dns64;
 use crate::plugin::forward::InFlight;
-use crate::plugin::{Asker, Fast, Forward, Outcome, Owners, Plugin, Random, Reply, Request, Seen};
+use crate::plugin::{
+    Answered, Asker, Fast, Forward, Outcome, Owners, Plugin, Random, Reply, Request, Seen,
+};
 use crate::wire::{self, HEADER_LEN, Header, HeaderMut};
 
 pub use crate::wire::EDNS_PAYLOAD;
@@ -454,10 +456,17 @@ impl Handler {
 
     /// The finish phase for a reply made as sections (by the chain, the cache, or re-written
     /// from upstream), before it is encoded and cut to the client's size.
-    fn finish(&self, block: &Block, reply: &mut Reply) {
+    fn finish(&self, block: &Block, msg: &Message, reply: &mut Reply) {
         let mut random = Random::new(&self.seed);
+        let root = Name::root();
+        let question = msg.queries().first();
+        let asked = Answered {
+            name: question.map_or(&root, |q| q.name()),
+            qtype: question.map_or(RecordType::NULL, |q| q.query_type()),
+            dnssec_ok: dnssec_ok(msg),
+        };
         for p in &block.plugins {
-            p.finish(reply, &mut random);
+            p.finish(reply, &asked, &mut random);
         }
     }
 
@@ -1186,7 +1195,7 @@ impl Handler {
             let Some(mut reply) = answered else {
                 return (refused(), routed);
             };
-            self.finish(block, &mut reply);
+            self.finish(block, msg, &mut reply);
             return (Step::Reply(reply), routed);
         }
         let candidates = block.autopath.as_ref().and_then(|a| {
@@ -1245,7 +1254,7 @@ impl Handler {
         };
         match step {
             Step::Reply(mut reply) => {
-                self.finish(block, &mut reply);
+                self.finish(block, msg, &mut reply);
                 (Step::Reply(reply), routed)
             }
             forward => (forward, routed),
@@ -1265,7 +1274,7 @@ impl Handler {
         limit: usize,
         out: &mut Vec<u8>,
     ) -> u16 {
-        self.finish(&self.blocks[index], reply);
+        self.finish(&self.blocks[index], msg, reply);
         encode(query, msg, reply, limit, out);
         u16::from(reply.rcode)
     }
@@ -1532,7 +1541,7 @@ impl Handler {
                 }
             },
         };
-        self.finish(block, &mut reply);
+        self.finish(block, msg, &mut reply);
         encode(query, msg, &reply, limit, out);
         Some(u16::from(reply.rcode))
     }

@@ -224,10 +224,10 @@ fn refusal(name: &str) -> &'static str {
             "not supported yet: remove the line, or serve the external names from a zone file \
             with `file`"
         }
-        "dnssec" | "sign" => {
-            "not supported: clusterdns does not sign on the fly; sign the zone offline \
-            (dnssec-signzone, kzonesign, ldns-signzone) and serve it with `file`, which \
-            answers with its RRSIGs and NSECs"
+        "sign" => {
+            "not supported: sign the zone offline (dnssec-signzone, kzonesign, ldns-signzone) \
+            and serve it with `file`, which answers with its RRSIGs and NSECs, or sign answers \
+            on the fly with `dnssec`"
         }
         "route53" | "azure" | "clouddns" => {
             "not supported: cloud DNS APIs are not read; `forward` the zone to the provider's \
@@ -552,7 +552,16 @@ mod tests {
     #[test]
     fn rejections_name_the_line() {
         for (text, line, needle) in [
-            (".:53 {\n dnssec\n}\n", 2, "sign the zone offline"),
+            (
+                ".:53 {\n sign db.example.org\n}\n",
+                2,
+                "sign the zone offline",
+            ),
+            (
+                ".:53 {\n dnssec {\n  key file /nonexistent/Kx\n }\n}\n",
+                3,
+                "/nonexistent/Kx.key",
+            ),
             (
                 ".:53 {\n nomad\n}\n",
                 2,

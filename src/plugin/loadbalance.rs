@@ -344,7 +344,7 @@ impl Loadbalance {
 }
 
 impl Phases for Loadbalance {
-    fn finish(&self, reply: &mut Reply, random: &mut Random<'_>) {
+    fn finish(&self, reply: &mut Reply, _: &super::Answered<'_>, random: &mut Random<'_>) {
         if self.weighted.is_none()
             && reply.rcode == ResponseCode::NoError
             && reply.answers.count > 1

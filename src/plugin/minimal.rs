@@ -51,7 +51,7 @@ fn success(rcode_low: u8, answers: usize, mut authority: impl Iterator<Item = u1
 }
 
 impl Phases for Minimal {
-    fn finish(&self, reply: &mut Reply, _: &mut Random<'_>) {
+    fn finish(&self, reply: &mut Reply, _: &super::Answered<'_>, _: &mut Random<'_>) {
         let authority = wire::records(&reply.authority.bytes).unwrap_or_default();
         if reply.rcode == ResponseCode::NoError
             && success(

@@ -14,6 +14,7 @@ pub mod cancel;
 pub mod chaos;
 pub mod debug;
 pub mod dns64;
+pub mod dnssec;
 pub mod dnstap;
 pub mod etcd;
 pub mod file;
@@ -105,6 +106,16 @@ impl Request {
             ..self.for_name(self.name.clone())
         }
     }
+}
+
+/// The question a reply answers, as the finish phase sees it (`dnssec` signs for it).
+#[derive(Debug, Clone, Copy)]
+pub struct Answered<'a> {
+    /// As the client wrote it.
+    pub name: &'a Name,
+    pub qtype: RecordType,
+    /// The query's EDNS DO bit.
+    pub dnssec_ok: bool,
 }
 
 /// Who sent a query, and how: what [`Phases::prepare`] may put into it (`rewrite edns0`).
@@ -447,9 +458,10 @@ pub trait Phases {
         }
     }
 
-    /// Changes a reply made as sections, before it is encoded (and cut to the client's size).
-    fn finish(&self, reply: &mut Reply, random: &mut Random<'_>) {
-        let _ = (reply, random);
+    /// Changes a reply made as sections, before it is encoded (and cut to the client's size):
+    /// the answer to `asked`.
+    fn finish(&self, reply: &mut Reply, asked: &Answered<'_>, random: &mut Random<'_>) {
+        let _ = (reply, asked, random);
     }
 
     /// Changes a whole response message in place: the fast path's, or an upstream's kept as
@@ -620,8 +632,8 @@ macro_rules! registry {
             }
 
             #[inline]
-            pub fn finish(&self, reply: &mut Reply, random: &mut Random<'_>) {
-                match self { $($($(Self::$variant(p) => Phases::finish(p, reply, random),)?)?)* }
+            pub fn finish(&self, reply: &mut Reply, asked: &Answered<'_>, random: &mut Random<'_>) {
+                match self { $($($(Self::$variant(p) => Phases::finish(p, reply, asked, random),)?)?)* }
             }
 
             #[inline]
@@ -697,7 +709,7 @@ registry! {
     "acl": acl::AclConfig => Acl(Box<acl::Acl>),
     "cache": cache::CacheConfig,
     "header": header::Header => Header(Box<header::Header>),
-    "dnssec",
+    "dnssec": dnssec::DnssecConfig => Dnssec(Box<dnssec::Dnssec>),
     "tls",
     "minimal": minimal::Minimal => Minimal(minimal::Minimal),
     "template": template::Template => Template(template::Template),
@@ -790,8 +802,8 @@ macro_rules! behind {
             fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
                 (**self).serve_fast(query, out)
             }
-            fn finish(&self, reply: &mut Reply, random: &mut Random<'_>) {
-                (**self).finish(reply, random)
+            fn finish(&self, reply: &mut Reply, asked: &Answered<'_>, random: &mut Random<'_>) {
+                (**self).finish(reply, asked, random)
             }
             fn finish_wire(&self, message: &mut Vec<u8>, random: &mut Random<'_>) {
                 (**self).finish_wire(message, random)

@@ -11,6 +11,7 @@ mod chaos;
 mod cli;
 mod corefiles;
 mod dns64;
+mod dnssec;
 mod dnstap;
 mod endpoints;
 mod etcd;

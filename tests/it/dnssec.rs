@@ -1,0 +1,138 @@
+//! The `dnssec` plugin's answers validated by BIND's `delv` from the keys alone: a zone file
+//! served unsigned and the cluster's names, signed on the fly with a key pair made by
+//! `dnssec-keygen` (a KSK for the DNSKEY set, a ZSK for the rest), denials proven by black lies.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::TestServer;
+
+fn keygen(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("dnssec-keygen")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("dnssec-keygen runs (bind9-utils)");
+    assert!(out.status.success(), "dnssec-keygen {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn answers_signed_on_the_fly_are_fully_validated_by_delv() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("db.example.org"),
+        "$TTL 300\n$ORIGIN example.org.\n\
+         @ IN SOA ns hostmaster 1 3600 600 86400 60\n\
+         @ IN NS ns\nns IN A 192.0.2.53\nwww IN A 192.0.2.1\nalias IN CNAME www\n\
+         deep.ent IN TXT \"deep\"\n",
+    )
+    .unwrap();
+    // One key pair for both zones (a key may sign any zone at or below its owner's: `.`).
+    let zsk = keygen(d, &["-q", "-a", "ECDSAP256SHA256", "-n", "ZONE", "."]);
+    let ksk = keygen(
+        d,
+        &[
+            "-q",
+            "-a",
+            "ECDSAP256SHA256",
+            "-f",
+            "KSK",
+            "-n",
+            "ZONE",
+            ".",
+        ],
+    );
+    let dnskey = std::fs::read_to_string(d.join(format!("{ksk}.key"))).unwrap();
+    let fields: Vec<&str> = dnskey
+        .lines()
+        .find(|l| !l.starts_with(';'))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let anchor = fields[6..].concat();
+    std::fs::write(
+        d.join("anchors"),
+        format!(
+            "trust-anchors {{\n example.org. static-key 257 3 13 \"{anchor}\";\n \
+             cluster.local. static-key 257 3 13 \"{anchor}\";\n}};\n"
+        ),
+    )
+    .unwrap();
+    let server = TestServer::start(&format!(
+        "example.org:0 cluster.local:0 {{\n dnssec {{\n  key file {zsk} {ksk}.private\n }}\n \
+         kubernetes cluster.local {{\n  manifests DATA/cluster.yaml\n }}\n \
+         file {} example.org\n root {}\n}}\n",
+        d.join("db.example.org").display(),
+        d.display()
+    ));
+    let port = server.addr.port().to_string();
+    let delv = |name: &str, qtype: &str, root: &str| -> String {
+        let out = Command::new("delv")
+            .current_dir(d)
+            .args(["@127.0.0.1", "-p", &port, "-a", "anchors"])
+            .arg(format!("+root={root}"))
+            .args([name, qtype])
+            .output()
+            .expect("delv runs (bind9-dnsutils)");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    for (name, qtype, root, want) in [
+        (
+            "www.example.org",
+            "A",
+            "example.org",
+            "www.example.org.\t300\tIN\tA\t192.0.2.1",
+        ),
+        (
+            "alias.example.org",
+            "A",
+            "example.org",
+            "www.example.org.\t300\tIN\tA\t192.0.2.1",
+        ),
+        (
+            "example.org",
+            "DNSKEY",
+            "example.org",
+            "IN\tDNSKEY\t257 3 13",
+        ),
+        ("deep.ent.example.org", "TXT", "example.org", "\"deep\""),
+        // Black lies: NXDOMAIN and NODATA alike are proven "no such type here".
+        ("nope.example.org", "A", "example.org", "NXRRSET"),
+        ("www.example.org", "TXT", "example.org", "NXRRSET"),
+        ("ent.example.org", "A", "example.org", "NXRRSET"),
+        // The cluster's names.
+        (
+            "web.prod.svc.cluster.local",
+            "A",
+            "cluster.local",
+            "IN\tA\t10.96.12.34",
+        ),
+        (
+            "nope.prod.svc.cluster.local",
+            "A",
+            "cluster.local",
+            "NXRRSET",
+        ),
+    ] {
+        let out = delv(name, qtype, root);
+        assert!(out.contains("fully validated"), "{name} {qtype}: {out}");
+        assert!(out.contains(want), "{name} {qtype}: {out}");
+    }
+    // Without DO nothing is signed, and NXDOMAIN stays NXDOMAIN.
+    let plain = server.dig(&["nope.example.org", "A"]);
+    assert!(
+        plain.contains("status: NXDOMAIN") && !plain.contains("RRSIG"),
+        "{plain}"
+    );
+    let signed = server.dig(&["+dnssec", "nope.example.org", "A"]);
+    assert!(
+        signed.contains("status: NOERROR") && signed.contains("NSEC"),
+        "{signed}"
+    );
+}
