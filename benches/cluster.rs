@@ -47,6 +47,7 @@ fn options() -> ClusterOptions {
         endpoint_pod_names: false,
         noendpoints: false,
         ignore_empty_service: false,
+        external: None,
     }
 }
 
@@ -93,6 +94,7 @@ fn cluster(services: usize) -> ClusterObjects {
                 protocol: Protocol::Tcp,
             }],
             publish_not_ready: false,
+            external: Box::default(),
         }));
         let set = slice(&ns, &name, pod_ip + (i * ENDPOINTS) as u32, true);
         objects.insert(Object::Slice((ns.clone(), format!("{name}-x")), Some(set)));

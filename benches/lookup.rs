@@ -87,6 +87,7 @@ fn options() -> ClusterOptions {
         endpoint_pod_names: false,
         noendpoints: false,
         ignore_empty_service: false,
+        external: None,
     }
 }
 
@@ -105,6 +106,7 @@ fn service(ns: &str, name: &str, kind: ServiceKind) -> Service {
             protocol: Protocol::Tcp,
         }],
         publish_not_ready: false,
+        external: Box::default(),
     }
 }
 

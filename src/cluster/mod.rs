@@ -76,6 +76,9 @@ pub struct Service {
     pub ports: Vec<Port>,
     /// `spec.publishNotReadyAddresses`: every endpoint counts as ready.
     pub publish_not_ready: bool,
+    /// `spec.externalIPs`, then each `status.loadBalancer.ingress` IP (or, without one, its
+    /// host name), as written: what `k8s_external` answers with.
+    pub external: Box<[Box<str>]>,
 }
 
 /// One endpoint: a pod (or anything) behind a service.

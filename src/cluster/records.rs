@@ -35,6 +35,9 @@ pub struct ClusterOptions {
     pub noendpoints: bool,
     /// `ignore empty_service`: ClusterIP services without a ready endpoint do not exist.
     pub ignore_empty_service: bool,
+    /// With `k8s_external` in the block: services' external addresses are indexed for it
+    /// (`Some`), and with its `headless`, headless services' ready endpoints too (`Some(true)`).
+    pub external: Option<bool>,
 }
 
 /// One zone's apex records, for the authority section of negative answers.

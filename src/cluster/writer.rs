@@ -31,6 +31,21 @@ pub struct ClusterView {
     /// `pods verified`: the namespace and name of the pod with each address.
     pod_namespaces: papaya::HashMap<IpAddr, (Arc<str>, Arc<str>)>,
     meta: ArcSwap<Meta>,
+    /// `k8s_external`: what each service with external addresses (or, under its `headless`,
+    /// each headless service with ready endpoints) answers with, by namespace and name.
+    externals: papaya::HashMap<Key, Arc<External>>,
+    /// `k8s_external`: the services with each external address, for PTR.
+    external_ips: papaya::HashMap<IpAddr, Arc<[Key]>>,
+}
+
+/// A service as `k8s_external` answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct External {
+    /// External IPs and load balancer ingress addresses or host names, as written.
+    pub hosts: Box<[Box<str>]>,
+    pub ports: Vec<super::Port>,
+    /// A headless service's ready endpoints: label, address, and their set's ports.
+    pub endpoints: Vec<(String, IpAddr, Vec<super::Port>)>,
 }
 
 /// What a query needs beyond the node at its name.
@@ -91,6 +106,19 @@ impl ClusterView {
 
     pub fn meta(&self) -> arc_swap::Guard<Arc<Meta>> {
         self.meta.load()
+    }
+
+    /// `k8s_external`: the service `namespace/name` as it answers there.
+    pub fn external(&self, namespace: &str, name: &str) -> Option<Arc<External>> {
+        self.externals
+            .pin()
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// `k8s_external`: the services with the external address `ip`.
+    pub fn external_reverse(&self, ip: IpAddr) -> Option<Arc<[Key]>> {
+        self.external_ips.pin().get(&ip).cloned()
     }
 
     /// How many names are served (PTR names included).
@@ -188,6 +216,8 @@ pub struct ClusterWriter {
     /// `pods verified`: the pods with each address (for `autopath`'s who-is-asking).
     ip_pods: HashMap<IpAddr, BTreeSet<Key>>,
     pod_addresses: HashMap<Key, Vec<IpAddr>>,
+    /// `k8s_external`: the services with each external address.
+    external_services: HashMap<IpAddr, BTreeSet<Key>>,
 }
 
 impl ClusterWriter {
@@ -219,6 +249,8 @@ impl ClusterWriter {
                 ptrs: PtrIndex::default(),
                 pod_namespaces: papaya::HashMap::new(),
                 meta: ArcSwap::from_pointee(Meta::default()),
+                externals: papaya::HashMap::new(),
+                external_ips: papaya::HashMap::new(),
             }),
             forward,
             reverse,
@@ -232,6 +264,7 @@ impl ClusterWriter {
             pod_refs: HashMap::new(),
             ip_pods: HashMap::new(),
             pod_addresses: HashMap::new(),
+            external_services: HashMap::new(),
         };
         writer.apply(Vec::new());
         writer
@@ -414,8 +447,75 @@ impl ClusterWriter {
         self.namespaces = now;
     }
 
+    /// `k8s_external`: replaces what the service answers there, and its external addresses.
+    fn refresh_external(&mut self, key: &Key) {
+        let Some(headless) = self.opts.external else {
+            return;
+        };
+        let fresh = self
+            .objects
+            .services
+            .get(key)
+            .filter(|svc| self.namespaces.contains(&svc.namespace))
+            .and_then(|svc| {
+                let mut endpoints = Vec::new();
+                if headless && svc.external.is_empty() && svc.kind == super::ServiceKind::Headless {
+                    for set in self.objects.endpoint_sets(&svc.namespace, &svc.name) {
+                        for ep in set.endpoints.iter() {
+                            if !(ep.ready || svc.publish_not_ready) {
+                                continue;
+                            }
+                            for ip in ep.addresses() {
+                                let label = super::records::endpoint_label(
+                                    &ep,
+                                    ip,
+                                    self.opts.endpoint_pod_names,
+                                );
+                                endpoints.push((label, ip, set.ports.clone()));
+                            }
+                        }
+                    }
+                }
+                (!svc.external.is_empty() || !endpoints.is_empty()).then(|| External {
+                    hosts: svc.external.clone(),
+                    ports: svc.ports.clone(),
+                    endpoints,
+                })
+            });
+        let ips = |e: Option<&External>| -> BTreeSet<IpAddr> {
+            e.map(|e| e.hosts.iter().filter_map(|h| h.parse().ok()).collect())
+                .unwrap_or_default()
+        };
+        let externals = self.view.externals.pin();
+        let old = externals.get(key).cloned();
+        if old.as_deref() == fresh.as_ref() {
+            return;
+        }
+        let (before, after) = (ips(old.as_deref()), ips(fresh.as_ref()));
+        match fresh {
+            Some(fresh) => externals.insert(key.clone(), Arc::new(fresh)),
+            None => externals.remove(key),
+        };
+        let reverse = self.view.external_ips.pin();
+        for ip in before.symmetric_difference(&after) {
+            let services = self.external_services.entry(*ip).or_default();
+            if after.contains(ip) {
+                services.insert(key.clone());
+            } else {
+                services.remove(key);
+            }
+            if services.is_empty() {
+                self.external_services.remove(ip);
+                reverse.remove(ip);
+            } else {
+                reverse.insert(*ip, services.iter().cloned().collect());
+            }
+        }
+    }
+
     /// Replaces the names a service owns with what it owns now.
     fn refresh_service(&mut self, key: &Key) {
+        self.refresh_external(key);
         let mut fresh: Vec<(LowerName, WireNode)> = Vec::new();
         let mut ptrs = Vec::new();
         if let Some(svc) = self.objects.services.get(key)
@@ -683,6 +783,7 @@ mod tests {
             endpoint_pod_names: false,
             noendpoints: false,
             ignore_empty_service: false,
+            external: None,
         }
     }
 
@@ -811,6 +912,72 @@ mod tests {
             w.apply(objects.iter().cloned().map(Change::Upsert).collect());
             assert_eq!(contents(&w.view()), full(&all(&objects), pods));
         }
+    }
+
+    /// `k8s_external`'s index: each service's entry and each address's services.
+    fn externals(view: &ClusterView) -> Vec<String> {
+        let mut out: Vec<String> = view
+            .externals
+            .pin()
+            .iter()
+            .map(|(k, e)| format!("{k:?} {e:?}"))
+            .collect();
+        out.extend(
+            view.external_ips
+                .pin()
+                .iter()
+                .map(|(ip, keys)| format!("{ip} {keys:?}")),
+        );
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn the_external_index_follows_changes_as_a_full_build_does() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/external.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let objects: Vec<Object> = text
+            .split("\n---\n")
+            .filter_map(|doc| serde_norway::from_str::<serde_json::Value>(doc).ok())
+            .filter_map(|v| convert(&v).ok().flatten())
+            .collect();
+        for headless in [false, true] {
+            let opts = || ClusterOptions {
+                external: Some(headless),
+                ..options(PodMode::Disabled)
+            };
+            let fresh = |objects: &[Object]| {
+                let mut w = ClusterWriter::new(opts(), false);
+                w.apply(vec![Change::ReplaceAll(all(objects))]);
+                externals(&w.view())
+            };
+            let mut w = ClusterWriter::new(opts(), false);
+            for o in objects.iter().rev() {
+                w.apply(vec![Change::Upsert(o.clone())]);
+            }
+            let everything = fresh(&objects);
+            assert_eq!(externals(&w.view()), everything);
+            assert!(everything.iter().any(|e| e.starts_with("192.0.2.7 ")));
+            assert_eq!(
+                everything.iter().any(|e| e.contains("\"db-0\"")),
+                headless,
+                "{everything:?}"
+            );
+            let mut kept = Vec::new();
+            for (i, o) in objects.iter().enumerate() {
+                if i % 2 == 1 {
+                    let (kind, k) = key(o);
+                    w.apply(vec![Change::Delete(kind, k)]);
+                } else {
+                    kept.push(o.clone());
+                }
+            }
+            assert_eq!(externals(&w.view()), fresh(&kept));
+        }
+        // Without k8s_external nothing is indexed.
+        let mut w = ClusterWriter::new(options(PodMode::Disabled), false);
+        w.apply(vec![Change::ReplaceAll(all(&objects))]);
+        assert!(externals(&w.view()).is_empty());
     }
 
     #[test]

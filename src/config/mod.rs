@@ -220,10 +220,6 @@ fn refusal(name: &str) -> &'static str {
             "not supported yet: zone transfers are refused; remove the line (secondaries can \
             be given the zone file itself)"
         }
-        "k8s_external" => {
-            "not supported yet: remove the line, or serve the external names from a zone file \
-            with `file`"
-        }
         "sign" => {
             "not supported: sign the zone offline (dnssec-signzone, kzonesign, ldns-signzone) \
             and serve it with `file`, which answers with its RRSIGs and NSECs, or sign answers \

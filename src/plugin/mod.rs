@@ -24,6 +24,7 @@ pub mod geoip;
 pub mod header;
 pub mod health;
 pub mod hosts;
+pub mod k8s_external;
 pub mod kubernetes;
 pub mod loadbalance;
 pub mod local;
@@ -718,7 +719,7 @@ registry! {
     "route53",
     "azure",
     "clouddns",
-    "k8s_external",
+    "k8s_external": k8s_external::K8sExternalConfig => K8sExternal(Box<k8s_external::K8sExternal>),
     "kubernetes": kubernetes::KubernetesConfig => Kubernetes(Kubernetes),
     "file": file::FileConfig => File(file::File),
     "auto": file::auto::AutoConfig => Auto(file::auto::Auto),

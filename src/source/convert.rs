@@ -110,6 +110,24 @@ struct Meta {
 struct RawService {
     metadata: Meta,
     spec: Option<ServiceSpec>,
+    status: Option<ServiceStatus>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ServiceStatus {
+    load_balancer: Option<LoadBalancerStatus>,
+}
+
+#[derive(Deserialize, Default)]
+struct LoadBalancerStatus {
+    ingress: Option<Vec<Ingress>>,
+}
+
+#[derive(Deserialize, Default)]
+struct Ingress {
+    ip: Option<String>,
+    hostname: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -122,6 +140,8 @@ struct ServiceSpec {
     #[serde(rename = "clusterIPs")]
     cluster_ips: Option<Vec<String>>,
     external_name: Option<String>,
+    #[serde(rename = "externalIPs")]
+    external_ips: Option<Vec<String>>,
     ports: Option<Vec<RawPort>>,
     publish_not_ready_addresses: Option<bool>,
 }
@@ -310,7 +330,25 @@ fn service(raw: RawService) -> Result<Service, String> {
             ServiceKind::ClusterIp(ips)
         }
     };
+    // As CoreDNS takes them: the external IPs, then each load balancer ingress's IP, or its
+    // host name when it has no IP.
+    let ingress = raw
+        .status
+        .and_then(|s| s.load_balancer)
+        .and_then(|l| l.ingress)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|i| i.ip.filter(|ip| !ip.is_empty()).or(i.hostname));
+    let external: Box<[Box<str>]> = spec
+        .external_ips
+        .unwrap_or_default()
+        .into_iter()
+        .chain(ingress)
+        .filter(|e| !e.is_empty())
+        .map(String::into_boxed_str)
+        .collect();
     Ok(Service {
+        external,
         ports: ports(spec.ports, &format!("{what}: spec.ports"))?,
         namespace,
         name,

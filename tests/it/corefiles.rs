@@ -14,7 +14,7 @@ use hickory_proto::rr::{RData, RecordType};
 use crate::harness::{TestServer, free_port, query_bytes, udp};
 
 /// Corefiles that are refused for now, and the directive each is refused for.
-const NOT_YET: &[(&str, &str)] = &[("kubespray-coredns-options.Corefile", "k8s_external")];
+const NOT_YET: &[(&str, &str)] = &[];
 
 fn corpus() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corefiles");

@@ -22,6 +22,7 @@ mod harness;
 mod hostile;
 mod hosts;
 mod identity;
+mod k8s_external;
 mod kube_api;
 mod kube_tls;
 mod limits;

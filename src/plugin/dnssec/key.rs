@@ -124,13 +124,19 @@ impl Key {
                 };
                 let mut point = vec![4];
                 point.extend_from_slice(&public);
-                let pair = EcdsaKeyPair::from_private_key_and_public_key(
-                    alg,
-                    &field("privatekey")?,
-                    &point,
-                    &rng,
-                )
-                .map_err(|e| format!("the private key does not match the public key: {e}"))?;
+                // The scalar as a big-endian number: BIND leaves out leading zero bytes.
+                let size = if algorithm == 13 { 32 } else { 48 };
+                let scalar = field("privatekey")?;
+                if scalar.len() > size {
+                    return Err("the private key is too long for its curve".into());
+                }
+                let mut padded = vec![0; size - scalar.len()];
+                padded.extend_from_slice(&scalar);
+                let pair =
+                    EcdsaKeyPair::from_private_key_and_public_key(alg, &padded, &point, &rng)
+                        .map_err(|e| {
+                            format!("the private key does not match the public key: {e}")
+                        })?;
                 Signer::Ecdsa(pair)
             }
             15 => Signer::Ed25519(

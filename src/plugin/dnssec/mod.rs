@@ -721,6 +721,37 @@ mod tests {
     }
 
     #[test]
+    fn a_private_scalar_written_without_its_leading_zeros_is_read() {
+        // A P-256 key whose scalar starts with a zero byte (BIND writes 31 bytes for it).
+        let pair = (0..)
+            .map(|_| {
+                let rng = ring::rand::SystemRandom::new();
+                let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &rng,
+                )
+                .unwrap();
+                pkcs8.as_ref().to_vec()
+            })
+            // The scalar sits at a fixed place in ring's PKCS#8 for P-256.
+            .find(|der| der[36] == 0)
+            .unwrap();
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let scalar = &pair[37..68];
+        let public = &pair[pair.len() - 64..];
+        let key = Key::parse(
+            &format!("example.org. IN DNSKEY 256 3 13 {}", b64.encode(public)),
+            &format!(
+                "Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\nPrivateKey: {}\n",
+                b64.encode(scalar)
+            ),
+        )
+        .unwrap();
+        assert!(key.sign(b"x").is_ok());
+    }
+
+    #[test]
     fn key_files_that_do_not_read_are_refused_with_why() {
         let public = std::fs::read_to_string(data("Kexample.org.+013+25999.key")).unwrap();
         let private = std::fs::read_to_string(data("Kexample.org.+013+25999.private")).unwrap();

@@ -43,6 +43,16 @@ impl Kubernetes {
     /// A plugin and the writer that keeps its records. `namespaces_listed`: see
     /// [`ClusterWriter::new`]. The plugin answers SERVFAIL until [`Self::ready_flag`] is set.
     pub fn new(config: &KubernetesConfig, namespaces_listed: bool) -> (Self, ClusterWriter) {
+        Self::with_external(config, namespaces_listed, None)
+    }
+
+    /// [`Self::new`], with services' external addresses indexed for `k8s_external` (and
+    /// headless services' endpoints when `external` is `Some(true)`).
+    pub fn with_external(
+        config: &KubernetesConfig,
+        namespaces_listed: bool,
+        external: Option<bool>,
+    ) -> (Self, ClusterWriter) {
         let opts = ClusterOptions {
             zones: config.zones.iter().map(|z| Name::from(z.clone())).collect(),
             ttl: config.ttl,
@@ -51,6 +61,7 @@ impl Kubernetes {
             endpoint_pod_names: config.endpoint_pod_names,
             noendpoints: config.noendpoints,
             ignore_empty_service: config.ignore_empty_service,
+            external,
         };
         let writer = ClusterWriter::new(opts, namespaces_listed);
         let plugin = Self {
@@ -62,6 +73,16 @@ impl Kubernetes {
             ready: Arc::new(AtomicBool::new(false)),
         };
         (plugin, writer)
+    }
+
+    /// What readers see of the cluster.
+    pub fn view(&self) -> Arc<ClusterView> {
+        Arc::clone(&self.view)
+    }
+
+    /// The TTL of its answers.
+    pub fn ttl(&self) -> u32 {
+        self.ttl
     }
 
     /// The flag a source sets once it has synced.

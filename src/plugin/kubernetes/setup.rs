@@ -303,13 +303,23 @@ impl Setup for KubernetesConfig {
                 reload: self.reload,
             }),
         };
-        let (kubernetes, mut writer) = Kubernetes::new(self, self.api.is_some());
+        let external = b
+            .find::<crate::plugin::k8s_external::K8sExternalConfig>()
+            .map(|e| e.headless);
+        let (kubernetes, mut writer) =
+            Kubernetes::with_external(self, self.api.is_some(), external);
         if source.load(&mut writer)? {
             kubernetes.ready_flag().store(true, Ordering::Relaxed);
         }
         b.background
             .push(source.run(writer, kubernetes.ready_flag()));
         b.ready.push(("kubernetes", kubernetes.ready_flag()));
+        // `k8s_external` (before it in the chain) answers from the same view.
+        for p in &b.chain {
+            if let Plugin::K8sExternal(e) = p {
+                e.attach(kubernetes.view(), kubernetes.ttl());
+            }
+        }
         b.chain.push(Plugin::Kubernetes(kubernetes));
         Ok(())
     }
