@@ -242,7 +242,6 @@ fn refusal(name: &str) -> &'static str {
             "not supported: traces are not exported; remove the line (`log`, `dnstap` and \
             `prometheus` say what was asked and answered)"
         }
-        "shed" => "not supported: remove the line; `forward { max_concurrent }` bounds the load",
         "erratic" => "not supported: a fault injector for CoreDNS's tests; remove the line",
         _ => "not supported yet",
     }

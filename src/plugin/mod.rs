@@ -41,6 +41,7 @@ pub mod rewrite;
 pub mod root;
 pub mod rrl;
 pub mod setup;
+pub mod shed;
 pub mod template;
 #[cfg(test)]
 pub mod testing;
@@ -694,7 +695,7 @@ registry! {
     "ready": ready::Ready,
     "health": health::HealthConfig,
     "pprof",
-    "shed",
+    "shed": shed::Shed,
     "prometheus": prometheus::Prometheus,
     "errors": log::Errors => Errors(log::Errors),
     "log": log::Log => Log(log::Log),
