@@ -238,10 +238,6 @@ fn refusal(name: &str) -> &'static str {
             "not supported: PROXY protocol headers are not read; let clusterdns see clients' \
             own addresses"
         }
-        "trace" => {
-            "not supported: traces are not exported; remove the line (`log`, `dnstap` and \
-            `prometheus` say what was asked and answered)"
-        }
         "erratic" => "not supported: a fault injector for CoreDNS's tests; remove the line",
         _ => "not supported yet",
     }

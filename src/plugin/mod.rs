@@ -46,6 +46,7 @@ pub mod template;
 #[cfg(test)]
 pub mod testing;
 pub mod timeouts;
+pub mod trace;
 pub mod view;
 pub mod whoami;
 
@@ -691,7 +692,7 @@ registry! {
     "bufsize": bufsize::Bufsize => Bufsize(bufsize::Bufsize),
     "bind": bind::Bind,
     "debug": debug::Debug,
-    "trace",
+    "trace": trace::TraceConfig => Trace(std::sync::Arc<trace::Trace>),
     "ready": ready::Ready,
     "health": health::HealthConfig,
     "pprof",

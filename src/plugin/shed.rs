@@ -35,10 +35,16 @@ mod tests {
         assert!(settings::<super::Shed>("shed").is_ok());
         for lines in ["shed 10", "shed {\n x\n}"] {
             let e = settings::<super::Shed>(lines).unwrap_err();
-            assert!(e.contains("shed") && e.contains("Wrong argument count"), "{e}");
+            assert!(
+                e.contains("shed") && e.contains("Wrong argument count"),
+                "{e}"
+            );
         }
         let served = Served::new(".:0 {\n shed\n hosts {\n  10.0.0.1 a.example\n }\n}");
-        served.expect("a.example. A", ";; NOERROR aa rd\na.example. 3600 IN A 10.0.0.1");
+        served.expect(
+            "a.example. A",
+            ";; NOERROR aa rd\na.example. 3600 IN A 10.0.0.1",
+        );
         assert!(served.fast("a.example. A"));
     }
 }

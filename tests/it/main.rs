@@ -33,5 +33,6 @@ mod rewrite;
 mod rrl;
 mod spec;
 mod template;
+mod trace;
 mod upstream;
 mod view;

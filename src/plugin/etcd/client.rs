@@ -36,7 +36,18 @@ const MAX_BODY: usize = 256 << 20;
 const FIRST_PAUSE: Duration = Duration::from_millis(500);
 const LONGEST_PAUSE: Duration = Duration::from_secs(30);
 
-type Http = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// An HTTP/1.1 client over plain TCP or TLS.
+pub type Http = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A client for `http://` and `https://` URLs, with `tls` for the second.
+pub fn http_client(tls: rustls::ClientConfig) -> Http {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
+}
 
 /// Why a session with an endpoint ended.
 #[derive(Debug, thiserror::Error)]
@@ -140,12 +151,7 @@ impl Mirror {
         credentials: Option<(String, String)>,
         tls: rustls::ClientConfig,
     ) -> Self {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let http = Client::builder(TokioExecutor::new()).build(connector);
+        let http = http_client(tls);
         let prefix = super::clean(&format!("/{}", etcd.prefix()));
         Self {
             etcd,
