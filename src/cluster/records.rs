@@ -79,7 +79,12 @@ pub fn endpoint_label(ep: &EndpointRef<'_>, ip: IpAddr, endpoint_pod_names: bool
     if endpoint_pod_names && let Some(t) = ep.target_name {
         return t.to_string();
     }
-    dashed(ip)
+    // A label may not end in `-`: an IPv6 address ending in `::` gets a `0`, as CoreDNS names it.
+    let mut label = dashed(ip);
+    if label.ends_with('-') {
+        label.push('0');
+    }
+    label
 }
 
 /// An address written as one label, as CoreDNS writes it.
@@ -541,5 +546,27 @@ mod tests {
         ep.hostname = None;
         assert_eq!(label(&ep, true), "pod-a");
         assert_eq!(label(&ep, false), "10-0-0-1");
+        // IPv6, as CoreDNS writes it: never ending in `-`.
+        for (address, want) in [
+            (
+                "2001:db8:3333:4444:5555:6666::",
+                "2001-db8-3333-4444-5555-6666--0",
+            ),
+            ("fd00::1", "fd00--1"),
+            ("::1", "--1"),
+        ] {
+            let ip: IpAddr = address.parse().unwrap();
+            let ep = Endpoint {
+                addresses: [ip].into(),
+                hostname: None,
+                ready: true,
+                target_name: None,
+            };
+            let packed = Endpoints::from(vec![ep]);
+            assert_eq!(
+                endpoint_label(&packed.iter().next().unwrap(), ip, false),
+                want
+            );
+        }
     }
 }

@@ -36,6 +36,9 @@ pub struct ClusterView {
     externals: papaya::HashMap<Key, Arc<External>>,
     /// `k8s_external`: the services with each external address, for PTR.
     external_ips: papaya::HashMap<IpAddr, Arc<[Key]>>,
+    /// Whether the source has listed everything once (the API's first sync; files are whole
+    /// from the start). Until then a name not found may yet exist: SERVFAIL, not NXDOMAIN.
+    synced: std::sync::atomic::AtomicBool,
 }
 
 /// A service as `k8s_external` answers it.
@@ -106,6 +109,11 @@ impl ClusterView {
 
     pub fn meta(&self) -> arc_swap::Guard<Arc<Meta>> {
         self.meta.load()
+    }
+
+    /// Whether the source has listed everything once.
+    pub fn synced(&self) -> bool {
+        self.synced.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `k8s_external`: the service `namespace/name` as it answers there.
@@ -251,6 +259,7 @@ impl ClusterWriter {
                 meta: ArcSwap::from_pointee(Meta::default()),
                 externals: papaya::HashMap::new(),
                 external_ips: papaya::HashMap::new(),
+                synced: std::sync::atomic::AtomicBool::new(!namespaces_listed),
             }),
             forward,
             reverse,
@@ -268,6 +277,13 @@ impl ClusterWriter {
         };
         writer.apply(Vec::new());
         writer
+    }
+
+    /// The source has listed everything once: from now on a name not found does not exist.
+    pub fn mark_synced(&self) {
+        self.view
+            .synced
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The reader side.
@@ -311,6 +327,14 @@ impl ClusterWriter {
             services.extend(self.service_names.keys().cloned());
             services.extend(self.service_ptrs.keys().cloned());
             services.extend(self.objects.services.keys().cloned());
+            // Endpoints whose service does not exist still give PTRs.
+            services.extend(
+                self.objects
+                    .slices
+                    .values()
+                    .map(|set| (set.namespace.clone(), set.service.clone())),
+            );
+            services.extend(self.objects.endpoints.keys().cloned());
             pods.extend(self.pod_names.keys().cloned());
             pods.extend(self.objects.pods.keys().cloned());
         }
@@ -546,6 +570,23 @@ impl ClusterWriter {
             if let (false, Some(primary)) = (self.reverse.is_empty(), self.forward.first()) {
                 ptrs = ptrs_of(svc, &self.objects, &self.opts, primary);
             }
+        } else if let (false, Some(primary), None) = (
+            self.reverse.is_empty(),
+            self.forward.first(),
+            self.objects.services.get(key),
+        ) && (self.opts.namespaces.is_empty() || self.opts.namespaces.contains(&key.0))
+        {
+            // Endpoints whose service does not exist (yet): their addresses still answer PTR
+            // with the name the slice gives them, as CoreDNS's reverse index answers it.
+            let orphan = super::Service {
+                namespace: key.0.clone(),
+                name: key.1.clone(),
+                kind: super::ServiceKind::Headless,
+                ports: Vec::new(),
+                publish_not_ready: false,
+                external: Box::default(),
+            };
+            ptrs = ptrs_of(&orphan, &self.objects, &self.opts, primary);
         }
         let fresh: Vec<(NameKey, WireNode)> = fresh
             .into_iter()

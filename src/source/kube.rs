@@ -230,6 +230,7 @@ impl ApiSource {
         let mut failing: BTreeSet<Kind> = BTreeSet::new();
         let startup = tokio::time::sleep_until(Instant::now() + self.config.startup_timeout);
         tokio::pin!(startup);
+        let mut marked = false;
         loop {
             tokio::select! {
                 next = streams.next() => {
@@ -286,8 +287,10 @@ impl ApiSource {
                     ready.store(true, Ordering::Relaxed);
                 }
             }
-            if !ready.load(Ordering::Relaxed) && synced == kinds {
+            if !marked && synced == kinds {
                 info!("kubernetes: initial list synced");
+                marked = true;
+                writer.mark_synced();
                 ready.store(true, Ordering::Relaxed);
             }
         }

@@ -53,6 +53,7 @@ impl Source<ClusterWriter> for Events {
         Box::pin(async move {
             while let Some(batch) = events.recv().await {
                 writer.apply(batch);
+                writer.mark_synced();
                 ready.store(true, Ordering::Relaxed);
             }
         })

@@ -292,7 +292,8 @@ fn apiserver_max_inflight_and_qps_hold_requests_back_and_the_sync_still_complete
 }
 
 #[test]
-fn with_a_failing_api_names_are_servfail_until_startup_timeout_then_negative_until_it_recovers() {
+fn with_a_failing_api_names_are_servfail_until_startup_timeout_then_missing_ones_stay_servfail_until_it_syncs()
+ {
     let api = ApiServer::start();
     api.apply(namespace("prod"));
     api.apply(service("prod", "web", "10.96.1.1", &[HTTP]));
@@ -300,12 +301,18 @@ fn with_a_failing_api_names_are_servfail_until_startup_timeout_then_negative_unt
     let started = Instant::now();
     let server = TestServer::start(&corefile(&api, "startup_timeout 1s"));
     let web = "web.prod.svc.cluster.local.";
+    let version = "dns-version.cluster.local.";
     assert_eq!(
         ask(&server, web, A).0,
         ServFail,
         "before the startup timeout"
     );
-    eventually("SERVFAIL ends", || match ask(&server, web, A) {
+    assert_eq!(
+        ask(&server, version, TXT).0,
+        ServFail,
+        "before the startup timeout"
+    );
+    eventually("serving starts", || match ask(&server, version, TXT) {
         (ServFail, _) => Err("SERVFAIL".into()),
         _ => Ok(()),
     });
@@ -319,10 +326,21 @@ fn with_a_failing_api_names_are_servfail_until_startup_timeout_then_negative_unt
         "the watchers never asked: {:?}",
         api.requests()
     );
-    // It serves what it has: nothing but the zone's own records.
-    assert_answer(&server, web, A, NXDomain, &[]);
-    assert_answer(&server, "prod.svc.cluster.local.", A, NXDomain, &[]);
-    assert_answer(&server, "1.1.96.10.in-addr.arpa.", PTR, NXDomain, &[]);
+    // It serves what it has (the zone's own records); a name it lacks may yet exist, so it is
+    // SERVFAIL with the SOA, never an NXDOMAIN that clients and caches would keep (CoreDNS's
+    // not-synced answer).
+    let missing = server.query(web, A);
+    assert_eq!(missing.response_code(), ServFail);
+    assert!(missing.authoritative());
+    assert!(
+        missing
+            .name_servers()
+            .iter()
+            .any(|r| r.record_type() == RecordType::SOA),
+        "{missing:?}"
+    );
+    assert_answer(&server, "prod.svc.cluster.local.", A, ServFail, &[]);
+    assert_answer(&server, "1.1.96.10.in-addr.arpa.", PTR, ServFail, &[]);
     assert_answer(&server, "svc.cluster.local.", A, NoError, &[]);
     assert_answer(
         &server,
@@ -331,16 +349,11 @@ fn with_a_failing_api_names_are_servfail_until_startup_timeout_then_negative_unt
         NoError,
         &["NS ns.dns.cluster.local."],
     );
-    assert_answer(
-        &server,
-        "dns-version.cluster.local.",
-        TXT,
-        NoError,
-        &["TXT 1.1.0"],
-    );
-    // When the API comes back, the watchers' retries list it.
+    assert_answer(&server, version, TXT, NoError, &["TXT 1.1.0"]);
+    // When the API comes back, the watchers' retries list it; then a missing name is NXDOMAIN.
     api.fail_with(None);
     expect(&server, web, A, NoError, &["A 10.96.1.1"]);
+    assert_answer(&server, "nope.prod.svc.cluster.local.", A, NXDomain, &[]);
 }
 
 // ---- 2. a large initial list ----
@@ -851,6 +864,19 @@ fn an_endpoint_address_in_two_services_has_a_ptr_for_each_until_its_service_goes
         ],
     );
     assert!(api.delete("Service", "prod", "one"));
+    expect(&server, "one.prod.svc.cluster.local.", A, NXDomain, &[]);
+    // Its EndpointSlice is still there: the address still names it, as CoreDNS answers.
+    assert_answer(
+        &server,
+        ptr,
+        PTR,
+        NoError,
+        &[
+            "PTR x.one.prod.svc.cluster.local.",
+            "PTR x.two.prod.svc.cluster.local.",
+        ],
+    );
+    assert!(api.delete("EndpointSlice", "prod", "one-1"));
     expect(
         &server,
         ptr,

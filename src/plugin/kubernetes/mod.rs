@@ -270,9 +270,18 @@ impl Phases for Kubernetes {
                 .reverse(&meta, req)
                 .or_else(|| self.insecure_pod(&meta, req)),
         };
+        // Past `startup_timeout` without a first sync, a name not found may yet exist:
+        // SERVFAIL with the SOA rather than an NXDOMAIN clients would cache, as CoreDNS answers.
+        let unsynced = !self.view.synced();
         match found {
-            Some(reply) => Outcome::Reply(reply),
+            Some(mut reply) => {
+                if unsynced && reply.rcode == ResponseCode::NXDomain {
+                    reply.rcode = ResponseCode::ServFail;
+                }
+                Outcome::Reply(reply)
+            }
             None if self.fallthrough.through(&req.lower) => Outcome::Next,
+            None if unsynced => Outcome::Reply(negative(&meta, &req.lower, ResponseCode::ServFail)),
             None => Outcome::Reply(negative(&meta, &req.lower, ResponseCode::NXDomain)),
         }
     }
@@ -285,7 +294,10 @@ impl Phases for Kubernetes {
         let Some(zone) = self.zones.longest_wire(key) else {
             return Fast::Next;
         };
-        if !self.ready.load(Ordering::Relaxed) || query.qtype == u16::from(RecordType::ANY) {
+        if !self.ready.load(Ordering::Relaxed)
+            || !self.view.synced()
+            || query.qtype == u16::from(RecordType::ANY)
+        {
             return Fast::Slow;
         }
         let names = self.view.names();
@@ -445,4 +457,71 @@ fn negative_fast(meta: &Meta, key: &[u8], rcode: ResponseCode, out: &mut Vec<u8>
 /// NXDOMAIN or NODATA, with the zone's SOA in the authority section.
 fn negative(meta: &Meta, name: &LowerName, rcode: ResponseCode) -> Reply {
     authority::negative(meta.apex_for(name).map(|a| &a.soa_wire[..]), rcode)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::plugin::testing::Served;
+
+    /// A cluster in a manifest file, served from `.:0 { kubernetes cluster.local 10.0.0.0/8
+    /// 2001:db8::/32 }`.
+    fn served(manifest: &str) -> (Served, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.yaml");
+        std::fs::write(&path, manifest).unwrap();
+        let served = Served::new(&format!(
+            ".:0 {{\n kubernetes cluster.local in-addr.arpa ip6.arpa {{\n  manifests {}\n }}\n}}",
+            path.display()
+        ));
+        (served, dir)
+    }
+
+    #[test]
+    fn an_ipv6_endpoint_ending_in_double_colon_is_named_with_a_trailing_zero() {
+        let (s, _dir) = served(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: prod}\n\
+             spec: {clusterIP: None, ports: [{name: pg, port: 5432}]}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {name: db-1, namespace: prod, labels: {kubernetes.io/service-name: db}}\n\
+             addressType: IPv6\n\
+             endpoints: [{addresses: [\"2001:db8:3333:4444:5555:6666::\"], conditions: {ready: true}}]\n\
+             ports: [{name: pg, port: 5432}]\n",
+        );
+        let name = "2001-db8-3333-4444-5555-6666--0.db.prod.svc.cluster.local.";
+        s.expect(
+            &format!("{name} AAAA"),
+            &format!(";; NOERROR aa rd ra\n{name} 5 IN AAAA 2001:db8:3333:4444:5555:6666::"),
+        );
+        s.expect(
+            "_pg._tcp.db.prod.svc.cluster.local. SRV",
+            &format!(
+                ";; NOERROR aa rd ra\n_pg._tcp.db.prod.svc.cluster.local. 5 IN SRV 0 100 5432 {name}\n\
+                 ;; additional\n{name} 5 IN AAAA 2001:db8:3333:4444:5555:6666::"
+            ),
+        );
+        let reverse = "0.0.0.0.0.0.0.0.6.6.6.6.5.5.5.5.4.4.4.4.3.3.3.3.8.b.d.0.1.0.0.2.ip6.arpa.";
+        s.expect(
+            &format!("{reverse} PTR"),
+            &format!(";; NOERROR aa rd ra\n{reverse} 5 IN PTR {name}"),
+        );
+    }
+
+    #[test]
+    fn an_endpoint_slice_without_its_service_still_answers_ptr() {
+        let (s, _dir) = served(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod}\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {name: ghost-1, namespace: prod, labels: {kubernetes.io/service-name: ghost}}\n\
+             addressType: IPv4\n\
+             endpoints: [{addresses: [10.44.9.9], conditions: {ready: true}}]\n",
+        );
+        s.expect(
+            "9.9.44.10.in-addr.arpa. PTR",
+            ";; NOERROR aa rd ra\n9.9.44.10.in-addr.arpa. 5 IN PTR 10-44-9-9.ghost.prod.svc.cluster.local.",
+        );
+        // The service's own names do not exist until it does.
+        let nx = s.ask("ghost.prod.svc.cluster.local. A");
+        assert!(nx.starts_with(";; NXDOMAIN"), "{nx}");
+    }
 }
