@@ -273,23 +273,44 @@ impl Phases for Kubernetes {
         // Past `startup_timeout` without a first sync, a name not found may yet exist:
         // SERVFAIL with the SOA rather than an NXDOMAIN clients would cache, as CoreDNS answers.
         let unsynced = !self.view.synced();
-        match found {
+        let reply = match found {
             Some(mut reply) => {
                 if unsynced && reply.rcode == ResponseCode::NXDomain {
                     reply.rcode = ResponseCode::ServFail;
                 }
-                Outcome::Reply(reply)
+                reply
             }
-            None if self.fallthrough.through(&req.lower) => Outcome::Next,
-            None if unsynced => Outcome::Reply(negative(&meta, &req.lower, ResponseCode::ServFail)),
-            None => Outcome::Reply(negative(&meta, &req.lower, ResponseCode::NXDomain)),
-        }
+            None if self.fallthrough.through(&req.lower) => return Outcome::Next,
+            None if unsynced => negative(&meta, &req.lower, ResponseCode::ServFail),
+            None => negative(&meta, &req.lower, ResponseCode::NXDomain),
+        };
+        Outcome::Reply(respelled(reply, req, &self.zones))
     }
 
     /// [`Self::serve`] for the common cases, without allocating: a set at a name, NODATA,
     /// NXDOMAIN, and PTRs; records written after the question in `out`. Endpoint names,
     /// CNAMEs to follow, ANY, pod names and a source not yet synced go the full way.
     fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
+        let fast = self.serve_fast_lowercase(query, out);
+        // A question spelling the zone with capitals gets that spelling in its answer's names,
+        // written over the lowercase ones (the question is at the start of `out`).
+        let key = query.key();
+        if let Fast::Answered(reply) = &fast
+            && let Some(zone) = self.zones.longest_wire(key)
+            && query.upper_end > key.len() - zone.len()
+        {
+            let from = crate::wire::HEADER_LEN + key.len() - zone.len();
+            let spelled = out[from..from + zone.len()].to_vec();
+            let count = reply.counts.iter().map(|&c| usize::from(c)).sum();
+            respell_records(out, query.question_end, count, &spelled);
+        }
+        fast
+    }
+}
+
+impl Kubernetes {
+    /// [`Phases::serve_fast`] with every name written in lowercase.
+    fn serve_fast_lowercase(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
         let key = query.key();
         let Some(zone) = self.zones.longest_wire(key) else {
             return Fast::Next;
@@ -455,6 +476,110 @@ fn negative_fast(meta: &Meta, key: &[u8], rcode: ResponseCode, out: &mut Vec<u8>
 }
 
 /// NXDOMAIN or NODATA, with the zone's SOA in the authority section.
+/// `reply` with the zone written as the question spells it wherever a name in it ends in the
+/// zone (owners, SOA, SRV and NS targets), as CoreDNS answers from the question's spelling of
+/// the zone. Nothing is copied when the question spells the zone in lowercase.
+fn respelled(mut reply: Reply, req: &Request, zones: &Zones) -> Reply {
+    let Some(zone) = zones.longest(&req.lower) else {
+        return reply;
+    };
+    let labels: Vec<&[u8]> = req.name.iter().collect();
+    let tail = &labels[labels.len().saturating_sub(usize::from(zone.num_labels()))..];
+    if !tail.iter().any(|l| l.iter().any(u8::is_ascii_uppercase)) {
+        return reply;
+    }
+    let mut spelled = Vec::new();
+    for l in tail {
+        spelled.push(l.len() as u8);
+        spelled.extend_from_slice(l);
+    }
+    spelled.push(0);
+    // The sections after a question, as one message, patched in place (the same lengths).
+    let sections = [&reply.answers, &reply.authority, &reply.additional];
+    let mut message = vec![0, 0, 0x80, 0, 0, 1];
+    for s in sections {
+        message.extend_from_slice(&s.count.to_be_bytes());
+    }
+    message.extend(crate::wire::name_bytes(&req.name));
+    message.extend_from_slice(&[0, 1, 0, 1]);
+    let start = message.len();
+    for s in sections {
+        message.extend_from_slice(&s.bytes);
+    }
+    let count = sections.iter().map(|s| usize::from(s.count)).sum();
+    respell_records(&mut message, start, count, &spelled);
+    let mut at = start;
+    for s in [
+        &mut reply.answers,
+        &mut reply.authority,
+        &mut reply.additional,
+    ] {
+        let len = s.bytes.len();
+        s.bytes.copy_from_slice(&message[at..at + len]);
+        at += len;
+    }
+    reply
+}
+
+/// [`respell_name`] over the `count` records from `at` in `message`: their owners and the
+/// names in SOA, NS, CNAME, PTR, DNAME, MX and SRV data.
+fn respell_records(message: &mut [u8], mut at: usize, count: usize, spelled: &[u8]) {
+    for _ in 0..count {
+        let Some(fixed) = respell_name(message, at, spelled) else {
+            return;
+        };
+        let Some(header) = message.get(fixed..fixed + 10) else {
+            return;
+        };
+        let rtype = u16::from_be_bytes([header[0], header[1]]);
+        let data = fixed + 10;
+        at = data + usize::from(u16::from_be_bytes([header[8], header[9]]));
+        let first = match rtype {
+            6 | 2 | 5 | 12 | 39 => 0,
+            15 => 2,
+            33 => 6,
+            _ => continue,
+        };
+        let end = respell_name(message, data + first, spelled);
+        // SOA: RNAME after MNAME.
+        if rtype == 6
+            && let Some(end) = end
+        {
+            respell_name(message, end, spelled);
+        }
+    }
+}
+
+/// Writes `spelled` (a zone in wire format) over the end of the name at `at` when the name ends
+/// in that zone (letter case aside); returns where the name ends. A name ending in a pointer
+/// (the question's, already spelled) is left as it is.
+fn respell_name(message: &mut [u8], at: usize, spelled: &[u8]) -> Option<usize> {
+    let mut end = at;
+    loop {
+        let len = usize::from(*message.get(end)?);
+        if len & 0xC0 == 0xC0 {
+            return Some(end + 2);
+        }
+        end += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    let name = message.get_mut(at..end)?;
+    // The zone's labels start at a label boundary of the name.
+    let mut boundary = 0;
+    while boundary < name.len() {
+        if name.len() - boundary == spelled.len() {
+            if name[boundary..].eq_ignore_ascii_case(spelled) {
+                name[boundary..].copy_from_slice(spelled);
+            }
+            break;
+        }
+        boundary += 1 + usize::from(name[boundary]);
+    }
+    Some(end)
+}
+
 fn negative(meta: &Meta, name: &LowerName, rcode: ResponseCode) -> Reply {
     authority::negative(meta.apex_for(name).map(|a| &a.soa_wire[..]), rcode)
 }
@@ -523,5 +648,35 @@ mod tests {
         // The service's own names do not exist until it does.
         let nx = s.ask("ghost.prod.svc.cluster.local. A");
         assert!(nx.starts_with(";; NXDOMAIN"), "{nx}");
+    }
+}
+
+#[cfg(test)]
+mod spelling {
+    use crate::plugin::testing::Served;
+
+    #[test]
+    fn the_questions_spelling_of_the_zone_is_kept_in_soa_and_srv_targets() {
+        let s = Served::new(".:0 {\n kubernetes cluster.local {\n  manifests DATA\n }\n}");
+        let soa = |zone: &str| format!("{zone} 5 IN SOA ns.dns.{zone} hostmaster.{zone}");
+        let nx = s.ask("nope.prod.svc.Cluster.LOCAL. A");
+        assert!(nx.starts_with(";; NXDOMAIN aa rd"), "{nx}");
+        assert!(nx.contains(&soa("Cluster.LOCAL.")), "{nx}");
+        let srv = s.ask("_http._tcp.web.prod.svc.Cluster.Local. SRV");
+        assert!(
+            srv.contains("IN SRV 0 50 80 web.prod.svc.Cluster.Local."),
+            "{srv}"
+        );
+        assert!(
+            srv.contains("\nweb.prod.svc.Cluster.Local. 5 IN A 10.96.12.34"),
+            "{srv}"
+        );
+        // The labels before the zone are the cluster's own (lowercase), as CoreDNS writes them.
+        let upper = s.ask("_HTTP._TCP.WEB.PROD.SVC.cluster.local. SRV");
+        assert!(upper.contains("80 web.prod.svc.cluster.local."), "{upper}");
+        // Both paths spell it alike (`ask` compares them byte for byte).
+        assert!(s.fast("web.prod.svc.cluster.local. A"));
+        assert!(s.fast("web.prod.svc.Cluster.local. A"));
+        assert!(s.fast("nope.prod.svc.Cluster.LOCAL. A"));
     }
 }
