@@ -331,9 +331,16 @@ pub struct Handler {
     prepares: bool,
     created: Instant,
     seed: std::sync::atomic::AtomicU64,
+    /// `proxyproto`: the PROXY protocol reader of the listener (its first block's).
+    proxy: Option<Arc<crate::plugin::proxyproto::ProxyProto>>,
 }
 
 impl Handler {
+    /// `proxyproto`: the listener's PROXY protocol reader, when it has one.
+    pub fn proxy(&self) -> Option<&Arc<crate::plugin::proxyproto::ProxyProto>> {
+        self.proxy.as_ref()
+    }
+
     /// Every block's plugins, in order: how a test reaches a plugin's state.
     #[cfg(test)]
     pub fn plugins(&self) -> impl Iterator<Item = &Plugin> {
@@ -407,7 +414,15 @@ impl Handler {
         });
         let timed = blocks.iter().any(|b| b.timed);
         let prepares = blocks.iter().any(|b| b.prepares);
+        let proxy = blocks
+            .iter()
+            .flat_map(|b| b.plugins.iter())
+            .find_map(|p| match p {
+                Plugin::ProxyProto(p) => Some(Arc::clone(p)),
+                _ => None,
+            });
         Self {
+            proxy,
             blocks,
             metrics,
             zones: wire::Zones::new(&all),
@@ -544,6 +559,20 @@ impl Handler {
         transport: Transport,
         out: &mut Vec<u8>,
     ) -> Handled {
+        // `proxyproto`: a datagram's header names its client (a connection's was read when it
+        // opened).
+        let (query, src) = match (&self.proxy, transport) {
+            (Some(proxy), Transport::Udp) => match proxy.datagram(query, src) {
+                crate::plugin::proxyproto::Verdict::Answer(client, from) => {
+                    (query.get(from..).unwrap_or_default(), client)
+                }
+                crate::plugin::proxyproto::Verdict::Refuse => {
+                    out.clear();
+                    return Handled::Drop;
+                }
+            },
+            _ => (query, src),
+        };
         let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.handle(query, src, transport, out)
         }));

@@ -234,10 +234,6 @@ fn refusal(name: &str) -> &'static str {
             `hosts`, or `forward` the zone to a server that reads them"
         }
         "grpc" => "not supported: use `forward` (DNS over UDP and TCP) to the same upstream",
-        "proxyproto" => {
-            "not supported: PROXY protocol headers are not read; let clusterdns see clients' \
-            own addresses"
-        }
         "erratic" => "not supported: a fault injector for CoreDNS's tests; remove the line",
         _ => "not supported yet",
     }

@@ -35,6 +35,7 @@ pub mod multisocket;
 pub mod nsid;
 pub mod on;
 pub mod prometheus;
+pub mod proxyproto;
 pub mod ready;
 pub mod reload;
 pub mod rewrite;
@@ -680,7 +681,7 @@ registry! {
     "metadata": metadata::Metadata => Metadata(metadata::Metadata),
     "geoip": geoip::GeoipConfig => Geoip(geoip::Geoip),
     "cancel": cancel::Cancel => Cancel(cancel::Cancel),
-    "proxyproto",
+    "proxyproto": proxyproto::ProxyConfig => ProxyProto(std::sync::Arc<proxyproto::ProxyProto>),
     "quic",
     "grpc_server",
     "https",

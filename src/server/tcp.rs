@@ -87,10 +87,25 @@ async fn connection(
     handler: &Arc<Handler>,
     opts: TcpOptions,
 ) -> std::io::Result<()> {
-    let src = stream.peer_addr()?;
+    let mut src = stream.peer_addr()?;
     stream.set_nodelay(true)?;
-    let (reader, writer) = stream.into_split();
-    let mut reader = BufReader::new(reader);
+    let (mut reader, writer) = stream.into_split();
+    // `proxyproto`: the connection's header, within the first query's read timeout, names
+    // its client; what was read past it is the start of the first query.
+    let mut first = Vec::new();
+    if let Some(proxy) = handler.proxy() {
+        let deadline = Instant::now() + opts.read_timeout;
+        match proxy.connection(&mut reader, src, deadline).await {
+            Ok((crate::plugin::proxyproto::Verdict::Answer(client, _), rest)) => {
+                src = client;
+                first = rest;
+            }
+            Ok((crate::plugin::proxyproto::Verdict::Refuse, _)) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut reader = BufReader::new(std::io::Cursor::new(first).chain(reader));
     // Responses go through a channel to one writer, so an answer that waits on an upstream
     // never holds up the ones behind it.
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(MAX_PENDING);

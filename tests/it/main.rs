@@ -28,6 +28,7 @@ mod kube_tls;
 mod limits;
 mod manifests_shipped;
 mod protocol;
+mod proxyproto;
 mod reload;
 mod rewrite;
 mod rrl;
