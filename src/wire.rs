@@ -572,9 +572,6 @@ pub struct LightQuery {
     pub question_end: usize,
     /// The OPT record's UDP payload size and DO bit, when the query has one.
     pub edns: Option<(u16, bool)>,
-    /// Where the question's name has its last capital letter: the key offset just after it
-    /// (0 when it has none; the key is the name's lowercase).
-    pub upper_end: usize,
 }
 
 impl LightQuery {
@@ -606,16 +603,10 @@ pub fn parse_light(query: &[u8]) -> Option<LightQuery> {
         qtype: 0,
         question_end: 0,
         edns: None,
-        upper_end: 0,
     };
     // No compression in a plain question: a pointer goes the full way.
     let (key_len, mut at) = read_name(query, HEADER_LEN, &mut out.key, Pointers::Refuse)?;
     out.key_len = key_len;
-    out.upper_end = query
-        .get(HEADER_LEN..HEADER_LEN + key_len)?
-        .iter()
-        .rposition(u8::is_ascii_uppercase)
-        .map_or(0, |i| i + 1);
     let fixed = query.get(at..at + 4)?;
     out.qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
     // OPT as a question is an error; IXFR, AXFR, MAILB, MAILA and ANY are not plain.

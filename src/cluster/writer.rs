@@ -47,8 +47,11 @@ pub struct External {
     /// External IPs and load balancer ingress addresses or host names, as written.
     pub hosts: Box<[Box<str>]>,
     pub ports: Vec<super::Port>,
-    /// A headless service's ready endpoints: label, address, and their set's ports.
+    /// With `k8s_external`'s `headless`, a service without external addresses: its ready
+    /// endpoints (label, address, their set's ports), and whether it is headless (only then
+    /// does its own name answer with them; an endpoint's name answers for any service).
     pub endpoints: Vec<(String, IpAddr, Vec<super::Port>)>,
+    pub headless: bool,
 }
 
 /// What a query needs beyond the node at its name.
@@ -335,6 +338,7 @@ impl ClusterWriter {
                     .map(|set| (set.namespace.clone(), set.service.clone())),
             );
             services.extend(self.objects.endpoints.keys().cloned());
+            services.extend(self.view.externals.pin().keys().cloned());
             pods.extend(self.pod_names.keys().cloned());
             pods.extend(self.objects.pods.keys().cloned());
         }
@@ -483,7 +487,8 @@ impl ClusterWriter {
             .filter(|svc| self.namespaces.contains(&svc.namespace))
             .and_then(|svc| {
                 let mut endpoints = Vec::new();
-                if headless && svc.external.is_empty() && svc.kind == super::ServiceKind::Headless {
+                let named = !matches!(svc.kind, super::ServiceKind::ExternalName(_));
+                if headless && svc.external.is_empty() && named {
                     for set in self.objects.endpoint_sets(&svc.namespace, &svc.name) {
                         for ep in set.endpoints.iter() {
                             if !(ep.ready || svc.publish_not_ready) {
@@ -504,6 +509,7 @@ impl ClusterWriter {
                     hosts: svc.external.clone(),
                     ports: svc.ports.clone(),
                     endpoints,
+                    headless: svc.kind == super::ServiceKind::Headless,
                 })
             });
         let ips = |e: Option<&External>| -> BTreeSet<IpAddr> {

@@ -186,12 +186,13 @@ impl K8sExternal {
         zone: &Name,
         view: &ClusterView,
     ) -> (Vec<Entry>, ResponseCode) {
-        let name = Name::from(req.lower.clone());
-        let labels: Vec<String> = name
+        // Labels counted by hand: hickory's count leaves out a leading `*`.
+        let labels: Vec<String> = req
+            .lower
             .iter()
-            .take(usize::from(name.num_labels()) - usize::from(zone.num_labels()))
             .map(|l| String::from_utf8_lossy(l).into_owned())
             .collect();
+        let labels = &labels[..labels.len().saturating_sub(zone.iter().count())];
         let Some((namespace, rest)) = labels.split_last() else {
             return (Vec::new(), ResponseCode::ServFail);
         };
@@ -213,7 +214,7 @@ impl K8sExternal {
         };
         let base = under(&[service, namespace], zone);
         let mut entries = Vec::new();
-        if self.headless && svc.hosts.is_empty() {
+        if self.headless && svc.hosts.is_empty() && (svc.headless || !endpoint.is_empty()) {
             for (label, ip, ports) in &svc.endpoints {
                 if !endpoint.is_empty() && !matches(&endpoint, label) {
                     continue;
@@ -321,7 +322,7 @@ impl Phases for K8sExternal {
         // The apex's own names, `APEX.ZONE` and below.
         let apex = under(&[&self.apex], &zone);
         if apex.zone_of(&name) {
-            let depth = name.num_labels() - zone.num_labels();
+            let depth = name.iter().count().saturating_sub(zone.iter().count());
             let first = name.iter().next().unwrap_or_default();
             return Outcome::Reply(match depth {
                 1 => self.negative(&zone, view, ResponseCode::NoError),
@@ -602,6 +603,19 @@ mod tests {
                 "db-0.db.prod.example.org. A",
                 ";; NOERROR aa rd\ndb-0.db.prod.example.org. 30 IN A 10.44.2.1",
             ),
+            // A wildcard endpoint label matches them all.
+            (
+                "*.db.prod.example.org. A",
+                ";; NOERROR aa rd
+                *.db.prod.example.org. 30 IN A 10.44.2.1
+                *.db.prod.example.org. 30 IN A 10.44.2.2",
+            ),
+            // An endpoint's name answers under any service without external addresses; the
+            // service's own name only for a headless one.
+            (
+                "10-44-5-1.web.prod.example.org. A",
+                ";; NOERROR aa rd\n10-44-5-1.web.prod.example.org. 30 IN A 10.44.5.1",
+            ),
             (
                 "_pg._tcp.db.prod.example.org. SRV",
                 ";; NOERROR aa rd
@@ -614,6 +628,8 @@ mod tests {
         ] {
             expect(&s, question, want);
         }
+        let web = s.ask("web.prod.example.org. A");
+        assert!(web.starts_with(";; NXDOMAIN"), "{web}");
     }
 
     #[test]

@@ -67,6 +67,7 @@ impl Key {
         let at = fields
             .iter()
             .position(|f| f.eq_ignore_ascii_case("DNSKEY"))
+            .filter(|&at| at > 0)
             .ok_or("no public key found")?;
         let owner = Name::from_ascii(fields[0])
             .map(|mut n| {

@@ -759,6 +759,11 @@ mod tests {
         let ed = std::fs::read_to_string(data("Kexample.org.+015+05140.private")).unwrap();
         for (public, private, why) in [
             ("; nothing\n", private.as_str(), "no public key found"),
+            (
+                "DNSKEY 256 3 13 AAAA",
+                private.as_str(),
+                "no public key found",
+            ),
             (public.as_str(), other.as_str(), "does not match"),
             (public.as_str(), ed.as_str(), "algorithm 15"),
             (

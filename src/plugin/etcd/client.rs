@@ -41,11 +41,18 @@ pub type Http = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>
 
 /// A client for `http://` and `https://` URLs, with `tls` for the second.
 pub fn http_client(tls: rustls::ClientConfig) -> Http {
+    // TCP keepalive: a peer gone silent (a connection dropped by a NAT or load balancer) is
+    // found within a minute, so a long watch never waits on a dead connection for ever.
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_keepalive(Some(Duration::from_secs(30)));
+    http.set_keepalive_interval(Some(Duration::from_secs(10)));
+    http.set_keepalive_retries(Some(3));
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
     Client::builder(TokioExecutor::new()).build(connector)
 }
 
@@ -203,7 +210,7 @@ impl Mirror {
             kvs,
             leases: Arc::default(),
         };
-        store.leases = Arc::new(self.leases(endpoint, token, &store).await?);
+        store.leases = Arc::new(self.leases(endpoint, token, lease_ids(&store)).await?);
         let count = store.kvs.len();
         self.etcd.publish(Arc::new(store.clone()));
         tracing::info!(endpoint, keys = count, revision, "etcd: listed");
@@ -233,27 +240,32 @@ impl Mirror {
         Ok((revision, kvs))
     }
 
-    /// The remaining time of every lease a key of `store` is under.
+    /// The remaining time of the leases `ids`, asked 16 at a time.
     async fn leases(
         &self,
         endpoint: &str,
         token: Option<&str>,
-        store: &Store,
+        ids: Vec<i64>,
     ) -> Result<HashMap<i64, (i64, Instant)>, MirrorError> {
+        use futures::StreamExt;
+        let asked = futures::stream::iter(ids)
+            .map(|id| async move {
+                let reply = self
+                    .call(
+                        endpoint,
+                        token,
+                        "/v3/lease/timetolive",
+                        json!({ "ID": id.to_string() }),
+                    )
+                    .await?;
+                Ok::<_, MirrorError>((id, (int(&reply["TTL"]), Instant::now())))
+            })
+            .buffer_unordered(16);
+        futures::pin_mut!(asked);
         let mut leases = HashMap::new();
-        for entry in store.kvs.values() {
-            if entry.lease == 0 || leases.contains_key(&entry.lease) {
-                continue;
-            }
-            let reply = self
-                .call(
-                    endpoint,
-                    token,
-                    "/v3/lease/timetolive",
-                    json!({ "ID": entry.lease.to_string() }),
-                )
-                .await?;
-            leases.insert(entry.lease, (int(&reply["TTL"]), Instant::now()));
+        while let Some(lease) = asked.next().await {
+            let (id, ttl) = lease?;
+            leases.insert(id, ttl);
         }
         Ok(leases)
     }
@@ -270,6 +282,7 @@ impl Mirror {
             "key": self.key,
             "range_end": self.range_end,
             "start_revision": revision.to_string(),
+            "progress_notify": true,
         }});
         let response = tokio::time::timeout(
             TIMEOUT,
@@ -300,16 +313,27 @@ impl Mirror {
                         Some(Ok(frame)) => frame,
                     };
                     let Some(data) = frame.data_ref() else { continue };
+                    // Messages end with a newline: only complete ones are read, each once.
+                    let scanned = pending.len();
                     pending.extend_from_slice(data);
                     if pending.len() > MAX_BODY {
                         return Err(MirrorError::Decode(endpoint.into(), "a watch message over 256 MiB".into()));
                     }
-                    let (used, changed) = self.apply(endpoint, &pending, &mut store)?;
-                    pending.drain(..used);
+                    let Some(last) = pending[scanned..].iter().rposition(|&b| b == b'\n') else {
+                        continue;
+                    };
+                    let end = scanned + last + 1;
+                    let changed = self.apply(endpoint, &pending[..end], &mut store)?;
+                    pending.drain(..end);
                     if changed {
-                        let unknown = store.kvs.values().any(|e| e.lease != 0 && !store.leases.contains_key(&e.lease));
-                        if unknown {
-                            store.leases = Arc::new(self.leases(endpoint, token, &store).await?);
+                        let unknown: Vec<i64> = lease_ids(&store)
+                            .into_iter()
+                            .filter(|id| !store.leases.contains_key(id))
+                            .collect();
+                        if !unknown.is_empty() {
+                            let mut leases = (*store.leases).clone();
+                            leases.extend(self.leases(endpoint, token, unknown).await?);
+                            store.leases = Arc::new(leases);
                         }
                         self.etcd.publish(Arc::new(store.clone()));
                     }
@@ -320,32 +344,25 @@ impl Mirror {
                     self.call(endpoint, token, "/v3/kv/range", json!({
                         "key": self.key, "range_end": self.range_end, "count_only": true,
                     })).await?;
-                    store.leases = Arc::new(self.leases(endpoint, token, &store).await?);
+                    store.leases = Arc::new(self.leases(endpoint, token, lease_ids(&store)).await?);
                     self.etcd.publish(Arc::new(store.clone()));
                 }
             }
         }
     }
 
-    /// Applies the complete watch messages at the start of `pending` to `store`: how many
-    /// bytes they took, and whether a key changed.
+    /// Applies complete watch messages to `store`: whether a key changed.
     fn apply(
         &self,
         endpoint: &str,
-        pending: &[u8],
+        messages: &[u8],
         store: &mut Store,
-    ) -> Result<(usize, bool), MirrorError> {
-        let mut stream = serde_json::Deserializer::from_slice(pending).into_iter::<Value>();
-        let mut used = 0;
+    ) -> Result<bool, MirrorError> {
+        let stream = serde_json::Deserializer::from_slice(messages).into_iter::<Value>();
         let mut changed = false;
-        loop {
-            let message = match stream.next() {
-                None => break,
-                Some(Err(e)) if e.is_eof() => break,
-                Some(Err(e)) => return Err(MirrorError::Decode(endpoint.into(), e.to_string())),
-                Some(Ok(message)) => message,
-            };
-            used = stream.byte_offset();
+        for message in stream {
+            let message =
+                message.map_err(|e| MirrorError::Decode(endpoint.into(), e.to_string()))?;
             if let Some(error) = message.get("error") {
                 return Err(MirrorError::WatchEnded(error.to_string()));
             }
@@ -370,7 +387,7 @@ impl Mirror {
                 changed = true;
             }
         }
-        Ok((used, changed))
+        Ok(changed)
     }
 
     /// One request and its JSON reply, within [`TIMEOUT`].
@@ -420,6 +437,17 @@ fn request(
     builder
         .body(Full::new(Bytes::from(body.to_string())))
         .unwrap_or_else(|_| http::Request::new(Full::new(Bytes::new())))
+}
+
+/// Every lease a key of `store` is under, once each.
+fn lease_ids(store: &Store) -> Vec<i64> {
+    let ids: std::collections::BTreeSet<i64> = store
+        .kvs
+        .values()
+        .map(|e| e.lease)
+        .filter(|&l| l != 0)
+        .collect();
+    ids.into_iter().collect()
 }
 
 /// One key and its value from the gateway's JSON (base64 key and value, the lease as a

@@ -424,10 +424,21 @@ impl Lookup<'_> {
             .map(|(ttl, asked)| ttl - self.now.saturating_duration_since(*asked).as_secs() as i64)
             .filter(|left| *left > 0)
             .map_or(0, |left| {
-                left.clamp(
-                    i64::from(self.inner.min_lease),
-                    i64::from(self.inner.max_lease),
-                ) as u32
+                // As CoreDNS bounds it: the minimum first, then the maximum (0: the default).
+                let or =
+                    |bound: u32, default: u32| i64::from(if bound == 0 { default } else { bound });
+                let (min, max) = (
+                    or(self.inner.min_lease, 30),
+                    or(self.inner.max_lease, 86400),
+                );
+                let bounded = if left < min {
+                    min
+                } else if left > max {
+                    max
+                } else {
+                    left
+                };
+                u32::try_from(bounded).unwrap_or(u32::MAX)
             });
         match (leased, service.ttl) {
             (0, 0) => DEFAULT_TTL,
@@ -474,7 +485,7 @@ impl Lookup<'_> {
                     RData::AAAA(AAAA(a))
                 }
                 (Kind::Txt, RecordType::TXT) if seen.insert(s.text.clone()) => {
-                    RData::TXT(TXT::new(split255(&s.text)))
+                    RData::TXT(TXT::from_bytes(split255(&s.text)))
                 }
                 _ => continue,
             };
@@ -807,21 +818,21 @@ fn target_strip(name: &str, n: i64) -> String {
     }
 }
 
-/// TXT strings of at most 255 bytes, cut as SkyDNS cuts them.
-fn split255(text: &str) -> Vec<String> {
+/// TXT strings of at most 255 bytes, cut as SkyDNS cuts them (bytes, not characters).
+fn split255(text: &str) -> Vec<&[u8]> {
     let bytes = text.as_bytes();
     if bytes.len() < 255 {
-        return vec![text.to_string()];
+        return vec![bytes];
     }
     let mut out = Vec::new();
     let mut at = 0;
     loop {
         let end = at + 255;
         if end > bytes.len() {
-            out.push(String::from_utf8_lossy(&bytes[at..]).into_owned());
+            out.push(&bytes[at..]);
             break;
         }
-        out.push(String::from_utf8_lossy(&bytes[at..end]).into_owned());
+        out.push(&bytes[at..end]);
         at = end;
     }
     out
@@ -1365,6 +1376,15 @@ mod tests {
                 "{name}: {got}"
             );
         }
+        // A maximum under the minimum: bounded as CoreDNS bounds it, minimum first.
+        let crossed = Served::new(
+            ".:0 {\n etcd skydns.test {\n  endpoint http://127.0.0.1:9\n  max-lease-ttl 10\n }\n}",
+        );
+        etcd(&crossed).publish(etcd(&served).store().unwrap());
+        let got = crossed.ask("long.skydns.test. A");
+        assert!(got.contains("long.skydns.test. 10 IN A"), "{got}");
+        let got = crossed.ask("short.skydns.test. A");
+        assert!(got.contains("short.skydns.test. 30 IN A"), "{got}");
     }
 
     #[test]
@@ -1446,6 +1466,12 @@ mod tests {
         assert_eq!(target_strip("a.b.", 2), "a.b.");
         assert_eq!(split255(&"x".repeat(255)).len(), 2);
         assert_eq!(split255(&"x".repeat(254)).len(), 1);
+        // Cut by bytes, as Go cuts strings: a character may straddle two strings.
+        let text = format!("{}é", "a".repeat(254));
+        assert_eq!(
+            split255(&text).iter().map(|s| s.len()).collect::<Vec<_>>(),
+            [255, 1]
+        );
         assert_eq!(
             Service::decode(br#"{"HOST":"h","Port":-1,"extra":[1]}"#).unwrap(),
             Service {

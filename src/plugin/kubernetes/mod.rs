@@ -291,18 +291,23 @@ impl Phases for Kubernetes {
     /// NXDOMAIN, and PTRs; records written after the question in `out`. Endpoint names,
     /// CNAMEs to follow, ANY, pod names and a source not yet synced go the full way.
     fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
-        let fast = self.serve_fast_lowercase(query, out);
+        let Some(zone) = self.zones.longest_wire(query.key()) else {
+            return Fast::Next;
+        };
+        let zone_len = zone.len();
+        let fast = self.serve_fast_lowercase(query, zone, out);
         // A question spelling the zone with capitals gets that spelling in its answer's names,
         // written over the lowercase ones (the question is at the start of `out`).
-        let key = query.key();
-        if let Fast::Answered(reply) = &fast
-            && let Some(zone) = self.zones.longest_wire(key)
-            && query.upper_end > key.len() - zone.len()
-        {
-            let from = crate::wire::HEADER_LEN + key.len() - zone.len();
-            let spelled = out[from..from + zone.len()].to_vec();
-            let count = reply.counts.iter().map(|&c| usize::from(c)).sum();
-            respell_records(out, query.question_end, count, &spelled);
+        if let Fast::Answered(reply) = &fast {
+            // The question's spelling of the zone: the zone's bytes at the end of its name.
+            let from = crate::wire::HEADER_LEN + query.key().len() - zone_len;
+            if let Some(spelled) = out.get(from..from + zone_len)
+                && spelled.iter().any(u8::is_ascii_uppercase)
+            {
+                let spelled = spelled.to_vec();
+                let count = reply.counts.iter().map(|&c| usize::from(c)).sum();
+                respell_records(out, query.question_end, count, &spelled);
+            }
         }
         fast
     }
@@ -310,11 +315,13 @@ impl Phases for Kubernetes {
 
 impl Kubernetes {
     /// [`Phases::serve_fast`] with every name written in lowercase.
-    fn serve_fast_lowercase(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
+    fn serve_fast_lowercase(
+        &self,
+        query: &crate::wire::LightQuery,
+        zone: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Fast {
         let key = query.key();
-        let Some(zone) = self.zones.longest_wire(key) else {
-            return Fast::Next;
-        };
         if !self.ready.load(Ordering::Relaxed)
             || !self.view.synced()
             || query.qtype == u16::from(RecordType::ANY)
