@@ -290,6 +290,7 @@ impl Phases for Kubernetes {
     /// [`Self::serve`] for the common cases, without allocating: a set at a name, NODATA,
     /// NXDOMAIN, and PTRs; records written after the question in `out`. Endpoint names,
     /// CNAMEs to follow, ANY, pod names and a source not yet synced go the full way.
+    #[inline]
     fn serve_fast(&self, query: &crate::wire::LightQuery, out: &mut Vec<u8>) -> Fast {
         let Some(zone) = self.zones.longest_wire(query.key()) else {
             return Fast::Next;
@@ -299,10 +300,12 @@ impl Phases for Kubernetes {
         // A question spelling the zone with capitals gets that spelling in its answer's names,
         // written over the lowercase ones (the question is at the start of `out`).
         if let Fast::Answered(reply) = &fast {
-            // The question's spelling of the zone: the zone's bytes at the end of its name.
-            let from = crate::wire::HEADER_LEN + query.key().len() - zone_len;
+            // The question's spelling of the zone: the zone's bytes at the end of its name,
+            // compared whole with their lowercase (the key's).
+            let key = query.key();
+            let from = crate::wire::HEADER_LEN + key.len() - zone_len;
             if let Some(spelled) = out.get(from..from + zone_len)
-                && spelled.iter().any(u8::is_ascii_uppercase)
+                && spelled != &key[key.len() - zone_len..]
             {
                 let spelled = spelled.to_vec();
                 let count = reply.counts.iter().map(|&c| usize::from(c)).sum();
@@ -315,6 +318,7 @@ impl Phases for Kubernetes {
 
 impl Kubernetes {
     /// [`Phases::serve_fast`] with every name written in lowercase.
+    #[inline]
     fn serve_fast_lowercase(
         &self,
         query: &crate::wire::LightQuery,
