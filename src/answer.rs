@@ -745,6 +745,24 @@ impl Handler {
             transport,
             msg.extensions().as_ref().map(|e| e.max_payload()),
         );
+        // TSIG (RFC 8945): no key is configured, so a signed query gets NOTAUTH with a TSIG
+        // record saying BADKEY, unsigned (§5.2), never data; a TSIG anywhere but last is
+        // FORMERR (§5.1).
+        match tsig_of(query) {
+            None => {}
+            Some(Some(tsig)) => {
+                let refused = Reply::authoritative(ResponseCode::NotAuth).not_authoritative();
+                encode(query, &msg, &refused, limit, out);
+                if !bad_key(query, &tsig, out) {
+                    header_only(query, ResponseCode::FormErr, out);
+                }
+                return Handled::Send;
+            }
+            Some(None) => {
+                header_only(query, ResponseCode::FormErr, out);
+                return Handled::Send;
+            }
+        }
         // A question a plugin could not change into a name: SERVFAIL, as CoreDNS answers.
         if let Some(restore) = restore
             && restore.reverts.iter().any(|(_, r)| r.failed())
@@ -1677,6 +1695,76 @@ fn count(
 
 /// A response of just a header: the query's ID, opcode and RD, the given rcode, no sections.
 /// Used when the query cannot be parsed far enough to echo its question.
+/// The query's TSIG record: `None` without one, `Some(None)` when one is not the last record.
+fn tsig_of(query: &[u8]) -> Option<Option<wire::RecordSpan>> {
+    const TSIG: u16 = 250;
+    let header = Header::of(query)?;
+    let total = usize::from(header.answers())
+        + usize::from(header.authority())
+        + usize::from(header.additional());
+    let spans: Vec<wire::RecordSpan> = wire::records_after_question(query)
+        .map_while(|r| r)
+        .collect();
+    let at = spans.iter().position(|r| r.rtype == TSIG)?;
+    let last = at + 1 == spans.len() && spans.len() == total && header.additional() > 0;
+    Some(last.then(|| spans[at].clone()))
+}
+
+/// Appends to `out` (an encoded response to `query`) the unsigned TSIG record of RFC 8945 §5.2
+/// for the query's `tsig`: its key and algorithm, time and fudge, no MAC, the original ID, error
+/// BADKEY. `false` when the query's TSIG does not read.
+fn bad_key(query: &[u8], tsig: &wire::RecordSpan, out: &mut Vec<u8>) -> bool {
+    const BADKEY: u16 = 17;
+    let mut key = [0u8; wire::MAX_NAME];
+    let Some((key_len, _)) = wire::read_name(query, tsig.start, &mut key, wire::Pointers::Follow)
+    else {
+        return false;
+    };
+    let mut algorithm = [0u8; wire::MAX_NAME];
+    let Some((alg_len, at)) = wire::read_name(
+        query,
+        tsig.data.start,
+        &mut algorithm,
+        wire::Pointers::Follow,
+    ) else {
+        return false;
+    };
+    // Time signed (6), fudge (2), MAC size (2), MAC, original ID (2).
+    let Some(fixed) = query.get(at..at + 10) else {
+        return false;
+    };
+    let mac_len = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+    let Some(original_id) = query.get(at + 10 + mac_len..at + 12 + mac_len) else {
+        return false;
+    };
+    if at + 12 + mac_len > tsig.data.end {
+        return false;
+    }
+    let mut data = algorithm[..alg_len].to_vec();
+    data.extend_from_slice(&fixed[..8]);
+    data.extend_from_slice(&[0, 0]);
+    data.extend_from_slice(original_id);
+    data.extend_from_slice(&BADKEY.to_be_bytes());
+    data.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&key[..key_len]);
+    out.extend_from_slice(&250u16.to_be_bytes());
+    out.extend_from_slice(&255u16.to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    out.extend_from_slice(&data);
+    let Some(mut header) = HeaderMut::of(out) else {
+        return false;
+    };
+    let counts = header.get();
+    let (answers, authority, additional) = (
+        counts.answers(),
+        counts.authority(),
+        counts.additional() + 1,
+    );
+    header.set_counts(answers, authority, additional);
+    true
+}
+
 fn header_only(query: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) {
     out.clear();
     let Some(query) = Header::of(query) else {

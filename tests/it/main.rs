@@ -35,5 +35,6 @@ mod rrl;
 mod spec;
 mod template;
 mod trace;
+mod tsig;
 mod upstream;
 mod view;
