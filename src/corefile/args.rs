@@ -51,6 +51,19 @@ pub fn directive_err(d: &Directive, name: &str, message: impl Into<String>) -> C
     }
 }
 
+/// Caddy's "Wrong argument count" error for line `d` of directive `parent`, as CoreDNS's
+/// setups give it.
+pub fn arg_count_err(d: &Directive, parent: &str) -> ConfigError {
+    directive_err(
+        d,
+        parent,
+        format!(
+            "Wrong argument count or unexpected line ending after '{}'",
+            d.name
+        ),
+    )
+}
+
 /// A zone as written in a Corefile: a name, or a CIDR for a reverse zone.
 /// One zone: a name, or a CIDR as its reverse zone; a CIDR off an octet (IPv4) or nibble (IPv6)
 /// boundary gives the first of the zones [`parse_zones`] makes of it (CoreDNS's `forward`

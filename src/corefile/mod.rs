@@ -14,8 +14,8 @@ use std::sync::Arc;
 pub mod args;
 
 pub use args::{
-    Fallthrough, directive_err, host_name, http_addr, number, one_arg, parse_duration, parse_zone,
-    parse_zones, plugin_zones, resolve, zone_list,
+    Fallthrough, arg_count_err, directive_err, host_name, http_addr, number, one_arg,
+    parse_duration, parse_zone, parse_zones, plugin_zones, resolve, zone_list,
 };
 
 /// Everything that can be wrong with a configuration.

@@ -45,16 +45,9 @@ impl Setup for K8sExternalConfig {
         };
         for o in &d.block {
             let first = || {
-                o.args.first().ok_or_else(|| {
-                    directive_err(
-                        o,
-                        NAME,
-                        format!(
-                            "Wrong argument count or unexpected line ending after '{}'",
-                            o.name
-                        ),
-                    )
-                })
+                o.args
+                    .first()
+                    .ok_or_else(|| crate::corefile::arg_count_err(o, NAME))
             };
             match o.name.as_str() {
                 "ttl" => {

@@ -50,16 +50,7 @@ pub struct ProxyConfig {
 
 impl Setup for ProxyConfig {
     fn parse(d: &Directive, _: &Context<'_>) -> Result<Self, ConfigError> {
-        let arg_err = |d: &Directive| {
-            directive_err(
-                d,
-                NAME,
-                format!(
-                    "Wrong argument count or unexpected line ending after '{}'",
-                    d.name
-                ),
-            )
-        };
+        let arg_err = |d: &Directive| crate::corefile::arg_count_err(d, NAME);
         if !d.args.is_empty() {
             return Err(arg_err(d));
         }

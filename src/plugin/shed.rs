@@ -7,7 +7,7 @@
 //! `max_concurrent`. So `coredns_shed_dropped_total` is not exported: nothing is dropped here.
 
 use super::setup::{Context, Setup};
-use crate::corefile::{ConfigError, Directive, directive_err};
+use crate::corefile::{ConfigError, Directive};
 
 /// `shed`: no arguments.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -16,11 +16,7 @@ pub struct Shed;
 impl Setup for Shed {
     fn parse(d: &Directive, _: &Context<'_>) -> Result<Self, ConfigError> {
         if !d.args.is_empty() || !d.block.is_empty() {
-            return Err(directive_err(
-                d,
-                "shed",
-                "Wrong argument count or unexpected line ending after 'shed'",
-            ));
+            return Err(crate::corefile::arg_count_err(d, "shed"));
         }
         Ok(Shed)
     }

@@ -182,14 +182,7 @@ impl Setup for TraceConfig {
 }
 
 fn arg_err(d: &Directive) -> ConfigError {
-    directive_err(
-        d,
-        NAME,
-        format!(
-            "Wrong argument count or unexpected line ending after '{}'",
-            d.name
-        ),
-    )
+    crate::corefile::arg_count_err(d, NAME)
 }
 
 /// Go's `strconv.ParseBool`.

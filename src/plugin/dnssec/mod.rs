@@ -63,16 +63,7 @@ impl Setup for DnssecConfig {
         };
         let dir = cx.root.unwrap_or(cx.dir);
         for o in &d.block {
-            let arg_err = || {
-                directive_err(
-                    o,
-                    NAME,
-                    format!(
-                        "Wrong argument count or unexpected line ending after '{}'",
-                        o.name
-                    ),
-                )
-            };
+            let arg_err = || crate::corefile::arg_count_err(o, NAME);
             match o.name.as_str() {
                 "key" => match o.args.split_first() {
                     Some((source, files)) if source == "file" && !files.is_empty() => {

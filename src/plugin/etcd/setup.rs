@@ -153,14 +153,7 @@ impl Setup for EtcdConfig {
 }
 
 fn arg_err(d: &Directive) -> ConfigError {
-    directive_err(
-        d,
-        NAME,
-        format!(
-            "Wrong argument count or unexpected line ending after '{}'",
-            d.name
-        ),
-    )
+    crate::corefile::arg_count_err(d, NAME)
 }
 
 /// An endpoint as a base URL: `http://` or `https://`, host and port, nothing after.
