@@ -134,6 +134,26 @@ impl Served {
         })
     }
 
+    /// [`Self::ask`] with each SOA's serial (the time of a change, or the current time) written
+    /// as `SERIAL`.
+    pub fn ask_unserialed(&self, question: &str) -> String {
+        let serial = regex::Regex::new(r"(SOA \S+ \S+) \d+ ").expect("a regex");
+        serial
+            .replace_all(&self.ask(question), "$1 SERIAL ")
+            .into_owned()
+    }
+
+    /// [`Self::expect`] over [`Self::ask_unserialed`].
+    pub fn expect_unserialed(&self, question: &str, expected: &str) {
+        let want: Vec<&str> = expected
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let got = self.ask_unserialed(question);
+        assert_eq!(got.lines().collect::<Vec<_>>(), want, "{question}");
+    }
+
     /// Asserts that `question` is answered as `expected` (lines compared trimmed).
     pub fn expect(&self, question: &str, expected: &str) {
         let want: Vec<&str> = expected

@@ -44,19 +44,12 @@ fn answers_signed_on_the_fly_are_fully_validated_by_delv() {
             ".",
         ],
     );
-    let dnskey = std::fs::read_to_string(d.join(format!("{ksk}.key"))).unwrap();
-    let fields: Vec<&str> = dnskey
-        .lines()
-        .find(|l| !l.starts_with(';'))
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let anchor = fields[6..].concat();
+    let anchor = crate::harness::static_key(&d.join(format!("{ksk}.key")));
     std::fs::write(
         d.join("anchors"),
         format!(
-            "trust-anchors {{\n example.org. static-key 257 3 13 \"{anchor}\";\n \
-             cluster.local. static-key 257 3 13 \"{anchor}\";\n}};\n"
+            "trust-anchors {{\n example.org. static-key {anchor};\n \
+             cluster.local. static-key {anchor};\n}};\n"
         ),
     )
     .unwrap();
@@ -67,21 +60,8 @@ fn answers_signed_on_the_fly_are_fully_validated_by_delv() {
         d.join("db.example.org").display(),
         d.display()
     ));
-    let port = server.addr.port().to_string();
-    let delv = |name: &str, qtype: &str, root: &str| -> String {
-        let out = Command::new("delv")
-            .current_dir(d)
-            .args(["@127.0.0.1", "-p", &port, "-a", "anchors"])
-            .arg(format!("+root={root}"))
-            .args([name, qtype])
-            .output()
-            .expect("delv runs (bind9-dnsutils)");
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    };
+    let delv =
+        |name: &str, qtype: &str, root: &str| crate::harness::delv(&server, d, root, name, qtype);
     for (name, qtype, root, want) in [
         (
             "www.example.org",

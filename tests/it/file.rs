@@ -157,45 +157,18 @@ fn a_zone_signed_by_dnssec_signzone_is_fully_validated_by_delv() {
         ],
     );
     // The key as delv's trust anchor.
-    let dnskey = std::fs::read_to_string(d.join(format!("{key}.key"))).unwrap();
-    let fields: Vec<&str> = dnskey
-        .lines()
-        .find(|l| !l.starts_with(';'))
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let anchor = fields[6..].concat();
+    let anchor = crate::harness::static_key(&d.join(format!("{key}.key")));
     std::fs::write(
         d.join("anchors"),
-        format!("trust-anchors {{\n signed.test. static-key 257 3 13 \"{anchor}\";\n}};\n"),
+        format!("trust-anchors {{\n signed.test. static-key {anchor};\n}};\n"),
     )
     .unwrap();
     let server = TestServer::start(&format!(
         "signed.test:0 {{\n file {}\n}}\n",
         d.join("db.signed").display()
     ));
-    let port = server.addr.port().to_string();
-    let delv = |name: &str, qtype: &str| -> String {
-        let out = std::process::Command::new("delv")
-            .current_dir(d)
-            .args([
-                "@127.0.0.1",
-                "-p",
-                &port,
-                "-a",
-                "anchors",
-                "+root=signed.test",
-                name,
-                qtype,
-            ])
-            .output()
-            .expect("delv runs (bind9-dnsutils)");
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    };
+    let delv =
+        |name: &str, qtype: &str| crate::harness::delv(&server, d, "signed.test", name, qtype);
     for (name, qtype, want) in [
         (
             "www.signed.test",

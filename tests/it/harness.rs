@@ -212,3 +212,34 @@ pub fn rendered(m: &Message) -> Vec<String> {
     out.sort();
     out
 }
+
+/// The public key of a `dnssec-keygen` key file (`K...key`), as a trust anchor's
+/// `static-key` value: `FLAGS 3 ALGORITHM "BASE64"`.
+pub fn static_key(key_file: &Path) -> String {
+    let text = std::fs::read_to_string(key_file).unwrap();
+    let fields: Vec<&str> = text
+        .lines()
+        .find(|l| !l.starts_with(';'))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    format!("{} 3 {} \"{}\"", fields[3], fields[5], fields[6..].concat())
+}
+
+/// `delv` asking `server` for `name` of `qtype`, with the trust anchors in `dir/anchors` and
+/// `root` as its root: what it printed, both streams.
+pub fn delv(server: &TestServer, dir: &Path, root: &str, name: &str, qtype: &str) -> String {
+    let out = std::process::Command::new("delv")
+        .current_dir(dir)
+        .arg(format!("@{}", server.addr.ip()))
+        .args(["-p", &server.addr.port().to_string(), "-a", "anchors"])
+        .arg(format!("+root={root}"))
+        .args([name, qtype])
+        .output()
+        .expect("delv runs (bind9-dnsutils)");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
