@@ -45,6 +45,8 @@ pub enum Handled {
     /// The query goes upstream: run [`Handler::forward`] in a task of its own and send what
     /// it returns.
     Forward(Box<Pending>),
+    /// The response is in `out`; send it after this long (`erratic`'s delay), from a task.
+    Later(std::time::Duration),
 }
 
 /// A query the `forward` plugin takes, with what its answer needs later: the query's own
@@ -801,6 +803,16 @@ impl Handler {
         if let Some(restore) = restore {
             self.restore(restore, limit, out);
         }
+        let hold = reply.hold.as_deref().copied().unwrap_or_default();
+        if hold.drop {
+            out.clear();
+            return Handled::Drop;
+        }
+        if hold.truncated
+            && let Some(mut header) = HeaderMut::of(out)
+        {
+            header.set_truncated();
+        }
         if let Some((block, zone)) = routed
             && !self.done(
                 block,
@@ -820,9 +832,10 @@ impl Handler {
             out.clear();
             return Handled::Drop;
         }
-        match reply.after {
-            Some(after) => Handled::SendThen(*after),
-            None => Handled::Send,
+        match (reply.after, hold.delay) {
+            (_, Some(delay)) => Handled::Later(delay),
+            (Some(after), None) => Handled::SendThen(*after),
+            (None, None) => Handled::Send,
         }
     }
 

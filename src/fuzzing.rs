@@ -174,7 +174,7 @@ fn ask(handler: &Handler, shuffled: bool, query: &[u8]) {
         for src in sources() {
             match handler.handle(query, src, transport, &mut got) {
                 Handled::Drop => {}
-                Handled::Send | Handled::SendThen(_) => {
+                Handled::Send | Handled::SendThen(_) | Handled::Later(_) => {
                     assert!(query[2] & 0x80 == 0, "a reply to a response");
                     check_reply(query, &got, transport);
                     if !shuffled {

@@ -234,7 +234,6 @@ fn refusal(name: &str) -> &'static str {
             `hosts`, or `forward` the zone to a server that reads them"
         }
         "grpc" => "not supported: use `forward` (DNS over UDP and TCP) to the same upstream",
-        "erratic" => "not supported: a fault injector for CoreDNS's tests; remove the line",
         _ => "not supported yet",
     }
 }

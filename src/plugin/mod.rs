@@ -16,6 +16,7 @@ pub mod debug;
 pub mod dns64;
 pub mod dnssec;
 pub mod dnstap;
+pub mod erratic;
 pub mod etcd;
 pub mod file;
 pub mod forward;
@@ -140,6 +141,9 @@ impl Asker {
 }
 
 /// What a plugin made of a query.
+// A reply is what most queries come to: boxing it would cost an allocation per answer to
+// spare the rarer outcomes a few hundred bytes of stack.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Outcome {
     Reply(Reply),
@@ -170,6 +174,19 @@ pub struct Reply {
     pub after: Option<Box<After>>,
     /// An extended DNS error (RFC 8914) for the response's OPT record, when the query has one.
     pub ede: Option<Box<Ede>>,
+    /// `erratic`: what happens to the response other than being sent at once.
+    pub hold: Option<Box<Hold>>,
+}
+
+/// What `erratic` does to a response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hold {
+    /// Nothing is sent.
+    pub drop: bool,
+    /// Sent after this long.
+    pub delay: Option<std::time::Duration>,
+    /// TC set, whatever its size.
+    pub truncated: bool,
 }
 
 /// An extended DNS error (RFC 8914): its INFO-CODE and EXTRA-TEXT.
@@ -235,6 +252,7 @@ impl Reply {
             follow_negative: None,
             after: None,
             ede: None,
+            hold: None,
         }
     }
 
@@ -733,7 +751,7 @@ registry! {
     // Removed from CoreDNS in 1.6, where it came after `forward`: served as one.
     "proxy": forward::proxy::Proxy,
     "grpc",
-    "erratic",
+    "erratic": erratic::ErraticConfig => Erratic(std::sync::Arc<erratic::Erratic>),
     "whoami": whoami::Whoami => Whoami(whoami::Whoami),
     "on": on::On,
     "sign",

@@ -105,6 +105,9 @@ impl Served {
             }
             (Handled::Forward(_), Handled::Forward(_)) => ";; forwarded".to_string(),
             (Handled::Drop, Handled::Drop) => ";; dropped".to_string(),
+            (Handled::Later(delay), Handled::Later(_)) => {
+                format!(";; after {delay:?}\n{}", rendered(&out))
+            }
             (a, b) => panic!("{question}: handled {a:?}, the full parse {b:?}"),
         }
     }

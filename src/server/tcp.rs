@@ -171,6 +171,19 @@ async fn connection(
                         return Ok(());
                     }
                 }
+                Handled::Later(delay) => {
+                    // `erratic`: written by a task once the delay is over, as an answer from
+                    // upstream is (it holds a place among those awaited).
+                    let Ok(permit) = Arc::clone(&upstream).acquire_owned().await else {
+                        return Ok(());
+                    };
+                    let (response, tx) = (std::mem::take(&mut response), tx.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = tx.send(response).await;
+                        drop(permit);
+                    });
+                }
                 Handled::Forward(pending) => {
                     // At most MAX_PENDING upstream answers awaited per connection: past
                     // that, the next query is read when one comes back.

@@ -557,6 +557,17 @@ impl Worker {
                         // After the batch is sent, as CoreDNS answers before it stops.
                         afterwards.push(after);
                     }
+                    Handled::Later(delay) => {
+                        // `erratic`: sent by a task once the delay is over.
+                        let response = self.responses[replies].clone();
+                        let socket = Arc::downgrade(&self.socket);
+                        runtime.spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            if let Some(socket) = socket.upgrade() {
+                                send_one(&socket, &response, src, local);
+                            }
+                        });
+                    }
                     Handled::Forward(pending) => {
                         // Weak: a socket whose worker stopped (a reload) must close at once,
                         // not stay in the port's group unread while an upstream answers.

@@ -14,6 +14,7 @@ mod dns64;
 mod dnssec;
 mod dnstap;
 mod endpoints;
+mod erratic;
 mod etcd;
 mod file;
 mod flood;

@@ -137,6 +137,7 @@ impl Entry {
             follow_negative: None,
             after: None,
             ede: None,
+            hold: None,
         }
     }
 }
