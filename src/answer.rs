@@ -1715,12 +1715,21 @@ fn tsig_of(query: &[u8]) -> Option<Option<wire::RecordSpan>> {
     let total = usize::from(header.answers())
         + usize::from(header.authority())
         + usize::from(header.additional());
-    let spans: Vec<wire::RecordSpan> = wire::records_after_question(query)
-        .map_while(|r| r)
-        .collect();
-    let at = spans.iter().position(|r| r.rtype == TSIG)?;
-    let last = at + 1 == spans.len() && spans.len() == total && header.additional() > 0;
-    Some(last.then(|| spans[at].clone()))
+    if total == 0 {
+        return None;
+    }
+    // One pass, nothing allocated: the first TSIG, and how many records read.
+    let mut read = 0;
+    let mut found = None;
+    for span in wire::records_after_question(query).map_while(|r| r) {
+        if span.rtype == TSIG && found.is_none() {
+            found = Some((read, span));
+        }
+        read += 1;
+    }
+    let (at, span) = found?;
+    let last = at + 1 == read && read == total && header.additional() > 0;
+    Some(last.then_some(span))
 }
 
 /// Appends to `out` (an encoded response to `query`) the unsigned TSIG record of RFC 8945 §5.2

@@ -494,13 +494,23 @@ fn respelled(mut reply: Reply, req: &Request, zones: &Zones) -> Reply {
     let Some(zone) = zones.longest(&req.lower) else {
         return reply;
     };
-    let labels: Vec<&[u8]> = req.name.iter().collect();
-    let tail = &labels[labels.len().saturating_sub(usize::from(zone.num_labels()))..];
-    if !tail.iter().any(|l| l.iter().any(u8::is_ascii_uppercase)) {
+    // The question's labels that spell the zone, looked at without allocating: most
+    // questions spell it in lowercase and leave here.
+    let skip = req
+        .name
+        .iter()
+        .count()
+        .saturating_sub(usize::from(zone.num_labels()));
+    if !req
+        .name
+        .iter()
+        .skip(skip)
+        .any(|l| l.iter().any(u8::is_ascii_uppercase))
+    {
         return reply;
     }
     let mut spelled = Vec::new();
-    for l in tail {
+    for l in req.name.iter().skip(skip) {
         spelled.push(l.len() as u8);
         spelled.extend_from_slice(l);
     }
