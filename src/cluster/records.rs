@@ -56,6 +56,12 @@ pub(super) fn is_reverse(zone: &Name) -> bool {
     s.ends_with("in-addr.arpa.") || s.ends_with("ip6.arpa.")
 }
 
+/// `labels` followed by `zone`, or the zone itself when that makes no name (too long, a bad
+/// label): the names plugins synthesise under their zones (`ns.dns.ZONE`, `hostmaster.ZONE`).
+pub fn under(labels: &[&str], zone: &Name) -> Name {
+    name(labels, zone).unwrap_or_else(|| zone.clone())
+}
+
 pub(super) fn name(labels: &[&str], zone: &Name) -> Option<Name> {
     Name::from_labels(labels.iter().map(|l| l.as_bytes()))
         .ok()?

@@ -17,6 +17,7 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::setup::{Building, Context, Setup, SetupError};
 use super::{Fast, Outcome, Phases, Plugin, Reply, Request};
+use crate::cluster::records::under;
 use crate::cluster::writer::ClusterView;
 use crate::corefile::{ConfigError, Directive, Fallthrough, directive_err, plugin_zones};
 use crate::wire::{LightQuery, Owner, Zones};
@@ -264,13 +265,6 @@ fn matched(port: &str, protocol: &str, p: Option<&crate::cluster::Port>) -> bool
 fn matches(asked: &str, have: &str) -> bool {
     let wild = |s: &str| s.is_empty() || s == "*" || s == "any";
     wild(asked) || wild(have) || asked.eq_ignore_ascii_case(have)
-}
-
-/// `LABELS.zone` (the zone itself if that does not make a name).
-fn under(labels: &[&str], zone: &Name) -> Name {
-    Name::from_labels(labels.iter().map(|l| l.as_bytes()))
-        .and_then(|l| l.append_domain(zone))
-        .unwrap_or_else(|_| zone.clone())
 }
 
 impl Phases for K8sExternal {

@@ -34,6 +34,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 pub use setup::EtcdConfig;
 
+use crate::cluster::records::under;
+
 use super::{Fast, Outcome, Phases, Reply, Request};
 use crate::corefile::Fallthrough;
 use crate::wire::{LightQuery, Owner, Zones};
@@ -311,17 +313,12 @@ fn negative(zone: &Name, rcode: ResponseCode) -> Reply {
 
 /// The SOA CoreDNS makes up for a zone it serves from etcd.
 fn soa(zone: &Name) -> Record {
-    let under = |label: &str| {
-        Name::from_ascii(label)
-            .and_then(|l| l.append_domain(zone))
-            .unwrap_or_else(|_| zone.clone())
-    };
     let serial = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as u32);
     let data = SOA::new(
-        under("ns.dns"),
-        under("hostmaster"),
+        under(&["ns", "dns"], zone),
+        under(&["hostmaster"], zone),
         serial,
         7200,
         1800,
@@ -452,7 +449,7 @@ impl Lookup<'_> {
         if name != self.zone {
             return self.services(name, false, qtype);
         }
-        match self.services(&under("apex.dns", self.zone), false, qtype) {
+        match self.services(&under(&["apex", "dns"], self.zone), false, qtype) {
             Err(Failure::NotFound) => self.services(name, false, qtype),
             other => other,
         }
@@ -686,7 +683,7 @@ impl Lookup<'_> {
 
     /// The apex's name servers: the addresses under `ns.dns.ZONE`, each named by its key.
     fn ns(&self, owner: &Name) -> Result<Found, Failure> {
-        let services = self.services(&under("ns.dns", self.zone), false, RecordType::NS)?;
+        let services = self.services(&under(&["ns", "dns"], self.zone), false, RecordType::NS)?;
         let mut found = Found::default();
         let mut seen = HashSet::new();
         for s in services {
@@ -717,13 +714,6 @@ impl Lookup<'_> {
         }
         Ok(found)
     }
-}
-
-/// `LABEL.ZONE` (the zone alone if that does not make a name).
-fn under(label: &str, zone: &Name) -> Name {
-    Name::from_ascii(label)
-        .and_then(|l| l.append_domain(zone))
-        .unwrap_or_else(|_| zone.clone())
 }
 
 /// The key path of `name` (lowercase) under `prefix`, cut before the first `*` or `any` label
