@@ -9,7 +9,8 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 
@@ -229,6 +230,75 @@ impl Key {
             }
         }
     }
+}
+
+impl Key {
+    /// The RDATA of this key's RRSIG over `canonical` (a set as [`canonical_rrset`] gives it,
+    /// with `original_ttl`): RFC 4034 §3.1 and §3.1.8.1. `labels` is the owner's label count
+    /// without a leading `*`; `signer` is written as given (lower-case it first).
+    #[allow(clippy::too_many_arguments)]
+    pub fn rrsig(
+        &self,
+        covered: RecordType,
+        labels: u8,
+        original_ttl: u32,
+        inception: u32,
+        expiration: u32,
+        signer: &Name,
+        canonical: &[Vec<u8>],
+    ) -> Result<Vec<u8>, String> {
+        let mut rdata = Vec::new();
+        rdata.extend_from_slice(&u16::from(covered).to_be_bytes());
+        rdata.push(self.algorithm);
+        rdata.push(labels);
+        rdata.extend_from_slice(&original_ttl.to_be_bytes());
+        rdata.extend_from_slice(&expiration.to_be_bytes());
+        rdata.extend_from_slice(&inception.to_be_bytes());
+        rdata.extend_from_slice(&self.tag.to_be_bytes());
+        rdata.extend(crate::wire::name_bytes(signer));
+        let mut data = rdata.clone();
+        for rr in canonical {
+            data.extend_from_slice(rr);
+        }
+        rdata.extend(self.sign(&data)?);
+        Ok(rdata)
+    }
+}
+
+/// Each record of `set` in canonical form (RFC 4034 §6.2) with `original_ttl`, sorted and
+/// without duplicates (§6.3).
+pub fn canonical_rrset(set: &[Record], original_ttl: u32) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = set
+        .iter()
+        .filter_map(|r| {
+            let mut rdata = Vec::new();
+            let mut encoder = BinEncoder::new(&mut rdata);
+            encoder.set_canonical_names(true);
+            r.data().emit(&mut encoder).ok()?;
+            let mut rr = crate::wire::name_bytes(&r.name().to_lowercase());
+            rr.extend_from_slice(&u16::from(r.record_type()).to_be_bytes());
+            rr.extend_from_slice(&u16::from(r.dns_class()).to_be_bytes());
+            rr.extend_from_slice(&original_ttl.to_be_bytes());
+            rr.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            rr.extend(rdata);
+            Some(rr)
+        })
+        .collect();
+    // Sorted by RDATA: every record of a set has the same owner, type, class and TTL, so
+    // sorting the whole records sorts by RDATA (its length before it breaks no tie the RFC's
+    // octet order would not).
+    out.sort_by(|a, b| rdata_of(a).cmp(rdata_of(b)));
+    out.dedup();
+    out
+}
+
+/// The RDATA of a record as [`canonical_rrset`] writes it.
+fn rdata_of(rr: &[u8]) -> &[u8] {
+    let mut at = 0;
+    while at < rr.len() && rr[at] != 0 {
+        at += usize::from(rr[at]) + 1;
+    }
+    rr.get(at + 1 + 10..).unwrap_or(&[])
 }
 
 fn file_name(base: &Path) -> String {

@@ -26,7 +26,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 pub use key::Key;
 
@@ -341,7 +340,7 @@ impl Dnssec {
             .filter(|k| !self.split || (covered == RecordType::DNSKEY) == k.is_ksk())
             .collect();
         let signer = signer.to_lowercase();
-        let canonical = canonical_rrset(set);
+        let canonical = key::canonical_rrset(set, ORIGINAL_TTL);
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (u16::from(covered), signer.to_ascii(), &canonical).hash(&mut hasher);
         let id = hasher.finish();
@@ -360,24 +359,16 @@ impl Dnssec {
                 let labels = first.name().num_labels();
                 let mut sigs = Vec::new();
                 for key in keys {
-                    let mut rdata = Vec::new();
-                    rdata.extend_from_slice(&u16::from(covered).to_be_bytes());
-                    rdata.push(key.algorithm);
-                    rdata.push(labels);
-                    rdata.extend_from_slice(&ORIGINAL_TTL.to_be_bytes());
-                    rdata.extend_from_slice(&expiration.to_be_bytes());
-                    rdata.extend_from_slice(&inception.to_be_bytes());
-                    rdata.extend_from_slice(&key.tag.to_be_bytes());
-                    rdata.extend(crate::wire::name_bytes(&signer));
-                    let mut data = rdata.clone();
-                    for rr in &canonical {
-                        data.extend_from_slice(rr);
-                    }
-                    match key.sign(&data) {
-                        Ok(signature) => {
-                            rdata.extend(signature);
-                            sigs.push(rdata);
-                        }
+                    match key.rrsig(
+                        covered,
+                        labels,
+                        ORIGINAL_TTL,
+                        inception,
+                        expiration,
+                        &signer,
+                        &canonical,
+                    ) {
+                        Ok(rdata) => sigs.push(rdata),
                         Err(e) => {
                             tracing::warn!("dnssec: signing with key {}: {e}", key.tag);
                             return Vec::new();
@@ -593,42 +584,6 @@ fn rrsets(records: &[Record]) -> Vec<Vec<Record>> {
         }
     }
     sets
-}
-
-/// Each record of `set` in canonical form (RFC 4034 §6.2) with the original TTL, sorted and
-/// without duplicates (§6.3).
-fn canonical_rrset(set: &[Record]) -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = set
-        .iter()
-        .filter_map(|r| {
-            let mut rdata = Vec::new();
-            let mut encoder = BinEncoder::new(&mut rdata);
-            encoder.set_canonical_names(true);
-            r.data().emit(&mut encoder).ok()?;
-            let mut rr = crate::wire::name_bytes(&r.name().to_lowercase());
-            rr.extend_from_slice(&u16::from(r.record_type()).to_be_bytes());
-            rr.extend_from_slice(&u16::from(r.dns_class()).to_be_bytes());
-            rr.extend_from_slice(&ORIGINAL_TTL.to_be_bytes());
-            rr.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-            rr.extend(rdata);
-            Some(rr)
-        })
-        .collect();
-    // Sorted by RDATA: every record of a set has the same owner, type, class and TTL, so
-    // sorting the whole records sorts by RDATA (its length before it breaks no tie the RFC's
-    // octet order would not).
-    out.sort_by(|a, b| rdata_of(a).cmp(rdata_of(b)));
-    out.dedup();
-    out
-}
-
-/// The RDATA of a record as [`canonical_rrset`] writes it.
-fn rdata_of(rr: &[u8]) -> &[u8] {
-    let mut at = 0;
-    while at < rr.len() && rr[at] != 0 {
-        at += usize::from(rr[at]) + 1;
-    }
-    rr.get(at + 1 + 10..).unwrap_or(&[])
 }
 
 fn push(section: &mut Section, records: &[Record]) {
