@@ -220,11 +220,6 @@ fn refusal(name: &str) -> &'static str {
             "not supported yet: zone transfers are refused; remove the line (secondaries can \
             be given the zone file itself)"
         }
-        "sign" => {
-            "not supported: sign the zone offline (dnssec-signzone, kzonesign, ldns-signzone) \
-            and serve it with `file`, which answers with its RRSIGs and NSECs, or sign answers \
-            on the fly with `dnssec`"
-        }
         "route53" | "azure" | "clouddns" => {
             "not supported: cloud DNS APIs are not read; `forward` the zone to the provider's \
             resolvers, or export it to a zone file and serve it with `file`"

@@ -44,6 +44,7 @@ pub mod root;
 pub mod rrl;
 pub mod setup;
 pub mod shed;
+pub mod sign;
 pub mod template;
 #[cfg(test)]
 pub mod testing;
@@ -754,7 +755,7 @@ registry! {
     "erratic": erratic::ErraticConfig => Erratic(std::sync::Arc<erratic::Erratic>),
     "whoami": whoami::Whoami => Whoami(whoami::Whoami),
     "on": on::On,
-    "sign",
+    "sign": sign::SignConfig,
     "view": view::View => View(std::sync::Arc<view::View>),
     "nomad",
 }

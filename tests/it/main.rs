@@ -33,6 +33,7 @@ mod proxyproto;
 mod reload;
 mod rewrite;
 mod rrl;
+mod sign;
 mod spec;
 mod template;
 mod trace;

@@ -27,7 +27,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-pub use key::Key;
+pub use key::{Key, canonical_rrset};
 
 use super::setup::{Building, Context, Setup, SetupError};
 use super::{Answered, Phases, Plugin, Random, Reply, Request};
@@ -528,7 +528,7 @@ fn filtered(qtype: RecordType, bitmap: &[RecordType], kind: Kind) -> Vec<RecordT
 }
 
 /// An NSEC type bitmap (RFC 4034 §4.1.2).
-fn type_bitmap(types: &[RecordType]) -> Vec<u8> {
+pub(crate) fn type_bitmap(types: &[RecordType]) -> Vec<u8> {
     let mut codes: Vec<u16> = types.iter().map(|t| u16::from(*t)).collect();
     codes.sort_unstable();
     codes.dedup();
