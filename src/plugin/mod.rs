@@ -49,6 +49,7 @@ pub mod template;
 #[cfg(test)]
 pub mod testing;
 pub mod timeouts;
+pub mod tls_client;
 pub mod trace;
 pub mod view;
 pub mod whoami;

@@ -162,9 +162,9 @@ impl Setup for TraceConfig {
         };
         let https = matches!(&self.endpoint, Endpoint::Zipkin(url) if url.starts_with("https://"));
         let tls = if https {
-            super::etcd::client::TlsFiles::default().config()
+            super::tls_client::TlsFiles::default().config()
         } else {
-            super::etcd::client::TlsFiles::plain()
+            super::tls_client::TlsFiles::plain()
         }
         .map_err(|e| SetupError::File(format!("trace: {e}")))?;
         let reporter = Reporter {

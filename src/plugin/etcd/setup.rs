@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use hickory_proto::rr::LowerName;
 
 use super::Etcd;
-use super::client::{Mirror, TlsFiles};
+use super::client::Mirror;
 use crate::corefile::{ConfigError, Directive, Fallthrough, directive_err, plugin_zones, resolve};
 use crate::plugin::Plugin;
 use crate::plugin::setup::{Building, Context, Setup, SetupError};
+use crate::plugin::tls_client::TlsFiles;
 
 const NAME: &str = "etcd";
 
@@ -73,24 +74,7 @@ impl Setup for EtcdConfig {
                 },
                 "tls" => {
                     let files: Vec<PathBuf> = args.iter().map(|a| resolve(dir, a)).collect();
-                    let tls = match files.as_slice() {
-                        [] => TlsFiles::default(),
-                        [ca] => TlsFiles {
-                            ca: Some(ca.clone()),
-                            ..TlsFiles::default()
-                        },
-                        [cert, key] => TlsFiles {
-                            cert: Some(cert.clone()),
-                            key: Some(key.clone()),
-                            ca: None,
-                        },
-                        [cert, key, ca] => TlsFiles {
-                            cert: Some(cert.clone()),
-                            key: Some(key.clone()),
-                            ca: Some(ca.clone()),
-                        },
-                        _ => return Err(arg_err(o)),
-                    };
+                    let tls = TlsFiles::from_args(&files).ok_or_else(|| arg_err(o))?;
                     // The files are read now, so a wrong one stops the start with this line.
                     tls.config().map_err(|e| directive_err(o, NAME, e))?;
                     config.tls = Some(tls);
