@@ -945,6 +945,18 @@ impl Handler {
                     if let Err(error) = &exchanged {
                         failed = Some(error.to_string());
                     }
+                    // `grpc { fallthrough }`: an NXDOMAIN, or no answer, goes on down the chain.
+                    if forward.falls_through(question.name(), &exchanged) {
+                        let req = self.request(&msg, question, src, transport);
+                        if let Asked::Reply(mut reply) =
+                            ask_after(&self.blocks[block], &forward, &req)
+                        {
+                            failed = None;
+                            return Some(
+                                self.written(block, &query, &msg, &mut reply, limit, &mut out),
+                            );
+                        }
+                    }
                     let retargeted = match (&restore, &exchanged) {
                         (Some(restore), Ok(response)) => {
                             let req = self.request(&msg, question, src, transport);
@@ -1614,11 +1626,28 @@ fn ask(block: &Block, req: &Request) -> Asked {
         match (plugin.serve(req), plugin) {
             (Outcome::Next, _) => {}
             (Outcome::Reply(reply), _) => return Asked::Reply(reply),
-            (Outcome::Forward(slot), Plugin::Forward(forward)) => {
+            (Outcome::Forward(slot), Plugin::Forward(forward) | Plugin::Grpc(forward)) => {
                 return Asked::Upstream(Arc::clone(forward), slot);
             }
-            // Only `forward` sends queries upstream.
+            // Only `forward` and `grpc` send queries upstream.
             (Outcome::Forward(_), _) => return Asked::Nothing,
+        }
+    }
+    Asked::Nothing
+}
+
+/// [`ask`] of the plugins after `forward` in `block`'s chain: where `grpc { fallthrough }`
+/// sends a query its upstreams had no answer for.
+fn ask_after(block: &Block, forward: &Arc<Forward>, req: &Request) -> Asked {
+    let Some(at) = block.plugins.iter().position(|p| match p {
+        Plugin::Forward(f) | Plugin::Grpc(f) => Arc::ptr_eq(f, forward),
+        _ => false,
+    }) else {
+        return Asked::Nothing;
+    };
+    for plugin in &block.plugins[at + 1..] {
+        if let Outcome::Reply(reply) = plugin.serve(req) {
+            return Asked::Reply(reply);
         }
     }
     Asked::Nothing

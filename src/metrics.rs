@@ -221,6 +221,7 @@ pub struct Metrics {
     panics: AtomicU64,
     reload_failed: AtomicU64,
     forward: Forwarding,
+    grpc: Calls,
     /// `autopath` walks that found an answer, by block.
     autopath: papaya::HashMap<u16, AtomicU64>,
     /// `dns64` answers synthesized, by block.
@@ -254,6 +255,15 @@ struct Forwarding {
     max_concurrent_rejects: AtomicU64,
 }
 
+/// The `grpc` plugin's counters, by upstream.
+#[derive(Debug, Default)]
+struct Calls {
+    requests: papaya::HashMap<SocketAddr, AtomicU64>,
+    /// By upstream and rcode.
+    responses: papaya::HashMap<(SocketAddr, u8), AtomicU64>,
+    durations: papaya::HashMap<SocketAddr, Histogram>,
+}
+
 /// The process's registry.
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
@@ -264,6 +274,7 @@ pub fn metrics() -> &'static Metrics {
         panics: AtomicU64::new(0),
         reload_failed: AtomicU64::new(0),
         forward: Forwarding::default(),
+        grpc: Calls::default(),
         caches: RwLock::new(Vec::new()),
         autopath: papaya::HashMap::new(),
         dns64: papaya::HashMap::new(),
@@ -464,6 +475,62 @@ impl Metrics {
         }
     }
 
+    /// One gRPC call that brought an answer with `rcode`, and how long it took.
+    pub fn grpc_called(&self, to: &SocketAddr, rcode: u8, seconds: f64) {
+        let g = &self.grpc;
+        count(&g.requests, *to);
+        count(&g.responses, (*to, rcode));
+        g.durations
+            .pin()
+            .get_or_insert_with(*to, || Histogram::new(&DURATION_BUCKETS))
+            .observe(seconds);
+    }
+
+    /// `grpc`'s metrics under CoreDNS's names.
+    fn render_grpc(&self, out: &mut String) {
+        let g = &self.grpc;
+        let requests: BTreeMap<SocketAddr, u64> = g
+            .requests
+            .pin()
+            .iter()
+            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+            .collect();
+        if requests.is_empty() {
+            return;
+        }
+        out.push_str("# HELP coredns_grpc_requests_total Counter of requests made per upstream.\n# TYPE coredns_grpc_requests_total counter\n");
+        for (a, v) in &requests {
+            let _ = writeln!(out, "coredns_grpc_requests_total{{to=\"{a}\"}} {v}");
+        }
+        let responses: BTreeMap<(SocketAddr, u8), u64> = g
+            .responses
+            .pin()
+            .iter()
+            .map(|(k, v)| (*k, v.load(Ordering::Relaxed)))
+            .collect();
+        out.push_str("# HELP coredns_grpc_responses_total Counter of requests made per upstream.\n# TYPE coredns_grpc_responses_total counter\n");
+        for ((a, rcode), v) in &responses {
+            let _ = writeln!(
+                out,
+                "coredns_grpc_responses_total{{rcode=\"{}\",to=\"{a}\"}} {v}",
+                rcode_name(u16::from(*rcode))
+            );
+        }
+        let name = "coredns_grpc_request_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Histogram of the time each request took.\n# TYPE {name} histogram"
+        );
+        let durations = g.durations.pin();
+        let mut keys: Vec<&SocketAddr> = durations.keys().collect();
+        keys.sort();
+        for a in keys {
+            if let Some(h) = durations.get(a) {
+                h.render(out, name, &format!("to=\"{a}\""));
+            }
+        }
+    }
+
     pub fn forward_refused(&self) {
         self.forward
             .max_concurrent_rejects
@@ -642,6 +709,7 @@ impl Metrics {
         }
         self.render_counters(&mut out);
         self.render_forward(&mut out);
+        self.render_grpc(&mut out);
         self.render_caches(&mut out);
         self.render_rrl(&mut out);
         out.push_str("# HELP coredns_panics_total A metrics that counts the number of panics.\n# TYPE coredns_panics_total counter\n");

@@ -228,7 +228,6 @@ fn refusal(name: &str) -> &'static str {
             "not supported: records in Nomad are not read; serve them with `file` or \
             `hosts`, or `forward` the zone to a server that reads them"
         }
-        "grpc" => "not supported: use `forward` (DNS over UDP and TCP) to the same upstream",
         _ => "not supported yet",
     }
 }

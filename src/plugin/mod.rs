@@ -752,7 +752,7 @@ registry! {
     "forward": forward::Forwards => Forward(std::sync::Arc<Forward>),
     // Removed from CoreDNS in 1.6, where it came after `forward`: served as one.
     "proxy": forward::proxy::Proxy,
-    "grpc",
+    "grpc": forward::grpc::GrpcConfig => Grpc(std::sync::Arc<Forward>),
     "erratic": erratic::ErraticConfig => Erratic(std::sync::Arc<erratic::Erratic>),
     "whoami": whoami::Whoami => Whoami(whoami::Whoami),
     "on": on::On,

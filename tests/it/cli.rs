@@ -271,7 +271,8 @@ fn plugins_flag_lists_the_served_directives_and_exits_zero() {
         assert!(lines.contains(&"dns.dnssec"), "{lines:?}");
         assert!(lines.contains(&"dns.etcd"), "{lines:?}");
         assert!(lines.contains(&"dns.sign"), "{lines:?}");
-        assert!(!lines.contains(&"dns.grpc"), "{lines:?}");
+        assert!(lines.contains(&"dns.grpc"), "{lines:?}");
+        assert!(!lines.contains(&"dns.nomad"), "{lines:?}");
     }
 }
 

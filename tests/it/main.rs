@@ -19,6 +19,7 @@ mod etcd;
 mod file;
 mod flood;
 mod forward;
+mod grpc;
 mod harness;
 mod hostile;
 mod hosts;

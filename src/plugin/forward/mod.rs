@@ -12,6 +12,7 @@
 //! until a health check (`. IN NS`) gets an answer from it; while every upstream is down,
 //! they are tried anyway.
 
+pub mod grpc;
 pub mod proxy;
 pub mod setup;
 
@@ -35,7 +36,7 @@ use super::{Outcome, Phases, Request};
 use crate::wire::{self, HEADER_LEN, Header, HeaderMut};
 
 /// How long a forwarded query may take over all upstreams tried.
-const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest upstream reply read over UDP.
 const UDP_BUFFER: usize = 65535;
 
@@ -60,6 +61,9 @@ pub enum ForwardError {
     NoHealthy,
     #[error("the query cannot be forwarded: {0}")]
     BadQuery(&'static str),
+    /// A gRPC call failed (`grpc`).
+    #[error("upstream {addr}: {message}")]
+    Grpc { addr: SocketAddr, message: String },
 }
 
 #[derive(Debug)]
@@ -85,6 +89,8 @@ pub struct Forward {
     successor: Option<Arc<Forward>>,
     /// The block's `dnstap`: each exchange with an upstream is tapped (FORWARDER_*).
     taps: Option<Arc<crate::plugin::dnstap::Dnstap>>,
+    /// `grpc`: the upstreams are called over gRPC.
+    grpc: Option<grpc::GrpcClient>,
 }
 
 /// How a query or a health check reaches one upstream.
@@ -204,6 +210,7 @@ impl Forward {
         cache: Option<Cache>,
         successor: Option<Arc<Forward>>,
         taps: Option<Arc<crate::plugin::dnstap::Dnstap>>,
+        grpc: Option<grpc::GrpcClient>,
     ) -> Arc<Self> {
         let upstreams = to
             .iter()
@@ -224,6 +231,7 @@ impl Forward {
             next: AtomicUsize::new(0),
             successor,
             taps,
+            grpc,
         })
     }
 
@@ -237,6 +245,22 @@ impl Forward {
     /// Whether this `forward` line takes `name`: under FROM, outside its `except` zones.
     fn takes(&self, name: &LowerName) -> bool {
         self.config.from.zone_of(name) && !self.config.except.iter().any(|z| z.zone_of(name))
+    }
+
+    /// Whether `grpc { fallthrough }` sends the query for `name` on down the chain after
+    /// this exchange: no answer, or NXDOMAIN. Free for a `forward` (no name is lower-cased).
+    pub fn falls_through(&self, name: &Name, exchanged: &Result<Vec<u8>, ForwardError>) -> bool {
+        let Some(fallthrough) = self
+            .config
+            .grpc
+            .as_ref()
+            .map(|g| &g.fallthrough)
+            .filter(|f| f.is_set())
+        else {
+            return false;
+        };
+        let nxdomain = |r: &Vec<u8>| Header::of(r).is_some_and(|h| h.rcode_low() == 3);
+        exchanged.as_ref().map_or(true, nxdomain) && fallthrough.through(&LowerName::new(name))
     }
 
     /// Whether an upstream's answer goes on to the block's next `forward` (`next RCODE...`,
@@ -360,15 +384,20 @@ impl Forward {
             )
             .await
             .unwrap_or(Err(ForwardError::Timeout(upstream.addr)));
-            crate::metrics::metrics().forwarded(
-                &upstream.addr,
-                result
-                    .as_ref()
-                    .ok()
-                    .and_then(|r| Header::of(r))
-                    .map(|h| h.rcode_low()),
-                started.elapsed().as_secs_f64(),
-            );
+            let rcode = result
+                .as_ref()
+                .ok()
+                .and_then(|r| Header::of(r))
+                .map(|h| h.rcode_low());
+            let seconds = started.elapsed().as_secs_f64();
+            match (&self.grpc, rcode) {
+                // As CoreDNS's `grpc`, only calls that brought an answer are counted.
+                (Some(_), Some(rcode)) => {
+                    crate::metrics::metrics().grpc_called(&upstream.addr, rcode, seconds);
+                }
+                (Some(_), None) => {}
+                (None, _) => crate::metrics::metrics().forwarded(&upstream.addr, rcode, seconds),
+            }
             match result {
                 Ok(mut reply) => {
                     upstream.fails.store(0, Ordering::Relaxed);
@@ -421,6 +450,9 @@ impl Forward {
         }
         let question = &query[HEADER_LEN..question_end];
         let link = self.link();
+        if let Some(grpc) = &self.grpc {
+            return self.call(grpc, upstream, &outgoing, id, question_end).await;
+        }
         // The clock is read only for a block with `dnstap`.
         let started = self.taps.as_ref().map(|_| std::time::SystemTime::now());
         let mut local = None;
@@ -447,6 +479,46 @@ impl Forward {
         let reply = tcp_exchange(upstream.addr, &outgoing, id, question, link, &mut local).await;
         tap(local, true, reply.as_deref().ok());
         reply
+    }
+
+    /// One query, one gRPC call (`grpc`): the upstream's answer, or NXDOMAIN for its
+    /// NotFound status; an answer to another question is a failure.
+    async fn call(
+        &self,
+        grpc: &grpc::GrpcClient,
+        upstream: &Upstream,
+        outgoing: &[u8],
+        id: u16,
+        question_end: usize,
+    ) -> Result<Vec<u8>, ForwardError> {
+        let addr = upstream.addr;
+        let started = self.taps.as_ref().map(|_| std::time::SystemTime::now());
+        let called = tokio::time::timeout(self.config.read_timeout, grpc.call(addr, outgoing))
+            .await
+            .map_err(|_| ForwardError::Timeout(addr))?;
+        let reply = match called {
+            Ok(reply) => reply,
+            Err(grpc::CallError::NotFound) => {
+                let mut reply = outgoing[..question_end].to_vec();
+                // QR, the query's opcode and RD; NXDOMAIN.
+                let flags = [0x80 | (reply[2] & 0x79), 3];
+                if let Some(mut header) = HeaderMut::of(&mut reply) {
+                    header.set_flags(flags);
+                    header.set_counts(0, 0, 0);
+                }
+                reply
+            }
+            Err(grpc::CallError::Failed(message)) => {
+                return Err(ForwardError::Grpc { addr, message });
+            }
+        };
+        if let (Some(taps), Some(started)) = (&self.taps, started) {
+            taps.forwarded(None, addr, true, outgoing, Some(&reply), started);
+        }
+        if !matches(&reply, id, &outgoing[HEADER_LEN..question_end]) {
+            return Err(ForwardError::Mismatch(addr));
+        }
+        Ok(reply)
     }
 
     /// Counts a failure; at `max_fails` the upstream goes down and a health checker starts.

@@ -71,6 +71,8 @@ pub struct ForwardConfig {
     pub failfast_all_unhealthy_upstreams: bool,
     /// The address upstream queries and health checks leave from.
     pub source_address: Option<IpAddr>,
+    /// Upstreams reached over gRPC (the `grpc` directive), not DNS.
+    pub grpc: Option<super::grpc::GrpcTransport>,
 }
 
 /// `FROM TO...` of `forward` (or the legacy `proxy`, `name`), with CoreDNS's defaults for the
@@ -145,6 +147,7 @@ pub(super) fn stanza(d: &Directive, name: &str, dir: &Path) -> Result<ForwardCon
         next_on_nodata: false,
         failfast_all_unhealthy_upstreams: false,
         source_address: None,
+        grpc: None,
     })
 }
 
@@ -581,27 +584,38 @@ impl Setup for Forwards {
         let mut built = Vec::with_capacity(self.stanzas.len());
         let mut successor = None;
         for stanza in self.stanzas.iter().rev() {
-            let cache = b.find::<CacheConfig>().map(|c| {
-                let zones: Vec<String> = if c.zones.is_empty() {
-                    b.zones.iter().map(ToString::to_string).collect()
-                } else {
-                    c.zones.iter().map(ToString::to_string).collect()
-                };
-                let counters = crate::metrics::metrics().register_cache(b.server_label(), zones);
-                Cache::new(c, b.zones, counters)
-            });
-            let to = resolved(stanza).map_err(SetupError::Resolve)?;
-            let taps = b.chain.iter().find_map(|p| match p {
-                Plugin::Dnstap(taps) => Some(Arc::clone(taps)),
-                _ => None,
-            });
-            let forward = Forward::new(stanza, to, cache, successor.take(), taps);
+            let forward = self::built(b, stanza, successor.take(), None)?;
             successor = Some(Arc::clone(&forward));
             built.push(forward);
         }
         b.chain.extend(built.into_iter().rev().map(Plugin::Forward));
         Ok(())
     }
+}
+
+/// The plugin of one `forward` (or `grpc`) line of the block being built: with the block's
+/// `cache` and `dnstap`, its upstreams resolved; `successor` is the block's next `forward`.
+pub(super) fn built(
+    b: &Building<'_>,
+    stanza: &ForwardConfig,
+    successor: Option<Arc<Forward>>,
+    grpc: Option<super::grpc::GrpcClient>,
+) -> Result<Arc<Forward>, SetupError> {
+    let cache = b.find::<CacheConfig>().map(|c| {
+        let zones: Vec<String> = if c.zones.is_empty() {
+            b.zones.iter().map(ToString::to_string).collect()
+        } else {
+            c.zones.iter().map(ToString::to_string).collect()
+        };
+        let counters = crate::metrics::metrics().register_cache(b.server_label(), zones);
+        Cache::new(c, b.zones, counters)
+    });
+    let to = resolved(stanza).map_err(SetupError::Resolve)?;
+    let taps = b.chain.iter().find_map(|p| match p {
+        Plugin::Dnstap(taps) => Some(Arc::clone(taps)),
+        _ => None,
+    });
+    Ok(Forward::new(stanza, to, cache, successor, taps, grpc))
 }
 
 #[cfg(test)]
