@@ -533,9 +533,9 @@ mod tests {
     fn rejections_name_the_line() {
         for (text, line, needle) in [
             (
-                ".:53 {\n sign db.example.org\n}\n",
+                ".:53 {\n nomad\n}\n",
                 2,
-                "sign the zone offline",
+                "records in Nomad are not read",
             ),
             (
                 ".:53 {\n dnssec {\n  key file /nonexistent/Kx\n }\n}\n",
