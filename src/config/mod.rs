@@ -220,7 +220,7 @@ fn refusal(name: &str) -> &'static str {
             "not supported yet: zone transfers are refused; remove the line (secondaries can \
             be given the zone file itself)"
         }
-        "route53" | "azure" | "clouddns" => {
+        "azure" | "clouddns" => {
             "not supported: cloud DNS APIs are not read; `forward` the zone to the provider's \
             resolvers, or export it to a zone file and serve it with `file`"
         }
@@ -532,11 +532,7 @@ mod tests {
     #[test]
     fn rejections_name_the_line() {
         for (text, line, needle) in [
-            (
-                ".:53 {\n nomad\n}\n",
-                2,
-                "records in Nomad are not read",
-            ),
+            (".:53 {\n nomad\n}\n", 2, "records in Nomad are not read"),
             (
                 ".:53 {\n dnssec {\n  key file /nonexistent/Kx\n }\n}\n",
                 3,

@@ -41,6 +41,7 @@ pub mod ready;
 pub mod reload;
 pub mod rewrite;
 pub mod root;
+pub mod route53;
 pub mod rrl;
 pub mod setup;
 pub mod shed;
@@ -739,7 +740,7 @@ registry! {
     "template": template::Template => Template(template::Template),
     "transfer",
     "hosts": hosts::HostsConfig => Hosts(Hosts),
-    "route53",
+    "route53": route53::Route53Config => Route53(Box<route53::Route53>),
     "azure",
     "clouddns",
     "k8s_external": k8s_external::K8sExternalConfig => K8sExternal(Box<k8s_external::K8sExternal>),

@@ -33,6 +33,7 @@ mod protocol;
 mod proxyproto;
 mod reload;
 mod rewrite;
+mod route53;
 mod rrl;
 mod sign;
 mod spec;

@@ -675,6 +675,11 @@ fn rrsig(texts: &[&str], origin: &Name) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// [`signature_time`] for other readers of `YYYYMMDDHHmmSS` times.
+pub(crate) fn signature_time_secs(s: &str) -> Option<u32> {
+    signature_time(s).ok()
+}
+
 /// RFC 4034 §3.2: `YYYYMMDDHHmmSS` (UTC), or seconds since the epoch, modulo 2^32.
 fn signature_time(s: &str) -> Result<u32, String> {
     let bad = || format!("{s:?} is not a signature time");

@@ -25,7 +25,7 @@ use crate::corefile::{
 };
 use crate::plugin::file::text;
 
-pub use zone::{Signed, Validity, master_file, resign_reason, sign};
+pub use zone::{Signed, Validity, master_file, resign_reason, sign, signature_time};
 
 const NAME: &str = "sign";
 const HOUR: u32 = 3600;
