@@ -48,6 +48,8 @@ fn options() -> ClusterOptions {
         noendpoints: false,
         ignore_empty_service: false,
         external: None,
+        // The server's own pod address, as in a cluster: every change checks it.
+        local_ips: vec!["10.200.0.1".parse().unwrap()],
     }
 }
 

@@ -12,7 +12,7 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, SRV, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use super::PodMode;
-use super::{ClusterObjects, EndpointRef, Port, Service, ServiceKind};
+use super::{ClusterObjects, EndpointRef, Key, Port, Service, ServiceKind};
 use crate::table::{EndpointNames, EndpointNamesBuilder, Records, record};
 
 /// The schema version `dns-version.ZONE` answers.
@@ -38,6 +38,41 @@ pub struct ClusterOptions {
     /// With `k8s_external` in the block: services' external addresses are indexed for it
     /// (`Some`), and with its `headless`, headless services' ready endpoints too (`Some(true)`).
     pub external: Option<bool>,
+    /// The server's own addresses (its `bind` addresses, else its interfaces'), loopback
+    /// left out: the apex NS names the services whose endpoints hold them.
+    pub local_ips: Vec<IpAddr>,
+}
+
+/// Who an apex NS record names, with one of its addresses as glue (CoreDNS's `nsAddrs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NsTarget {
+    /// `ns.dns.ZONE`: no service's endpoints hold the server's addresses.
+    Default,
+    /// `SERVICE.NAMESPACE.svc.ZONE`, by a cluster IP.
+    Service { namespace: String, name: String },
+    /// `ENDPOINT.SERVICE.NAMESPACE.svc.ZONE`: a headless service's endpoint.
+    Endpoint {
+        namespace: String,
+        name: String,
+        label: String,
+    },
+}
+
+impl NsTarget {
+    pub fn name(&self, zone: &Name) -> Option<Name> {
+        match self {
+            Self::Default => name(&["ns", "dns"], zone),
+            Self::Service {
+                namespace,
+                name: svc,
+            } => name(&[svc, namespace, "svc"], zone),
+            Self::Endpoint {
+                namespace,
+                name: svc,
+                label,
+            } => name(&[label, svc, namespace, "svc"], zone),
+        }
+    }
 }
 
 /// One zone's apex records, for the authority section of negative answers.
@@ -171,18 +206,87 @@ fn reverse_labels(labels: &[&[u8]]) -> Option<IpAddr> {
     }
 }
 
-/// The server's own addresses: the kube-dns service's cluster IPs, where the cluster has one.
-pub fn kube_dns(objects: &ClusterObjects) -> &[IpAddr] {
-    match objects
-        .services
-        .get(&("kube-system".to_string(), "kube-dns".to_string()))
-    {
-        Some(Service {
-            kind: ServiceKind::ClusterIp(ips),
-            ..
-        }) => ips,
-        _ => &[],
+/// The apex NS targets and their addresses, as CoreDNS's `nsAddrs` finds them: for each
+/// service in `local` (those with an endpoint at one of the server's own addresses), its
+/// cluster IPs under its name, or for a headless one each ready address of the endpoint sets
+/// holding a local address under the endpoint's name; with no such service, `ns.dns` and the
+/// server's own addresses.
+pub fn nameservers<'a>(
+    objects: &ClusterObjects,
+    local: impl IntoIterator<Item = &'a Key>,
+    opts: &ClusterOptions,
+) -> Vec<(NsTarget, IpAddr)> {
+    let mut out = Vec::new();
+    let mut found = false;
+    for (ns, svc_name) in local {
+        found = true;
+        let Some(svc) = objects.services.get(&(ns.clone(), svc_name.clone())) else {
+            continue;
+        };
+        match &svc.kind {
+            ServiceKind::ClusterIp(ips) => {
+                for &ip in ips {
+                    out.push((
+                        NsTarget::Service {
+                            namespace: ns.clone(),
+                            name: svc_name.clone(),
+                        },
+                        ip,
+                    ));
+                }
+            }
+            ServiceKind::Headless => {
+                for set in objects.endpoint_sets(ns, svc_name) {
+                    if !holds_any(set, svc, &opts.local_ips) {
+                        continue;
+                    }
+                    for ep in set.endpoints.iter() {
+                        if !(ep.ready || svc.publish_not_ready) {
+                            continue;
+                        }
+                        for ip in ep.addresses() {
+                            out.push((
+                                NsTarget::Endpoint {
+                                    namespace: ns.clone(),
+                                    name: svc_name.clone(),
+                                    label: endpoint_label(&ep, ip, opts.endpoint_pod_names),
+                                },
+                                ip,
+                            ));
+                        }
+                    }
+                }
+            }
+            ServiceKind::ExternalName(_) => {}
+        }
     }
+    if !found {
+        out.extend(opts.local_ips.iter().map(|&ip| (NsTarget::Default, ip)));
+    }
+    out
+}
+
+/// Whether a ready endpoint of `set` has one of `ips`.
+fn holds_any(set: &super::EndpointSet, svc: &Service, ips: &[IpAddr]) -> bool {
+    set.endpoints
+        .iter()
+        .any(|ep| (ep.ready || svc.publish_not_ready) && ep.addresses().any(|ip| ips.contains(&ip)))
+}
+
+/// Whether one of the service's ready endpoints is at one of the server's own addresses.
+pub fn holds_local(objects: &ClusterObjects, key: &Key, opts: &ClusterOptions) -> bool {
+    if opts.local_ips.is_empty() {
+        return false;
+    }
+    let publish = objects
+        .services
+        .get(key)
+        .is_some_and(|s| s.publish_not_ready);
+    objects.endpoint_sets(&key.0, &key.1).iter().any(|set| {
+        set.endpoints.iter().any(|ep| {
+            (ep.ready || publish) && ep.addresses().any(|ip| opts.local_ips.contains(&ip))
+        })
+    })
 }
 
 /// Whether any endpoint of the service is ready (or counts as ready).
@@ -216,8 +320,9 @@ impl Builder<'_> {
         }
     }
 
-    /// SOA and NS at the apex, `ns.dns`, and `dns-version`.
-    pub fn apex(&mut self, zone: &Name, objects: &ClusterObjects, serial: u32) -> Apex {
+    /// SOA and NS at the apex (the NS names each of `nameservers`' targets, with their
+    /// addresses as glue), `ns.dns` (every one of their addresses), and `dns-version`.
+    pub fn apex(&mut self, zone: &Name, nameservers: &[(NsTarget, IpAddr)], serial: u32) -> Apex {
         let ttl = self.opts.ttl;
         let ns_name = name(&["ns", "dns"], zone).expect("short name");
         let soa = record(
@@ -235,13 +340,16 @@ impl Builder<'_> {
         );
         self.records.ensure(zone, zone);
         self.records.add(zone, soa.clone());
-        self.records
-            .add(zone, record(zone, ttl, RData::NS(NS(ns_name.clone()))));
         self.records.ensure(&ns_name, zone);
-        for &ip in kube_dns(objects) {
-            let a = address(&ns_name, ttl, ip);
-            self.records.add(zone, a.clone());
-            self.records.add_additional(zone, zone, RecordType::NS, a);
+        for (target, ip) in nameservers {
+            let Some(target) = target.name(zone) else {
+                continue;
+            };
+            self.records
+                .add(zone, record(zone, ttl, RData::NS(NS(target.clone()))));
+            self.records
+                .add_additional(zone, zone, RecordType::NS, address(&target, ttl, *ip));
+            self.records.add(zone, address(&ns_name, ttl, *ip));
         }
         if !is_reverse(zone) {
             let version = name(&["dns-version"], zone).expect("short name");

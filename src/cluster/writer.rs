@@ -17,7 +17,10 @@ use arc_swap::ArcSwap;
 use hickory_proto::rr::{LowerName, Name};
 
 use super::PodMode;
-use super::records::{Apex, Builder, ClusterOptions, address, dashed, is_reverse, name, ptrs_of};
+use super::records::{
+    Apex, Builder, ClusterOptions, NsTarget, address, dashed, holds_local, is_reverse, name,
+    nameservers, ptrs_of,
+};
 use super::{Addresses, ClusterObjects, EndpointSet};
 use crate::cluster::{Key, Kind, Object};
 use crate::table::{NameKey, PtrIndex, PtrRow, PtrView, Records, WireNode};
@@ -219,8 +222,11 @@ pub struct ClusterWriter {
     /// check an address against the reverse zones).
     whole_reverse: [bool; 2],
     /// What the apexes were last built from: the SOA serial (a second's resolution) and the
-    /// kube-dns service's addresses. The same again (and the same namespaces) is no change.
-    apex_inputs: Option<(u32, Vec<IpAddr>)>,
+    /// name servers. The same again (and the same namespaces) is no change.
+    apex_inputs: Option<(u32, Vec<(NsTarget, IpAddr)>)>,
+    /// The services with a ready endpoint at one of the server's own addresses: the apex NS
+    /// names them (CoreDNS's reverse endpoint index, asked for the local addresses).
+    local_services: BTreeSet<Key>,
     /// `pods verified`: the names each pod owns, and how many pods own each name.
     pod_names: HashMap<Key, Vec<NameKey>>,
     pod_refs: HashMap<NameKey, usize>,
@@ -272,6 +278,7 @@ impl ClusterWriter {
             next_ptr_service: 0,
             whole_reverse,
             apex_inputs: None,
+            local_services: BTreeSet::new(),
             pod_names: HashMap::new(),
             pod_refs: HashMap::new(),
             ip_pods: HashMap::new(),
@@ -546,6 +553,11 @@ impl ClusterWriter {
     /// Replaces the names a service owns with what it owns now.
     fn refresh_service(&mut self, key: &Key) {
         self.refresh_external(key);
+        if holds_local(&self.objects, key, &self.opts) {
+            self.local_services.insert(key.clone());
+        } else {
+            self.local_services.remove(key);
+        }
         let mut fresh: Vec<(LowerName, WireNode)> = Vec::new();
         let mut ptrs = Vec::new();
         if let Some(svc) = self.objects.services.get(key)
@@ -760,8 +772,8 @@ impl ClusterWriter {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as u32)
             .unwrap_or(1);
-        let kube_dns = super::records::kube_dns(&self.objects).to_vec();
-        let inputs = Some((serial, kube_dns));
+        let servers = nameservers(&self.objects, &self.local_services, &self.opts);
+        let inputs = Some((serial, servers));
         if inputs == self.apex_inputs && self.view.meta().namespaces == self.namespaces {
             return;
         }
@@ -771,8 +783,13 @@ impl ClusterWriter {
             records: Records::default(),
         };
         let mut apexes = Vec::new();
+        let servers = self
+            .apex_inputs
+            .as_ref()
+            .map(|(_, servers)| servers.as_slice())
+            .unwrap_or_default();
         for zone in &self.opts.zones {
-            apexes.push(b.apex(zone, &self.objects, serial));
+            apexes.push(b.apex(zone, servers, serial));
             if !is_reverse(zone) {
                 b.ensure(&["svc"], zone);
                 b.ensure(&["pod"], zone);
@@ -831,6 +848,8 @@ mod tests {
             noendpoints: false,
             ignore_empty_service: false,
             external: None,
+            // An endpoint of prod/web: the apex NS follows it as it comes and goes.
+            local_ips: vec!["10.44.1.1".parse().unwrap()],
         }
     }
 

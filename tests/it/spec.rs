@@ -312,8 +312,6 @@ const CASES: &[Case] = &[
     case("8.8.8.8.in-addr.arpa.", PTR, NXDomain, &[]),
     // The zone itself, schema version, empty non-terminals, and names that do not exist.
     case("dns-version.cluster.local.", TXT, NoError, &["TXT 1.1.0"]),
-    case("cluster.local.", NS, NoError, &["NS ns.dns.cluster.local."]),
-    case("ns.dns.cluster.local.", A, NoError, &["A 10.96.0.10"]),
     case("cluster.local.", A, NoError, &[]),
     case("svc.cluster.local.", A, NoError, &[]),
     case("prod.svc.cluster.local.", A, NoError, &[]),
@@ -437,6 +435,95 @@ fn srv_answers_carry_the_targets_addresses() {
             "db-0.db.prod.svc.cluster.local. 10.44.0.10",
             "db-1.db.prod.svc.cluster.local. 10.44.0.11",
         ]
+    );
+}
+
+/// The machine's own addresses, as the server finds them when it listens on all of them:
+/// every interface's, loopback left out.
+fn own_addresses() -> Vec<std::net::IpAddr> {
+    let mut out: Vec<std::net::IpAddr> = if_addrs::get_if_addrs()
+        .unwrap()
+        .iter()
+        .map(if_addrs::Interface::ip)
+        .filter(|ip| !ip.is_loopback())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Each additional record as `NAME TYPE DATA`, sorted.
+fn additional(m: &Message) -> Vec<String> {
+    let mut out: Vec<String> = m
+        .additionals()
+        .iter()
+        .filter(|r| r.record_type() != RecordType::OPT)
+        .map(|r| format!("{} {} {}", r.name(), r.record_type(), r.data()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn the_apex_ns_is_the_server_itself_or_the_service_its_address_is_an_endpoint_of() {
+    // Listening on every address, none an endpoint: `ns.dns.ZONE`, glued to the machine's own
+    // addresses (CoreDNS's fallback), which `ns.dns.ZONE` also answers.
+    let server = TestServer::start(COREFILE);
+    let own = own_addresses();
+    let m = server.query("cluster.local.", NS);
+    assert_eq!(m.response_code(), NoError);
+    let glue: Vec<String> = own
+        .iter()
+        .map(|ip| {
+            let t = if ip.is_ipv4() { "A" } else { "AAAA" };
+            format!("ns.dns.cluster.local. {t} {ip}")
+        })
+        .collect();
+    let mut glue_sorted = glue.clone();
+    glue_sorted.sort();
+    assert_eq!(additional(&m), glue_sorted);
+    if own.is_empty() {
+        assert!(rendered(&m).is_empty(), "no address of its own: no NS");
+    } else {
+        assert_eq!(rendered(&m), ["NS ns.dns.cluster.local."]);
+    }
+    let v4: Vec<String> = own
+        .iter()
+        .filter(|ip| ip.is_ipv4())
+        .map(|ip| format!("A {ip}"))
+        .collect();
+    assert_eq!(rendered(&server.query("ns.dns.cluster.local.", A)), v4);
+
+    // Bound to an address that is an endpoint of kube-dns: kube-dns by name, glued to its
+    // cluster IP, as in a cluster.
+    let Some(mine) = own.iter().find(|ip| ip.is_ipv4()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let slice = dir.path().join("kube-dns-slice.yaml");
+    std::fs::write(
+        &slice,
+        format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: kube-dns-x1, namespace: kube-system, labels: {{kubernetes.io/service-name: kube-dns}}}}\n\
+             addressType: IPv4\nendpoints:\n- addresses: [{mine}]\n  conditions: {{ready: true}}\n\
+             ports: [{{name: dns, port: 53, protocol: UDP}}]\n"
+        ),
+    )
+    .unwrap();
+    let server = TestServer::start(&format!(
+        "cluster.local:0 {{\n bind {mine}\n kubernetes cluster.local {{\n  manifests DATA/cluster.yaml {}\n }}\n}}\n",
+        slice.display()
+    ));
+    let m = server.query("cluster.local.", NS);
+    assert_eq!(rendered(&m), ["NS kube-dns.kube-system.svc.cluster.local."]);
+    assert_eq!(
+        additional(&m),
+        ["kube-dns.kube-system.svc.cluster.local. A 10.96.0.10"]
+    );
+    assert_eq!(
+        rendered(&server.query("ns.dns.cluster.local.", A)),
+        ["A 10.96.0.10"]
     );
 }
 

@@ -43,15 +43,17 @@ impl Kubernetes {
     /// A plugin and the writer that keeps its records. `namespaces_listed`: see
     /// [`ClusterWriter::new`]. The plugin answers SERVFAIL until [`Self::ready_flag`] is set.
     pub fn new(config: &KubernetesConfig, namespaces_listed: bool) -> (Self, ClusterWriter) {
-        Self::with_external(config, namespaces_listed, None)
+        Self::with_external(config, namespaces_listed, None, Vec::new())
     }
 
     /// [`Self::new`], with services' external addresses indexed for `k8s_external` (and
-    /// headless services' endpoints when `external` is `Some(true)`).
+    /// headless services' endpoints when `external` is `Some(true)`), and the server's own
+    /// addresses (`local_ips`), which the apex NS records follow.
     pub fn with_external(
         config: &KubernetesConfig,
         namespaces_listed: bool,
         external: Option<bool>,
+        local_ips: Vec<IpAddr>,
     ) -> (Self, ClusterWriter) {
         let opts = ClusterOptions {
             zones: config.zones.iter().map(|z| Name::from(z.clone())).collect(),
@@ -62,6 +64,7 @@ impl Kubernetes {
             noendpoints: config.noendpoints,
             ignore_empty_service: config.ignore_empty_service,
             external,
+            local_ips,
         };
         let writer = ClusterWriter::new(opts, namespaces_listed);
         let plugin = Self {
@@ -699,5 +702,130 @@ mod spelling {
         assert!(s.fast("web.prod.svc.cluster.local. A"));
         assert!(s.fast("web.prod.svc.Cluster.local. A"));
         assert!(s.fast("nope.prod.svc.Cluster.LOCAL. A"));
+    }
+}
+
+#[cfg(test)]
+mod apex_ns {
+    use std::net::IpAddr;
+
+    use hickory_proto::rr::{Name, RecordType};
+
+    use super::Kubernetes;
+    use crate::plugin::kubernetes::setup::KubernetesConfig;
+    use crate::plugin::testing::{DATA, rendered, settings};
+    use crate::plugin::{Outcome, Phases, Request};
+    use crate::source::Source;
+    use crate::source::manifests::ManifestSource;
+
+    /// The plugin over the test cluster, with `local` as the server's own addresses: its
+    /// answer to `question` (`NAME TYPE`) as zone text, serials taken out.
+    fn ask(local: &[&str], question: &str) -> String {
+        let config: KubernetesConfig = settings(&format!(
+            "kubernetes cluster.local in-addr.arpa {{\n manifests {DATA}\n}}"
+        ))
+        .unwrap();
+        let ips: Vec<IpAddr> = local.iter().map(|ip| ip.parse().unwrap()).collect();
+        let (plugin, mut writer) = Kubernetes::with_external(&config, false, None, ips);
+        let mut source = ManifestSource {
+            paths: config.manifests.clone(),
+            reload: std::time::Duration::ZERO,
+        };
+        source.load(&mut writer).unwrap();
+        plugin
+            .ready_flag()
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let (name, qtype) = question.split_once(' ').unwrap();
+        let name = Name::from_ascii(name).unwrap();
+        let qtype: RecordType = qtype.parse().unwrap();
+        let Outcome::Reply(reply) = plugin.serve(&Request::new(name.clone(), qtype)) else {
+            panic!("{question}: not answered");
+        };
+        // A message around the sections, as the handler makes one.
+        let mut message = vec![0, 0, 0x84, u16::from(reply.rcode) as u8, 0, 1];
+        for section in [&reply.answers, &reply.authority, &reply.additional] {
+            message.extend_from_slice(&section.count.to_be_bytes());
+        }
+        message.extend(crate::wire::name_bytes(&name));
+        message.extend_from_slice(&u16::from(qtype).to_be_bytes());
+        message.extend_from_slice(&[0, 1]);
+        for section in [&reply.answers, &reply.authority, &reply.additional] {
+            message.extend_from_slice(&section.bytes);
+        }
+        let text = rendered(&message);
+        // The SOA serial is the time of the last change.
+        text.lines()
+            .map(|l| match l.find(" IN SOA ") {
+                Some(_) => l.split(' ').take(6).collect::<Vec<_>>().join(" "),
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_apex_ns_names_the_services_whose_endpoints_hold_the_servers_addresses() {
+        for (local, question, want) in [
+            // No endpoint at the server's address: ns.dns.ZONE with the server's own addresses.
+            (
+                &["192.0.2.53", "2001:db8::53"][..],
+                "cluster.local. NS",
+                ";; NOERROR aa\n\
+                 cluster.local. 5 IN NS ns.dns.cluster.local.\n\
+                 ;; additional\n\
+                 ns.dns.cluster.local. 5 IN A 192.0.2.53\n\
+                 ns.dns.cluster.local. 5 IN AAAA 2001:db8::53",
+            ),
+            (
+                &["192.0.2.53", "2001:db8::53"][..],
+                "ns.dns.cluster.local. A",
+                ";; NOERROR aa\nns.dns.cluster.local. 5 IN A 192.0.2.53",
+            ),
+            // The server is an endpoint of a ClusterIP service: its name, by its cluster IPs.
+            (
+                &["10.44.1.1"][..],
+                "cluster.local. NS",
+                ";; NOERROR aa\n\
+                 cluster.local. 5 IN NS web.prod.svc.cluster.local.\n\
+                 ;; additional\n\
+                 web.prod.svc.cluster.local. 5 IN A 10.96.12.34\n\
+                 web.prod.svc.cluster.local. 5 IN AAAA fd00:10:96::1234",
+            ),
+            (
+                &["10.44.1.1"][..],
+                "ns.dns.cluster.local. AAAA",
+                ";; NOERROR aa\nns.dns.cluster.local. 5 IN AAAA fd00:10:96::1234",
+            ),
+            // Of a headless service: each ready endpoint of its slice, by name.
+            (
+                &["10.44.0.10"][..],
+                "cluster.local. NS",
+                ";; NOERROR aa\n\
+                 cluster.local. 5 IN NS db-0.db.prod.svc.cluster.local.\n\
+                 cluster.local. 5 IN NS db-1.db.prod.svc.cluster.local.\n\
+                 ;; additional\n\
+                 db-0.db.prod.svc.cluster.local. 5 IN A 10.44.0.10\n\
+                 db-1.db.prod.svc.cluster.local. 5 IN A 10.44.0.11",
+            ),
+            // The reverse zones' apex too, under their own name (as CoreDNS writes it).
+            (
+                &["10.44.1.1"][..],
+                "in-addr.arpa. NS",
+                ";; NOERROR aa\n\
+                 in-addr.arpa. 5 IN NS web.prod.svc.in-addr.arpa.\n\
+                 ;; additional\n\
+                 web.prod.svc.in-addr.arpa. 5 IN A 10.96.12.34\n\
+                 web.prod.svc.in-addr.arpa. 5 IN AAAA fd00:10:96::1234",
+            ),
+            // No address of its own (bound to loopback only): no NS, NODATA.
+            (
+                &[][..],
+                "cluster.local. NS",
+                ";; NOERROR aa\n;; authority\n\
+                 cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local.",
+            ),
+        ] {
+            assert_eq!(ask(local, question), want, "{local:?} {question}");
+        }
     }
 }

@@ -307,7 +307,7 @@ impl Setup for KubernetesConfig {
             .find::<crate::plugin::k8s_external::K8sExternalConfig>()
             .map(|e| e.headless);
         let (kubernetes, mut writer) =
-            Kubernetes::with_external(self, self.api.is_some(), external);
+            Kubernetes::with_external(self, self.api.is_some(), external, local_ips(b.listen));
         if source.load(&mut writer)? {
             kubernetes.ready_flag().store(true, Ordering::Relaxed);
         }
@@ -323,4 +323,24 @@ impl Setup for KubernetesConfig {
         b.chain.push(Plugin::Kubernetes(kubernetes));
         Ok(())
     }
+}
+
+/// The server's own addresses, loopback left out, as CoreDNS finds them: the addresses the
+/// block is bound to, else every interface's.
+fn local_ips(listen: &[crate::corefile::Listen]) -> Vec<std::net::IpAddr> {
+    let bound: Vec<std::net::IpAddr> = listen.iter().filter_map(|l| l.ip).collect();
+    let all = if bound.is_empty() {
+        if_addrs::get_if_addrs()
+            .map(|interfaces| interfaces.iter().map(if_addrs::Interface::ip).collect())
+            .unwrap_or_default()
+    } else {
+        bound
+    };
+    let mut out: Vec<std::net::IpAddr> = Vec::new();
+    for ip in all {
+        if !ip.is_loopback() && !ip.is_unspecified() && !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    out
 }
