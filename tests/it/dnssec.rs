@@ -2,20 +2,7 @@
 //! served unsigned and the cluster's names, signed on the fly with a key pair made by
 //! `dnssec-keygen` (a KSK for the DNSKEY set, a ZSK for the rest), denials proven by black lies.
 
-use std::path::Path;
-use std::process::Command;
-
 use crate::harness::TestServer;
-
-fn keygen(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("dnssec-keygen")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("dnssec-keygen runs (bind9-utils)");
-    assert!(out.status.success(), "dnssec-keygen {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 #[test]
 fn answers_signed_on_the_fly_are_fully_validated_by_delv() {
@@ -30,8 +17,8 @@ fn answers_signed_on_the_fly_are_fully_validated_by_delv() {
     )
     .unwrap();
     // One key pair for both zones (a key may sign any zone at or below its owner's: `.`).
-    let zsk = keygen(d, &["-q", "-a", "ECDSAP256SHA256", "-n", "ZONE", "."]);
-    let ksk = keygen(
+    let zsk = crate::harness::keygen(d, &["-q", "-a", "ECDSAP256SHA256", "-n", "ZONE", "."]);
+    let ksk = crate::harness::keygen(
         d,
         &[
             "-q",

@@ -226,6 +226,17 @@ pub fn static_key(key_file: &Path) -> String {
     format!("{} 3 {} \"{}\"", fields[3], fields[5], fields[6..].concat())
 }
 
+/// `dnssec-keygen ARGS` run in `dir`: the base name of the key files it made.
+pub fn keygen(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("dnssec-keygen")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("dnssec-keygen runs (bind9-utils)");
+    assert!(out.status.success(), "dnssec-keygen {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// `delv` asking `server` for `name` of `qtype`, with the trust anchors in `dir/anchors` and
 /// `root` as its root: what it printed, both streams.
 pub fn delv(server: &TestServer, dir: &Path, root: &str, name: &str, qtype: &str) -> String {

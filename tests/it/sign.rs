@@ -2,21 +2,10 @@
 //! it; BIND's `dnssec-verify` checks the whole signed file (NSEC chain, every signature, the
 //! delegation) and `delv` validates answers and an NXDOMAIN from the KSK alone.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::harness::TestServer;
-
-fn keygen(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("dnssec-keygen")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("dnssec-keygen runs (bind9-utils)");
-    assert!(out.status.success(), "dnssec-keygen {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 const ZONE: &str = "$TTL 300\n$ORIGIN example.org.\n\
     @ IN SOA ns hostmaster 7 3600 600 86400 60\n\
@@ -37,7 +26,7 @@ fn a_signed_zone_file_passes_dnssec_verify_and_its_answers_validate_with_delv() 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("db.example.org"), ZONE).unwrap();
-    let ksk = keygen(
+    let ksk = crate::harness::keygen(
         d,
         &[
             "-q",
