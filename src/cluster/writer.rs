@@ -63,6 +63,10 @@ pub struct Meta {
     /// Exposed namespaces that exist (for `pods insecure`).
     pub namespaces: BTreeSet<String>,
     pub apexes: Vec<Apex>,
+    /// The services with a ready endpoint at one of the server's own addresses, and those
+    /// addresses: who the server is (the apex NS; `k8s_external`'s `ns1`).
+    pub local_services: Vec<Key>,
+    pub local_ips: Vec<IpAddr>,
 }
 
 impl Meta {
@@ -806,6 +810,8 @@ impl ClusterWriter {
         self.view.meta.store(Arc::new(Meta {
             namespaces: self.namespaces.clone(),
             apexes,
+            local_services: self.local_services.iter().cloned().collect(),
+            local_ips: self.opts.local_ips.clone(),
         }));
     }
 }

@@ -165,11 +165,34 @@ impl K8sExternal {
         reply
     }
 
-    /// The DNS server's own external addresses (`ns1.APEX.ZONE`): kube-dns's.
+    /// The DNS server's own external addresses (`ns1.APEX.ZONE`), as CoreDNS's `nsAddrs`
+    /// finds them for `k8s_external`: the external addresses (under `headless`, a headless
+    /// service's endpoints) of the services with an endpoint at one of the server's own
+    /// addresses; with none, those addresses themselves.
     fn own_addresses(&self, view: &ClusterView) -> Vec<IpAddr> {
-        view.external("kube-system", "kube-dns")
-            .map(|e| e.hosts.iter().filter_map(|h| h.parse().ok()).collect())
-            .unwrap_or_default()
+        let meta = view.meta();
+        if meta.local_services.is_empty() {
+            return meta.local_ips.clone();
+        }
+        let mut out: Vec<IpAddr> = Vec::new();
+        for (namespace, name) in &meta.local_services {
+            let Some(e) = view.external(namespace, name) else {
+                continue;
+            };
+            let ips = e.hosts.iter().filter_map(|h| h.parse().ok());
+            // A headless service's endpoints, under `headless`; else its external addresses.
+            let endpoints = e
+                .endpoints
+                .iter()
+                .filter(|_| e.headless)
+                .map(|(_, ip, _)| *ip);
+            for ip in ips.chain(endpoints) {
+                if !out.contains(&ip) {
+                    out.push(ip);
+                }
+            }
+        }
+        out
     }
 
     /// The entries of the question's service (CoreDNS's `External`): NXDOMAIN when nothing
@@ -479,11 +502,43 @@ mod tests {
         s.expect_unserialed(question, want);
     }
 
+    /// The machine's own addresses, loopback left out, in the order the server takes them.
+    fn own_addresses() -> Vec<std::net::IpAddr> {
+        let mut out: Vec<std::net::IpAddr> = Vec::new();
+        for ip in if_addrs::get_if_addrs()
+            .unwrap()
+            .iter()
+            .map(if_addrs::Interface::ip)
+        {
+            if !ip.is_loopback() && !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+        out
+    }
+
+    fn kind(ip: &std::net::IpAddr) -> &'static str {
+        if ip.is_ipv4() { "A" } else { "AAAA" }
+    }
+
     #[test]
     fn answers_external_addresses_as_coredns_does() {
         let s = served("");
         let nx = format!(";; NXDOMAIN aa rd\n;; authority\n{SOA}");
         let nodata = format!(";; NOERROR aa rd\n;; authority\n{SOA}");
+        let own = own_addresses();
+        let own_of = |v4: bool| {
+            let mine: Vec<String> = own
+                .iter()
+                .filter(|ip| ip.is_ipv4() == v4)
+                .map(|ip| format!("\nns1.dns.example.org. 5 IN {} {ip}", kind(ip)))
+                .collect();
+            if mine.is_empty() {
+                nodata.clone()
+            } else {
+                format!(";; NOERROR aa rd{}", mine.concat())
+            }
+        };
         for (question, want) in [
             (
                 "test.default.example.org. A",
@@ -528,20 +583,22 @@ mod tests {
             ("a.b.c.lb.prod.example.org. A", nx.clone()),
             // The apex and its own names.
             ("example.org. SOA", format!(";; NOERROR aa rd\n{SOA}")),
-            (
-                "example.org. NS",
-                ";; NOERROR aa rd
-                example.org. 5 IN NS ns1.dns.example.org.
-                ;; additional
-                ns1.dns.example.org. 5 IN A 198.51.100.53"
-                    .to_string(),
-            ),
+            // No endpoint at the server's own addresses (it listens on all of the machine's):
+            // `ns1` is those addresses, as CoreDNS's nsAddrs falls back to.
+            ("example.org. NS", {
+                let mut ns =
+                    ";; NOERROR aa rd\nexample.org. 5 IN NS ns1.dns.example.org.".to_string();
+                if !own.is_empty() {
+                    ns.push_str("\n;; additional");
+                }
+                for ip in &own {
+                    ns.push_str(&format!("\nns1.dns.example.org. 5 IN {} {ip}", kind(ip)));
+                }
+                ns
+            }),
             ("example.org. A", nodata.clone()),
-            (
-                "ns1.dns.example.org. A",
-                ";; NOERROR aa rd\nns1.dns.example.org. 5 IN A 198.51.100.53".to_string(),
-            ),
-            ("ns1.dns.example.org. AAAA", nodata.clone()),
+            ("ns1.dns.example.org. A", own_of(true)),
+            ("ns1.dns.example.org. AAAA", own_of(false)),
             ("dns.example.org. A", nodata.clone()),
             ("ns2.dns.example.org. A", nx.clone()),
             // PTR for an external address, under the first zone.
@@ -637,6 +694,67 @@ mod tests {
                 e.contains(why) && e.contains("k8s_external"),
                 "{lines}: {e}"
             );
+        }
+    }
+
+    /// `ns1.dns.example.org`'s addresses when the server's own addresses are `local`: the
+    /// plugin asked directly, over the external test cluster.
+    fn ns1(local: &[&str], headless: bool) -> String {
+        use crate::plugin::kubernetes::{Kubernetes, KubernetesConfig};
+        use crate::source::Source;
+
+        let config: KubernetesConfig = crate::plugin::testing::settings(&format!(
+            "kubernetes cluster.local {{\n manifests {EXTERNAL}\n}}"
+        ))
+        .unwrap();
+        let ips = local.iter().map(|ip| ip.parse().unwrap()).collect();
+        let (kubernetes, mut writer) =
+            Kubernetes::with_external(&config, false, Some(headless), ips);
+        crate::source::manifests::ManifestSource {
+            paths: config.manifests.clone(),
+            reload: std::time::Duration::ZERO,
+        }
+        .load(&mut writer)
+        .unwrap();
+        let zone = hickory_proto::rr::Name::from_ascii("example.org.").unwrap();
+        let plugin = super::K8sExternal {
+            zones: crate::wire::Zones::new(&[hickory_proto::rr::LowerName::from(zone.clone())]),
+            first: zone,
+            apex: "dns".into(),
+            ttl: 5,
+            headless,
+            fallthrough: crate::corefile::Fallthrough::default(),
+            view: std::sync::OnceLock::new(),
+        };
+        plugin.attach(kubernetes.view(), 5);
+        let name = hickory_proto::rr::Name::from_ascii("ns1.dns.example.org.").unwrap();
+        let qtype = hickory_proto::rr::RecordType::A;
+        let req = crate::plugin::Request::new(name.clone(), qtype);
+        match crate::plugin::Phases::serve(&plugin, &req) {
+            crate::plugin::Outcome::Reply(reply) => {
+                let text = crate::plugin::testing::reply_text(&name, qtype, &reply);
+                text.lines()
+                    .filter(|l| l.contains(" IN A "))
+                    .map(|l| l.rsplit(' ').next().unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+            _ => panic!("ns1 not answered"),
+        }
+    }
+
+    #[test]
+    fn ns1_is_the_external_address_of_the_service_the_server_is_an_endpoint_of() {
+        // kube-dns's endpoint (tests/data/external.yaml) is 10.244.0.53: kube-dns's external
+        // IP. Another address: that address itself. A headless service's endpoint, under
+        // `headless`: its endpoints.
+        for (local, headless, want) in [
+            (&["10.244.0.53"][..], false, "198.51.100.53"),
+            (&["192.0.2.99"][..], false, "192.0.2.99"),
+            (&[][..], false, ""),
+            (&["10.44.2.2"][..], true, "10.44.2.1 10.44.2.2"),
+        ] {
+            assert_eq!(ns1(local, headless), want, "{local:?} headless={headless}");
         }
     }
 }

@@ -188,6 +188,26 @@ fn query(question: &str, dnssec: bool) -> Vec<u8> {
 }
 
 /// A response as zone text.
+/// `reply`, a plugin's answer to `name` `qtype`, in a message as the handler makes one
+/// (AA set), as [`rendered`] writes it.
+pub fn reply_text(
+    name: &hickory_proto::rr::Name,
+    qtype: RecordType,
+    reply: &crate::plugin::Reply,
+) -> String {
+    let mut message = vec![0, 0, 0x84, u16::from(reply.rcode) as u8, 0, 1];
+    for section in [&reply.answers, &reply.authority, &reply.additional] {
+        message.extend_from_slice(&section.count.to_be_bytes());
+    }
+    message.extend(crate::wire::name_bytes(name));
+    message.extend_from_slice(&u16::from(qtype).to_be_bytes());
+    message.extend_from_slice(&[0, 1]);
+    for section in [&reply.answers, &reply.authority, &reply.additional] {
+        message.extend_from_slice(&section.bytes);
+    }
+    rendered(&message)
+}
+
 pub fn rendered(response: &[u8]) -> String {
     let msg = Message::from_vec(response).expect("the response parses");
     let mut flags = vec![crate::metrics::rcode_name(u16::from(msg.response_code())).to_string()];

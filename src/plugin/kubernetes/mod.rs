@@ -713,7 +713,7 @@ mod apex_ns {
 
     use super::Kubernetes;
     use crate::plugin::kubernetes::setup::KubernetesConfig;
-    use crate::plugin::testing::{DATA, rendered, settings};
+    use crate::plugin::testing::{DATA, reply_text, settings};
     use crate::plugin::{Outcome, Phases, Request};
     use crate::source::Source;
     use crate::source::manifests::ManifestSource;
@@ -741,18 +741,7 @@ mod apex_ns {
         let Outcome::Reply(reply) = plugin.serve(&Request::new(name.clone(), qtype)) else {
             panic!("{question}: not answered");
         };
-        // A message around the sections, as the handler makes one.
-        let mut message = vec![0, 0, 0x84, u16::from(reply.rcode) as u8, 0, 1];
-        for section in [&reply.answers, &reply.authority, &reply.additional] {
-            message.extend_from_slice(&section.count.to_be_bytes());
-        }
-        message.extend(crate::wire::name_bytes(&name));
-        message.extend_from_slice(&u16::from(qtype).to_be_bytes());
-        message.extend_from_slice(&[0, 1]);
-        for section in [&reply.answers, &reply.authority, &reply.additional] {
-            message.extend_from_slice(&section.bytes);
-        }
-        let text = rendered(&message);
+        let text = reply_text(&name, qtype, &reply);
         // The SOA serial is the time of the last change.
         text.lines()
             .map(|l| match l.find(" IN SOA ") {
