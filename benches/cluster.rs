@@ -50,6 +50,7 @@ fn options() -> ClusterOptions {
         external: None,
         // The server's own pod address, as in a cluster: every change checks it.
         local_ips: vec!["10.200.0.1".parse().unwrap()],
+        zonal: false,
     }
 }
 
@@ -63,6 +64,7 @@ fn slice(ns: &str, svc: &str, first_ip: u32, ready: bool) -> EndpointSet {
                 hostname: None,
                 ready,
                 target_name: Some(format!("{svc}-pod-{j}").into()),
+                zone: None,
             })
             .collect(),
         ports: vec![Port {

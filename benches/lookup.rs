@@ -90,6 +90,7 @@ fn options() -> ClusterOptions {
         external: None,
         // The server's own pod address, as in a cluster: every change checks it.
         local_ips: vec!["10.200.0.1".parse().unwrap()],
+        zonal: false,
     }
 }
 
@@ -124,6 +125,7 @@ fn slice(i: usize, ready: impl Fn(usize) -> bool) -> Object {
                 hostname: None,
                 ready: ready(j),
                 target_name: None,
+                zone: None,
             })
             .collect(),
         ports: vec![Port {

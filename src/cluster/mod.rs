@@ -91,6 +91,8 @@ pub struct Endpoint {
     pub ready: bool,
     /// `targetRef.name`, used as the name under `endpoint_pod_names`.
     pub target_name: Option<Box<str>>,
+    /// The EndpointSlice's `zone` (the topology zone it runs in), for `zonal`.
+    pub zone: Option<Box<str>>,
 }
 
 /// The endpoints of one service from one EndpointSlice (or one v1 Endpoints object).
@@ -104,8 +106,8 @@ pub struct EndpointSet {
 
 /// Endpoints packed in one allocation, about 7 bytes for the usual one (one IPv4 address, no
 /// hostname) where an [`Endpoint`] takes 70: a cluster has millions. Each: a flag byte (bit 0
-/// ready, bit 1 hostname, bit 2 pod name), the address count, each address as 4 or 6 and its
-/// bytes, then the hostname and pod name, each as its length and bytes.
+/// ready, bit 1 hostname, bit 2 pod name, bit 3 zone), the address count, each address as 4 or
+/// 6 and its bytes, then the hostname, pod name and zone, each as its length and bytes.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Endpoints(Box<[u8]>);
 
@@ -115,6 +117,7 @@ pub struct EndpointRef<'a> {
     pub ready: bool,
     pub hostname: Option<&'a str>,
     pub target_name: Option<&'a str>,
+    pub zone: Option<&'a str>,
     addresses: &'a [u8],
 }
 
@@ -130,6 +133,7 @@ impl<'a> EndpointRef<'a> {
             hostname: self.hostname.map(Into::into),
             ready: self.ready,
             target_name: self.target_name.map(Into::into),
+            zone: self.zone.map(Into::into),
         }
     }
 }
@@ -157,11 +161,13 @@ impl Endpoints {
             };
             let hostname = text(flags & 2 != 0)?;
             let target_name = text(flags & 4 != 0)?;
+            let zone = text(flags & 8 != 0)?;
             rest = tail;
             Some(EndpointRef {
                 ready: flags & 1 != 0,
                 hostname,
                 target_name,
+                zone,
                 addresses,
             })
         })
@@ -175,18 +181,34 @@ impl Endpoints {
         self.iter().map(|e| e.to_endpoint()).collect()
     }
 
-    /// The same endpoints without their pod names (not copied when there are none).
-    pub fn without_target_names(self) -> Self {
-        if self.iter().all(|e| e.target_name.is_none()) {
+    /// The same endpoints with only what `kept` says is used beyond addresses, hostname and
+    /// readiness (not copied when there is nothing to drop).
+    pub fn keeping(self, kept: Kept) -> Self {
+        let drops = |e: &EndpointRef<'_>| {
+            (!kept.pod_names && e.target_name.is_some()) || (!kept.zones && e.zone.is_some())
+        };
+        if !self.iter().any(|e| drops(&e)) {
             return self;
         }
         self.iter()
-            .map(|e| Endpoint {
-                target_name: None,
-                ..e.to_endpoint()
+            .map(|e| {
+                let ep = e.to_endpoint();
+                Endpoint {
+                    target_name: ep.target_name.filter(|_| kept.pod_names),
+                    zone: ep.zone.filter(|_| kept.zones),
+                    ..ep
+                }
             })
             .collect()
     }
+}
+
+/// What the options use of an endpoint beyond its addresses, hostname and readiness: its pod
+/// name (`endpoint_pod_names`) and its zone (`zonal`). Sources drop the rest early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kept {
+    pub pod_names: bool,
+    pub zones: bool,
 }
 
 impl FromIterator<Endpoint> for Endpoints {
@@ -198,16 +220,18 @@ impl FromIterator<Endpoint> for Endpoints {
             fn short(s: &Option<Box<str>>) -> Option<&str> {
                 s.as_deref().filter(|s| s.len() <= 255)
             }
-            let (hostname, target) = (short(&ep.hostname), short(&ep.target_name));
+            let (hostname, target, zone) =
+                (short(&ep.hostname), short(&ep.target_name), short(&ep.zone));
             out.push(
                 u8::from(ep.ready)
                     | u8::from(hostname.is_some()) << 1
-                    | u8::from(target.is_some()) << 2,
+                    | u8::from(target.is_some()) << 2
+                    | u8::from(zone.is_some()) << 3,
             );
             let addresses = &ep.addresses[..ep.addresses.len().min(255)];
             out.push(addresses.len() as u8);
             pack_addresses(&mut out, addresses.iter().copied());
-            for text in [hostname, target].into_iter().flatten() {
+            for text in [hostname, target, zone].into_iter().flatten() {
                 out.push(text.len() as u8);
                 out.extend_from_slice(text.as_bytes());
             }

@@ -41,6 +41,8 @@ pub struct ClusterOptions {
     /// The server's own addresses (its `bind` addresses, else its interfaces'), loopback
     /// left out: the apex NS names the services whose endpoints hold them.
     pub local_ips: Vec<IpAddr>,
+    /// `zonal`: headless services answer `ZONE.pin|prefer._zone.SERVICE.NAMESPACE.svc.ZONE`.
+    pub zonal: bool,
 }
 
 /// Who an apex NS record names, with one of its addresses as glue (CoreDNS's `nsAddrs`).
@@ -651,6 +653,7 @@ mod tests {
             hostname: Some("db-0".into()),
             ready: true,
             target_name: Some("pod-a".into()),
+            zone: None,
         };
         let label = |ep: &Endpoint, pod_names| {
             let packed = Endpoints::from(vec![ep.clone()]);
@@ -675,6 +678,7 @@ mod tests {
                 hostname: None,
                 ready: true,
                 target_name: None,
+                zone: None,
             };
             let packed = Endpoints::from(vec![ep]);
             assert_eq!(

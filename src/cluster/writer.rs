@@ -39,6 +39,8 @@ pub struct ClusterView {
     externals: papaya::HashMap<Key, Arc<External>>,
     /// `k8s_external`: the services with each external address, for PTR.
     external_ips: papaya::HashMap<IpAddr, Arc<[Key]>>,
+    /// `zonal`: each headless service's ready endpoints with their zones.
+    zonal: papaya::HashMap<Key, Arc<[ZonalEndpoint]>>,
     /// Whether the source has listed everything once (the API's first sync; files are whole
     /// from the start). Until then a name not found may yet exist: SERVFAIL, not NXDOMAIN.
     synced: std::sync::atomic::AtomicBool,
@@ -55,6 +57,16 @@ pub struct External {
     /// does its own name answer with them; an endpoint's name answers for any service).
     pub endpoints: Vec<(String, IpAddr, Vec<super::Port>)>,
     pub headless: bool,
+}
+
+/// A headless service's ready endpoint as `zonal` answers it: its name under the service,
+/// one address, its zone (none when its slice gives none), its set's ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZonalEndpoint {
+    pub label: String,
+    pub ip: IpAddr,
+    pub zone: Option<Box<str>>,
+    pub ports: Vec<super::Port>,
 }
 
 /// What a query needs beyond the node at its name.
@@ -129,6 +141,15 @@ impl ClusterView {
     /// `k8s_external`: the service `namespace/name` as it answers there.
     pub fn external(&self, namespace: &str, name: &str) -> Option<Arc<External>> {
         self.externals
+            .pin()
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// `zonal`: the ready endpoints of the headless service `namespace/name`; `None` for a
+    /// service that is not headless, or does not exist.
+    pub fn zonal(&self, namespace: &str, name: &str) -> Option<Arc<[ZonalEndpoint]>> {
+        self.zonal
             .pin()
             .get(&(namespace.to_string(), name.to_string()))
             .cloned()
@@ -272,6 +293,7 @@ impl ClusterWriter {
                 meta: ArcSwap::from_pointee(Meta::default()),
                 externals: papaya::HashMap::new(),
                 external_ips: papaya::HashMap::new(),
+                zonal: papaya::HashMap::new(),
                 synced: std::sync::atomic::AtomicBool::new(!namespaces_listed),
             }),
             forward,
@@ -363,20 +385,23 @@ impl ClusterWriter {
         self.refresh_apexes();
     }
 
-    /// Whether endpoints' pod names are used (`endpoint_pod_names`); sources may drop them
-    /// otherwise.
-    pub fn keeps_pod_names(&self) -> bool {
-        self.opts.endpoint_pod_names
+    /// What of an endpoint the options use (pod names under `endpoint_pod_names`, zones
+    /// under `zonal`); sources may drop the rest.
+    pub fn kept(&self) -> super::Kept {
+        super::Kept {
+            pod_names: self.opts.endpoint_pod_names,
+            zones: self.opts.zonal,
+        }
     }
 
-    /// A change without what the options never use: endpoints' pod names are kept only
-    /// under `endpoint_pod_names`.
+    /// A change without what the options never use ([`Self::kept`]).
     fn stripped(&self, mut change: Change) -> Change {
-        if self.opts.endpoint_pod_names {
+        let kept = self.kept();
+        if kept.pod_names && kept.zones {
             return change;
         }
         let strip = |set: &mut EndpointSet| {
-            set.endpoints = std::mem::take(&mut set.endpoints).without_target_names();
+            set.endpoints = std::mem::take(&mut set.endpoints).keeping(kept);
         };
         match &mut change {
             Change::Upsert(Object::Slice(_, Some(set))) => strip(set),
@@ -487,6 +512,54 @@ impl ClusterWriter {
     }
 
     /// `k8s_external`: replaces what the service answers there, and its external addresses.
+    /// Keeps `zonal`'s index of a headless service's endpoints current.
+    fn refresh_zonal(&mut self, key: &Key) {
+        if !self.opts.zonal {
+            return;
+        }
+        let fresh: Option<Arc<[ZonalEndpoint]>> = self
+            .objects
+            .services
+            .get(key)
+            .filter(|svc| {
+                self.namespaces.contains(&svc.namespace) && svc.kind == super::ServiceKind::Headless
+            })
+            .map(|svc| {
+                let mut endpoints = Vec::new();
+                for set in self.objects.endpoint_sets(&svc.namespace, &svc.name) {
+                    for ep in set.endpoints.iter() {
+                        if !(ep.ready || svc.publish_not_ready) {
+                            continue;
+                        }
+                        for ip in ep.addresses() {
+                            endpoints.push(ZonalEndpoint {
+                                label: super::records::endpoint_label(
+                                    &ep,
+                                    ip,
+                                    self.opts.endpoint_pod_names,
+                                ),
+                                ip,
+                                zone: ep.zone.map(Into::into),
+                                ports: set.ports.clone(),
+                            });
+                        }
+                    }
+                }
+                endpoints.into()
+            });
+        let zonal = self.view.zonal.pin();
+        match fresh {
+            Some(fresh) => {
+                if zonal.get(key) != Some(&fresh) {
+                    zonal.insert(key.clone(), fresh);
+                }
+            }
+            None => {
+                zonal.remove(key);
+            }
+        }
+    }
+
     fn refresh_external(&mut self, key: &Key) {
         let Some(headless) = self.opts.external else {
             return;
@@ -557,6 +630,7 @@ impl ClusterWriter {
     /// Replaces the names a service owns with what it owns now.
     fn refresh_service(&mut self, key: &Key) {
         self.refresh_external(key);
+        self.refresh_zonal(key);
         if holds_local(&self.objects, key, &self.opts) {
             self.local_services.insert(key.clone());
         } else {
@@ -856,6 +930,7 @@ mod tests {
             external: None,
             // An endpoint of prod/web: the apex NS follows it as it comes and goes.
             local_ips: vec!["10.44.1.1".parse().unwrap()],
+            zonal: true,
         }
     }
 
@@ -889,6 +964,13 @@ mod tests {
                 (n.to_string(), records)
             })
             .collect();
+        // `zonal`'s index of headless services' endpoints.
+        out.extend(
+            view.zonal
+                .pin()
+                .iter()
+                .map(|(k, e)| (format!("zonal {k:?}"), vec![format!("{e:?}")])),
+        );
         let ptrs = view.ptrs();
         out.extend(ptrs.addresses().into_iter().map(|ip| {
             let targets = ptrs
@@ -962,6 +1044,8 @@ mod tests {
             }
             let everything = full(&all(&objects), pods);
             assert_eq!(contents(&w.view()), everything);
+            // `zonal`'s index is part of what is compared.
+            assert!(everything.iter().any(|(n, _)| n.starts_with("zonal ")));
             // Endpoint names are part of what is compared.
             assert!(
                 everything

@@ -170,6 +170,7 @@ struct RawEndpoint {
     conditions: Option<RawConditions>,
     hostname: Option<String>,
     target_ref: Option<RawRef>,
+    zone: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -402,6 +403,7 @@ fn slice(raw: RawSlice) -> Result<Keyed<Option<EndpointSet>>, String> {
             hostname: hostname(ep.hostname, &what)?.map(Into::into),
             ready: ep.conditions.and_then(|c| c.ready).unwrap_or(true),
             target_name: ep.target_ref.and_then(|t| t.name).map(Into::into),
+            zone: ep.zone.filter(|z| !z.is_empty()).map(Into::into),
         });
     }
     Ok((
@@ -437,6 +439,8 @@ fn endpoints(raw: RawEndpoints) -> Result<Keyed<Vec<EndpointSet>>, String> {
                 hostname: hostname(a.hostname, &what)?.map(Into::into),
                 ready,
                 target_name: a.target_ref.and_then(|t| t.name).map(Into::into),
+                // v1 Endpoints carry no zone.
+                zone: None,
             });
         }
         sets.push(EndpointSet {

@@ -226,7 +226,7 @@ impl ApiSource {
         let kinds: BTreeSet<Kind> = self.kinds().into_iter().collect();
         let mut relisting: HashMap<Kind, ClusterObjects> = HashMap::new();
         let mut synced: BTreeSet<Kind> = BTreeSet::new();
-        let pod_names = writer.keeps_pod_names();
+        let kept = writer.kept();
         let mut failing: BTreeSet<Kind> = BTreeSet::new();
         let startup = tokio::time::sleep_until(Instant::now() + self.config.startup_timeout);
         tokio::pin!(startup);
@@ -256,7 +256,7 @@ impl ApiSource {
                                     &mut synced,
                                     kind,
                                     event,
-                                    pod_names,
+                                    kept,
                                 ));
                             }
                             Err(error) => {
@@ -385,13 +385,14 @@ fn to_json(event: Event<DynamicObject>, api_version: &str, kind: &str) -> Event<
 
 /// What one watch event changes. A relist is buffered and replaces its kind whole at
 /// `InitDone`, so objects deleted while the watch was down go too. Pod names are dropped
-/// before buffering unless `endpoint_pod_names` uses them (a large relist holds less).
+/// before buffering unless `endpoint_pod_names` uses them, zones unless `zonal` does (a large
+/// relist holds less).
 fn change(
     relisting: &mut HashMap<Kind, ClusterObjects>,
     synced: &mut BTreeSet<Kind>,
     kind: Kind,
     event: Event<Value>,
-    endpoint_pod_names: bool,
+    kept: crate::cluster::Kept,
 ) -> Option<Change> {
     match event {
         Event::Init => {
@@ -402,8 +403,8 @@ fn change(
             if let (Some(buffer), Some(mut object)) =
                 (relisting.get_mut(&kind), stripped(kind, &value))
             {
-                if !endpoint_pod_names && let Object::Slice(_, Some(set)) = &mut object {
-                    set.endpoints = std::mem::take(&mut set.endpoints).without_target_names();
+                if let Object::Slice(_, Some(set)) = &mut object {
+                    set.endpoints = std::mem::take(&mut set.endpoints).keeping(kept);
                 }
                 buffer.insert(object);
             }

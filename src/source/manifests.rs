@@ -744,12 +744,14 @@ metadata:
                     hostname: None,
                     ready: true,
                     target_name: Some("web-7d4b9c-x2x9z".into()),
+                    zone: None,
                 },
                 Endpoint {
                     addresses: ips(&["10.244.2.7"]),
                     hostname: None,
                     ready: false,
                     target_name: Some("web-7d4b9c-q8r7t".into()),
+                    zone: None,
                 },
             ]
         );
@@ -776,6 +778,7 @@ metadata:
                 // `conditions: {}`: an unset ready counts as ready.
                 ready: true,
                 target_name: Some("db-0".into()),
+                zone: None,
             }]
         );
         let idle = &o.slices[&key("prod", "idle-z9y8x")];
@@ -1046,12 +1049,14 @@ subsets:
                             hostname: Some("legacy-0".into()),
                             ready: true,
                             target_name: Some("legacy-0".into()),
+                            zone: None,
                         },
                         Endpoint {
                             addresses: ips(&["10.244.3.4"]),
                             hostname: None,
                             ready: false,
                             target_name: Some("legacy-1".into()),
+                            zone: None,
                         },
                     ]),
                     ports: vec![port("http", 80, Protocol::Tcp)],
@@ -1064,6 +1069,7 @@ subsets:
                         hostname: None,
                         ready: true,
                         target_name: None,
+                        zone: None,
                     }]),
                     ports: vec![port("metrics", 9100, Protocol::Tcp)],
                 },

@@ -1597,3 +1597,43 @@ fn sigterm_while_the_first_list_is_pending_exits_zero_promptly() {
     eprintln!("exited {:?} after SIGTERM", signalled.elapsed());
     assert!(log_of(dir.path()).contains("shutting down"));
 }
+
+// ---- zonal: EndpointSlice zones from the API ----
+
+#[test]
+fn zonal_names_follow_the_endpoint_slices_zones_from_the_api() {
+    let api = ApiServer::start();
+    api.apply(namespace("prod"));
+    api.apply(headless_service("prod", "db", &[HTTP]));
+    let zoned = |ip: &str, zone: &str| {
+        let mut e = slice_endpoint(ip, true, None);
+        e["zone"] = serde_json::json!(zone);
+        e
+    };
+    api.apply(endpoint_slice(
+        "prod",
+        "db-1",
+        "db",
+        &[HTTP],
+        vec![zoned("10.44.0.10", "us-west-2a"), zoned("10.44.0.11", "us-west-2b")],
+    ));
+    let server = start(&api, "zonal");
+    let pin = "us-west-2a.pin._zone.db.prod.svc.cluster.local.";
+    expect(&server, pin, A, NoError, &["A 10.44.0.10"]);
+    // The endpoint moves zone: the name follows the watch.
+    api.apply(endpoint_slice(
+        "prod",
+        "db-1",
+        "db",
+        &[HTTP],
+        vec![zoned("10.44.0.10", "us-west-2b"), zoned("10.44.0.11", "us-west-2b")],
+    ));
+    expect(&server, pin, A, NoError, &[]);
+    expect(
+        &server,
+        "us-west-2a.prefer._zone.db.prod.svc.cluster.local.",
+        A,
+        NoError,
+        &["A 10.44.0.10", "A 10.44.0.11"],
+    );
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
 use super::authority::{self, At, Style};
 use super::{Fast, FastReply, Outcome, Phases, Reply, Request};
@@ -17,7 +17,7 @@ use crate::cluster::PodMode;
 use crate::cluster::records::{
     ClusterOptions, insecure_pod_address, reverse_address, reverse_address_wire,
 };
-use crate::cluster::writer::{ClusterView, ClusterWriter, Meta};
+use crate::cluster::writer::{ClusterView, ClusterWriter, Meta, ZonalEndpoint};
 use crate::corefile::Fallthrough;
 use crate::table::{EndpointName, NameKey, WireNode, record};
 use crate::wire::{Owner, Zones};
@@ -37,6 +37,8 @@ pub struct Kubernetes {
     view: Arc<ClusterView>,
     /// False until the source's first full list (or its startup timeout): SERVFAIL until then.
     ready: Arc<AtomicBool>,
+    /// `zonal`: zone-scoped names of headless services are answered.
+    zonal: bool,
 }
 
 impl Kubernetes {
@@ -65,6 +67,7 @@ impl Kubernetes {
             ignore_empty_service: config.ignore_empty_service,
             external,
             local_ips,
+            zonal: config.zonal,
         };
         let writer = ClusterWriter::new(opts, namespaces_listed);
         let plugin = Self {
@@ -74,6 +77,7 @@ impl Kubernetes {
             fallthrough: config.fallthrough.clone(),
             view: writer.view(),
             ready: Arc::new(AtomicBool::new(false)),
+            zonal: config.zonal,
         };
         (plugin, writer)
     }
@@ -86,6 +90,119 @@ impl Kubernetes {
     /// The TTL of its answers.
     pub fn ttl(&self) -> u32 {
         self.ttl
+    }
+
+    /// Under `zonal`, what a name of the shape `TOPOLOGY-ZONE.pin|prefer._zone.SERVICE.
+    /// NAMESPACE.svc.ZONE` says, with the zone it is in.
+    fn zonal_name(&self, name: &LowerName) -> Option<(LowerName, ZonalName)> {
+        if !self.zonal {
+            return None;
+        }
+        let zone = self.zones.longest(name)?;
+        let labels: Vec<String> = name
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+        let relative = labels.len().checked_sub(zone.num_labels() as usize)?;
+        let rel = &labels[..relative];
+        let n = rel.len();
+        if n < 6 || rel[n - 1] != "svc" || rel[n - 4] != "_zone" {
+            return None;
+        }
+        let prefer = match rel[n - 5].as_str() {
+            "pin" => false,
+            "prefer" => true,
+            _ => return None,
+        };
+        Some((
+            zone.clone(),
+            ZonalName {
+                topology: rel[..n - 5].join("."),
+                prefer,
+                namespace: rel[n - 2].clone(),
+                service: rel[n - 3].clone(),
+            },
+        ))
+    }
+
+    /// `zonal`: `TOPOLOGY-ZONE.pin|prefer._zone.SERVICE.NAMESPACE.svc.ZONE` for a headless
+    /// service, as CoreDNS answers it: A, AAAA and SRV (with its targets' addresses) of the
+    /// ready endpoints whose EndpointSlice zone is TOPOLOGY-ZONE (every label before the
+    /// directive, joined); with none, `pin` is NODATA and `prefer` takes every endpoint. Other
+    /// types are NODATA. `None` for anything else (a service that is not headless, or none:
+    /// NXDOMAIN as for any name not found).
+    fn zonal(&self, meta: &Meta, req: &Request) -> Option<Reply> {
+        let (
+            zone,
+            ZonalName {
+                topology,
+                prefer,
+                namespace,
+                service,
+            },
+        ) = self.zonal_name(&req.lower)?;
+        let endpoints = self.view.zonal(&namespace, &service)?;
+        let mut chosen: Vec<&ZonalEndpoint> = endpoints
+            .iter()
+            .filter(|e| e.zone.as_deref() == Some(topology.as_str()))
+            .collect();
+        if chosen.is_empty() && prefer {
+            chosen = endpoints.iter().collect();
+        }
+        let ttl = self.ttl;
+        let mut reply = Reply::authoritative(ResponseCode::NoError);
+        let address = |owner: &Name, ip: IpAddr| {
+            let data = match ip {
+                IpAddr::V4(v4) => RData::A(hickory_proto::rr::rdata::A(v4)),
+                IpAddr::V6(v6) => RData::AAAA(hickory_proto::rr::rdata::AAAA(v6)),
+            };
+            Record::from_rdata(owner.clone(), ttl, data)
+        };
+        match req.qtype {
+            RecordType::A | RecordType::AAAA => {
+                let v4 = req.qtype == RecordType::A;
+                for e in chosen.iter().filter(|e| e.ip.is_ipv4() == v4) {
+                    reply
+                        .answers
+                        .push_record(Owner::Question, &address(&req.name, e.ip));
+                }
+            }
+            RecordType::SRV => {
+                let base = Name::from_labels([service.as_bytes(), namespace.as_bytes(), b"svc"])
+                    .ok()?
+                    .append_domain(&Name::from(zone.clone()))
+                    .ok()?;
+                let entries: Vec<(&ZonalEndpoint, &crate::cluster::Port)> = chosen
+                    .iter()
+                    .flat_map(|e| e.ports.iter().map(move |p| (*e, p)))
+                    .collect();
+                // As CoreDNS weighs SRV: 100 / entries, at least 1.
+                let weight = ((100 / entries.len().max(1)) as u16).max(1);
+                for (e, port) in entries {
+                    let Ok(target) = Name::from_labels([e.label.as_bytes()])
+                        .and_then(|l| l.append_domain(&base))
+                    else {
+                        continue;
+                    };
+                    let srv =
+                        hickory_proto::rr::rdata::SRV::new(0, weight, port.port, target.clone());
+                    reply.answers.push_record(
+                        Owner::Question,
+                        &Record::from_rdata(req.name.clone(), ttl, RData::SRV(srv)),
+                    );
+                    let glue = address(&target, e.ip);
+                    reply
+                        .additional
+                        .push_record(Owner::Name(glue.name()), &glue);
+                }
+            }
+            _ => {}
+        }
+        if reply.answers.is_empty() {
+            return Some(negative(meta, &req.lower, ResponseCode::NoError));
+        }
+        reply.recursion_available = STYLE.recursion_available;
+        Some(reply)
     }
 
     /// The flag a source sets once it has synced.
@@ -248,6 +365,12 @@ impl Phases for Kubernetes {
                 .view
                 .pod_name(src.ip().to_canonical())
                 .map(|name| name.to_string()),
+            // Under `zonal`: the topology zone a zone-scoped name asks for, else empty.
+            "zone" if self.zonal && self.zones.holds(name) => Some(
+                self.zonal_name(name)
+                    .map(|(_, z)| z.topology)
+                    .unwrap_or_default(),
+            ),
             _ => {
                 let zone = self.zones.longest(name)?;
                 crate::plugin::metadata::kubernetes_label(label, name, zone)
@@ -271,7 +394,8 @@ impl Phases for Kubernetes {
             Some(found) => Some(self.answer(found, &meta, req, &lookup)),
             None => self
                 .reverse(&meta, req)
-                .or_else(|| self.insecure_pod(&meta, req)),
+                .or_else(|| self.insecure_pod(&meta, req))
+                .or_else(|| self.zonal(&meta, req)),
         };
         // Past `startup_timeout` without a first sync, a name not found may yet exist:
         // SERVFAIL with the SOA rather than an NXDOMAIN clients would cache, as CoreDNS answers.
@@ -374,12 +498,26 @@ impl Kubernetes {
         {
             return Fast::Slow;
         }
+        // `zonal`: a name not in the table may be a zone-scoped one, answered the full way.
+        if self.zonal && crate::wire::label_count(key) >= crate::wire::label_count(zone) + 6 {
+            return Fast::Slow;
+        }
         if self.fallthrough.through_wire(key) {
             Fast::Next
         } else {
             negative_fast(&meta, key, ResponseCode::NXDomain, out)
         }
     }
+}
+
+/// A zone-scoped name's parts (`zonal`).
+struct ZonalName {
+    /// Every label before the directive, joined.
+    topology: String,
+    /// `prefer` (every endpoint when none is in the zone), else `pin`.
+    prefer: bool,
+    namespace: String,
+    service: String,
 }
 
 /// What is at a name: a node, or an endpoint's name kept in its service's node.
@@ -815,6 +953,185 @@ mod apex_ns {
             ),
         ] {
             assert_eq!(ask(local, question), want, "{local:?} {question}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod zonal {
+    use crate::plugin::testing::Served;
+
+    const CLUSTER: &str = "
+apiVersion: v1
+kind: Namespace
+metadata: {name: prod}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: prod}
+spec: {clusterIP: None, ports: [{name: mysql, port: 3306}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: db-1, namespace: prod, labels: {kubernetes.io/service-name: db}}
+addressType: IPv4
+endpoints:
+- {addresses: [10.44.0.10], hostname: db-0, zone: us-west-2a}
+- {addresses: [10.44.0.11], hostname: db-1, zone: us-west-2b}
+- {addresses: [10.44.0.12], hostname: db-2}
+- {addresses: [10.44.0.13], hostname: db-3, zone: corp.example.com}
+- {addresses: [10.44.0.14], hostname: db-4, zone: us-west-2a, conditions: {ready: false}}
+ports: [{name: mysql, port: 3306, protocol: TCP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: prod}
+spec: {clusterIP: 10.96.0.80, ports: [{name: http, port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: prod, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+endpoints:
+- {addresses: [10.44.1.1], zone: us-west-2a}
+ports: [{name: http, port: 8080, protocol: TCP}]
+";
+
+    fn served(options: &str) -> (Served, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.yaml");
+        std::fs::write(&path, CLUSTER).unwrap();
+        let served = Served::new(&format!(
+            ".:0 {{\n kubernetes cluster.local {{\n  manifests {}\n{options}\n }}\n}}",
+            path.display()
+        ));
+        (served, dir)
+    }
+
+    const SOA: &str = "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. SERIAL 7200 1800 86400 5";
+
+    #[test]
+    fn zone_scoped_names_of_headless_services_answer_as_coredns_documents_them() {
+        let (s, _dir) = served("  zonal");
+        let name = |zone: &str, how: &str, svc: &str| {
+            format!("{zone}.{how}._zone.{svc}.prod.svc.cluster.local.")
+        };
+        let nodata = format!(";; NOERROR aa rd\n;; authority\n{SOA}");
+        let nx = format!(";; NXDOMAIN aa rd\n;; authority\n{SOA}");
+        let a = |owner: &str, ips: &[&str]| {
+            let mut out = ";; NOERROR aa rd ra".to_string();
+            for ip in ips {
+                out.push_str(&format!("\n{owner} 5 IN A {ip}"));
+            }
+            out
+        };
+        let pin_a = name("us-west-2a", "pin", "db");
+        let prefer_c = name("us-west-2c", "prefer", "db");
+        let dotted = name("corp.example.com", "pin", "db");
+        for (question, want) in [
+            // The ready endpoints in the zone (not the one not ready).
+            (format!("{pin_a} A"), a(&pin_a, &["10.44.0.10"])),
+            (
+                format!("{} A", name("us-west-2a", "prefer", "db")),
+                a(&name("us-west-2a", "prefer", "db"), &["10.44.0.10"]),
+            ),
+            // A zone no endpoint is in: `pin` is NODATA, `prefer` every endpoint.
+            (
+                format!("{} A", name("us-west-2c", "pin", "db")),
+                nodata.clone(),
+            ),
+            (
+                format!("{prefer_c} A"),
+                a(
+                    &prefer_c,
+                    &["10.44.0.10", "10.44.0.11", "10.44.0.12", "10.44.0.13"],
+                ),
+            ),
+            // A zone value with dots: every label before the directive.
+            (format!("{dotted} A"), a(&dotted, &["10.44.0.13"])),
+            // SRV, filtered the same way, with its targets' addresses.
+            (
+                format!("{pin_a} SRV"),
+                format!(
+                    ";; NOERROR aa rd ra\n{pin_a} 5 IN SRV 0 100 3306 db-0.db.prod.svc.cluster.local.\n\
+                     ;; additional\ndb-0.db.prod.svc.cluster.local. 5 IN A 10.44.0.10"
+                ),
+            ),
+            // Other types, and the other family: NODATA.
+            (format!("{pin_a} TXT"), nodata.clone()),
+            (format!("{pin_a} AAAA"), nodata.clone()),
+            // Not headless, no such service, an unknown directive: NXDOMAIN.
+            (
+                format!("{} A", name("us-west-2a", "pin", "web")),
+                nx.clone(),
+            ),
+            (
+                format!("{} A", name("us-west-2a", "pin", "nope")),
+                nx.clone(),
+            ),
+            (
+                format!("{} A", name("us-west-2a", "near", "db")),
+                nx.clone(),
+            ),
+            // The service's own name is untouched.
+            (
+                "db.prod.svc.cluster.local. A".to_string(),
+                a(
+                    "db.prod.svc.cluster.local.",
+                    &["10.44.0.10", "10.44.0.11", "10.44.0.12", "10.44.0.13"],
+                ),
+            ),
+        ] {
+            s.expect_unserialed(&question, &want);
+        }
+        // `kubernetes/zone`: the zone asked for, empty for other names in the zones.
+        let kubernetes = s
+            .handler
+            .plugins()
+            .find_map(|p| match p {
+                crate::plugin::Plugin::Kubernetes(k) => Some(k),
+                _ => None,
+            })
+            .unwrap();
+        let zone_of = |name: &str| {
+            let lower = hickory_proto::rr::LowerName::from(
+                hickory_proto::rr::Name::from_ascii(name).unwrap(),
+            );
+            crate::plugin::Phases::metadata(
+                kubernetes,
+                "kubernetes/zone",
+                &lower,
+                "10.0.0.1:53".parse().unwrap(),
+                &[],
+            )
+        };
+        assert_eq!(zone_of(&dotted).as_deref(), Some("corp.example.com"));
+        assert_eq!(zone_of("db.prod.svc.cluster.local.").as_deref(), Some(""));
+        assert_eq!(zone_of("example.org."), None);
+        // Without the option the shape is an ordinary name that does not exist.
+        let (plain, _dir) = served("");
+        plain.expect_unserialed(&format!("{pin_a} A"), &nx);
+    }
+
+    #[test]
+    fn zonal_is_read_as_coredns_reads_it() {
+        use crate::plugin::kubernetes::KubernetesConfig;
+        use crate::plugin::testing::settings;
+        let ok: KubernetesConfig =
+            settings("kubernetes cluster.local {\n manifests /dev/null\n zonal\n}").unwrap();
+        assert!(ok.zonal);
+        for (lines, want) in [
+            (
+                "kubernetes cluster.local {\n manifests /dev/null\n zonal\n noendpoints\n}",
+                "zonal requires the endpoint cache; remove noendpoints",
+            ),
+            (
+                "kubernetes cluster.local {\n manifests /dev/null\n zonal pin\n}",
+                "Wrong argument count",
+            ),
+        ] {
+            let err = settings::<KubernetesConfig>(lines).expect_err(lines);
+            assert!(err.contains(want), "{lines}: {err}");
         }
     }
 }

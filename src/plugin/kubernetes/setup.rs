@@ -33,6 +33,8 @@ pub struct KubernetesConfig {
     pub namespaces: Vec<String>,
     pub fallthrough: Fallthrough,
     pub endpoint_pod_names: bool,
+    /// `zonal`: zone-scoped names for headless services.
+    pub zonal: bool,
     pub noendpoints: bool,
     /// `ignore empty_service`: NXDOMAIN for ClusterIP services without ready endpoints.
     pub ignore_empty_service: bool,
@@ -75,6 +77,7 @@ fn kubernetes(
         namespaces: Vec::new(),
         fallthrough: Fallthrough::default(),
         endpoint_pod_names: false,
+        zonal: false,
         noendpoints: false,
         ignore_empty_service: false,
         reload: MANIFESTS_RELOAD,
@@ -136,6 +139,12 @@ fn kubernetes(
             "fallthrough" => k.fallthrough = Fallthrough::parse(&o.args, o, NAME)?,
             "endpoint_pod_names" => k.endpoint_pod_names = true,
             "noendpoints" => k.noendpoints = true,
+            "zonal" => {
+                if !o.args.is_empty() {
+                    return Err(crate::corefile::arg_count_err(o, NAME));
+                }
+                k.zonal = true;
+            }
             "endpoint" => {
                 let url = one_arg(o, NAME)?;
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -224,6 +233,13 @@ fn kubernetes(
                 ));
             }
         }
+    }
+    if k.zonal && k.noendpoints {
+        return Err(directive_err(
+            d,
+            NAME,
+            "zonal requires the endpoint cache; remove noendpoints",
+        ));
     }
     api.rate = crate::source::kube::rate(qps, burst);
     if api.endpoint.is_some() && api.kubeconfig.is_some() {
