@@ -1615,7 +1615,10 @@ fn zonal_names_follow_the_endpoint_slices_zones_from_the_api() {
         "db-1",
         "db",
         &[HTTP],
-        vec![zoned("10.44.0.10", "us-west-2a"), zoned("10.44.0.11", "us-west-2b")],
+        vec![
+            zoned("10.44.0.10", "us-west-2a"),
+            zoned("10.44.0.11", "us-west-2b"),
+        ],
     ));
     let server = start(&api, "zonal");
     let pin = "us-west-2a.pin._zone.db.prod.svc.cluster.local.";
@@ -1626,7 +1629,10 @@ fn zonal_names_follow_the_endpoint_slices_zones_from_the_api() {
         "db-1",
         "db",
         &[HTTP],
-        vec![zoned("10.44.0.10", "us-west-2b"), zoned("10.44.0.11", "us-west-2b")],
+        vec![
+            zoned("10.44.0.10", "us-west-2b"),
+            zoned("10.44.0.11", "us-west-2b"),
+        ],
     ));
     expect(&server, pin, A, NoError, &[]);
     expect(
