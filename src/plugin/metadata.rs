@@ -76,7 +76,12 @@ impl<'a> Meta<'a> {
 /// The labels CoreDNS's `kubernetes` gives a question's name under `zone`: its kind (`svc`,
 /// `pod`), namespace, service, endpoint, port and protocol (of `_port._proto.svc.ns.svc.zone`),
 /// or `parse-error` when the name is none of those.
-pub fn kubernetes_label(label: &str, name: &LowerName, zone: &LowerName) -> Option<String> {
+pub fn kubernetes_label(
+    label: &str,
+    name: &LowerName,
+    zone: &LowerName,
+    zonal: bool,
+) -> Option<String> {
     let labels = name.num_labels().saturating_sub(zone.num_labels()) as usize;
     let name = name.to_string();
     let segs: Vec<&str> = name.trim_end_matches('.').split('.').take(labels).collect();
@@ -107,6 +112,8 @@ pub fn kubernetes_label(label: &str, name: &LowerName, zone: &LowerName) -> Opti
                 port = p.trim_start_matches('_');
                 protocol = proto.trim_start_matches('_');
             }
+            // `zonal`: TOPOLOGY-ZONE.pin|prefer._zone.SERVICE.NAMESPACE.svc names a service.
+            [_, .., "pin" | "prefer", "_zone"] if zonal && kind == "svc" => {}
             _ => error = Some("invalid request"),
         }
     }
@@ -139,7 +146,7 @@ mod tests {
     #[test]
     fn kubernetes_labels_of_a_name_as_coredns_parses_it() {
         let zone = lower("cluster.local.");
-        let of = |name: &str, label: &str| kubernetes_label(label, &lower(name), &zone);
+        let of = |name: &str, label: &str| kubernetes_label(label, &lower(name), &zone, false);
         let svc = "web.prod.svc.cluster.local.";
         assert_eq!(of(svc, "kubernetes/kind").as_deref(), Some("svc"));
         assert_eq!(of(svc, "kubernetes/namespace").as_deref(), Some("prod"));
@@ -171,5 +178,21 @@ mod tests {
             Some("invalid request")
         );
         assert_eq!(of(svc, "kubernetes/parse-error"), None);
+        // Under `zonal`, a zone-scoped name names its service; without, it is too long.
+        let zonal = "us-west-2a.pin._zone.db.prod.svc.cluster.local.";
+        let with = |label: &str| kubernetes_label(label, &lower(zonal), &zone, true);
+        assert_eq!(with("kubernetes/service").as_deref(), Some("db"));
+        assert_eq!(with("kubernetes/namespace").as_deref(), Some("prod"));
+        assert_eq!(with("kubernetes/endpoint").as_deref(), Some(""));
+        assert_eq!(with("kubernetes/parse-error"), None);
+        assert_eq!(
+            of(zonal, "kubernetes/parse-error").as_deref(),
+            Some("invalid request")
+        );
+        let unknown = "us-west-2a.near._zone.db.prod.svc.cluster.local.";
+        assert_eq!(
+            kubernetes_label("kubernetes/parse-error", &lower(unknown), &zone, true).as_deref(),
+            Some("invalid request")
+        );
     }
 }

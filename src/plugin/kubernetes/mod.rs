@@ -373,7 +373,7 @@ impl Phases for Kubernetes {
             ),
             _ => {
                 let zone = self.zones.longest(name)?;
-                crate::plugin::metadata::kubernetes_label(label, name, zone)
+                crate::plugin::metadata::kubernetes_label(label, name, zone, self.zonal)
             }
         }
     }
