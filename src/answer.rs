@@ -1622,7 +1622,12 @@ impl Handler {
 /// `req` asked of `block`'s chain: the first plugin that does not pass it on answers it, or
 /// sends it upstream.
 fn ask(block: &Block, req: &Request) -> Asked {
-    for plugin in &block.plugins {
+    ask_plugins(&block.plugins, req)
+}
+
+/// [`ask`] of some of a block's plugins, in order.
+fn ask_plugins(plugins: &[Plugin], req: &Request) -> Asked {
+    for plugin in plugins {
         match (plugin.serve(req), plugin) {
             (Outcome::Next, _) => {}
             (Outcome::Reply(reply), _) => return Asked::Reply(reply),
@@ -1645,12 +1650,7 @@ fn ask_after(block: &Block, forward: &Arc<Forward>, req: &Request) -> Asked {
     }) else {
         return Asked::Nothing;
     };
-    for plugin in &block.plugins[at + 1..] {
-        if let Outcome::Reply(reply) = plugin.serve(req) {
-            return Asked::Reply(reply);
-        }
-    }
-    Asked::Nothing
+    ask_plugins(&block.plugins[at + 1..], req)
 }
 
 /// The query's question asked again for `name` (an autopath candidate, a CNAME's target) of
@@ -1735,8 +1735,6 @@ fn count(
     }
 }
 
-/// A response of just a header: the query's ID, opcode and RD, the given rcode, no sections.
-/// Used when the query cannot be parsed far enough to echo its question.
 /// The query's TSIG record: `None` without one, `Some(None)` when one is not the last record.
 fn tsig_of(query: &[u8]) -> Option<Option<wire::RecordSpan>> {
     const TSIG: u16 = 250;
@@ -1816,6 +1814,8 @@ fn bad_key(query: &[u8], tsig: &wire::RecordSpan, out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// A response of just a header: the query's ID, opcode and RD, the given rcode, no sections.
+/// Used when the query cannot be parsed far enough to echo its question.
 fn header_only(query: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) {
     out.clear();
     let Some(query) = Header::of(query) else {

@@ -6,7 +6,7 @@
 //! every response. Names inside record data are written whole (no compression), so record
 //! bytes can be copied anywhere. No I/O here.
 
-use hickory_proto::rr::{LowerName, Name, Record};
+use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 /// How the query arrived, which decides how large the response may be.
@@ -1033,6 +1033,14 @@ pub fn shuffle_message_addresses(message: &mut [u8], mut random: impl FnMut() ->
         }
     }
     shuffle(message, run);
+}
+
+/// A type's mnemonic, or RFC 3597's `TYPEnnn` for one without.
+pub fn type_mnemonic(t: RecordType) -> String {
+    match t {
+        RecordType::Unknown(n) => format!("TYPE{n}"),
+        t => t.to_string(),
+    }
 }
 
 #[cfg(test)]

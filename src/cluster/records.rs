@@ -239,7 +239,7 @@ pub fn nameservers<'a>(
             }
             ServiceKind::Headless => {
                 for set in objects.endpoint_sets(ns, svc_name) {
-                    if !holds_any(set, svc, &opts.local_ips) {
+                    if !holds_any(set, svc.publish_not_ready, &opts.local_ips) {
                         continue;
                     }
                     for ep in set.endpoints.iter() {
@@ -268,11 +268,11 @@ pub fn nameservers<'a>(
     out
 }
 
-/// Whether a ready endpoint of `set` has one of `ips`.
-fn holds_any(set: &super::EndpointSet, svc: &Service, ips: &[IpAddr]) -> bool {
+/// Whether a ready endpoint of `set` (any, under `publish_not_ready`) has one of `ips`.
+fn holds_any(set: &super::EndpointSet, publish_not_ready: bool, ips: &[IpAddr]) -> bool {
     set.endpoints
         .iter()
-        .any(|ep| (ep.ready || svc.publish_not_ready) && ep.addresses().any(|ip| ips.contains(&ip)))
+        .any(|ep| (ep.ready || publish_not_ready) && ep.addresses().any(|ip| ips.contains(&ip)))
 }
 
 /// Whether one of the service's ready endpoints is at one of the server's own addresses.
@@ -284,11 +284,10 @@ pub fn holds_local(objects: &ClusterObjects, key: &Key, opts: &ClusterOptions) -
         .services
         .get(key)
         .is_some_and(|s| s.publish_not_ready);
-    objects.endpoint_sets(&key.0, &key.1).iter().any(|set| {
-        set.endpoints.iter().any(|ep| {
-            (ep.ready || publish) && ep.addresses().any(|ip| opts.local_ips.contains(&ip))
-        })
-    })
+    objects
+        .endpoint_sets(&key.0, &key.1)
+        .iter()
+        .any(|set| holds_any(set, publish, &opts.local_ips))
 }
 
 /// Whether any endpoint of the service is ready (or counts as ready).

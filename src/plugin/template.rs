@@ -530,13 +530,6 @@ fn class_name(class: DNSClass) -> String {
     }
 }
 
-fn type_name(t: RecordType) -> String {
-    match t {
-        RecordType::Unknown(n) => format!("TYPE{n}"),
-        t => t.to_string(),
-    }
-}
-
 impl Phases for Template {
     const ANSWERS: bool = true;
     const ANY_CLASS: bool = true;
@@ -631,7 +624,7 @@ impl Phases for Template {
                     (DNSClass::ANY, Some(c)) => c,
                     (c, _) => c,
                 }),
-                qtype: type_name(match (req.qtype, t.qtype) {
+                qtype: crate::wire::type_mnemonic(match (req.qtype, t.qtype) {
                     (RecordType::ANY, Some(q)) => q,
                     (q, _) => q,
                 }),
@@ -715,7 +708,7 @@ fn facts(req: &Request, name: &str) -> Facts {
         .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
     Facts {
         name: name.to_string(),
-        qtype: type_name(req.qtype),
+        qtype: crate::wire::type_mnemonic(req.qtype),
         class: class_name(req.class),
         client,
         server: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),

@@ -1,6 +1,6 @@
 //! A client's TLS settings from CoreDNS's `tls [CERT KEY] [CA]` arguments (its `pkg/tls`
 //! `NewTLSConfigFromArgs`): the plugins that reach a peer over TLS (`etcd`, `grpc`, `trace`)
-//! read them alike.
+//! read them alike; and how such a client's failures are told.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,4 +96,16 @@ impl TlsFiles {
             _ => return None,
         })
     }
+}
+
+/// An HTTP client's error with its causes, `outer: inner: ...`: the cause says what happened
+/// (connection refused, reset, a TLS alert).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message = format!("{message}: {s}");
+        source = s.source();
+    }
+    message
 }

@@ -150,16 +150,11 @@ impl GrpcClient {
             .header(hyper::header::USER_AGENT, "clusterdns")
             .body(Full::new(frame(query)))
             .map_err(|e| failed(&e))?;
-        let response = self.http.request(request).await.map_err(|e| {
-            // The cause says what happened (refused, reset, a TLS alert).
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                message = format!("{message}: {s}");
-                source = s.source();
-            }
-            CallError::Failed(message)
-        })?;
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| CallError::Failed(crate::plugin::tls_client::error_chain(&e)))?;
         let (parts, body) = response.into_parts();
         if parts.status != hyper::StatusCode::OK {
             return Err(CallError::Failed(format!("HTTP status {}", parts.status)));

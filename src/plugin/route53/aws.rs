@@ -200,11 +200,9 @@ impl Route53Api {
         url: &str,
     ) -> Result<String, AwsError> {
         let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| AwsError::Http(url.to_string(), chain(&e)))?;
+            let response = self.http.request(request).await.map_err(|e| {
+                AwsError::Http(url.to_string(), crate::plugin::tls_client::error_chain(&e))
+            })?;
             let status = response.status().as_u16();
             let body = Limited::new(response.into_body(), MAX_BODY)
                 .collect()
@@ -348,16 +346,6 @@ impl Route53Api {
             .unwrap_or(expires);
         Ok((credentials, renew))
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message = format!("{message}: {s}");
-        source = s.source();
-    }
-    message
 }
 
 /// `aws_access_key_id`, `aws_secret_access_key` and `aws_session_token` of `[profile]` in an

@@ -312,18 +312,7 @@ fn class(class: DNSClass) -> String {
 
 /// A type's mnemonic, or RFC 3597's `TYPEnnn` for one without.
 fn type_name(code: u16) -> String {
-    match code {
-        RRSIG => "RRSIG".into(),
-        NSEC => "NSEC".into(),
-        DNSKEY => "DNSKEY".into(),
-        DS => "DS".into(),
-        CDS => "CDS".into(),
-        CDNSKEY => "CDNSKEY".into(),
-        _ => match RecordType::from(code) {
-            RecordType::Unknown(_) => format!("TYPE{code}"),
-            known => known.to_string(),
-        },
-    }
+    crate::wire::type_mnemonic(RecordType::from(code))
 }
 
 /// The data of `r` in presentation form: the types whose text is names and numbers as hickory
